@@ -1,0 +1,636 @@
+//! The forwarding decisions, free of sockets, tasks and clocks.
+//!
+//! Everything here is plain data in, plain data out; time is passed in as a
+//! [`Duration`] since an arbitrary origin. The tokio driver in [`crate::sfu`]
+//! feeds it packets and asks it what to do, so every policy of the SFU (how a
+//! packet is rewritten for a subscriber, when a keyframe may be asked for, who is
+//! speaking, what a full queue sheds, when an offer may be sent) is unit tested
+//! here without a network.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::time::Duration;
+
+use crate::signaling::Kind;
+
+/// The RFC 6464 client-to-mixer audio level extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// The part of an RTP header the SFU rewrites per subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpFields {
+    /// Payload type.
+    pub payload_type: u8,
+    /// Sequence number.
+    pub sequence_number: u16,
+    /// Media timestamp.
+    pub timestamp: u32,
+    /// Synchronisation source.
+    pub ssrc: u32,
+}
+
+/// A codec as both legs name it: payload types differ per leg, this does not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CodecKey {
+    /// Lower-cased MIME type, e.g. `video/vp8`.
+    pub mime: String,
+    /// H.264 `packetization-mode` (0 when absent); 0 for other codecs.
+    pub packetization_mode: u8,
+}
+
+impl CodecKey {
+    /// The key of a codec given its MIME type and `a=fmtp` line.
+    pub fn new(mime: &str, fmtp: &str) -> Self {
+        let mime = mime.to_ascii_lowercase();
+        let packetization_mode = if mime == "video/h264" {
+            fmtp.split(';')
+                .filter_map(|p| p.trim().split_once('='))
+                .find(|(k, _)| k.eq_ignore_ascii_case("packetization-mode"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        Self {
+            mime,
+            packetization_mode,
+        }
+    }
+}
+
+/// Payload-type translation from the publisher's leg to one subscriber's leg.
+///
+/// A payload type the subscriber did not negotiate maps to nothing, and such
+/// packets are dropped: sending them would only make the subscriber's decoder fail.
+pub fn payload_type_map(
+    publisher: &[(u8, CodecKey)],
+    subscriber: &[(u8, CodecKey)],
+) -> HashMap<u8, u8> {
+    publisher
+        .iter()
+        .filter_map(|(pt, key)| {
+            subscriber
+                .iter()
+                .find(|(_, k)| k == key)
+                .map(|(spt, _)| (*pt, *spt))
+        })
+        .collect()
+}
+
+/// Header-extension id translation, by URI. Index = publisher id (1..=14 for
+/// one-byte, up to 255 for two-byte headers); value = subscriber id or 0 (drop).
+pub fn extension_map(publisher: &[(u8, String)], subscriber: &[(u8, String)]) -> Vec<u8> {
+    let mut map = vec![0u8; 256];
+    for (id, uri) in publisher {
+        if let Some((sid, _)) = subscriber.iter().find(|(_, u)| u == uri) {
+            map[usize::from(*id)] = *sid;
+        }
+    }
+    map
+}
+
+/// Per (subscriber, published track) rewrite state: SSRC, payload type, extension
+/// ids, and sequence numbers/timestamps kept continuous across publisher restarts.
+#[derive(Debug, Clone)]
+pub struct Rewriter {
+    out_ssrc: u32,
+    payload_types: HashMap<u8, u8>,
+    extensions: Vec<u8>,
+    /// The publisher SSRC the offsets below were computed for.
+    source_ssrc: Option<u32>,
+    seq_offset: u16,
+    ts_offset: u32,
+    /// Highest sequence number sent so far (wrapping order) and its timestamp.
+    last_out: Option<(u16, u32)>,
+}
+
+impl Rewriter {
+    /// A rewriter sending as `out_ssrc` with no negotiated mapping yet (everything dropped).
+    pub fn new(out_ssrc: u32) -> Self {
+        Self {
+            out_ssrc,
+            payload_types: HashMap::new(),
+            extensions: vec![0; 256],
+            source_ssrc: None,
+            seq_offset: 0,
+            ts_offset: 0,
+            last_out: None,
+        }
+    }
+
+    /// Installs the subscriber leg's negotiated payload types and extension ids.
+    pub fn set_mapping(&mut self, payload_types: HashMap<u8, u8>, extensions: Vec<u8>) {
+        self.payload_types = payload_types;
+        self.extensions = extensions;
+    }
+
+    /// Whether any payload type can be forwarded yet.
+    pub fn is_negotiated(&self) -> bool {
+        !self.payload_types.is_empty()
+    }
+
+    /// The subscriber extension id for a publisher extension id (0 = drop it).
+    pub fn extension_id(&self, publisher_id: u8) -> u8 {
+        self.extensions[usize::from(publisher_id)]
+    }
+
+    /// Rewrites `fields` for the subscriber; `None` means drop the packet.
+    ///
+    /// Sequence numbers are shifted by a fixed offset, so the publisher's gaps stay
+    /// visible (the subscriber NACKs them) and reordering survives. When the
+    /// publisher's SSRC changes (a restarted encoder or replaced track) the offset
+    /// is recomputed so the subscriber sees one continuous stream.
+    pub fn rewrite(&mut self, fields: RtpFields) -> Option<RtpFields> {
+        let payload_type = *self.payload_types.get(&fields.payload_type)?;
+        if self.source_ssrc != Some(fields.ssrc) {
+            match self.last_out {
+                None => {
+                    self.seq_offset = 0;
+                    self.ts_offset = 0;
+                }
+                Some((seq, ts)) => {
+                    self.seq_offset = seq.wrapping_add(1).wrapping_sub(fields.sequence_number);
+                    // One 90 kHz frame tick later keeps timestamps increasing without
+                    // knowing the codec; receivers only need monotonicity here.
+                    self.ts_offset = ts.wrapping_add(3000).wrapping_sub(fields.timestamp);
+                }
+            }
+            self.source_ssrc = Some(fields.ssrc);
+        }
+        let sequence_number = fields.sequence_number.wrapping_add(self.seq_offset);
+        let timestamp = fields.timestamp.wrapping_add(self.ts_offset);
+        let newer = match self.last_out {
+            None => true,
+            Some((last, _)) => seq_newer(sequence_number, last),
+        };
+        if newer {
+            self.last_out = Some((sequence_number, timestamp));
+        }
+        Some(RtpFields {
+            payload_type,
+            sequence_number,
+            timestamp,
+            ssrc: self.out_ssrc,
+        })
+    }
+}
+
+/// RFC 3550 serial-number comparison: is `a` after `b`?
+pub fn seq_newer(a: u16, b: u16) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000
+}
+
+/// Limits how often a publisher is asked for a keyframe: every subscriber's PLI
+/// would otherwise each cost a full intra frame.
+#[derive(Debug, Clone)]
+pub struct KeyframeThrottle {
+    min_interval: Duration,
+    last: Option<Duration>,
+    suppressed: u64,
+}
+
+impl KeyframeThrottle {
+    /// At most one request per `min_interval`.
+    pub fn new(min_interval: Duration) -> Self {
+        Self {
+            min_interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// A subscriber asks for a keyframe at `now`; `true` = relay it to the publisher.
+    pub fn request(&mut self, now: Duration) -> bool {
+        match self.last {
+            Some(last) if now.saturating_sub(last) < self.min_interval => {
+                self.suppressed += 1;
+                false
+            }
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Requests absorbed so far.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
+    }
+}
+
+/// Reads an RFC 6464 audio level byte: `(voice activity, level in -dBov 0..=127)`.
+pub fn parse_audio_level(payload: &[u8]) -> Option<(bool, u8)> {
+    payload.first().map(|b| (b & 0x80 != 0, b & 0x7f))
+}
+
+/// Picks the active speaker from audio levels.
+///
+/// Loudness is averaged over a window so a cough does not switch the speaker,
+/// and a switch needs the newcomer to be clearly louder than the current speaker
+/// (or the current speaker to have gone quiet), and the last switch to be
+/// `min_dwell` ago: a grid that flickers between two talkers is worse than one
+/// that lags a little.
+#[derive(Debug, Clone)]
+pub struct SpeakerDetector<K> {
+    window: Duration,
+    min_dwell: Duration,
+    /// Loudness (127 - level) must average at least this to count as speaking.
+    threshold: f64,
+    /// How much louder a newcomer must be than the current speaker.
+    margin: f64,
+    samples: HashMap<K, VecDeque<(Duration, u8)>>,
+    current: Option<K>,
+    last_switch: Option<Duration>,
+}
+
+impl<K: Clone + Eq + Hash> SpeakerDetector<K> {
+    /// Defaults tuned for 20 ms Opus frames: 1 s window, 0.5 s dwell, -60 dBov threshold.
+    pub fn new() -> Self {
+        Self {
+            window: Duration::from_secs(1),
+            min_dwell: Duration::from_millis(500),
+            threshold: 67.0,
+            margin: 6.0,
+            samples: HashMap::new(),
+            current: None,
+            last_switch: None,
+        }
+    }
+
+    /// Records one audio packet's level (`-dBov`, 0 loudest, 127 silence).
+    pub fn observe(&mut self, who: &K, level: u8, now: Duration) {
+        let q = self.samples.entry(who.clone()).or_default();
+        q.push_back((now, 127u8.saturating_sub(level.min(127))));
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) > self.window)
+        {
+            q.pop_front();
+        }
+    }
+
+    /// Forgets someone who left.
+    pub fn remove(&mut self, who: &K) {
+        self.samples.remove(who);
+        if self.current.as_ref() == Some(who) {
+            self.current = None;
+        }
+    }
+
+    /// The current speaker.
+    pub fn current(&self) -> Option<&K> {
+        self.current.as_ref()
+    }
+
+    fn average(&self, who: &K, now: Duration) -> f64 {
+        let Some(q) = self.samples.get(who) else {
+            return 0.0;
+        };
+        let recent: Vec<u8> = q
+            .iter()
+            .filter(|(t, _)| now.saturating_sub(*t) <= self.window)
+            .map(|(_, l)| *l)
+            .collect();
+        if recent.len() < 5 {
+            return 0.0;
+        }
+        recent.iter().map(|l| f64::from(*l)).sum::<f64>() / recent.len() as f64
+    }
+
+    /// Re-evaluates at `now`; returns the new speaker when it changed.
+    pub fn evaluate(&mut self, now: Duration) -> Option<K> {
+        if self
+            .last_switch
+            .is_some_and(|t| now.saturating_sub(t) < self.min_dwell)
+        {
+            return None;
+        }
+        let (best, best_avg) = self
+            .samples
+            .keys()
+            .map(|k| (k.clone(), self.average(k, now)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        if best_avg < self.threshold || self.current.as_ref() == Some(&best) {
+            return None;
+        }
+        let current_avg = self
+            .current
+            .as_ref()
+            .map(|c| self.average(c, now))
+            .unwrap_or(0.0);
+        if current_avg >= self.threshold && best_avg < current_avg + self.margin {
+            return None;
+        }
+        self.current = Some(best.clone());
+        self.last_switch = Some(now);
+        Some(best)
+    }
+}
+
+impl<K: Clone + Eq + Hash> Default for SpeakerDetector<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What to do with a packet headed for a subscriber's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Queue it.
+    Admit,
+    /// Drop it. For video the subscriber will be missing a frame; `request_keyframe`
+    /// says the publisher should be asked for a keyframe so the picture recovers.
+    Drop {
+        /// Ask the publisher (throttled) for a keyframe.
+        request_keyframe: bool,
+    },
+}
+
+/// The per-subscriber queue policy: queues are bounded, the forwarder never waits
+/// for a subscriber. Audio may use the whole queue, video only three quarters of
+/// it, so a subscriber whose link is choking on video still hears the room.
+pub fn admit(kind: Kind, queued: usize, capacity: usize) -> Admission {
+    let limit = match kind {
+        Kind::Audio => capacity,
+        Kind::Video => capacity - capacity / 4,
+    };
+    if queued < limit {
+        Admission::Admit
+    } else {
+        Admission::Drop {
+            request_keyframe: kind == Kind::Video,
+        }
+    }
+}
+
+/// Serialises server-initiated negotiation for one peer connection.
+///
+/// The client makes the first offer (it knows what it publishes). After that the
+/// server offers whenever the tracks it sends change, never with an offer already
+/// outstanding. On glare (a client offer while ours is outstanding) the server
+/// is the polite side: it rolls back and re-offers once the client's offer is
+/// answered.
+#[derive(Debug, Clone, Default)]
+pub struct Negotiator {
+    initial_done: bool,
+    offer_outstanding: bool,
+    needed: bool,
+}
+
+/// What the driver must do with a client offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRemoteOffer {
+    /// Apply it and answer.
+    Answer,
+    /// Roll back our outstanding offer first, then apply it and answer.
+    RollbackThenAnswer,
+}
+
+impl Negotiator {
+    /// The sent tracks changed: an offer is needed.
+    pub fn changed(&mut self) {
+        self.needed = true;
+    }
+
+    /// Whether an offer should be created and sent now; marks it outstanding.
+    pub fn should_offer(&mut self) -> bool {
+        if self.initial_done && self.needed && !self.offer_outstanding {
+            self.needed = false;
+            self.offer_outstanding = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The client sent an offer.
+    pub fn remote_offer(&mut self) -> OnRemoteOffer {
+        if self.offer_outstanding {
+            self.offer_outstanding = false;
+            self.needed = true;
+            OnRemoteOffer::RollbackThenAnswer
+        } else {
+            OnRemoteOffer::Answer
+        }
+    }
+
+    /// We answered a client offer.
+    pub fn answered(&mut self) {
+        self.initial_done = true;
+    }
+
+    /// The client answered our offer; `false` if no offer was outstanding (protocol error).
+    pub fn remote_answer(&mut self) -> bool {
+        std::mem::replace(&mut self.offer_outstanding, false)
+    }
+
+    /// Whether an offer of ours awaits an answer.
+    pub fn offer_outstanding(&self) -> bool {
+        self.offer_outstanding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vp8() -> CodecKey {
+        CodecKey::new("video/VP8", "")
+    }
+
+    fn rewriter() -> Rewriter {
+        let mut r = Rewriter::new(0xAAAA);
+        r.set_mapping(
+            payload_type_map(&[(96, vp8())], &[(100, vp8())]),
+            extension_map(
+                &[(1, AUDIO_LEVEL_URI.into())],
+                &[(4, AUDIO_LEVEL_URI.into())],
+            ),
+        );
+        r
+    }
+
+    fn pkt(seq: u16, ts: u32, ssrc: u32) -> RtpFields {
+        RtpFields {
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+        }
+    }
+
+    #[test]
+    fn rewrites_ssrc_payload_type_and_extension_ids() {
+        let mut r = rewriter();
+        let out = r.rewrite(pkt(10, 1000, 1)).expect("mapped");
+        assert_eq!(out.ssrc, 0xAAAA);
+        assert_eq!(out.payload_type, 100);
+        assert_eq!(out.sequence_number, 10);
+        assert_eq!(r.extension_id(1), 4);
+        assert_eq!(r.extension_id(2), 0);
+    }
+
+    #[test]
+    fn unmapped_payload_type_is_dropped() {
+        let mut r = rewriter();
+        assert!(
+            r.rewrite(RtpFields {
+                payload_type: 97,
+                ..pkt(1, 1, 1)
+            })
+            .is_none()
+        );
+        let mut fresh = Rewriter::new(1);
+        assert!(!fresh.is_negotiated());
+        assert!(fresh.rewrite(pkt(1, 1, 1)).is_none());
+    }
+
+    #[test]
+    fn sequence_stays_continuous_across_a_publisher_restart_and_keeps_gaps() {
+        let mut r = rewriter();
+        assert_eq!(
+            r.rewrite(pkt(65534, 100, 1)).map(|p| p.sequence_number),
+            Some(65534)
+        );
+        assert_eq!(
+            r.rewrite(pkt(65535, 100, 1)).map(|p| p.sequence_number),
+            Some(65535)
+        );
+        // Gap upstream stays a gap downstream (so the subscriber can NACK it).
+        assert_eq!(
+            r.rewrite(pkt(2, 200, 1)).map(|p| p.sequence_number),
+            Some(2)
+        );
+        // Reordered packet keeps its place.
+        assert_eq!(
+            r.rewrite(pkt(1, 200, 1)).map(|p| p.sequence_number),
+            Some(1)
+        );
+        // New publisher SSRC starting at a random point continues at 3.
+        let out = r.rewrite(pkt(40000, 7, 2)).expect("mapped");
+        assert_eq!(out.sequence_number, 3);
+        assert!(out.timestamp.wrapping_sub(200) < 0x8000_0000 && out.timestamp != 200);
+        assert_eq!(
+            r.rewrite(pkt(40001, 8, 2)).map(|p| p.sequence_number),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn h264_modes_do_not_mix() {
+        let pub_codecs = [
+            (
+                102,
+                CodecKey::new("video/H264", "profile-level-id=42001f;packetization-mode=1"),
+            ),
+            (127, CodecKey::new("video/H264", "packetization-mode=0")),
+        ];
+        let sub_codecs = [(125, CodecKey::new("video/h264", "packetization-mode=1"))];
+        let m = payload_type_map(&pub_codecs, &sub_codecs);
+        assert_eq!(m.get(&102), Some(&125));
+        assert_eq!(m.get(&127), None);
+    }
+
+    #[test]
+    fn keyframe_requests_are_throttled() {
+        let mut t = KeyframeThrottle::new(Duration::from_millis(500));
+        assert!(t.request(Duration::from_millis(0)));
+        assert!(!t.request(Duration::from_millis(100)));
+        assert!(!t.request(Duration::from_millis(499)));
+        assert!(t.request(Duration::from_millis(500)));
+        assert_eq!(t.suppressed(), 2);
+    }
+
+    #[test]
+    fn audio_level_byte_is_parsed() {
+        assert_eq!(parse_audio_level(&[0x80 | 30]), Some((true, 30)));
+        assert_eq!(parse_audio_level(&[127]), Some((false, 127)));
+        assert_eq!(parse_audio_level(&[]), None);
+    }
+
+    fn feed(
+        d: &mut SpeakerDetector<&'static str>,
+        who: &'static str,
+        level: u8,
+        from_ms: u64,
+        to_ms: u64,
+    ) {
+        let mut t = from_ms;
+        while t < to_ms {
+            d.observe(&who, level, Duration::from_millis(t));
+            t += 20;
+        }
+    }
+
+    #[test]
+    fn speaker_switches_to_the_clearly_louder_participant_only() {
+        let mut d = SpeakerDetector::new();
+        feed(&mut d, "ann", 20, 0, 1000);
+        feed(&mut d, "bob", 110, 0, 1000);
+        assert_eq!(d.evaluate(Duration::from_millis(1000)), Some("ann"));
+        // Bob slightly louder than Ann: no flicker.
+        feed(&mut d, "ann", 22, 1000, 2000);
+        feed(&mut d, "bob", 20, 1000, 2000);
+        assert_eq!(d.evaluate(Duration::from_millis(2000)), None);
+        // Ann goes quiet: Bob takes over.
+        feed(&mut d, "ann", 127, 2000, 3100);
+        feed(&mut d, "bob", 20, 2000, 3100);
+        assert_eq!(d.evaluate(Duration::from_millis(3100)), Some("bob"));
+        // Within the dwell time nothing switches, even if Ann shouts.
+        feed(&mut d, "ann", 0, 3100, 3200);
+        assert_eq!(d.evaluate(Duration::from_millis(3200)), None);
+    }
+
+    #[test]
+    fn silence_elects_nobody_and_leavers_are_forgotten() {
+        let mut d = SpeakerDetector::new();
+        feed(&mut d, "ann", 127, 0, 1000);
+        assert_eq!(d.evaluate(Duration::from_millis(1000)), None);
+        feed(&mut d, "ann", 10, 1000, 2000);
+        assert_eq!(d.evaluate(Duration::from_millis(2000)), Some("ann"));
+        d.remove(&"ann");
+        assert_eq!(d.current(), None);
+    }
+
+    #[test]
+    fn full_queue_drops_video_before_audio() {
+        assert_eq!(admit(Kind::Video, 10, 64), Admission::Admit);
+        assert_eq!(
+            admit(Kind::Video, 48, 64),
+            Admission::Drop {
+                request_keyframe: true
+            }
+        );
+        assert_eq!(admit(Kind::Audio, 48, 64), Admission::Admit);
+        assert_eq!(
+            admit(Kind::Audio, 64, 64),
+            Admission::Drop {
+                request_keyframe: false
+            }
+        );
+    }
+
+    #[test]
+    fn negotiation_waits_for_the_client_offer_and_never_overlaps() {
+        let mut n = Negotiator::default();
+        n.changed();
+        assert!(
+            !n.should_offer(),
+            "no server offer before the client's first offer"
+        );
+        assert_eq!(n.remote_offer(), OnRemoteOffer::Answer);
+        n.answered();
+        assert!(n.should_offer());
+        n.changed();
+        assert!(!n.should_offer(), "second change waits for the answer");
+        assert!(n.remote_answer());
+        assert!(n.should_offer());
+        // Glare: client offers while ours is outstanding.
+        assert_eq!(n.remote_offer(), OnRemoteOffer::RollbackThenAnswer);
+        n.answered();
+        assert!(n.should_offer(), "re-offer after glare");
+        assert!(n.remote_answer());
+        assert!(!n.remote_answer(), "an answer without an offer is refused");
+    }
+}

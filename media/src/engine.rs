@@ -1,0 +1,177 @@
+//! The WebRTC configuration every Convene peer connection uses: codecs, header
+//! extensions and the interceptor chain.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+
+use crate::core::AUDIO_LEVEL_URI;
+use crate::error::{Error, Result};
+
+fn codec(
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &str,
+    pt: u8,
+    video: bool,
+) -> RTCRtpCodecParameters {
+    let rtcp_feedback = if video && mime != MIME_TYPE_RTX {
+        vec![
+            RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            },
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: String::new(),
+            },
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: "pli".to_owned(),
+            },
+        ]
+    } else {
+        vec![]
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback,
+        },
+        payload_type: pt,
+    }
+}
+
+/// Opus for audio; VP8 first, then H.264 (constrained baseline, packetization
+/// mode 1) for video, each with RTX; the audio-level extension for speaker
+/// detection. Deliberately narrow: every codec here must be forwardable to every
+/// browser, so VP9/AV1 are left out rather than stranding a subscriber.
+pub fn media_engine() -> Result<MediaEngine> {
+    let mut m = MediaEngine::default();
+    let wrap = |e: rtc::shared::error::Error| Error::WebRtc(e.to_string());
+    m.register_codec(
+        codec(
+            MIME_TYPE_OPUS,
+            48000,
+            2,
+            "minptime=10;useinbandfec=1",
+            111,
+            false,
+        ),
+        RtpCodecKind::Audio,
+    )
+    .map_err(wrap)?;
+    for c in [
+        codec(MIME_TYPE_VP8, 90000, 0, "", 96, true),
+        codec(MIME_TYPE_RTX, 90000, 0, "apt=96", 97, true),
+        codec(
+            MIME_TYPE_H264,
+            90000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            102,
+            true,
+        ),
+        codec(MIME_TYPE_RTX, 90000, 0, "apt=102", 103, true),
+        codec(
+            MIME_TYPE_H264,
+            90000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+            125,
+            true,
+        ),
+        codec(MIME_TYPE_RTX, 90000, 0, "apt=125", 105, true),
+    ] {
+        m.register_codec(c, RtpCodecKind::Video).map_err(wrap)?;
+    }
+    m.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(wrap)?;
+    Ok(m)
+}
+
+/// NACK generator/responder, RTCP reports and TWCC (the webrtc defaults), plus
+/// [`KeyframeRequestTap`] so PLI/FIR from subscribers reach the SFU.
+pub fn interceptors(media_engine: &mut MediaEngine) -> Result<Registry> {
+    let registry = register_default_interceptors(Registry::new(), media_engine)
+        .map_err(|e| Error::WebRtc(e.to_string()))?;
+    Ok(registry.with(Slot::from(14_000), KeyframeRequestTap::default()))
+}
+
+/// Hands inbound PLI and FIR to the application (the SFU relays them to the
+/// publisher); every other inbound RTCP ends in the interceptors that act on it.
+/// It sits application-most, so NACK and reports have already been handled.
+#[derive(Default)]
+pub struct KeyframeRequestTap {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                })
+                .cloned()
+                .collect();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(requests);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

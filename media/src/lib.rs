@@ -1,0 +1,42 @@
+//! Convene's media server: a selective forwarding unit (SFU) on webrtc-rs.
+//!
+//! Each participant of a Room has one WebRTC peer connection to the SFU. What a
+//! participant publishes (microphone, camera, screen) arrives on that connection
+//! and is forwarded, packet by packet and without decoding, to every other
+//! participant of the same Room over theirs.
+//!
+//! # Where to start
+//! - [`token`]: the web layer checks a Room's access rules and issues a signed,
+//!   short-lived, single-use [`token::Claims`] with [`TokenKey::issue`].
+//! - [`signaling`]: the JSON protocol on the Room's WebSocket (a table of every message).
+//! - [`Sfu`]: one per instance. [`Sfu::connect`] admits a participant from the
+//!   first signaling frame; [`Session::run`] then runs that participant's
+//!   signaling over any `Stream<Item = String>` + `Sink<String>` (an axum
+//!   WebSocket split in two, or channels in tests) until a [`CloseReason`].
+//! - [`core`]: the forwarding decisions (rewriting, keyframe throttling, speaker
+//!   detection, queue policy, negotiation order) as pure code with unit tests.
+//!
+//! # Invariants
+//! - No media without a verified, unexpired, unused token for that very Room.
+//! - The forwarding path never awaits a subscriber: each subscriber has a bounded
+//!   queue per track and a full queue drops (video first), so one stuck
+//!   participant cannot slow the Room or the publisher.
+//! - Each peer connection is only touched by its participant's session task, which
+//!   serialises negotiation and so avoids glare by construction.
+//!
+//! # Why this shape
+//! The crate knows nothing of HTTP, databases or other Convene crates; the
+//! instance glues a WebSocket to [`Session::run`] and maps its own Room and person
+//! ids to the opaque strings used here.
+
+pub mod core;
+pub mod engine;
+pub mod error;
+pub mod sfu;
+pub mod signaling;
+pub mod token;
+
+pub use error::{Error, Result};
+pub use sfu::{CloseReason, Metrics, Session, Sfu, SfuConfig};
+pub use signaling::IceServer;
+pub use token::{Claims, TokenKey};
