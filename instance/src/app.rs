@@ -1,0 +1,169 @@
+//! Starting and stopping an instance: the shared [`AppState`] and the [`Instance`] handle that
+//! `convene serve` and the end-to-end tests use alike.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context;
+use rand::RngCore;
+use sqlx::Row;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::shutdown::{self, Trigger};
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub mailer: Mailer,
+    /// Key for CSRF tokens; kept in the database so forms survive a restart.
+    pub csrf_key: Arc<[u8; 32]>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Counters exported at `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// A running instance.
+pub struct Instance {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    trigger: Trigger,
+    server: JoinHandle<std::io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl AppState {
+    /// Connects and migrates the database and loads the instance's secrets.
+    pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate().await?;
+        let csrf_key = secret(&db, "csrf_key").await?;
+        let mailer = Mailer::new(&settings, db.clone())?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            mailer,
+            csrf_key: Arc::new(csrf_key),
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+}
+
+impl Instance {
+    /// Binds `settings.listen` and serves until [`Instance::shutdown`].
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        Self::start_on(settings, listener).await
+    }
+
+    /// Serves on an already bound listener (tests bind port 0 first to learn the port).
+    pub async fn start_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        let state = AppState::new(settings).await?;
+        let (trigger, signal) = shutdown::channel();
+        let workers = vec![
+            state.mailer.spawn_worker(signal.clone()),
+            spawn_housekeeping(state.db.clone(), signal.clone()),
+        ];
+        let app = crate::http::router(state.clone());
+        let mut server_signal = signal;
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { server_signal.wait().await })
+            .await
+        });
+        tracing::info!(
+            %addr,
+            public_url = %state.settings.public_url,
+            database = ?state.db.dialect,
+            "{}",
+            state.mailer.describe()
+        );
+        Ok(Self {
+            addr,
+            state,
+            trigger,
+            server,
+            workers,
+        })
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, stops the workers and
+    /// closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.trigger.fire();
+        self.server.await.context("server task")??;
+        for worker in self.workers {
+            worker.await.context("worker task")?;
+        }
+        self.state.db.pool.close().await;
+        Ok(())
+    }
+
+    /// Waits for the server to end by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server).await.context("server task")??;
+        Ok(())
+    }
+}
+
+/// Reads a 32-byte secret from `instance_settings`, creating it on first use.
+async fn secret(db: &Db, key: &str) -> anyhow::Result<[u8; 32]> {
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    let hex: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+    sqlx::query(
+        "INSERT INTO instance_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(&hex)
+    .execute(&db.pool)
+    .await?;
+    let stored: String = sqlx::query("SELECT value FROM instance_settings WHERE key = $1")
+        .bind(key)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("value")?;
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = stored
+            .get(i * 2..i * 2 + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .with_context(|| format!("instance secret {key} is corrupt"))?;
+    }
+    Ok(out)
+}
+
+/// Deletes expired sessions, codes and old access attempts every ten minutes.
+fn spawn_housekeeping(db: Db, mut shutdown: shutdown::Signal) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = crate::domain::auth::sweep(&db).await {
+                tracing::warn!(error = %err, "housekeeping: sessions");
+            }
+            if let Err(err) = crate::domain::rooms::sweep_attempts(&db).await {
+                tracing::warn!(error = %err, "housekeeping: access attempts");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                () = shutdown.wait() => break,
+            }
+        }
+    })
+}

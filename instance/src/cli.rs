@@ -1,0 +1,361 @@
+//! The `convene` command line: `serve` (the default), `migrate`, `admin …` and `tally`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::{ConfigArgs, Settings};
+use crate::db::Db;
+use crate::domain::passports::{self, NewPassport};
+use crate::domain::rooms::{self, Access, RoomFields};
+use crate::domain::spaces::{self, SpaceFields};
+use crate::domain::values::{AccessCode, DisplayName, Email, Handle, Slug};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "convene",
+    version,
+    about = "A community's own video meeting place: Spaces, Rooms, Passports, federation."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the instance (the default when no command is given).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administer the instance without the browser.
+    Admin {
+        /// Print one JSON object instead of a sentence.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Recount an election from a BLT file, offline.
+    Tally {
+        /// stv (Scottish STV), meek, irv, schulze, approval or plurality.
+        #[arg(long, default_value = "stv")]
+        method: String,
+        /// Seats to fill [default: the count in the file].
+        #[arg(long)]
+        seats: Option<usize>,
+        /// Seed of the lot that breaks remaining ties.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Passports.
+    Passport {
+        #[command(subcommand)]
+        command: PassportCommand,
+    },
+    /// Spaces.
+    Space {
+        #[command(subcommand)]
+        command: SpaceCommand,
+    },
+    /// Rooms.
+    Room {
+        #[command(subcommand)]
+        command: RoomCommand,
+    },
+    /// List Passports, Spaces and Rooms.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PassportCommand {
+    /// Create a verified Passport.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        handle: String,
+        /// Display name [default: the handle].
+        #[arg(long)]
+        name: Option<String>,
+        /// Make it an operator.
+        #[arg(long)]
+        operator: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpaceCommand {
+    /// Create a Space owned by a Passport.
+    Create {
+        /// Handle of the owner.
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        unlisted: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomCommand {
+    /// Create a Room in a Space.
+    Create {
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        topic: String,
+        /// open, members or locked.
+        #[arg(long, default_value = "open")]
+        access: String,
+        /// Access code of a locked Room.
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        unlisted: bool,
+        #[arg(long, default_value_t = rooms::DEFAULT_CAPACITY)]
+        capacity: i64,
+    },
+}
+
+/// Turns a domain error into a one-line message for the terminal.
+fn plain(err: crate::error::AppError) -> anyhow::Error {
+    match err {
+        crate::error::AppError::Invalid(errors) => anyhow::anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        crate::error::AppError::Internal(e) => e,
+        other => anyhow::anyhow!("{}", other.info().detail),
+    }
+}
+
+fn arg<T>(what: &str, r: Result<T, crate::domain::values::Invalid>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{what}: {}", e.0))
+}
+
+pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let db = Db::connect(&settings.database_url).await?;
+    db.migrate().await?;
+    let domain = settings.domain();
+    match command {
+        AdminCommand::Passport {
+            command:
+                PassportCommand::Create {
+                    email,
+                    handle,
+                    name,
+                    operator,
+                },
+        } => {
+            let handle = arg("--handle", Handle::parse(&handle))?;
+            let name = arg(
+                "--name",
+                DisplayName::parse(name.as_deref().unwrap_or(handle.as_str())),
+            )?;
+            let email = arg("--email", Email::parse(&email))?;
+            let p = passports::create(
+                &db,
+                NewPassport {
+                    email,
+                    handle,
+                    display_name: name,
+                    operator,
+                },
+            )
+            .await
+            .map_err(plain)?;
+            let address = p.address(&domain);
+            if json {
+                println!(
+                    "{}",
+                    json!({"passport": {"id": p.id, "handle": p.handle, "address": address, "display_name": p.display_name, "is_operator": p.is_operator}})
+                );
+            } else {
+                println!(
+                    "Created Passport {address}{}",
+                    if p.is_operator { " (operator)" } else { "" }
+                );
+            }
+        }
+        AdminCommand::Space {
+            command:
+                SpaceCommand::Create {
+                    owner,
+                    slug,
+                    name,
+                    description,
+                    unlisted,
+                },
+        } => {
+            let owner = arg("--owner", Handle::parse(&owner))?;
+            let owner = passports::by_handle(&db, &owner)
+                .await
+                .map_err(plain)?
+                .with_context(|| format!("no Passport @{owner}"))?;
+            let slug = arg("--slug", Slug::parse(&slug))?;
+            let fields = SpaceFields {
+                name: arg("--name", DisplayName::parse(&name))?,
+                description: arg(
+                    "--description",
+                    crate::domain::values::parse_text(&description, 2000),
+                )?,
+                listed: !unlisted,
+            };
+            let space = spaces::create(&db, &owner, &slug, &fields)
+                .await
+                .map_err(plain)?;
+            let url = settings.url(&format!("/spaces/{}", space.slug));
+            if json {
+                println!(
+                    "{}",
+                    json!({"space": {"id": space.id, "slug": space.slug, "name": space.name, "url": url}})
+                );
+            } else {
+                println!("Created Space {} at {url}", space.name);
+            }
+        }
+        AdminCommand::Room {
+            command:
+                RoomCommand::Create {
+                    space,
+                    slug,
+                    name,
+                    topic,
+                    access,
+                    code,
+                    unlisted,
+                    capacity,
+                },
+        } => {
+            let space = spaces::by_slug(&db, &space)
+                .await
+                .map_err(|_| anyhow::anyhow!("no Space {space:?}"))?;
+            let slug = arg("--slug", Slug::parse(&slug))?;
+            let access = Access::parse(&access).map_err(plain)?;
+            let access_code = code
+                .map(|c| arg("--code", AccessCode::parse(&c)))
+                .transpose()?;
+            if access != Access::Locked && access_code.is_some() {
+                bail!("--code is only for --access locked");
+            }
+            let fields = RoomFields {
+                name: arg("--name", DisplayName::parse(&name))?,
+                topic: arg("--topic", crate::domain::values::parse_text(&topic, 300))?,
+                access,
+                access_code,
+                listed: !unlisted,
+                capacity,
+            };
+            let room = rooms::create(&db, &space, &slug, &fields)
+                .await
+                .map_err(plain)?;
+            let url = settings.url(&format!("/spaces/{}/rooms/{}", space.slug, room.slug));
+            if json {
+                println!(
+                    "{}",
+                    json!({"room": {"id": room.id, "space": space.slug, "slug": room.slug, "name": room.name, "access": room.access, "listed": room.listed, "capacity": room.capacity, "url": url}})
+                );
+            } else {
+                println!(
+                    "Created Room {} ({}) at {url}",
+                    room.name,
+                    room.access.as_str()
+                );
+            }
+        }
+        AdminCommand::List => {
+            let people = passports::list_local(&db).await.map_err(plain)?;
+            let all_spaces = spaces::all(&db).await.map_err(plain)?;
+            let mut space_list = Vec::new();
+            for space in &all_spaces {
+                let room_list = rooms::visible(&db, space, true).await.map_err(plain)?;
+                space_list.push((space, room_list));
+            }
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "passports": people.iter().map(|p| json!({"handle": p.handle, "address": p.address(&domain), "display_name": p.display_name, "is_operator": p.is_operator})).collect::<Vec<_>>(),
+                        "spaces": space_list.iter().map(|(s, rs)| json!({
+                            "slug": s.slug, "name": s.name, "listed": s.listed,
+                            "url": settings.url(&format!("/spaces/{}", s.slug)),
+                            "rooms": rs.iter().map(|r| json!({"slug": r.slug, "name": r.name, "access": r.access, "listed": r.listed, "capacity": r.capacity,
+                                "url": settings.url(&format!("/spaces/{}/rooms/{}", s.slug, r.slug))})).collect::<Vec<_>>(),
+                        })).collect::<Vec<_>>(),
+                    })
+                );
+            } else {
+                println!("Passports ({}):", people.len());
+                for p in &people {
+                    println!(
+                        "  {} {}{}",
+                        p.address(&domain),
+                        p.display_name,
+                        if p.is_operator { " [operator]" } else { "" }
+                    );
+                }
+                println!("Spaces ({}):", space_list.len());
+                for (s, rs) in &space_list {
+                    println!(
+                        "  /spaces/{} {}{}",
+                        s.slug,
+                        s.name,
+                        if s.listed { "" } else { " [unlisted]" }
+                    );
+                    for r in rs {
+                        println!(
+                            "    /{} {} [{}{}] capacity {}",
+                            r.slug,
+                            r.name,
+                            r.access.as_str(),
+                            if r.listed { "" } else { ", unlisted" },
+                            r.capacity
+                        );
+                    }
+                }
+            }
+        }
+    }
+    db.pool.close().await;
+    Ok(())
+}
+
+pub fn tally(
+    method: &str,
+    seats: Option<usize>,
+    seed: u64,
+    json: bool,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let _ = (method, seats, seed, json, text);
+    bail!("counting arrives with the governance module")
+}

@@ -1,0 +1,95 @@
+//! The database handle: one sqlx `AnyPool` over SQLite or PostgreSQL.
+//!
+//! Queries are written once in the dialect both databases accept (`$1` placeholders, BIGINT
+//! unix-second timestamps, 0/1 flags, `RETURNING`), which keeps one code path and lets the same
+//! tests run on both backends.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use convene_migrations::Dialect;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+}
+
+/// Seconds since the Unix epoch: the unit of every timestamp column.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Db {
+    /// Connects (creating the SQLite file and its folder if needed) without migrating.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let url = match dialect {
+            Dialect::Sqlite => sqlite_url(url)?,
+            Dialect::Postgres => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).context("parsing database_url")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers proceed while one writer commits; the busy timeout
+                        // makes concurrent writers wait instead of failing.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to the {dialect:?} database"))?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// Applies every migration not yet applied.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        convene_migrations::migrator(self.dialect)
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")
+    }
+}
+
+/// Makes sure the SQLite file's folder exists and that the file is created on first use.
+fn sqlite_url(url: &str) -> anyhow::Result<String> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (file, query) = path.split_once('?').unwrap_or((path, ""));
+    if file != ":memory:" {
+        if let Some(parent) = std::path::Path::new(file).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+        }
+    }
+    let query = if query.contains("mode=") {
+        query.to_string()
+    } else if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok(format!("sqlite://{file}?{query}"))
+}

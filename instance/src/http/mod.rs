@@ -1,0 +1,259 @@
+//! HTTP: the router and the layers every request passes.
+//!
+//! Two families of routes share one router: server-rendered pages (behind [`html_layer`]:
+//! browser id cookie, CSRF check on every unsafe method, friendly error pages) and the JSON API
+//! under `/api/v1` (behind [`api::problem_layer`]: bearer tokens, `application/problem+json`).
+
+pub mod api;
+mod openapi;
+pub mod pages;
+pub mod visitor;
+
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::error::{AppError, ErrorInfo};
+use visitor::{BROWSER_COOKIE, BrowserId, FLASH_COOKIE};
+
+/// Largest form body a page accepts.
+pub const FORM_LIMIT: usize = 64 * 1024;
+/// Largest JSON body the API accepts.
+pub const API_LIMIT: usize = 256 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let html = pages::routes()
+        .layer(middleware::from_fn_with_state(state.clone(), html_layer))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT));
+    let api = api::routes()
+        .layer(middleware::from_fn(api::problem_layer))
+        .layer(DefaultBodyLimit::max(API_LIMIT));
+    Router::new()
+        .merge(html)
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/static/style.css", get(style))
+        .route("/static/favicon.svg", get(favicon))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 when the database answers.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match sqlx::query("SELECT 1 AS one")
+        .fetch_one(&state.db.pool)
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "health check");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let outbox = state.mailer.depth().await.unwrap_or(-1);
+    let m = &state.metrics;
+    let body = format!(
+        "# HELP convene_http_requests_total HTTP requests served.\n\
+         # TYPE convene_http_requests_total counter\n\
+         convene_http_requests_total {}\n\
+         # HELP convene_http_errors_total HTTP responses with a 5xx status.\n\
+         # TYPE convene_http_errors_total counter\n\
+         convene_http_errors_total {}\n\
+         # HELP convene_email_outbox_depth Emails queued or retrying.\n\
+         # TYPE convene_email_outbox_depth gauge\n\
+         convene_email_outbox_depth {outbox}\n",
+        m.requests.load(Ordering::Relaxed),
+        m.errors.load(Ordering::Relaxed),
+    );
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn style() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        convene_web::assets::STYLE_CSS,
+    )
+        .into_response()
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "image/svg+xml"),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        convene_web::assets::FAVICON_SVG,
+    )
+        .into_response()
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let response = next.run(req).await;
+    if response.status().is_server_error() {
+        state.metrics.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+/// The layer around every page: gives each browser an id, checks the CSRF token of every
+/// unsafe request, turns errors into pages and sends unauthenticated visitors to sign in.
+async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let secure = state.settings.secure_cookies();
+    let existing = visitor::cookie(req.headers(), BROWSER_COOKIE);
+    let minted = existing.is_none().then(crate::domain::random_token);
+    let bid = existing.or_else(|| minted.clone()).unwrap_or_default();
+    req.extensions_mut().insert(BrowserId(bid.clone()));
+    let had_flash = visitor::cookie(req.headers(), FLASH_COOKIE).is_some();
+    let headers = req.headers().clone();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+
+    let mut response = if is_safe(req.method()) {
+        next.run(req).await
+    } else {
+        match check_csrf(&state, &bid, req).await {
+            Ok(req) => next.run(req).await,
+            Err(err) => err.into_response(),
+        }
+    };
+
+    let status = response.status();
+    let info = response.extensions().get::<ErrorInfo>().cloned();
+    if status == StatusCode::UNAUTHORIZED {
+        let next_url: String =
+            url::form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect();
+        response = redirect(&format!("/signin?next={next_url}"));
+    } else if info.is_some()
+        || (status.is_client_error() || status.is_server_error()) && !is_html(&response)
+    {
+        let info = match info {
+            Some(info) => info,
+            None => rejection_info(response).await,
+        };
+        response = pages::error_page(&state, &headers, &bid, &info).await;
+    }
+    if let Some(bid) = minted {
+        visitor::append_cookie(
+            response.headers_mut(),
+            visitor::set_cookie(BROWSER_COOKIE, &bid, Some(400 * 24 * 3600), secure),
+        );
+    }
+    if had_flash && status.is_success() {
+        visitor::append_cookie(
+            response.headers_mut(),
+            visitor::set_cookie(FLASH_COOKIE, "", Some(0), secure),
+        );
+    }
+    response
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
+
+/// Reads the body (bounded), checks its `csrf` field (or the `x-csrf-token` header), and gives
+/// the request back with the body intact.
+async fn check_csrf(state: &AppState, bid: &str, req: Request) -> Result<Request, AppError> {
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| AppError::BadRequest("The form is too large (at most 64 KiB).".into()))?;
+    let submitted = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            url::form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    if !visitor::csrf_valid(&state.csrf_key, bid, &submitted) {
+        return Err(AppError::Csrf);
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Describes one of axum's own rejections (a malformed form, a wrong method, an unknown route).
+async fn rejection_info(response: Response) -> ErrorInfo {
+    let status = response.status();
+    let text = to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let (title, detail) = match status {
+        StatusCode::NOT_FOUND => (
+            "Not found",
+            "There is nothing here, or it is not yours to see.".to_string(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "Not allowed",
+            "That address does not accept this kind of request.".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "Too large",
+            "What you sent is larger than this instance accepts.".to_string(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "Unsupported form",
+            "Send the form as a normal web form.".to_string(),
+        ),
+        s if s.is_client_error() => (
+            "Please check the form",
+            format!("The form could not be read: {}", text.trim()),
+        ),
+        _ => (
+            "Something went wrong",
+            "An unexpected error happened on our side; please try again.".to_string(),
+        ),
+    };
+    ErrorInfo {
+        status,
+        title: title.to_string(),
+        detail,
+        errors: Vec::new(),
+        retry_after: None,
+    }
+}
+
+/// A 303 See Other to `to` (after a form post).
+pub fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}

@@ -1,0 +1,224 @@
+//! Server-rendered pages: the handlers behind every URL of the web UI.
+//!
+//! Each handler loads what it needs through [`crate::domain`], maps it into a view model of the
+//! `web` crate and renders it. Forms that fail validation are shown again with the person's
+//! input and the problems inline (status 422); successful posts redirect (303) with a flash.
+
+mod account;
+mod auth;
+mod rooms;
+mod spaces;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use convene_web::view::{self, FormErrors, NavUser, PageContext};
+
+use super::visitor::{self, Visitor};
+use crate::app::AppState;
+use crate::domain::invitations::{self, Invitation};
+use crate::domain::passports::Passport;
+use crate::domain::spaces::{Role, Space};
+use crate::domain::values::Email;
+use crate::error::{AppError, ErrorInfo, Result};
+use crate::mail;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(spaces::landing))
+        .route("/signup", get(auth::signup_page).post(auth::signup))
+        .route("/signin", get(auth::signin_page).post(auth::signin))
+        .route("/verify", get(auth::verify_page).post(auth::verify))
+        .route("/signout", post(auth::signout))
+        .route("/me", get(account::page).post(account::update))
+        .route(
+            "/me/tokens",
+            get(account::tokens).post(account::create_token),
+        )
+        .route("/me/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/spaces/new", get(spaces::new_page))
+        .route("/spaces", post(spaces::create))
+        .route("/spaces/{space}", get(spaces::show))
+        .route(
+            "/spaces/{space}/edit",
+            get(spaces::edit_page).post(spaces::edit),
+        )
+        .route("/spaces/{space}/members", get(spaces::members))
+        .route("/spaces/{space}/invitations", post(spaces::invite))
+        .route(
+            "/spaces/{space}/invitations/{id}/revoke",
+            post(spaces::revoke_invitation),
+        )
+        .route(
+            "/spaces/{space}/members/{handle}/remove",
+            post(spaces::remove_member),
+        )
+        .route("/spaces/{space}/leave", post(spaces::leave))
+        .route("/invitations/{token}", get(spaces::invitation))
+        .route(
+            "/invitations/{token}/accept",
+            post(spaces::accept_invitation),
+        )
+        .route(
+            "/invitations/{token}/decline",
+            post(spaces::decline_invitation),
+        )
+        .route("/spaces/{space}/rooms/new", get(rooms::new_page))
+        .route("/spaces/{space}/rooms", post(rooms::create))
+        .route("/spaces/{space}/rooms/{room}", get(rooms::show))
+        .route("/spaces/{space}/rooms/{room}/unlock", post(rooms::unlock))
+        .route(
+            "/spaces/{space}/rooms/{room}/edit",
+            get(rooms::edit_page).post(rooms::edit),
+        )
+        .route(
+            "/spaces/{space}/rooms/{room}/delete",
+            get(rooms::delete_page).post(rooms::delete),
+        )
+        .fallback(|| async { AppError::NotFound })
+}
+
+/// The page context for a visitor: instance, navigation, CSRF token, flash.
+pub fn context(state: &AppState, visitor: &Visitor) -> PageContext {
+    let mut ctx = PageContext::bare(
+        state.settings.instance_name.clone(),
+        state.settings.domain(),
+    );
+    ctx.csrf = visitor.csrf.clone();
+    if let Some(p) = visitor.passport() {
+        ctx.user = Some(NavUser {
+            handle: p.handle.to_string(),
+            display_name: p.display_name.to_string(),
+            is_operator: p.is_operator,
+        });
+        ctx.can_create_spaces =
+            crate::domain::spaces::may_create(p, state.settings.open_space_creation);
+    }
+    ctx.flash = visitor
+        .flash
+        .as_ref()
+        .map(|(kind, message)| match kind.as_str() {
+            "success" => view::Flash::success(message.clone()),
+            "error" => view::Flash::error(message.clone()),
+            _ => view::Flash::info(message.clone()),
+        });
+    ctx
+}
+
+/// Renders an error as a full page, with the visitor's navigation when a session is known.
+pub async fn error_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    bid: &str,
+    info: &ErrorInfo,
+) -> Response {
+    let session = match visitor::cookie(headers, visitor::SESSION_COOKIE) {
+        Some(token) => crate::domain::auth::session(&state.db, &token)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let v = Visitor {
+        session,
+        csrf: visitor::csrf_token(&state.csrf_key, bid),
+        flash: None,
+    };
+    let ctx = context(state, &v);
+    let mut response = (
+        info.status,
+        convene_web::pages::error(&ctx, info.status.as_u16(), &info.title, &info.detail),
+    )
+        .into_response();
+    if let Some(seconds) = info.retry_after {
+        if let Ok(value) = seconds.to_string().parse() {
+            response.headers_mut().insert("retry-after", value);
+        }
+    }
+    response
+}
+
+/// Splits validation problems (shown inline on the form) from other errors.
+fn form_errors(err: AppError) -> Result<FormErrors> {
+    match err {
+        AppError::Invalid(errors) => Ok(FormErrors(
+            errors
+                .into_iter()
+                .map(|e| view::FieldError {
+                    field: e.field.to_string(),
+                    message: e.message,
+                })
+                .collect(),
+        )),
+        AppError::Conflict { field, message } => Ok(FormErrors::new().with(field, message)),
+        other => Err(other),
+    }
+}
+
+/// A page re-rendered with problems: 422 so that scripts and tests can tell.
+fn invalid(markup: maud::Markup) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, markup).into_response()
+}
+
+/// A redirect that shows `message` on the next page.
+fn redirect_with(state: &AppState, to: &str, kind: &str, message: &str) -> Response {
+    let mut response = super::redirect(to);
+    visitor::append_cookie(
+        response.headers_mut(),
+        visitor::flash_cookie(kind, message, state.settings.secure_cookies()),
+    );
+    response
+}
+
+fn web_role(role: Role) -> view::Role {
+    match role {
+        Role::Owner => view::Role::Owner,
+        Role::Member => view::Role::Member,
+    }
+}
+
+/// "12 March 2026" for a unix time.
+fn date(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%-d %B %Y").to_string())
+        .unwrap_or_default()
+}
+
+/// Creates an invitation and queues its email; shared by the members page and the API.
+pub async fn send_invitation(
+    state: &AppState,
+    space: &Space,
+    by: &Passport,
+    email: &Email,
+    role: Role,
+) -> Result<Invitation> {
+    let (invitation, secret) = invitations::create(&state.db, space, by, email, role).await?;
+    let link = state
+        .settings
+        .url(&convene_web::routes::invitation(&secret));
+    let body = format!(
+        "Hello,\n\n{} ({}) invited you to join the Space \"{}\" on {} as {}.\n\n\
+         Accept or decline here:\n{link}\n\n\
+         The invitation is valid for 14 days. If you did not expect it, ignore this email.\n",
+        by.display_name,
+        by.address(&state.settings.domain()),
+        space.name,
+        state.settings.instance_name,
+        role.as_str(),
+    );
+    state
+        .mailer
+        .enqueue(mail::Email {
+            to: email.as_str(),
+            subject: &format!(
+                "Invitation to {} on {}",
+                space.name, state.settings.instance_name
+            ),
+            body: &body,
+            kind: "invitation",
+        })
+        .await?;
+    Ok(invitation)
+}

@@ -1,0 +1,431 @@
+//! Room pages: the door (join, access code), and creating, editing and deleting Rooms.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use convene_web::routes;
+use convene_web::view::{
+    self, FormErrors, JoinPanel, RoomDeleteView, RoomForm, RoomView, Stage, UnlockForm,
+};
+use serde::Deserialize;
+
+use super::spaces::web_access;
+use super::{context, form_errors, invalid, redirect_with};
+use crate::app::AppState;
+use crate::domain::auth;
+use crate::domain::rooms::{self, Access, Entry, Room, RoomFields};
+use crate::domain::spaces::{self, Space};
+use crate::domain::values::{self, AccessCode, DisplayName, Slug};
+use crate::error::{AppError, FieldError, Result};
+use crate::http::visitor::{self, SESSION_COOKIE, Visitor};
+
+/// Loads a Space and Room for a visitor; a members-only Room is 404 to non-members.
+async fn load(
+    state: &AppState,
+    visitor: &Visitor,
+    space: &str,
+    room: &str,
+) -> Result<(Space, Room, bool, Entry)> {
+    let space = spaces::by_slug(&state.db, space).await?;
+    let member = spaces::is_member(&state.db, &space, visitor.passport()).await?;
+    let room = rooms::by_slug(&state.db, &space, room).await?;
+    let unlocked = rooms::is_unlocked(&state.db, &room, visitor.session_hash()).await?;
+    let entry = rooms::entry(&room, member, unlocked)?;
+    Ok((space, room, member, entry))
+}
+
+fn room_view(
+    space: &Space,
+    room: &Room,
+    member: bool,
+    stage: Stage,
+    inside: Vec<String>,
+) -> RoomView {
+    RoomView {
+        space_name: space.name.to_string(),
+        space_slug: space.slug.to_string(),
+        name: room.name.to_string(),
+        slug: room.slug.to_string(),
+        topic: room.topic.clone(),
+        access: web_access(room.access),
+        listed: room.listed,
+        capacity: u32::try_from(room.capacity).unwrap_or(0),
+        is_entrance: space.entrance_room_id == Some(room.id),
+        inside,
+        stage,
+        can_edit: member,
+    }
+}
+
+fn join_panel(space: &Space, room: &Room, visitor: &Visitor) -> Stage {
+    let base = routes::room(space.slug.as_str(), room.slug.as_str());
+    Stage::Join(JoinPanel {
+        signal_url: format!("{base}/signal"),
+        token_url: format!("{base}/token"),
+        guest_name: visitor
+            .session
+            .as_ref()
+            .and_then(|s| s.guest_name.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// `GET /spaces/{space}/rooms/{room}`
+pub async fn show(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((space, room)): Path<(String, String)>,
+) -> Result<Response> {
+    let (space, room, member, entry) = load(&state, &visitor, &space, &room).await?;
+    let stage = match entry {
+        Entry::Enter => join_panel(&space, &room, &visitor),
+        Entry::NeedsCode => Stage::Locked(UnlockForm::default()),
+    };
+    let view = room_view(&space, &room, member, stage, Vec::new());
+    Ok(convene_web::pages::room(&context(&state, &visitor), &view).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct UnlockInput {
+    code: String,
+}
+
+/// `POST /spaces/{space}/rooms/{room}/unlock`: checks the access code (rate limited per
+/// client address and per Room) and remembers the Room for this browser's session.
+pub async fn unlock(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visitor: Visitor,
+    Path((space_slug, room_slug)): Path<(String, String)>,
+    Form(input): Form<UnlockInput>,
+) -> Result<Response> {
+    let (space, room, member, entry) = load(&state, &visitor, &space_slug, &room_slug).await?;
+    let here = routes::room(&space_slug, &room_slug);
+    if entry == Entry::Enter {
+        return Ok(crate::http::redirect(&here));
+    }
+    // A guest gets a session to remember the unlocked Room in.
+    let (session_hash, new_cookie) = match visitor.session_hash() {
+        Some(hash) => (hash.to_string(), None),
+        None => {
+            let token = auth::start_session(&state.db, None).await?;
+            (crate::domain::sha256_hex(&token), Some(token))
+        }
+    };
+    let client_key = format!("ip:{}", peer.ip());
+    let result = rooms::unlock(&state.db, &room, &client_key, &session_hash, &input.code).await;
+    let mut response = match result {
+        Ok(()) => redirect_with(&state, &here, "success", "Unlocked. Welcome in."),
+        Err(AppError::RateLimited { retry_after }) => {
+            let stage = Stage::Locked(UnlockForm {
+                error: None,
+                retry_after_secs: Some(retry_after),
+            });
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                convene_web::pages::room(
+                    &context(&state, &visitor),
+                    &room_view(&space, &room, member, stage, Vec::new()),
+                ),
+            )
+                .into_response();
+            if let Ok(v) = retry_after.to_string().parse() {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
+        }
+        Err(AppError::Invalid(errors)) => {
+            let message = errors.into_iter().next().map(|e| e.message);
+            let stage = Stage::Locked(UnlockForm {
+                error: message,
+                retry_after_secs: None,
+            });
+            invalid(convene_web::pages::room(
+                &context(&state, &visitor),
+                &room_view(&space, &room, member, stage, Vec::new()),
+            ))
+        }
+        Err(other) => return Err(other),
+    };
+    if let Some(token) = new_cookie {
+        visitor::append_cookie(
+            response.headers_mut(),
+            visitor::set_cookie(
+                SESSION_COOKIE,
+                &token,
+                Some(auth::GUEST_SESSION_TTL),
+                state.settings.secure_cookies(),
+            ),
+        );
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RoomInput {
+    name: String,
+    slug: String,
+    topic: String,
+    access: String,
+    access_code: String,
+    listed: Option<String>,
+    capacity: String,
+}
+
+/// Validates a Room form; `current` is the Room being edited (an empty code keeps its code).
+fn room_fields(input: &RoomInput, current: Option<&Room>) -> Result<(Slug, RoomFields)> {
+    let mut errors = Vec::new();
+    let mut note = |field: &'static str, message: &str| {
+        errors.push(FieldError {
+            field,
+            message: message.to_string(),
+        })
+    };
+    let name = DisplayName::parse(&input.name)
+        .map_err(|e| note("name", e.0))
+        .ok();
+    let slug_input = if input.slug.trim().is_empty() {
+        Slug::suggest(&input.name)
+    } else {
+        input.slug.clone()
+    };
+    let slug = Slug::parse(&slug_input).map_err(|e| note("slug", e.0)).ok();
+    let topic = values::parse_text(&input.topic, 300)
+        .map_err(|e| note("topic", e.0))
+        .ok();
+    let access = Access::parse(if input.access.is_empty() {
+        "open"
+    } else {
+        &input.access
+    })
+    .map_err(|_| note("access", "Choose who may enter."))
+    .ok();
+    let access_code = if input.access_code.trim().is_empty() {
+        Some(current.and_then(|r| r.access_code.clone()))
+    } else {
+        AccessCode::parse(&input.access_code)
+            .map(Some)
+            .map_err(|e| note("access_code", e.0))
+            .ok()
+    };
+    let capacity = input
+        .capacity
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|c| (1..=rooms::MAX_CAPACITY).contains(c))
+        .or_else(|| {
+            note("capacity", "Capacity is a whole number from 1 to 100.");
+            None
+        });
+    let (Some(name), Some(slug), Some(topic), Some(access), Some(access_code), Some(capacity)) =
+        (name, slug, topic, access, access_code, capacity)
+    else {
+        return Err(AppError::Invalid(errors));
+    };
+    let fields = RoomFields {
+        name,
+        topic,
+        access,
+        access_code,
+        listed: input.listed.is_some(),
+        capacity,
+    };
+    fields.check()?;
+    Ok((slug, fields))
+}
+
+fn form_from_input(
+    space: &Space,
+    input: RoomInput,
+    editing: Option<&Room>,
+    errors: FormErrors,
+) -> RoomForm {
+    RoomForm {
+        space_name: space.name.to_string(),
+        space_slug: space.slug.to_string(),
+        editing: editing.map(|r| r.slug.to_string()),
+        name: input.name,
+        slug: input.slug,
+        topic: input.topic,
+        access: input.access.parse().unwrap_or(view::Access::Open),
+        access_code: input.access_code,
+        code_is_set: editing.is_some_and(|r| r.access_code.is_some()),
+        listed: input.listed.is_some(),
+        capacity: input.capacity,
+        errors,
+    }
+}
+
+/// `GET /spaces/{space}/rooms/new` (members)
+pub async fn new_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_member(&state.db, &space, p).await?;
+    let form = RoomForm::new_room(space.name.to_string(), space.slug.to_string());
+    Ok(convene_web::pages::room_new(&context(&state, &visitor), &form).into_response())
+}
+
+/// `POST /spaces/{space}/rooms` (members)
+pub async fn create(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+    Form(input): Form<RoomInput>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_member(&state.db, &space, p).await?;
+    let result = async {
+        let (room_slug, fields) = room_fields(&input, None)?;
+        rooms::create(&state.db, &space, &room_slug, &fields).await
+    }
+    .await;
+    match result {
+        Ok(room) => Ok(redirect_with(
+            &state,
+            &routes::room(&slug, room.slug.as_str()),
+            "success",
+            "The Room is ready.",
+        )),
+        Err(err) => {
+            let errors = form_errors(err)?;
+            Ok(invalid(convene_web::pages::room_new(
+                &context(&state, &visitor),
+                &form_from_input(&space, input, None, errors),
+            )))
+        }
+    }
+}
+
+/// `GET /spaces/{space}/rooms/{room}/edit` (members)
+pub async fn edit_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((space_slug, room_slug)): Path<(String, String)>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let (space, room, _, _) = load(&state, &visitor, &space_slug, &room_slug).await?;
+    spaces::require_member(&state.db, &space, p).await?;
+    let form = RoomForm {
+        space_name: space.name.to_string(),
+        space_slug: space.slug.to_string(),
+        editing: Some(room.slug.to_string()),
+        name: room.name.to_string(),
+        slug: room.slug.to_string(),
+        topic: room.topic.clone(),
+        access: web_access(room.access),
+        access_code: room
+            .access_code
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        code_is_set: room.access_code.is_some(),
+        listed: room.listed,
+        capacity: room.capacity.to_string(),
+        errors: FormErrors::new(),
+    };
+    Ok(convene_web::pages::room_edit(&context(&state, &visitor), &form).into_response())
+}
+
+/// `POST /spaces/{space}/rooms/{room}/edit` (members)
+pub async fn edit(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((space_slug, room_slug)): Path<(String, String)>,
+    Form(input): Form<RoomInput>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let (space, room, _, _) = load(&state, &visitor, &space_slug, &room_slug).await?;
+    spaces::require_member(&state.db, &space, p).await?;
+    let result = async {
+        let (new_slug, fields) = room_fields(&input, Some(&room))?;
+        rooms::update(&state.db, &room, &new_slug, &fields).await?;
+        Ok::<_, AppError>(new_slug)
+    }
+    .await;
+    match result {
+        Ok(new_slug) => Ok(redirect_with(
+            &state,
+            &routes::room(&space_slug, new_slug.as_str()),
+            "success",
+            "The Room is saved.",
+        )),
+        Err(err) => {
+            let errors = form_errors(err)?;
+            Ok(invalid(convene_web::pages::room_edit(
+                &context(&state, &visitor),
+                &form_from_input(&space, input, Some(&room), errors),
+            )))
+        }
+    }
+}
+
+fn delete_view(space: &Space, room: &Room, errors: FormErrors) -> RoomDeleteView {
+    RoomDeleteView {
+        space_name: space.name.to_string(),
+        space_slug: space.slug.to_string(),
+        room_name: room.name.to_string(),
+        room_slug: room.slug.to_string(),
+        inside: 0,
+        is_entrance: space.entrance_room_id == Some(room.id),
+        errors,
+    }
+}
+
+/// `GET /spaces/{space}/rooms/{room}/delete` (members): asks for confirmation.
+pub async fn delete_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((space_slug, room_slug)): Path<(String, String)>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let (space, room, _, _) = load(&state, &visitor, &space_slug, &room_slug).await?;
+    spaces::require_member(&state.db, &space, p).await?;
+    Ok(convene_web::pages::room_delete_confirm(
+        &context(&state, &visitor),
+        &delete_view(&space, &room, FormErrors::new()),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DeleteInput {
+    confirm: Option<String>,
+}
+
+/// `POST /spaces/{space}/rooms/{room}/delete` (members): deletes when confirmed.
+pub async fn delete(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((space_slug, room_slug)): Path<(String, String)>,
+    Form(input): Form<DeleteInput>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let (space, room, _, _) = load(&state, &visitor, &space_slug, &room_slug).await?;
+    spaces::require_member(&state.db, &space, p).await?;
+    if input.confirm.is_none() {
+        let errors = FormErrors::new().with("confirm", "Tick the box to confirm.");
+        return Ok(invalid(convene_web::pages::room_delete_confirm(
+            &context(&state, &visitor),
+            &delete_view(&space, &room, errors),
+        )));
+    }
+    rooms::delete(&state.db, &room).await?;
+    Ok(redirect_with(
+        &state,
+        &routes::space(&space_slug),
+        "success",
+        &format!("{} is deleted.", room.name),
+    ))
+}

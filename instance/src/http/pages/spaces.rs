@@ -1,0 +1,532 @@
+//! The landing page, Space pages, members and invitations.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use convene_web::routes;
+use convene_web::view::{
+    self, FormErrors, InvitationRow, InvitationView, InviteForm, LandingView, MemberRow,
+    MembersView, RoomDoor, RoomOption, SpaceCard, SpaceEditForm, SpaceForm, SpaceView,
+};
+use serde::Deserialize;
+
+use super::{context, date, form_errors, invalid, redirect_with, send_invitation, web_role};
+use crate::app::AppState;
+use crate::domain::invitations::{self, InvitationState};
+use crate::domain::passports;
+use crate::domain::rooms::{self, Access};
+use crate::domain::spaces::{self, Role, Space, SpaceFields};
+use crate::domain::values::{self, DisplayName, Email, Handle, Slug};
+use crate::error::{AppError, FieldError, Result};
+use crate::http::visitor::Visitor;
+
+pub(super) fn web_access(access: Access) -> view::Access {
+    match access {
+        Access::Open => view::Access::Open,
+        Access::Members => view::Access::Members,
+        Access::Locked => view::Access::Locked,
+    }
+}
+
+/// `GET /`
+pub async fn landing(State(state): State<AppState>, visitor: Visitor) -> Result<Response> {
+    let list = spaces::directory(&state.db, visitor.passport()).await?;
+    let view = LandingView {
+        tagline: "Video meeting places that this community runs for itself.".into(),
+        spaces: list
+            .into_iter()
+            .map(|s| SpaceCard {
+                url: routes::space(s.space.slug.as_str()),
+                name: s.space.name.to_string(),
+                slug: s.space.slug.to_string(),
+                description: s.space.description,
+                room_count: u32::try_from(s.listed_rooms).unwrap_or(0),
+                people_inside: 0,
+            })
+            .collect(),
+    };
+    Ok(convene_web::pages::landing(&context(&state, &visitor), &view).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SpaceInput {
+    name: String,
+    slug: String,
+    description: String,
+    listed: Option<String>,
+    entrance_room: String,
+}
+
+fn space_fields(input: &SpaceInput) -> Result<SpaceFields> {
+    let mut errors = Vec::new();
+    let name = DisplayName::parse(&input.name)
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: "name",
+                message: e.0.into(),
+            })
+        })
+        .ok();
+    let description = values::parse_text(&input.description, 2000)
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: "description",
+                message: e.0.into(),
+            })
+        })
+        .ok();
+    match (name, description) {
+        (Some(name), Some(description)) => Ok(SpaceFields {
+            name,
+            description,
+            listed: input.listed.is_some(),
+        }),
+        _ => Err(AppError::Invalid(errors)),
+    }
+}
+
+fn require_creator(state: &AppState, visitor: &Visitor) -> Result<()> {
+    let p = visitor.require()?;
+    if spaces::may_create(p, state.settings.open_space_creation) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "On this instance only operators create Spaces.",
+        ))
+    }
+}
+
+/// `GET /spaces/new`
+pub async fn new_page(State(state): State<AppState>, visitor: Visitor) -> Result<Response> {
+    require_creator(&state, &visitor)?;
+    Ok(
+        convene_web::pages::space_new(&context(&state, &visitor), &SpaceForm::default())
+            .into_response(),
+    )
+}
+
+/// `POST /spaces`
+pub async fn create(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Form(input): Form<SpaceInput>,
+) -> Result<Response> {
+    require_creator(&state, &visitor)?;
+    let p = visitor.require()?;
+    let result = async {
+        let slug_input = if input.slug.trim().is_empty() {
+            Slug::suggest(&input.name)
+        } else {
+            input.slug.clone()
+        };
+        let slug = Slug::parse(&slug_input).map_err(|e| AppError::invalid("slug", e.0));
+        let fields = space_fields(&input);
+        match (slug, fields) {
+            (Ok(slug), Ok(fields)) => spaces::create(&state.db, p, &slug, &fields).await,
+            (slug, fields) => {
+                let mut errors = Vec::new();
+                for err in [fields.err(), slug.err()].into_iter().flatten() {
+                    if let AppError::Invalid(mut e) = err {
+                        errors.append(&mut e);
+                    }
+                }
+                Err(AppError::Invalid(errors))
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(space) => Ok(redirect_with(
+            &state,
+            &routes::space(space.slug.as_str()),
+            "success",
+            "Your Space is ready. Add a Room to meet in.",
+        )),
+        Err(err) => {
+            let errors = form_errors(err)?;
+            Ok(invalid(convene_web::pages::space_new(
+                &context(&state, &visitor),
+                &SpaceForm {
+                    name: input.name,
+                    slug: input.slug,
+                    description: input.description,
+                    listed: input.listed.is_some(),
+                    errors,
+                },
+            )))
+        }
+    }
+}
+
+/// `GET /spaces/{space}`
+pub async fn show(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    let role = spaces::role(&state.db, &space, visitor.passport()).await?;
+    let member = spaces::is_member(&state.db, &space, visitor.passport()).await?;
+    let room_list = rooms::visible(&state.db, &space, member).await?;
+    let member_count = spaces::members(&state.db, &space).await?.len();
+    let is_operator = visitor.passport().is_some_and(|p| p.is_operator);
+    let view = SpaceView {
+        name: space.name.to_string(),
+        slug: space.slug.to_string(),
+        description: space.description.clone(),
+        member_count: u32::try_from(member_count).unwrap_or(u32::MAX),
+        your_role: role.map(web_role),
+        rooms: room_list
+            .iter()
+            .map(|r| RoomDoor {
+                name: r.name.to_string(),
+                slug: r.slug.to_string(),
+                topic: r.topic.clone(),
+                access: web_access(r.access),
+                listed: r.listed,
+                capacity: u32::try_from(r.capacity).unwrap_or(0),
+                inside: 0,
+                is_entrance: space.entrance_room_id == Some(r.id),
+                url: routes::room(space.slug.as_str(), r.slug.as_str()),
+            })
+            .collect(),
+        can_create_rooms: member,
+        can_manage: role == Some(Role::Owner) || is_operator,
+    };
+    Ok(convene_web::pages::space(&context(&state, &visitor), &view).into_response())
+}
+
+async fn edit_form(state: &AppState, space: &Space) -> Result<SpaceEditForm> {
+    let room_list = rooms::visible(&state.db, space, true).await?;
+    Ok(SpaceEditForm {
+        space_slug: space.slug.to_string(),
+        name: space.name.to_string(),
+        description: space.description.clone(),
+        listed: space.listed,
+        entrance_room: space
+            .entrance_room_id
+            .and_then(|id| room_list.iter().find(|r| r.id == id))
+            .map(|r| r.slug.to_string()),
+        rooms: room_list
+            .iter()
+            .map(|r| RoomOption {
+                slug: r.slug.to_string(),
+                name: r.name.to_string(),
+            })
+            .collect(),
+        errors: FormErrors::new(),
+    })
+}
+
+/// `GET /spaces/{space}/edit` (owners)
+pub async fn edit_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_owner(&state.db, &space, p).await?;
+    let form = edit_form(&state, &space).await?;
+    Ok(convene_web::pages::space_edit(&context(&state, &visitor), &form).into_response())
+}
+
+/// `POST /spaces/{space}/edit` (owners)
+pub async fn edit(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+    Form(input): Form<SpaceInput>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_owner(&state.db, &space, p).await?;
+    let result = async {
+        let fields = space_fields(&input)?;
+        let entrance = if input.entrance_room.is_empty() {
+            None
+        } else {
+            Some(
+                rooms::by_slug(&state.db, &space, &input.entrance_room)
+                    .await
+                    .map_err(|_| {
+                        AppError::invalid("entrance_room", "Choose one of this Space's Rooms.")
+                    })?
+                    .id,
+            )
+        };
+        spaces::update(&state.db, &space, &fields, entrance).await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(redirect_with(
+            &state,
+            &routes::space(&slug),
+            "success",
+            "The Space is saved.",
+        )),
+        Err(err) => {
+            let errors = form_errors(err)?;
+            let mut form = edit_form(&state, &space).await?;
+            form.name = input.name;
+            form.description = input.description;
+            form.listed = input.listed.is_some();
+            form.entrance_room = Some(input.entrance_room).filter(|s| !s.is_empty());
+            form.errors = errors;
+            Ok(invalid(convene_web::pages::space_edit(
+                &context(&state, &visitor),
+                &form,
+            )))
+        }
+    }
+}
+
+async fn members_view(
+    state: &AppState,
+    visitor: &Visitor,
+    space: &Space,
+    invite: InviteForm,
+) -> Result<MembersView> {
+    let p = visitor.require()?;
+    let role = spaces::role(&state.db, space, Some(p)).await?;
+    let can_manage = role == Some(Role::Owner) || p.is_operator;
+    let members = spaces::members(&state.db, space).await?;
+    let invitations = if can_manage {
+        invitations::pending(&state.db, space).await?
+    } else {
+        Vec::new()
+    };
+    Ok(MembersView {
+        space_name: space.name.to_string(),
+        space_slug: space.slug.to_string(),
+        members: members
+            .iter()
+            .map(|m| MemberRow {
+                display_name: m.passport.display_name.to_string(),
+                handle: m.passport.handle.to_string(),
+                role: web_role(m.role),
+                is_you: m.passport.id == p.id,
+                can_remove: can_manage && m.passport.id != p.id,
+            })
+            .collect(),
+        invitations: invitations
+            .iter()
+            .map(|i| InvitationRow {
+                id: i.id.to_string(),
+                email: i.email.to_string(),
+                role: web_role(i.role),
+                expires: date(i.expires_at),
+            })
+            .collect(),
+        can_manage,
+        can_leave: role.is_some(),
+        invite,
+    })
+}
+
+/// `GET /spaces/{space}/members` (members)
+pub async fn members(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_member(&state.db, &space, p).await?;
+    let view = members_view(&state, &visitor, &space, InviteForm::default()).await?;
+    Ok(convene_web::pages::members(&context(&state, &visitor), &view).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct InviteInput {
+    email: String,
+    role: String,
+}
+
+/// `POST /spaces/{space}/invitations` (owners)
+pub async fn invite(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+    Form(input): Form<InviteInput>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_owner(&state.db, &space, p).await?;
+    let result = async {
+        let email = Email::parse(&input.email).map_err(|e| AppError::invalid("email", e.0))?;
+        let role = Role::parse(if input.role.is_empty() {
+            "member"
+        } else {
+            &input.role
+        })?;
+        send_invitation(&state, &space, p, &email, role).await
+    }
+    .await;
+    match result {
+        Ok(inv) => Ok(redirect_with(
+            &state,
+            &routes::members(&slug),
+            "success",
+            &format!("Invitation sent to {}.", inv.email),
+        )),
+        Err(err) => {
+            let errors = form_errors(err)?;
+            let form = InviteForm {
+                email: input.email,
+                role: if input.role == "owner" {
+                    view::Role::Owner
+                } else {
+                    view::Role::Member
+                },
+                errors,
+            };
+            let view = members_view(&state, &visitor, &space, form).await?;
+            Ok(invalid(convene_web::pages::members(
+                &context(&state, &visitor),
+                &view,
+            )))
+        }
+    }
+}
+
+/// `POST /spaces/{space}/invitations/{id}/revoke` (owners)
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((slug, id)): Path<(String, i64)>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_owner(&state.db, &space, p).await?;
+    invitations::revoke(&state.db, &space, id).await?;
+    Ok(redirect_with(
+        &state,
+        &routes::members(&slug),
+        "success",
+        "The invitation is withdrawn.",
+    ))
+}
+
+/// `POST /spaces/{space}/members/{handle}/remove` (owners)
+pub async fn remove_member(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((slug, handle)): Path<(String, String)>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::require_owner(&state.db, &space, p).await?;
+    let handle = Handle::parse(&handle).map_err(|_| AppError::NotFound)?;
+    let target = passports::by_handle(&state.db, &handle)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    spaces::remove_member(&state.db, &space, &target).await?;
+    Ok(redirect_with(
+        &state,
+        &routes::members(&slug),
+        "success",
+        &format!("{} is no longer a member.", target.display_name),
+    ))
+}
+
+/// `POST /spaces/{space}/leave`
+pub async fn leave(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    spaces::remove_member(&state.db, &space, p).await?;
+    Ok(redirect_with(
+        &state,
+        &routes::space(&slug),
+        "info",
+        &format!("You left {}.", space.name),
+    ))
+}
+
+/// `GET /invitations/{token}`
+pub async fn invitation(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(token): Path<String>,
+) -> Result<Response> {
+    let inv = invitations::by_secret(&state.db, &token).await?;
+    let space = spaces::by_id(&state.db, inv.space_id).await?;
+    let inviter = match inv.invited_by {
+        Some(id) => passports::by_id(&state.db, id)
+            .await?
+            .map(|p| p.display_name.to_string()),
+        None => None,
+    }
+    .unwrap_or_else(|| "The owners".to_string());
+    let here = routes::invitation(&token);
+    let state_view = match inv.state {
+        InvitationState::Accepted | InvitationState::Declined => view::InvitationState::AlreadyUsed,
+        InvitationState::Revoked => view::InvitationState::Revoked,
+        InvitationState::Expired => view::InvitationState::Expired,
+        InvitationState::Pending => match visitor.passport() {
+            None => view::InvitationState::SignInRequired {
+                signin_url: format!(
+                    "/signin?next={}&email={}",
+                    routes::query_value(&here),
+                    routes::query_value(inv.email.as_str())
+                ),
+                signup_url: format!(
+                    "/signup?next={}&email={}",
+                    routes::query_value(&here),
+                    routes::query_value(inv.email.as_str())
+                ),
+            },
+            Some(p) if spaces::role(&state.db, &space, Some(p)).await?.is_some() => {
+                view::InvitationState::AlreadyMember
+            }
+            Some(_) => view::InvitationState::Pending,
+        },
+    };
+    let view = InvitationView {
+        token,
+        inviter,
+        space_name: space.name.to_string(),
+        space_url: routes::space(space.slug.as_str()),
+        role: web_role(inv.role),
+        state: state_view,
+    };
+    Ok(convene_web::pages::invitation(&context(&state, &visitor), &view).into_response())
+}
+
+/// `POST /invitations/{token}/accept`
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(token): Path<String>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let inv = invitations::by_secret(&state.db, &token).await?;
+    let space = invitations::accept(&state.db, &inv, p).await?;
+    Ok(redirect_with(
+        &state,
+        &routes::space(space.slug.as_str()),
+        "success",
+        &format!("Welcome to {}.", space.name),
+    ))
+}
+
+/// `POST /invitations/{token}/decline`
+pub async fn decline_invitation(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response> {
+    let inv = invitations::by_secret(&state.db, &token).await?;
+    invitations::decline(&state.db, &inv).await?;
+    Ok(redirect_with(
+        &state,
+        "/",
+        "info",
+        "The invitation is declined.",
+    ))
+}
