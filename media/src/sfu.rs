@@ -340,14 +340,15 @@ impl Sfu {
         &self.inner.config.token_key
     }
 
-    /// Admits a participant from the first signaling frame of a socket.
+    /// Admits a participant to `room` from the first signaling frame of a socket.
     ///
-    /// `first_frame` is the `{"type":"join","token":…}` message (a bare token is
+    /// `room` is the Room the socket was opened on (from the URL); a token for any
+    /// other Room is refused. `first_frame` is the `{"type":"join","token":…}` message (a bare token is
     /// accepted too). On success the participant is in the Room (counted by
     /// presence and capacity) and the returned [`Session`] must be [`run`](Session::run).
     /// On error, send [`Error::to_frame`] and close the socket: nothing was admitted.
-    pub async fn connect(&self, first_frame: &str) -> Result<Session> {
-        let result = self.admit(first_frame).await;
+    pub async fn connect(&self, room: &str, first_frame: &str) -> Result<Session> {
+        let result = self.admit(room, first_frame).await;
         if let Err(e) = &result {
             self.inner
                 .counters
@@ -358,7 +359,7 @@ impl Sfu {
         result
     }
 
-    async fn admit(&self, first_frame: &str) -> Result<Session> {
+    async fn admit(&self, room: &str, first_frame: &str) -> Result<Session> {
         let token = match ClientMessage::parse(first_frame) {
             Ok(ClientMessage::Join { token }) => token,
             Ok(_) => return Err(Error::Protocol("the first message must be join".to_owned())),
@@ -367,6 +368,9 @@ impl Sfu {
         };
         let now = unix_now();
         let claims = self.inner.config.token_key.verify(&token, now)?;
+        if claims.room != room {
+            return Err(Error::WrongRoom);
+        }
         {
             let mut nonces = self.inner.nonces.lock().map_err(|_| poisoned())?;
             nonces.retain(|_, expires| *expires > now);
@@ -871,6 +875,24 @@ impl Session {
             let _ = tokio::time::timeout(Duration::from_millis(500), outgoing.send(frame)).await;
         }
         reason
+    }
+
+    /// [`run`](Self::run) over tokio channels: `incoming` carries client frames,
+    /// `outgoing` server frames. Handy when the socket is pumped elsewhere.
+    pub async fn run_channels(
+        self,
+        incoming: mpsc::Receiver<String>,
+        outgoing: mpsc::Sender<String>,
+    ) -> CloseReason {
+        let incoming = Box::pin(futures_util::stream::unfold(
+            incoming,
+            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+        ));
+        let outgoing = Box::pin(futures_util::sink::unfold(
+            outgoing,
+            |tx, m: String| async move { tx.send(m).await.map(|()| tx) },
+        ));
+        self.run(incoming, outgoing).await
     }
 
     fn push(&self, live: &Live, message: ServerMessage) -> Result<(), CloseReason> {

@@ -1,0 +1,320 @@
+//! End-to-end tests of the SFU with real webrtc-rs peers on loopback, driving it
+//! through the session API exactly as the instance's WebSocket glue does.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, Tally, checked_tail_run, drain, join, join_with_token, start_publishing};
+use convene_media::signaling::{ClientMessage, Kind, ServerMessage};
+use convene_media::{Claims, CloseReason, Error, Sfu, SfuConfig, TokenKey};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn sfu() -> Sfu {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    Sfu::new(SfuConfig::loopback(TokenKey::generate()))
+}
+
+/// Waits until `client` has received at least `run` consecutive packets of
+/// both kinds from each of `from` (indices), checking order and integrity.
+async fn receive_from(
+    client: &mut Client,
+    ids: &[String],
+    from: &[u8],
+    run: usize,
+    tally: &mut Tally,
+) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        drain(client, ids, tally);
+        let done = from.iter().all(|s| {
+            [0u8, 1].iter().all(|k| {
+                tally
+                    .get(&(*s, *k))
+                    .is_some_and(|seqs| checked_tail_run(seqs) >= run)
+            })
+        });
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not receive {run} in-order packets from {from:?}: {:?}",
+            client.id,
+            tally
+                .iter()
+                .map(|(k, v)| (*k, v.len(), checked_tail_run(v)))
+                .collect::<Vec<_>>()
+        );
+        // Polling interval for a failure bound, not synchronisation: packets
+        // arrive on their own schedule.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("p{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_peers_receive_each_others_media_intact_and_in_order_and_leaving_removes_tracks() {
+    let sfu = sfu();
+    let ids = ids(3);
+    let epoch = Instant::now();
+    let mut clients = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let c = join(&sfu, "space/room", id, i as u8, None).await;
+        publishers.push(start_publishing(&c, 30, 1, 1000, epoch));
+        clients.push(c);
+    }
+    assert_eq!(sfu.room_presence("space/room"), 3);
+    assert_eq!(sfu.presence().get("space/room"), Some(&3));
+
+    let mut tallies: Vec<Tally> = vec![Tally::new(), Tally::new(), Tally::new()];
+    for (i, c) in clients.iter_mut().enumerate() {
+        let others: Vec<u8> = (0..3u8).filter(|j| usize::from(*j) != i).collect();
+        receive_from(c, &ids, &others, 60, &mut tallies[i]).await;
+        // Nobody receives their own media back.
+        assert!(!tallies[i].keys().any(|(s, _)| usize::from(*s) == i));
+    }
+    let m = sfu.metrics();
+    assert_eq!(
+        (m.gatherings, m.participants, m.published_tracks),
+        (1, 3, 6)
+    );
+    assert!(m.packets_forwarded > 6 * 60, "{m:?}");
+    assert!(m.bytes_forwarded > m.packets_forwarded * 100, "{m:?}");
+
+    // Participant 0 has the loud microphone.
+    clients[1]
+        .wait_event(
+            LIMIT,
+            |e| matches!(e, ServerMessage::ActiveSpeaker { participant } if participant == "p0"),
+        )
+        .await;
+
+    // p2 leaves: the others learn it, lose its two tracks, and stop getting its media.
+    let leaver = clients.pop().expect("three clients");
+    publishers[2].abort();
+    leaver.send(&ClientMessage::Leave);
+    let reason = tokio::time::timeout(LIMIT, leaver.session)
+        .await
+        .expect("session ends")
+        .expect("join");
+    assert_eq!(reason, CloseReason::Left);
+    for c in clients.iter_mut() {
+        let mut unpublished = Vec::new();
+        let mut left = false;
+        while !(left && unpublished.len() == 2) {
+            match c.wait_event(LIMIT, |_| true).await {
+                ServerMessage::TrackUnpublished(t) if t.participant == "p2" => {
+                    unpublished.push(t.kind)
+                }
+                ServerMessage::ParticipantLeft { id } if id == "p2" => left = true,
+                _ => {}
+            }
+        }
+        unpublished.sort_by_key(|k| *k == Kind::Video);
+        assert_eq!(unpublished, vec![Kind::Audio, Kind::Video]);
+    }
+    assert_eq!(sfu.room_presence("space/room"), 2);
+    let m = sfu.metrics();
+    assert_eq!((m.participants, m.published_tracks), (2, 4));
+    // The two remaining still hear and see each other.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let other = [1u8, 0][i];
+        let run = tallies[i]
+            .get(&(other, 1))
+            .map_or(0, |s| checked_tail_run(s));
+        receive_from(c, &ids, &[other], run + 30, &mut tallies[i]).await;
+    }
+    for p in publishers {
+        p.abort();
+    }
+    for c in clients {
+        c.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_get_nothing() {
+    let sfu = sfu();
+    let now = convene_media::token::unix_now();
+    let join_frame = |t: &str| {
+        serde_json::to_string(&ClientMessage::Join {
+            token: t.to_owned(),
+        })
+        .expect("json")
+    };
+
+    let claims = Claims::new("space/room", "mallory", "M", now, 120);
+    let forged = TokenKey::generate().issue(&claims);
+    assert!(matches!(
+        sfu.connect("space/room", &join_frame(&forged)).await,
+        Err(Error::ForgedToken)
+    ));
+
+    let expired = sfu
+        .token_key()
+        .issue(&Claims::new("space/room", "mallory", "M", now - 300, 120));
+    assert!(matches!(
+        sfu.connect("space/room", &join_frame(&expired)).await,
+        Err(Error::ExpiredToken)
+    ));
+
+    let other_room = sfu
+        .token_key()
+        .issue(&Claims::new("space/other", "mallory", "M", now, 120));
+    assert!(matches!(
+        sfu.connect("space/room", &join_frame(&other_room)).await,
+        Err(Error::WrongRoom)
+    ));
+
+    assert!(matches!(
+        sfu.connect("space/room", "garbage").await,
+        Err(Error::MalformedToken)
+    ));
+    assert!(matches!(
+        sfu.connect("space/room", r#"{"type":"ping"}"#).await,
+        Err(Error::Protocol(_))
+    ));
+
+    // A good token works once; the same token again is refused.
+    let good = sfu.token_key().issue(&claims);
+    let first = join_with_token(&sfu, "space/room", "mallory", 0, &good, true)
+        .await
+        .expect("first use");
+    let reused = sfu.connect("space/room", &join_frame(&good)).await;
+    assert!(matches!(reused, Err(Error::ReusedToken)));
+    let frame: serde_json::Value =
+        serde_json::from_str(&Error::ReusedToken.to_frame()).expect("json");
+    assert_eq!(frame["type"], "error");
+
+    assert_eq!(sfu.room_presence("space/room"), 1);
+    assert_eq!(sfu.metrics().joins_refused, 6);
+    first.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_is_enforced_and_ended_rooms_refuse_and_disconnect() {
+    let sfu = sfu();
+    let a = join(&sfu, "space/small", "a", 0, Some(2)).await;
+    let b = join(&sfu, "space/small", "b", 1, Some(2)).await;
+    let now = convene_media::token::unix_now();
+    let mut claims = Claims::new("space/small", "c", "C", now, 120);
+    claims.capacity = Some(2);
+    let token = sfu.token_key().issue(&claims);
+    let refused = join_with_token(&sfu, "space/small", "c", 2, &token, true).await;
+    assert!(matches!(refused, Err(Error::RoomFull)));
+    assert_eq!(sfu.room_presence("space/small"), 2);
+
+    // Rejoining as the same participant replaces the old session, within capacity.
+    let a2 = join(&sfu, "space/small", "a", 0, Some(2)).await;
+    let reason = tokio::time::timeout(LIMIT, a.session)
+        .await
+        .expect("old ends")
+        .expect("join");
+    assert_eq!(reason, CloseReason::Replaced);
+    assert_eq!(sfu.room_presence("space/small"), 2);
+
+    // Removing a person ends their session.
+    sfu.remove_participant("space/small", "b");
+    let reason = tokio::time::timeout(LIMIT, b.session)
+        .await
+        .expect("b ends")
+        .expect("join");
+    assert_eq!(reason, CloseReason::Removed);
+
+    // Deleting the room ends the rest and refuses new joins.
+    sfu.end_room("space/small");
+    let reason = tokio::time::timeout(LIMIT, a2.session)
+        .await
+        .expect("a2 ends")
+        .expect("join");
+    assert_eq!(reason, CloseReason::RoomEnded);
+    assert_eq!(sfu.room_presence("space/small"), 0);
+    let token = sfu
+        .token_key()
+        .issue(&Claims::new("space/small", "d", "D", now, 120));
+    let refused = sfu
+        .connect(
+            "space/small",
+            &serde_json::to_string(&ClientMessage::Join { token }).expect("json"),
+        )
+        .await;
+    assert!(matches!(refused, Err(Error::RoomEnded)));
+    assert_eq!(sfu.metrics().gatherings, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_peer_does_not_slow_the_others_and_garbage_closes_only_its_sender() {
+    let sfu = sfu();
+    let ids = ids(4);
+    let epoch = Instant::now();
+    let mut clients = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, id) in ids.iter().take(3).enumerate() {
+        let c = join(&sfu, "space/room", id, i as u8, None).await;
+        publishers.push(start_publishing(&c, 30, 1, 1000, epoch));
+        clients.push(c);
+    }
+    let mut tallies: Vec<Tally> = vec![Tally::new(), Tally::new(), Tally::new()];
+    receive_from(&mut clients[0], &ids, &[1, 2], 30, &mut tallies[0]).await;
+
+    // p2 stops reading signaling and media entirely.
+    clients[2].stall();
+    let run = tallies[0].get(&(1, 1)).map_or(0, |s| checked_tail_run(s));
+    // Chat keeps flowing between the others, and so does media.
+    clients[1].send(&ClientMessage::Chat {
+        text: "still here".into(),
+    });
+    clients[0]
+        .wait_event(LIMIT, |e| matches!(e, ServerMessage::Chat { from, text, .. } if from == "p1" && text == "still here"))
+        .await;
+    // 90 more consecutive packets (3 s of video) while p2 is stuck.
+    receive_from(&mut clients[0], &ids, &[1], run + 90, &mut tallies[0]).await;
+
+    // A fourth peer sends garbage: its session ends with a reason, nobody else's does.
+    let d = join(&sfu, "space/room", "p3", 3, None).await;
+    d.send_raw("{\"type\":\"offer\",\"sdp\":\"not sdp\"}");
+    let reason = tokio::time::timeout(LIMIT, d.session)
+        .await
+        .expect("garbage ends session")
+        .expect("join");
+    assert!(
+        matches!(&reason, CloseReason::Protocol(why) if why.contains("v=0")),
+        "{reason:?}"
+    );
+    clients[0]
+        .wait_event(
+            LIMIT,
+            |e| matches!(e, ServerMessage::ParticipantLeft { id } if id == "p3"),
+        )
+        .await;
+    let run = checked_tail_run(&tallies[0][&(1, 1)]);
+    receive_from(&mut clients[0], &ids, &[1], run + 30, &mut tallies[0]).await;
+
+    // Flooding is cut off by the rate limit.
+    let e = join(&sfu, "space/room", "p4", 4, None).await;
+    for _ in 0..200 {
+        e.send(&ClientMessage::Ping);
+    }
+    let reason = tokio::time::timeout(LIMIT, e.session)
+        .await
+        .expect("flood ends session")
+        .expect("join");
+    assert_eq!(
+        reason,
+        CloseReason::Protocol("too many signaling messages".into())
+    );
+    assert_eq!(sfu.room_presence("space/room"), 3);
+
+    for p in publishers {
+        p.abort();
+    }
+}
