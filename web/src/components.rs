@@ -411,6 +411,8 @@ pub enum ButtonKind {
     Danger,
     /// Looks like a link; for minor actions in lists and the navigation.
     Quiet,
+    /// A quiet destructive action in a list or beside other actions (remove, revoke, delete).
+    QuietDanger,
 }
 
 impl ButtonKind {
@@ -420,6 +422,7 @@ impl ButtonKind {
             Self::Secondary => "btn btn-secondary",
             Self::Danger => "btn btn-danger",
             Self::Quiet => "btn btn-quiet",
+            Self::QuietDanger => "btn btn-quiet btn-quiet-danger",
         }
     }
 }

@@ -3,7 +3,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use crate::assets;
-use crate::components::{ButtonKind, Icon, csrf_input, icon};
+use crate::components::{Icon, csrf_input, icon};
 use crate::routes;
 use crate::view::{FlashKind, PageContext};
 
@@ -58,9 +58,7 @@ fn header(ctx: &PageContext) -> Markup {
                             li {
                                 form.inline-form method="post" action=(routes::SIGNOUT) {
                                     (csrf_input(&ctx.csrf))
-                                    button type="submit" class=(nav_button_class(ButtonKind::Quiet)) {
-                                        "Sign out"
-                                    }
+                                    button.btn.btn-quiet.btn-small type="submit" { "Sign out" }
                                 }
                             }
                         } @else {
@@ -71,13 +69,6 @@ fn header(ctx: &PageContext) -> Markup {
                 }
             }
         }
-    }
-}
-
-fn nav_button_class(kind: ButtonKind) -> &'static str {
-    match kind {
-        ButtonKind::Quiet => "btn btn-quiet btn-small",
-        _ => "btn btn-secondary btn-small",
     }
 }
 

@@ -67,8 +67,10 @@ pub fn tokens(ctx: &PageContext, view: &TokensView) -> Markup {
                     p { strong { "Copy it now." } " For your safety it won't be shown again." }
                     div.field {
                         label for="new-token" { "Token" }
-                        input #new-token.token-secret type="text" readonly value=(new_token.secret)
-                            spellcheck="false" autocomplete="off";
+                        // A textarea wraps the whole secret on narrow screens, unlike an input.
+                        textarea #new-token.token-secret readonly rows="2" spellcheck="false" {
+                            (new_token.secret)
+                        }
                     }
                     p.help { "Send it in the " code { "Authorization: Bearer \u{2026}" } " header." }
                 }
@@ -94,7 +96,7 @@ pub fn tokens(ctx: &PageContext, view: &TokensView) -> Markup {
                                 div.row-actions {
                                     (post_button(&routes::token_revoke(&token.id), &ctx.csrf,
                                         html! { "Revoke" span.visually-hidden { " " (token.name) } },
-                                        ButtonKind::Danger))
+                                        ButtonKind::QuietDanger))
                                 }
                             }
                         }

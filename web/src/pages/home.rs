@@ -16,6 +16,10 @@ pub fn landing(ctx: &PageContext, view: &LandingView) -> Markup {
     };
     let body = html! {
         section.hero aria-labelledby="hero-title" {
+            // Three doorways of different sizes: the product's picture of a place with rooms.
+            div.hero-art aria-hidden="true" {
+                span.arch.arch-1 {} span.arch.arch-2 {} span.arch.arch-3 {}
+            }
             h1 #hero-title { (ctx.instance_name) }
             p.hero-tagline { (tagline) }
             @if ctx.user.is_none() || ctx.can_create_spaces {
@@ -163,6 +167,7 @@ pub fn error_status(ctx: &PageContext, status: u16) -> Markup {
 pub fn error(ctx: &PageContext, status: u16, title: &str, message: &str) -> Markup {
     let body = html! {
         div.centered.error-page {
+            span.notice-icon { (icon(if status == 404 { Icon::Door } else { Icon::Alert })) }
             p.error-code { "Error " (status) }
             h1 { (title) }
             p.lead { (message) }

@@ -25,7 +25,7 @@ pub fn room(ctx: &PageContext, view: &RoomView) -> Markup {
         html! {
             (link_button(&routes::room_edit(&view.space_slug, &view.slug), "Edit room", ButtonKind::Secondary, Some(Icon::Settings)))
             // Posting without the confirmation asks for it on the next page.
-            (post_button(&routes::room_delete(&view.space_slug, &view.slug), &ctx.csrf, html! { "Delete room" }, ButtonKind::Quiet))
+            (post_button(&routes::room_delete(&view.space_slug, &view.slug), &ctx.csrf, html! { "Delete room" }, ButtonKind::QuietDanger))
         }
     });
     let lead = html! {
@@ -236,9 +236,11 @@ fn room_form(ctx: &PageContext, form: &RoomForm) -> Markup {
                 .help(code_help)
                 .error(form.errors.get("access_code"))))
         }
-        (checkbox("listed", "Show on the Space page", form.listed,
-            Some("Unlisted rooms are reachable only by their link."),
-            form.errors.get("listed")))
+        (radio_group("listed", "Who can find it", &[
+                Choice::new("true", "Listed").hint("Its door is shown on the Space page."),
+                Choice::new("false", "Unlisted").hint("Only people with the link can find it."),
+            ],
+            if form.listed { "true" } else { "false" }, None, form.errors.get("listed")))
         (text_field(&TextField::new("capacity", "Capacity")
             .input_type("number").value(&form.capacity).required().short()
             .inputmode("numeric").min("1").max("100")

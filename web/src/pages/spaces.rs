@@ -170,7 +170,7 @@ pub fn members(ctx: &PageContext, view: &MembersView) -> Markup {
                                 @if member.can_remove && !member.is_you {
                                     (post_button(&routes::member_remove(&view.space_slug, &member.handle), &ctx.csrf,
                                         html! { "Remove" span.visually-hidden { " " (member.display_name) } },
-                                        ButtonKind::Quiet))
+                                        ButtonKind::QuietDanger))
                                 }
                             }
                         }
@@ -194,7 +194,7 @@ pub fn members(ctx: &PageContext, view: &MembersView) -> Markup {
                                     div.row-actions {
                                         (post_button(&routes::invitation_revoke(&view.space_slug, &invitation.id), &ctx.csrf,
                                             html! { "Revoke" span.visually-hidden { " the invitation for " (invitation.email) } },
-                                            ButtonKind::Quiet))
+                                            ButtonKind::QuietDanger))
                                     }
                                 }
                             }

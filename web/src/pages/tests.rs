@@ -241,7 +241,7 @@ fn navigation_follows_the_visitor() {
         .find(|f| f.contains(r#"action="/signout""#))
         .expect("sign-out form");
     assert!(signout.contains(&csrf_field()));
-    assert!(signout.contains("<button type=\"submit\""));
+    assert!(signout.contains(r#"type="submit">Sign out</button>"#));
     assert!(!member.contains("Create your Passport"));
 }
 
@@ -574,7 +574,11 @@ fn room_form_keeps_choices_and_posts_to_new_or_edit() {
         "{html}"
     );
     assert!(html.contains(r#"name="capacity" type="number" value="12""#));
-    assert!(html.contains(r#"name="listed" value="true" checked"#));
+    assert!(
+        html.contains(r#"id="listed" name="listed" value="true" checked"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"id="listed-false" name="listed" value="false" aria-describedby"#));
     assert!(html.contains(r#"<label for="access_code">"#));
 
     let form = sample::room_form_locked_with_errors();
@@ -586,7 +590,7 @@ fn room_form_keeps_choices_and_posts_to_new_or_edit() {
         "submitted slug shown back"
     );
     assert!(html.contains(r#"name="capacity" type="number" value="0""#));
-    assert!(!html.contains(r#"name="listed" value="true" checked"#));
+    assert!(html.contains(r#"id="listed-false" name="listed" value="false" checked"#));
     assert!(html.contains("There are 3 problems"));
     assert!(html.contains(r##"href="#access_code""##));
 }
@@ -692,7 +696,7 @@ fn signin_and_account_forms() {
 #[test]
 fn a_new_token_is_shown_once_and_tokens_can_be_revoked() {
     let html = pages::tokens(&sample::member_context(), &sample::tokens()).into_string();
-    assert!(html.contains(r#"value="cvn_pat_7f3K9qLm2VxR8tYw4ZbN6hJd1sPc5gAe""#));
+    assert!(html.contains(r#"readonly rows="2" spellcheck="false">cvn_pat_7f3K9qLm2VxR8tYw4ZbN6hJd1sPc5gAe</textarea>"#), "{html}");
     assert!(html.contains("won't be shown again"));
     assert!(html.contains(r#"action="/me/tokens/3/revoke""#));
     assert!(html.contains("never used") && html.contains("last used 5 minutes ago"));
