@@ -128,6 +128,7 @@ pub fn space() -> SpaceView {
         name: "Book Club".to_owned(),
         slug: "book-club".to_owned(),
         description: "We read one novel a month and talk about it on the last Thursday. Newcomers welcome, spoilers not.".to_owned(),
+        listed: true,
         member_count: 23,
         your_role: Some(Role::Owner),
         rooms: vec![
@@ -299,6 +300,7 @@ pub fn gallery() -> Vec<(&'static str, Markup)> {
                     email: "ada@example".to_owned(),
                     handle: "Ada!".to_owned(),
                     display_name: "Ada Okafor".to_owned(),
+                    next: String::new(),
                     errors: FormErrors::new()
                         .with("email", "Enter an email address like name@example.org.")
                         .with("handle", "Use lowercase letters, digits and underscores."),
@@ -314,6 +316,7 @@ pub fn gallery() -> Vec<(&'static str, Markup)> {
                     email: "ada@example.org".to_owned(),
                     code: String::new(),
                     resend_url: routes::signin_with_email("ada@example.org"),
+                    next: "/invitations/q2X9pLmv7Rk".to_owned(),
                     errors: FormErrors::new(),
                 },
             ),
@@ -326,6 +329,7 @@ pub fn gallery() -> Vec<(&'static str, Markup)> {
                     email: "ada@example.org".to_owned(),
                     code: "12345".to_owned(),
                     resend_url: routes::signin_with_email("ada@example.org"),
+                    next: String::new(),
                     errors: FormErrors::new()
                         .with("code", "That code is not right, or it has expired."),
                 },
@@ -387,6 +391,7 @@ pub fn gallery() -> Vec<(&'static str, Markup)> {
                 &member,
                 &SpaceView {
                     rooms: vec![],
+                    listed: false,
                     ..space()
                 },
             ),

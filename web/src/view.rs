@@ -352,6 +352,8 @@ pub struct SpaceView {
     pub name: String,
     pub slug: String,
     pub description: String,
+    /// Unlisted Spaces are not on the landing page; the header says so.
+    pub listed: bool,
     pub member_count: u32,
     /// The visitor's role, if they are a member.
     pub your_role: Option<Role>,
@@ -604,6 +606,9 @@ pub struct SignupForm {
     /// The handle without `@`.
     pub handle: String,
     pub display_name: String,
+    /// A local path to return to after signing in (e.g. an invitation), carried through the
+    /// forms as the hidden field `next`; empty for none. The instance must check it is local.
+    pub next: String,
     pub errors: FormErrors,
 }
 
@@ -611,6 +616,9 @@ pub struct SignupForm {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SigninForm {
     pub email: String,
+    /// A local path to return to after signing in (e.g. an invitation), carried through the
+    /// forms as the hidden field `next`; empty for none. The instance must check it is local.
+    pub next: String,
     pub errors: FormErrors,
 }
 
@@ -623,6 +631,9 @@ pub struct VerifyForm {
     pub code: String,
     /// Where "send a new code" leads (e.g. the sign-in form with the email filled in).
     pub resend_url: String,
+    /// A local path to return to after signing in (e.g. an invitation), carried through the
+    /// forms as the hidden field `next`; empty for none. The instance must check it is local.
+    pub next: String,
     pub errors: FormErrors,
 }
 

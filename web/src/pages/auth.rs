@@ -12,6 +12,7 @@ use crate::view::{PageContext, SigninForm, SignupForm, VerifyForm};
 pub fn signup(ctx: &PageContext, form: &SignupForm) -> Markup {
     let suffix = format!("@{}", ctx.instance_domain);
     let fields = html! {
+        (next_input(&form.next))
         (text_field(&TextField::new("email", "Email address")
             .input_type("email").value(&form.email).required()
             .autocomplete("email").spellcheck_off()
@@ -46,6 +47,7 @@ pub fn signup(ctx: &PageContext, form: &SignupForm) -> Markup {
 /// `GET/POST /signin`: the email to send a code to.
 pub fn signin(ctx: &PageContext, form: &SigninForm) -> Markup {
     let fields = html! {
+        (next_input(&form.next))
         (text_field(&TextField::new("email", "Email address")
             .input_type("email").value(&form.email).required()
             .autocomplete("email").spellcheck_off().autofocus()
@@ -69,6 +71,7 @@ pub fn signin(ctx: &PageContext, form: &SigninForm) -> Markup {
 pub fn verify(ctx: &PageContext, form: &VerifyForm) -> Markup {
     let fields = html! {
         input type="hidden" name="email" value=(form.email);
+        (next_input(&form.next))
         (text_field(&TextField::new("code", "6-digit code")
             .value(&form.code).required().short()
             .inputmode("numeric").autocomplete("one-time-code")
@@ -93,4 +96,13 @@ pub fn verify(ctx: &PageContext, form: &VerifyForm) -> Markup {
         }
     };
     page(ctx, "Enter your code", body)
+}
+
+/// The hidden `next` field, only when there is somewhere to return to.
+fn next_input(next: &str) -> Markup {
+    html! {
+        @if !next.is_empty() {
+            input type="hidden" name="next" value=(next);
+        }
+    }
 }

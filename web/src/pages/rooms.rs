@@ -2,7 +2,6 @@
 
 use maud::{Markup, html};
 
-use super::SLUG_HELP;
 use super::home::count;
 use crate::assets;
 use crate::components::{
@@ -214,15 +213,22 @@ fn room_form(ctx: &PageContext, form: &RoomForm) -> Markup {
     } else {
         "Needed for locked rooms. People type it to come in; share it with those you invite."
     };
-    let prefix = format!("/spaces/{}/rooms/", form.space_slug);
+    // The full path is too long for an input prefix on a phone, so the help text carries it.
+    let slug_help = if form.editing.is_some() {
+        "Used in the room's link. Changing it breaks links people already have.".to_owned()
+    } else {
+        format!(
+            "Used in the room's link, /spaces/{}/rooms/\u{2026}. Lowercase letters, digits and dashes.",
+            form.space_slug
+        )
+    };
     let fields = html! {
         (text_field(&TextField::new("name", "Name")
             .value(&form.name).required().maxlength(80)
             .error(form.errors.get("name"))))
         (text_field(&TextField::new("slug", "Short name")
             .value(&form.slug).required().maxlength(40).spellcheck_off()
-            .prefix(&prefix)
-            .help(if form.editing.is_some() { "Used in links. Changing it breaks links people already have." } else { SLUG_HELP })
+            .help(&slug_help)
             .error(form.errors.get("slug"))))
         (text_field(&TextField::new("topic", "Topic")
             .value(&form.topic).optional().maxlength(200)

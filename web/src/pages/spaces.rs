@@ -6,7 +6,8 @@ use super::SLUG_HELP;
 use super::home::count;
 use crate::components::{
     ButtonKind, Choice, Icon, TextField, Tone, avatar, badge, button, checkbox, door_card,
-    empty_state, icon, link_button, page_header, post_button, post_form, select, text_field,
+    empty_state, icon, icon_badge, link_button, page_header, post_button, post_form, select,
+    text_field,
 };
 use crate::layout::page;
 use crate::routes;
@@ -69,6 +70,7 @@ pub fn space(ctx: &PageContext, view: &SpaceView) -> Markup {
         @if !view.description.is_empty() { p { (view.description) } }
         p.meta-line {
             span { (icon(Icon::People)) (count(view.member_count as usize, "member", "members")) }
+            @if !view.listed { (icon_badge("Unlisted", Tone::Neutral, Icon::EyeOff)) }
             @if let Some(role) = view.your_role {
                 span { "You are " (if role == Role::Owner { "an owner" } else { "a member" }) }
             }

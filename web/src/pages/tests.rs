@@ -312,6 +312,27 @@ fn space_page_hides_actions_the_visitor_cannot_take() {
     assert!(!html.contains("/edit\""));
     assert!(!html.contains("/members\""));
     assert!(!html.contains("You are"));
+    let header_meta = |html: &str| -> String {
+        let after = html.split("class=\"meta-line\"").nth(1).expect("meta line");
+        after.split("</p>").next().unwrap_or_default().to_owned()
+    };
+    assert!(
+        !header_meta(&html).contains("Unlisted"),
+        "a listed Space has no Unlisted badge"
+    );
+
+    let html = pages::space(
+        &sample::member_context(),
+        &SpaceView {
+            listed: false,
+            rooms: vec![],
+            ..sample::space()
+        },
+    )
+    .into_string();
+    assert!(header_meta(&html).contains("Unlisted"), "{html}");
+    assert!(html.contains("No rooms yet"));
+    assert!(html.contains("Create the first room"));
 }
 
 #[test]
@@ -628,6 +649,7 @@ fn signup_shows_the_handle_with_prefix_and_domain_and_inline_errors() {
         email: "ada@example".into(),
         handle: "Ada!".into(),
         display_name: "Ada".into(),
+        next: String::new(),
         errors: FormErrors::new().with("handle", "Use lowercase letters."),
     };
     let html = pages::signup(&sample::guest_context(), &form).into_string();
@@ -657,6 +679,7 @@ fn verify_asks_for_a_numeric_one_time_code() {
         email: "a+b@example.org".into(),
         code: String::new(),
         resend_url: routes::signin_with_email("a+b@example.org"),
+        next: "/invitations/abc".into(),
         errors: FormErrors::new(),
     };
     let html = pages::verify(&sample::guest_context(), &form).into_string();
@@ -669,6 +692,12 @@ fn verify_asks_for_a_numeric_one_time_code() {
     assert!(html.contains(r#"<input type="hidden" name="email" value="a+b@example.org">"#));
     assert!(html.contains(r#"action="/verify?email=a%2Bb%40example.org""#));
     assert!(html.contains(r#"href="/signin?email=a%2Bb%40example.org""#));
+    assert!(html.contains(r#"<input type="hidden" name="next" value="/invitations/abc">"#));
+    let signin = pages::signin(&sample::guest_context(), &SigninForm::default()).into_string();
+    assert!(
+        !signin.contains(r#"name="next""#),
+        "no next field when there is nowhere to return"
+    );
 }
 
 #[test]
