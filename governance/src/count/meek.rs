@@ -199,6 +199,10 @@ pub(super) fn count(counter: &mut Counter<'_>) -> Result<()> {
         r.keep_factors = Some(keep.iter().map(|&k| Votes::from_units(k)).collect());
         counter.set_quota(Some(Votes::from_units(quota)));
         counter.push_round(r);
+        if hopefuls.len() <= vacancies {
+            // Everyone left has been elected; nothing can change any more.
+            break;
+        }
     }
     Ok(())
 }
