@@ -35,7 +35,10 @@ pub fn signup(ctx: &PageContext, form: &SignupForm) -> Markup {
         div.auth {
             div.card.form-card {
                 h1 { "Create your Passport" }
-                p.lead { "Your Passport is your account on " (ctx.instance_name) ". With it you can join Spaces and meet people in their Rooms." }
+                p.lead {
+                    "Your Passport is your account on " (ctx.instance_name) ". "
+                    "With it you can join Spaces and meet people in their Rooms."
+                }
                 (post_form(routes::SIGNUP, &ctx.csrf, &form.errors, fields))
             }
             p.auth-switch { "Already have a Passport? " a href=(routes::SIGNIN) { "Sign in" } }

@@ -46,7 +46,8 @@ pub fn landing(ctx: &PageContext, view: &LandingView) -> Markup {
             @if view.spaces.is_empty() {
                 (empty_state(Icon::Door, "No Spaces yet",
                     "When a community opens a Space here, it will show up on this page.",
-                    ctx.can_create_spaces.then(|| link_button(routes::SPACE_NEW, "Create the first Space", ButtonKind::Primary, Some(Icon::Plus)))))
+                    ctx.can_create_spaces.then(|| link_button(routes::SPACE_NEW,
+                        "Create the first Space", ButtonKind::Primary, Some(Icon::Plus)))))
             } @else {
                 ul.card-grid {
                     @for space in &view.spaces { (space_card(space)) }
@@ -69,7 +70,10 @@ fn space_card(space: &SpaceCard) -> Markup {
             p.card-meta {
                 span { (icon(Icon::Door)) (count(space.room_count as usize, "room", "rooms")) }
                 @if space.people_inside > 0 {
-                    span.live { span.live-dot aria-hidden="true" {} (count(space.people_inside as usize, "person", "people")) " in rooms now" }
+                    span.live {
+                        span.live-dot aria-hidden="true" {}
+                        (count(space.people_inside as usize, "person", "people")) " in rooms now"
+                    }
                 } @else {
                     span { (icon(Icon::Person)) "Quiet right now" }
                 }

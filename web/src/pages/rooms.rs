@@ -24,7 +24,8 @@ pub fn room(ctx: &PageContext, view: &RoomView) -> Markup {
         html! {
             (link_button(&routes::room_edit(&view.space_slug, &view.slug), "Edit room", ButtonKind::Secondary, Some(Icon::Settings)))
             // Posting without the confirmation asks for it on the next page.
-            (post_button(&routes::room_delete(&view.space_slug, &view.slug), &ctx.csrf, html! { "Delete room" }, ButtonKind::QuietDanger))
+            (post_button(&routes::room_delete(&view.space_slug, &view.slug), &ctx.csrf,
+                html! { "Delete room" }, ButtonKind::QuietDanger))
         }
     });
     let lead = html! {

@@ -86,7 +86,8 @@ pub fn space(ctx: &PageContext, view: &SpaceView) -> Markup {
             @if doors.is_empty() {
                 (empty_state(Icon::Door, "No rooms yet",
                     "Rooms are where people meet. Once there is one, you'll find its door here.",
-                    view.can_create_rooms.then(|| link_button(&routes::room_new(&view.slug), "Create the first room", ButtonKind::Primary, Some(Icon::Plus)))))
+                    view.can_create_rooms.then(|| link_button(&routes::room_new(&view.slug),
+                        "Create the first room", ButtonKind::Primary, Some(Icon::Plus)))))
             } @else {
                 ul.door-grid {
                     @for door in doors { (door_card(door)) }
@@ -165,7 +166,11 @@ pub fn members(ctx: &PageContext, view: &MembersView) -> Markup {
                                 span.row-meta {
                                     span.break-anywhere { "@" (member.handle) }
                                     " "
-                                    @if member.role == Role::Owner { (badge("Owner", Tone::Accent)) } @else { (badge("Member", Tone::Neutral)) }
+                                    @if member.role == Role::Owner {
+                                        (badge("Owner", Tone::Accent))
+                                    } @else {
+                                        (badge("Member", Tone::Neutral))
+                                    }
                                 }
                             }
                             div.row-actions {
@@ -191,7 +196,10 @@ pub fn members(ctx: &PageContext, view: &MembersView) -> Markup {
                                     span.row-icon { (icon(Icon::Mail)) }
                                     div.row-main {
                                         span.row-title.break-anywhere { (invitation.email) }
-                                        span.row-meta { "As " (invitation.role.label().to_lowercase()) " · expires " (invitation.expires) }
+                                        span.row-meta {
+                                            "As " (invitation.role.label().to_lowercase())
+                                            " · expires " (invitation.expires)
+                                        }
                                     }
                                     div.row-actions {
                                         (post_button(&routes::invitation_revoke(&view.space_slug, &invitation.id), &ctx.csrf,
@@ -246,7 +254,8 @@ pub fn invitation(ctx: &PageContext, view: &InvitationView) -> Markup {
                 InvitationState::Pending => {
                     p.lead { strong { (view.inviter) } " invited you to join " strong { (view.space_name) } " as " (as_role) "." }
                     div.actions.actions-center {
-                        (post_button(&routes::invitation_accept(&view.token), &ctx.csrf, html! { "Accept and join" }, ButtonKind::Primary))
+                        (post_button(&routes::invitation_accept(&view.token), &ctx.csrf,
+                            html! { "Accept and join" }, ButtonKind::Primary))
                         (post_button(&routes::invitation_decline(&view.token), &ctx.csrf, html! { "Decline" }, ButtonKind::Secondary))
                     }
                 }
