@@ -9,6 +9,9 @@ use std::time::Instant;
 use convene_web::view::Stage;
 use convene_web::{pages, sample};
 
+/// A named page render returning the document's length.
+type Case<'a> = (&'static str, Box<dyn Fn() -> usize + 'a>);
+
 fn main() {
     let iterations: u32 = std::env::args()
         .nth(1)
@@ -31,7 +34,7 @@ fn main() {
     let mut room = sample::room_view(Stage::Join(sample::join_panel()));
     room.inside = (0..12).map(|i| format!("Participant {i}")).collect();
 
-    let cases: [(&str, Box<dyn Fn() -> usize>); 4] = [
+    let cases: [Case<'_>; 4] = [
         (
             "space page (4 rooms)",
             Box::new(|| pages::space(&ctx, &sample::space()).0.len()),
