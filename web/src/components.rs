@@ -4,7 +4,7 @@
 //! its `name` (unless set otherwise), the `<label for>` points at it, help text and the inline
 //! error each have an id (`{id}-help`, `{id}-error`) referenced from `aria-describedby`, and a
 //! field with an error gets `aria-invalid="true"`. [`error_summary`] links to the same ids, so
-//! the fields' names in [`FormErrors`](crate::view::FormErrors) must be the inputs' names.
+//! the fields' names in [`FormErrors`] must be the inputs' names.
 //!
 //! Nothing here sets inline `style` attributes or inline scripts, so the instance can send a
 //! strict Content-Security-Policy.

@@ -11,6 +11,9 @@
 //! - [`layout::page`]: the frame around them; [`components`]: the shared building blocks.
 //! - [`routes`]: the URL of every page, so links here and routes in `instance` agree.
 //! - [`assets`]: the stylesheet and favicon, with a content version for cache busting.
+//! - [`sample`]: sample view models for every page. `cargo run -p convene-web --example gallery
+//!   -- OUTDIR` writes them all as static HTML to look at; `--example render_bench` times the
+//!   busiest pages.
 //!
 //! Invariants the pages keep:
 //! - Every POST form carries the hidden `csrf` input with [`view::PageContext::csrf`].
