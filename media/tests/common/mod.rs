@@ -77,12 +77,12 @@ pub fn decode(p: &[u8]) -> Option<(u8, u8, u32, u64)> {
     Some((sender, p[1], seq, at))
 }
 
-struct Handler {
-    signal: mpsc::UnboundedSender<String>,
-    received: mpsc::UnboundedSender<Received>,
-    paused: Arc<AtomicBool>,
-    resume: Arc<Notify>,
-    capture: bool,
+pub struct Handler {
+    pub signal: mpsc::UnboundedSender<String>,
+    pub received: mpsc::UnboundedSender<Received>,
+    pub paused: Arc<AtomicBool>,
+    pub resume: Arc<Notify>,
+    pub capture: bool,
 }
 
 #[async_trait::async_trait]
@@ -174,16 +174,43 @@ pub async fn join_with_token(
     token: &str,
     capture: bool,
 ) -> convene_media::Result<Client> {
+    join_on(
+        &tokio::runtime::Handle::current(),
+        sfu,
+        room,
+        id,
+        index,
+        token,
+        capture,
+    )
+    .await
+}
+
+/// Like [`join_with_token`], with the SFU side (connect, session, and so every
+/// SFU task and peer connection driver) running on `sfu_runtime`.
+pub async fn join_on(
+    sfu_runtime: &tokio::runtime::Handle,
+    sfu: &Sfu,
+    room: &str,
+    id: &str,
+    index: u8,
+    token: &str,
+    capture: bool,
+) -> convene_media::Result<Client> {
     let first = serde_json::to_string(&ClientMessage::Join {
         token: token.to_owned(),
     })
     .expect("json");
-    let session = sfu.connect(room, &first).await?;
+    let (s, r) = (sfu.clone(), room.to_owned());
+    let session = sfu_runtime
+        .spawn(async move { s.connect(&r, &first).await })
+        .await
+        .expect("connect task")?;
 
     // The session's channels: bounded outgoing like a real socket buffer.
     let (in_tx, in_rx) = mpsc::channel::<String>(1024);
     let (out_tx, mut out_rx) = mpsc::channel::<String>(64);
-    let session = tokio::spawn(session.run_channels(in_rx, out_tx));
+    let session = sfu_runtime.spawn(session.run_channels(in_rx, out_tx));
 
     let (signal_tx, mut signal_rx) = mpsc::unbounded_channel::<String>();
     let (received_tx, received_rx) = mpsc::unbounded_channel();
@@ -340,7 +367,7 @@ pub async fn join_with_token(
     })
 }
 
-fn local_track(
+pub fn local_track(
     stream: &str,
     name: &str,
     kind: RtpCodecKind,
@@ -419,9 +446,27 @@ pub fn start_publishing(
     video_size: usize,
     epoch: Instant,
 ) -> JoinHandle<()> {
-    let audio = client.audio.clone();
-    let video = client.video.clone();
-    let (a_ssrc, v_ssrc, index) = (client.audio_ssrc, client.video_ssrc, client.index);
+    publish_tracks(
+        client.audio.clone(),
+        client.video.clone(),
+        (client.audio_ssrc, client.video_ssrc, client.index),
+        fps,
+        per_frame,
+        video_size,
+        epoch,
+    )
+}
+
+/// The publishing loop of [`start_publishing`] on any pair of local tracks.
+pub fn publish_tracks(
+    audio: Arc<TrackLocalStaticRTP>,
+    video: Arc<TrackLocalStaticRTP>,
+    (a_ssrc, v_ssrc, index): (u32, u32, u8),
+    fps: u32,
+    per_frame: u32,
+    video_size: usize,
+    epoch: Instant,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
         let mut video_tick =
