@@ -76,13 +76,12 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let (file, query) = path.split_once('?').unwrap_or((path, ""));
-    if file != ":memory:" {
-        if let Some(parent) = std::path::Path::new(file).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-            }
-        }
+    if file != ":memory:"
+        && let Some(parent) = std::path::Path::new(file).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let query = if query.contains("mode=") {
         query.to_string()
@@ -92,4 +91,26 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
         format!("{query}&mode=rwc")
     };
     Ok(format!("sqlite://{file}?{query}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    #[tokio::test]
+    async fn numbered_parameters_bind_by_number_on_sqlite() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("convene-db-test-{}", std::process::id()));
+        let db = super::Db::connect(&format!("sqlite://{}/t.db", dir.display())).await?;
+        let row = sqlx::query("SELECT ($2 = 1) AS a, $1 AS b, ($2 = 1 OR $1 = 'x') AS c")
+            .bind("y")
+            .bind(0_i64)
+            .fetch_one(&db.pool)
+            .await?;
+        let a: i64 = row.try_get("a")?;
+        let b: String = row.try_get("b")?;
+        let c: i64 = row.try_get("c")?;
+        assert_eq!((a, b.as_str(), c), (0, "y", 0));
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
 }

@@ -163,12 +163,12 @@ impl IntoResponse for AppError {
         }
         let info = self.info();
         let mut response = (info.status, info.detail.clone()).into_response();
-        if let Some(seconds) = info.retry_after {
-            if let Ok(value) = seconds.to_string().parse() {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, value);
-            }
+        if let Some(seconds) = info.retry_after
+            && let Ok(value) = seconds.to_string().parse()
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
         }
         response.extensions_mut().insert(info);
         response

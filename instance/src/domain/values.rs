@@ -203,7 +203,10 @@ impl DisplayName {
         if name.chars().count() > 80 {
             return Err(Invalid("Use at most 80 characters."));
         }
-        if name.chars().any(char::is_control) {
+        if name
+            .chars()
+            .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)
+        {
             return Err(Invalid("Use printable characters only."));
         }
         Ok(Self(name.to_string()))
@@ -250,10 +253,10 @@ pub fn parse_text(input: &str, max: usize) -> Result<String, Invalid> {
     if text.chars().count() > max {
         return Err(Invalid("That text is too long."));
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
+    // U+FFFD marks bytes that were not valid UTF-8 when the form was decoded.
+    if text.chars().any(|c| {
+        (c.is_control() && c != '\n' && c != '\r' && c != '\t') || c == char::REPLACEMENT_CHARACTER
+    }) {
         return Err(Invalid("Use printable characters only."));
     }
     Ok(text.replace("\r\n", "\n"))

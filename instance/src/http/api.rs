@@ -166,10 +166,8 @@ fn room_json(state: &AppState, space: &Space, r: &Room, show_code: bool) -> Valu
         "is_entrance": space.entrance_room_id == Some(r.id),
         "created_at": r.created_at,
     });
-    if show_code {
-        if let (Some(code), Some(obj)) = (&r.access_code, v.as_object_mut()) {
-            obj.insert("access_code".into(), json!(code));
-        }
+    if show_code && let (Some(code), Some(obj)) = (&r.access_code, v.as_object_mut()) {
+        obj.insert("access_code".into(), json!(code));
     }
     v
 }

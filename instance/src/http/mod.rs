@@ -134,6 +134,9 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
 
     let mut response = if is_safe(req.method()) {
         next.run(req).await
+    } else if req.method() != Method::POST {
+        // Pages speak GET and POST only; anything else never reaches a handler.
+        StatusCode::METHOD_NOT_ALLOWED.into_response()
     } else {
         match check_csrf(&state, &bid, req).await {
             Ok(req) => next.run(req).await,

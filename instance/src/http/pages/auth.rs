@@ -16,14 +16,13 @@ use crate::http::redirect;
 use crate::http::visitor::{self, SESSION_COOKIE, Visitor};
 use crate::mail;
 
-const NEXT_COOKIE: &str = "convene_next";
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct SignupInput {
     email: String,
     handle: String,
     display_name: String,
+    next: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -40,21 +39,14 @@ fn safe_next(next: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Remembers where to go after signing in, across the code round trip.
-fn remember_next(state: &AppState, mut response: Response, next: Option<&str>) -> Response {
+/// `/verify?email=E[&next=N]`
+fn verify_url(email: &str, next: Option<&str>) -> String {
+    let mut url = convene_web::routes::verify(email);
     if let Some(next) = safe_next(next) {
-        let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-        visitor::append_cookie(
-            response.headers_mut(),
-            visitor::set_cookie(
-                NEXT_COOKIE,
-                &encoded,
-                Some(3600),
-                state.settings.secure_cookies(),
-            ),
-        );
+        url.push_str("&next=");
+        url.push_str(&convene_web::routes::query_value(&next));
     }
-    response
+    url
 }
 
 /// `GET /signup`
@@ -63,14 +55,24 @@ pub async fn signup_page(
     visitor: Visitor,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let page = convene_web::pages::signup(
-        &context(&state, &visitor),
-        &SignupForm {
-            email: q.email.clone().unwrap_or_default(),
-            ..SignupForm::default()
-        },
-    );
-    remember_next(&state, page.into_response(), q.next.as_deref())
+    let form = SignupForm {
+        email: q.email.unwrap_or_default(),
+        next: safe_next(q.next.as_deref()).unwrap_or_default(),
+        ..SignupForm::default()
+    };
+    convene_web::pages::signup(&context(&state, &visitor), &form).into_response()
+}
+
+fn field<'a>(
+    errors: &'a mut Vec<FieldError>,
+    field: &'static str,
+) -> impl FnMut(crate::domain::values::Invalid) + 'a {
+    move |e| {
+        errors.push(FieldError {
+            field,
+            message: e.0.into(),
+        })
+    }
 }
 
 /// `POST /signup`: checks the handle and address, then emails a code.
@@ -82,67 +84,45 @@ pub async fn signup(
     let result = async {
         let mut errors = Vec::new();
         let email = Email::parse(&input.email)
-            .map_err(|e| {
-                errors.push(FieldError {
-                    field: "email",
-                    message: e.0.into(),
-                })
-            })
+            .map_err(field(&mut errors, "email"))
             .ok();
         let handle = Handle::parse(&input.handle)
-            .map_err(|e| {
-                errors.push(FieldError {
-                    field: "handle",
-                    message: e.0.into(),
-                })
-            })
+            .map_err(field(&mut errors, "handle"))
             .ok();
         let name = DisplayName::parse(&input.display_name)
-            .map_err(|e| {
-                errors.push(FieldError {
-                    field: "display_name",
-                    message: e.0.into(),
-                })
-            })
+            .map_err(field(&mut errors, "display_name"))
             .ok();
         let (Some(email), Some(handle), Some(name)) = (email, handle, name) else {
             return Err(AppError::Invalid(errors));
         };
         passports::check_available(&state.db, &handle, &email).await?;
-        let code = auth::issue_code(
-            &state.db,
-            &email,
-            &CodePurpose::SignUp {
-                handle: handle.clone(),
-                display_name: name,
-            },
-        )
-        .await?;
-        send_code(
-            &state,
-            &email,
-            &code,
-            &format!(
-                "Welcome! Your new Passport will be @{handle}@{}.",
-                state.settings.domain()
-            ),
-        )
-        .await?;
+        let purpose = CodePurpose::SignUp {
+            handle: handle.clone(),
+            display_name: name,
+        };
+        let code = auth::issue_code(&state.db, &email, &purpose).await?;
+        let intro = format!(
+            "Welcome! Your new Passport will be @{handle}@{}.",
+            state.settings.domain()
+        );
+        send_code(&state, &email, &code, &intro).await?;
         Ok(email)
     }
     .await;
     match result {
-        Ok(email) => Ok(redirect(&convene_web::routes::verify(email.as_str()))),
+        Ok(email) => Ok(redirect(&verify_url(email.as_str(), Some(&input.next)))),
         Err(err) => {
             let errors = form_errors(err)?;
+            let form = SignupForm {
+                next: safe_next(Some(&input.next)).unwrap_or_default(),
+                email: input.email,
+                handle: input.handle,
+                display_name: input.display_name,
+                errors,
+            };
             Ok(invalid(convene_web::pages::signup(
                 &context(&state, &visitor),
-                &SignupForm {
-                    email: input.email,
-                    handle: input.handle,
-                    display_name: input.display_name,
-                    errors,
-                },
+                &form,
             )))
         }
     }
@@ -152,6 +132,7 @@ pub async fn signup(
 #[serde(default)]
 pub struct SigninInput {
     email: String,
+    next: String,
 }
 
 /// `GET /signin`
@@ -160,14 +141,12 @@ pub async fn signin_page(
     visitor: Visitor,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let page = convene_web::pages::signin(
-        &context(&state, &visitor),
-        &SigninForm {
-            email: q.email.clone().unwrap_or_default(),
-            errors: FormErrors::new(),
-        },
-    );
-    remember_next(&state, page.into_response(), q.next.as_deref())
+    let form = SigninForm {
+        email: q.email.unwrap_or_default(),
+        next: safe_next(q.next.as_deref()).unwrap_or_default(),
+        errors: FormErrors::new(),
+    };
+    convene_web::pages::signin(&context(&state, &visitor), &form).into_response()
 }
 
 /// `POST /signin`: emails a code if a Passport uses the address. The answer is the same either
@@ -180,12 +159,14 @@ pub async fn signin(
     let email = match Email::parse(&input.email) {
         Ok(email) => email,
         Err(e) => {
+            let form = SigninForm {
+                next: safe_next(Some(&input.next)).unwrap_or_default(),
+                email: input.email,
+                errors: FormErrors::new().with("email", e.0),
+            };
             return Ok(invalid(convene_web::pages::signin(
                 &context(&state, &visitor),
-                &SigninForm {
-                    email: input.email,
-                    errors: FormErrors::new().with("email", e.0),
-                },
+                &form,
             )));
         }
     };
@@ -199,19 +180,23 @@ pub async fn signin(
                 "/signup?email={}",
                 convene_web::routes::query_value(email.as_str())
             ));
-            state.mailer.enqueue(mail::Email {
-                to: email.as_str(),
-                subject: &format!("Signing in to {}", state.settings.instance_name),
-                body: &format!(
-                    "Hello,\n\nSomeone asked to sign in to {} with this address, but no Passport uses it.\n\
-                     To create one, go to:\n{link}\n\nIf it was not you, ignore this email.\n",
-                    state.settings.instance_name
-                ),
-                kind: "signin-unknown",
-            }).await?;
+            let body = format!(
+                "Hello,\n\nSomeone asked to sign in to {} with this address, but no Passport uses it.\n\
+                 To create one, go to:\n{link}\n\nIf it was not you, ignore this email.\n",
+                state.settings.instance_name
+            );
+            state
+                .mailer
+                .enqueue(mail::Email {
+                    to: email.as_str(),
+                    subject: &format!("Signing in to {}", state.settings.instance_name),
+                    body: &body,
+                    kind: "signin-unknown",
+                })
+                .await?;
         }
     }
-    Ok(redirect(&convene_web::routes::verify(email.as_str())))
+    Ok(redirect(&verify_url(email.as_str(), Some(&input.next))))
 }
 
 async fn send_code(state: &AppState, email: &Email, code: &str, intro: &str) -> Result<()> {
@@ -240,16 +225,14 @@ pub async fn verify_page(
     Query(q): Query<NextQuery>,
 ) -> Response {
     let email = q.email.unwrap_or_default();
-    convene_web::pages::verify(
-        &context(&state, &visitor),
-        &VerifyForm {
-            resend_url: convene_web::routes::signin_with_email(&email),
-            email,
-            code: q.code.unwrap_or_default(),
-            errors: FormErrors::new(),
-        },
-    )
-    .into_response()
+    let form = VerifyForm {
+        resend_url: convene_web::routes::signin_with_email(&email),
+        email,
+        code: q.code.unwrap_or_default(),
+        next: safe_next(q.next.as_deref()).unwrap_or_default(),
+        errors: FormErrors::new(),
+    };
+    convene_web::pages::verify(&context(&state, &visitor), &form).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -257,13 +240,13 @@ pub async fn verify_page(
 pub struct VerifyInput {
     email: String,
     code: String,
+    next: String,
 }
 
 /// `POST /verify`: spends the code, starts a session and goes where the visitor was heading.
 pub async fn verify(
     State(state): State<AppState>,
     visitor: Visitor,
-    headers: axum::http::HeaderMap,
     Form(input): Form<VerifyInput>,
 ) -> Result<Response> {
     let result = async {
@@ -274,25 +257,21 @@ pub async fn verify(
     let passport = match result {
         Ok(p) => p,
         Err(err) => {
-            let errors = form_errors(err)?;
-            // A clash at the last moment (someone took the handle) belongs on the code field.
-            let errors = if errors.get("code").is_none() {
-                let mut e = FormErrors::new();
-                for fe in errors.iter() {
-                    e.push("code", fe.message.clone());
-                }
-                e
-            } else {
-                errors
+            // Every problem here (even a handle taken at the last moment) is about the code.
+            let mut errors = FormErrors::new();
+            for e in form_errors(err)?.iter() {
+                errors.push("code", e.message.clone());
+            }
+            let form = VerifyForm {
+                resend_url: convene_web::routes::signin_with_email(&input.email),
+                next: safe_next(Some(&input.next)).unwrap_or_default(),
+                email: input.email,
+                code: String::new(),
+                errors,
             };
             return Ok(invalid(convene_web::pages::verify(
                 &context(&state, &visitor),
-                &VerifyForm {
-                    resend_url: convene_web::routes::signin_with_email(&input.email),
-                    email: input.email,
-                    code: String::new(),
-                    errors,
-                },
+                &form,
             )));
         }
     };
@@ -300,26 +279,17 @@ pub async fn verify(
         auth::end_session(&state.db, old).await?;
     }
     let token = auth::start_session(&state.db, Some(&passport)).await?;
-    let next = visitor::cookie(&headers, NEXT_COOKIE).and_then(|n| {
-        url::form_urlencoded::parse(format!("n={n}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    });
-    let to = safe_next(next.as_deref()).unwrap_or_else(|| "/".to_string());
-    let secure = state.settings.secure_cookies();
-    let mut response = redirect_with(
-        &state,
-        &to,
-        "success",
-        &format!("Welcome, {}.", passport.display_name),
-    );
+    let to = safe_next(Some(&input.next)).unwrap_or_else(|| "/".to_string());
+    let welcome = format!("Welcome, {}.", passport.display_name);
+    let mut response = redirect_with(&state, &to, "success", &welcome);
     visitor::append_cookie(
         response.headers_mut(),
-        visitor::set_cookie(SESSION_COOKIE, &token, Some(auth::SESSION_TTL), secure),
-    );
-    visitor::append_cookie(
-        response.headers_mut(),
-        visitor::set_cookie(NEXT_COOKIE, "", Some(0), secure),
+        visitor::set_cookie(
+            SESSION_COOKIE,
+            &token,
+            Some(auth::SESSION_TTL),
+            state.settings.secure_cookies(),
+        ),
     );
     Ok(response)
 }

@@ -132,10 +132,10 @@ pub async fn error_page(
         convene_web::pages::error(&ctx, info.status.as_u16(), &info.title, &info.detail),
     )
         .into_response();
-    if let Some(seconds) = info.retry_after {
-        if let Ok(value) = seconds.to_string().parse() {
-            response.headers_mut().insert("retry-after", value);
-        }
+    if let Some(seconds) = info.retry_after
+        && let Ok(value) = seconds.to_string().parse()
+    {
+        response.headers_mut().insert("retry-after", value);
     }
     response
 }

@@ -177,6 +177,13 @@ pub struct RoomInput {
     capacity: String,
 }
 
+impl RoomInput {
+    /// The form's "Listed / Unlisted" choice (`true` / `false`); a missing choice is unlisted.
+    fn listed(&self) -> bool {
+        matches!(self.listed.as_deref(), Some("true" | "on"))
+    }
+}
+
 /// Validates a Room form; `current` is the Room being edited (an empty code keeps its code).
 fn room_fields(input: &RoomInput, current: Option<&Room>) -> Result<(Slug, RoomFields)> {
     let mut errors = Vec::new();
@@ -233,7 +240,7 @@ fn room_fields(input: &RoomInput, current: Option<&Room>) -> Result<(Slug, RoomF
         topic,
         access,
         access_code,
-        listed: input.listed.is_some(),
+        listed: input.listed(),
         capacity,
     };
     fields.check()?;
@@ -246,6 +253,7 @@ fn form_from_input(
     editing: Option<&Room>,
     errors: FormErrors,
 ) -> RoomForm {
+    let listed = input.listed();
     RoomForm {
         space_name: space.name.to_string(),
         space_slug: space.slug.to_string(),
@@ -256,7 +264,7 @@ fn form_from_input(
         access: input.access.parse().unwrap_or(view::Access::Open),
         access_code: input.access_code,
         code_is_set: editing.is_some_and(|r| r.access_code.is_some()),
-        listed: input.listed.is_some(),
+        listed,
         capacity: input.capacity,
         errors,
     }

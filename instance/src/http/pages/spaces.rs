@@ -175,6 +175,7 @@ pub async fn show(
         name: space.name.to_string(),
         slug: space.slug.to_string(),
         description: space.description.clone(),
+        listed: space.listed,
         member_count: u32::try_from(member_count).unwrap_or(u32::MAX),
         your_role: role.map(web_role),
         rooms: room_list

@@ -1,0 +1,156 @@
+//! The `convene` binary: admin commands a script can use, and `--help`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join(format!("convene{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is built by `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+fn run(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .env("CONVENE_DATA_DIR", data)
+        .env("CONVENE_PUBLIC_URL", "https://convene.example.org")
+        .env_remove("CONVENE_DATABASE_URL")
+        .output()
+        .expect("run convene");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_commands_create_and_list() {
+    let data = std::env::temp_dir().join(format!("convene-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (ok, out, err) = run(
+        &data,
+        &[
+            "admin",
+            "passport",
+            "create",
+            "--email",
+            "ops@example.org",
+            "--handle",
+            "ops",
+            "--operator",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["passport"]["address"], "@ops@convene.example.org");
+
+    let (ok, out, err) = run(
+        &data,
+        &[
+            "admin",
+            "space",
+            "create",
+            "--owner",
+            "ops",
+            "--slug",
+            "town",
+            "--name",
+            "Town Hall",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["space"]["url"], "https://convene.example.org/spaces/town");
+
+    let (ok, out, err) = run(
+        &data,
+        &[
+            "admin",
+            "room",
+            "create",
+            "--space",
+            "town",
+            "--slug",
+            "council",
+            "--name",
+            "Council",
+            "--access",
+            "locked",
+            "--code",
+            "1234",
+            "--unlisted",
+            "--capacity",
+            "8",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["room"]["url"],
+        "https://convene.example.org/spaces/town/rooms/council"
+    );
+    assert_eq!(v["room"]["capacity"], 8);
+
+    let (ok, out, _) = run(&data, &["admin", "list"]);
+    assert!(ok);
+    assert!(
+        out.contains("@ops@convene.example.org")
+            && out.contains("/spaces/town")
+            && out.contains("/council")
+    );
+
+    // Mistakes are explained, with a failing exit code.
+    let (ok, _, err) = run(
+        &data,
+        &[
+            "admin", "space", "create", "--owner", "ops", "--slug", "town", "--name", "Again",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("already uses the address"), "{err}");
+    let (ok, _, err) = run(
+        &data,
+        &[
+            "admin", "room", "create", "--space", "town", "--slug", "xy", "--name", "X",
+            "--access", "locked",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("access code"), "{err}");
+    let (ok, _, err) = run(
+        &data,
+        &[
+            "admin", "passport", "create", "--email", "bad", "--handle", "h",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("--email"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn help_lists_the_settings() {
+    let out = Command::new(binary()).arg("--help").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for setting in [
+        "CONVENE_LISTEN",
+        "CONVENE_PUBLIC_URL",
+        "CONVENE_DATA_DIR",
+        "CONVENE_DATABASE_URL",
+        "CONVENE_SMTP_URL",
+    ] {
+        assert!(text.contains(setting), "--help mentions {setting}");
+    }
+}

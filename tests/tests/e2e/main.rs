@@ -1,0 +1,53 @@
+//! End-to-end tests: real instances on loopback, driven over HTTP like a person or a script
+//! would, each on SQLite and (when configured) on PostgreSQL.
+
+mod accounts;
+mod api;
+mod bad_input;
+mod cli;
+mod rooms;
+mod spaces;
+
+pub use convene_tests::{Backend, Browser, TestInstance, code_in, link_in, on_both};
+pub use reqwest::StatusCode;
+
+/// Signs up an operator (the first Passport) and gives them a Space with a Room of each kind.
+pub async fn instance_with_space(backend: Backend) -> (TestInstance, Browser) {
+    let inst = TestInstance::spawn(backend).await;
+    let owner = inst
+        .sign_up("olive@example.org", "olive", "Olive Owner")
+        .await;
+    let page = owner
+        .submit(
+            "/spaces",
+            &[
+                ("name", "Book Club"),
+                ("slug", "book-club"),
+                ("description", "We read."),
+                ("listed", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.path, "/spaces/book-club");
+    for (slug, name, access, code, listed) in [
+        ("lobby", "Lobby", "open", "", "true"),
+        ("circle", "Members Circle", "members", "", "true"),
+        ("vault", "The Vault", "locked", "open sesame", "true"),
+        ("hideout", "Hideout", "open", "", "false"),
+    ] {
+        let fields = vec![
+            ("name", name),
+            ("slug", slug),
+            ("topic", "Talk"),
+            ("access", access),
+            ("access_code", code),
+            ("capacity", "12"),
+            ("listed", listed),
+        ];
+        let page = owner.submit("/spaces/book-club/rooms", &fields).await;
+        assert_eq!(page.status, StatusCode::OK, "room {slug}: {}", page.body);
+        assert_eq!(page.path, format!("/spaces/book-club/rooms/{slug}"));
+    }
+    (inst, owner)
+}
