@@ -25,6 +25,8 @@ pub struct AppState {
     /// Key for CSRF tokens; kept in the database so forms survive a restart.
     pub csrf_key: Arc<[u8; 32]>,
     pub metrics: Arc<Metrics>,
+    /// The instance's SFU, where Rooms gather.
+    pub sfu: convene_media::Sfu,
 }
 
 /// Counters exported at `/metrics`.
@@ -49,13 +51,25 @@ impl AppState {
         let db = Db::connect(&settings.database_url).await?;
         db.migrate().await?;
         let csrf_key = secret(&db, "csrf_key").await?;
+        let media_key = secret(&db, "media_key").await?;
         let mailer = Mailer::new(&settings, db.clone())?;
+        let sfu = convene_media::Sfu::new(convene_media::SfuConfig {
+            udp_port_min: settings.media_udp_ports.0,
+            udp_port_max: settings.media_udp_ports.1,
+            public_ip: settings.media_public_ip,
+            bind_ip: settings.media_bind_ip,
+            ice_servers: settings.ice_servers()?,
+            token_key: convene_media::TokenKey::from_bytes(media_key),
+            max_participants_default: u32::try_from(crate::domain::rooms::MAX_CAPACITY)
+                .unwrap_or(100),
+        });
         Ok(Self {
             settings: Arc::new(settings),
             db,
             mailer,
             csrf_key: Arc::new(csrf_key),
             metrics: Arc::new(Metrics::default()),
+            sfu,
         })
     }
 }

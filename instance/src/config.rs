@@ -55,8 +55,8 @@ pub struct ConfigArgs {
     /// Local IP the media server binds [default: the listen address's IP].
     #[arg(long, global = true, env = "CONVENE_MEDIA_BIND_IP")]
     pub media_bind_ip: Option<IpAddr>,
-    /// STUN/TURN servers handed to browsers, comma separated
-    /// (turn:user:secret@turn.example.org:3478 or stun:stun.example.org:3478).
+    /// STUN/TURN servers handed to browsers, comma separated:
+    /// stun:stun.example.org:3478 or turn:USER:PASSWORD@turn.example.org:3478?transport=udp.
     #[arg(
         long,
         global = true,
@@ -146,7 +146,10 @@ impl Settings {
                 .or(file.media_udp_port_max)
                 .unwrap_or(40199),
         );
-        if media_udp_ports.0 > media_udp_ports.1 || media_udp_ports.0 == 0 {
+        // 0 and 0 let the system choose each port (development and tests).
+        if media_udp_ports.0 > media_udp_ports.1
+            || (media_udp_ports.0 == 0) != (media_udp_ports.1 == 0)
+        {
             bail!("media_udp_port_min must be a port no greater than media_udp_port_max");
         }
         Ok(Self {
@@ -202,9 +205,48 @@ impl Settings {
         self.public_url.scheme() == "https"
     }
 
+    /// The configured STUN/TURN servers in the SFU's form, credentials split from the URL.
+    pub fn ice_servers(&self) -> anyhow::Result<Vec<convene_media::IceServer>> {
+        self.ice_servers
+            .iter()
+            .map(|raw| parse_ice_server(raw.trim()))
+            .collect()
+    }
+
     pub fn mail_folder(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
+}
+
+/// `stun:host:port`, `turn:host:port?transport=udp` or `turn:USER:PASSWORD@host:port`.
+fn parse_ice_server(raw: &str) -> anyhow::Result<convene_media::IceServer> {
+    let Some((scheme, rest)) = raw.split_once(':') else {
+        bail!("ICE server {raw:?} must start with stun:, turn: or turns:");
+    };
+    if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
+        bail!("ICE server {raw:?} must start with stun:, turn: or turns:");
+    }
+    let (credentials, address) = match rest.rsplit_once('@') {
+        Some((creds, address)) => (Some(creds), address),
+        None => (None, rest),
+    };
+    if address.is_empty() {
+        bail!("ICE server {raw:?} has no host");
+    }
+    let (username, credential) = match credentials {
+        Some(creds) => {
+            let (user, password) = creds
+                .split_once(':')
+                .with_context(|| format!("ICE server {raw:?}: write USER:PASSWORD@host"))?;
+            (Some(user.to_string()), Some(password.to_string()))
+        }
+        None => (None, None),
+    };
+    Ok(convene_media::IceServer {
+        urls: vec![format!("{scheme}:{address}")],
+        username,
+        credential,
+    })
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -265,6 +307,22 @@ mod tests {
         assert_eq!(s.domain(), "convene.example.org");
         assert!(s.secure_cookies());
         assert_eq!(s.url("/spaces/x"), "https://convene.example.org/spaces/x");
+        Ok(())
+    }
+
+    #[test]
+    fn ice_servers_carry_their_credentials() -> anyhow::Result<()> {
+        let turn = parse_ice_server("turn:ada:s3cret@turn.example.org:3478?transport=udp")?;
+        assert_eq!(
+            turn.urls,
+            vec!["turn:turn.example.org:3478?transport=udp".to_string()]
+        );
+        assert_eq!(turn.username.as_deref(), Some("ada"));
+        assert_eq!(turn.credential.as_deref(), Some("s3cret"));
+        let stun = parse_ice_server("stun:stun.example.org:3478")?;
+        assert!(stun.username.is_none());
+        assert!(parse_ice_server("http://x").is_err());
+        assert!(parse_ice_server("turn:nopassword@host").is_err());
         Ok(())
     }
 

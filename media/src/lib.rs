@@ -38,5 +38,5 @@ pub mod token;
 
 pub use error::{Error, Result};
 pub use sfu::{CloseReason, Metrics, Session, Sfu, SfuConfig};
-pub use signaling::IceServer;
+pub use signaling::{IceServer, ParticipantInfo};
 pub use token::{Claims, TokenKey};

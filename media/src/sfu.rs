@@ -583,6 +583,24 @@ impl Sfu {
             .unwrap_or(0)
     }
 
+    /// Who is in `room` right now (for the Room page), ordered by name.
+    pub fn room_participants(&self, room: &str) -> Vec<ParticipantInfo> {
+        let room = self
+            .inner
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|r| r.get(room).cloned());
+        let mut people: Vec<ParticipantInfo> = room
+            .map(|r| r.members())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m.info.lock().ok().map(|i| i.clone()))
+            .collect();
+        people.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.id.cmp(&b.id)));
+        people
+    }
+
     /// People per Room, for every Room with someone in it.
     pub fn presence(&self) -> HashMap<String, usize> {
         let rooms: Vec<Arc<Room>> = self

@@ -114,6 +114,8 @@ impl TestInstance {
             ..ConfigArgs::default()
         };
         let mut settings = Settings::resolve(&args, FileConfig::default()).expect("settings");
+        // Media on loopback, each peer on a port the system picks.
+        settings.media_udp_ports = (0, 0);
         tweak(&mut settings);
         let instance = Instance::start_on(settings.clone(), listener)
             .await

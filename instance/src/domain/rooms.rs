@@ -279,6 +279,27 @@ pub async fn visible(db: &Db, space: &Space, is_member: bool) -> Result<Vec<Room
         .collect::<std::result::Result<_, _>>()?)
 }
 
+/// The Space of each of `room_ids` (unknown ids are left out).
+pub async fn space_ids(db: &Db, room_ids: &[i64]) -> Result<std::collections::HashMap<i64, i64>> {
+    if room_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    // The list holds integers only, so building the IN clause cannot inject SQL.
+    let list = room_ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, space_id FROM rooms WHERE id IN ({list})"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("space_id")?)))
+        .collect()
+}
+
 /// What a visitor may do at a Room's door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entry {

@@ -109,6 +109,15 @@ pub async fn problem_layer(req: Request, next: Next) -> Response {
             (title, detail, Vec::new())
         }
     };
+    let mut out = problem(status, &title, &detail, &errors);
+    if let Some(v) = retry_after {
+        out.headers_mut().insert("retry-after", v);
+    }
+    out
+}
+
+/// An `application/problem+json` response (RFC 9457).
+pub fn problem(status: StatusCode, title: &str, detail: &str, errors: &[FieldError]) -> Response {
     let body = json!({
         "type": "about:blank",
         "title": title,
@@ -126,9 +135,6 @@ pub async fn problem_layer(req: Request, next: Next) -> Response {
             "www-authenticate",
             HeaderValue::from_static("Bearer realm=\"convene\""),
         );
-    }
-    if let Some(v) = retry_after {
-        out.headers_mut().insert("retry-after", v);
     }
     out
 }
@@ -516,6 +522,9 @@ async fn delete_room(
     let (space, room, _) = load_room(&state, &caller, &space_slug, &room_slug).await?;
     spaces::require_member(&state.db, &space, p).await?;
     rooms::delete(&state.db, &room).await?;
+    state
+        .sfu
+        .end_room(&super::pages::gathering::media_room_id(&room));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -557,6 +566,7 @@ async fn remove_member(
         spaces::require_owner(&state.db, &space, p).await?;
     }
     spaces::remove_member(&state.db, &space, &target).await?;
+    super::pages::end_media_for(&state, &space, target.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

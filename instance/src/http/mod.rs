@@ -70,6 +70,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let outbox = state.mailer.depth().await.unwrap_or(-1);
     let m = &state.metrics;
+    let media = state.sfu.metrics();
     let body = format!(
         "# HELP convene_http_requests_total HTTP requests served.\n\
          # TYPE convene_http_requests_total counter\n\
@@ -79,9 +80,41 @@ async fn metrics(State(state): State<AppState>) -> Response {
          convene_http_errors_total {}\n\
          # HELP convene_email_outbox_depth Emails queued or retrying.\n\
          # TYPE convene_email_outbox_depth gauge\n\
-         convene_email_outbox_depth {outbox}\n",
+         convene_email_outbox_depth {outbox}\n\
+         # HELP convene_gatherings Rooms with people in them now.\n\
+         # TYPE convene_gatherings gauge\n\
+         convene_gatherings {}\n\
+         # HELP convene_participants People connected to the SFU now.\n\
+         # TYPE convene_participants gauge\n\
+         convene_participants {}\n\
+         # HELP convene_published_tracks Tracks being published now.\n\
+         # TYPE convene_published_tracks gauge\n\
+         convene_published_tracks {}\n\
+         # HELP convene_forwarded_packets_total RTP packets forwarded to subscribers.\n\
+         # TYPE convene_forwarded_packets_total counter\n\
+         convene_forwarded_packets_total {}\n\
+         # HELP convene_forwarded_bytes_total RTP payload bytes forwarded to subscribers.\n\
+         # TYPE convene_forwarded_bytes_total counter\n\
+         convene_forwarded_bytes_total {}\n\
+         # HELP convene_dropped_packets_total RTP packets not forwarded (full queues and the like).\n\
+         # TYPE convene_dropped_packets_total counter\n\
+         convene_dropped_packets_total {}\n\
+         # HELP convene_keyframe_requests_total Keyframe requests relayed to publishers.\n\
+         # TYPE convene_keyframe_requests_total counter\n\
+         convene_keyframe_requests_total {}\n\
+         # HELP convene_joins_refused_total Joins the SFU refused (bad token, full or ended Room).\n\
+         # TYPE convene_joins_refused_total counter\n\
+         convene_joins_refused_total {}\n",
         m.requests.load(Ordering::Relaxed),
         m.errors.load(Ordering::Relaxed),
+        media.gatherings,
+        media.participants,
+        media.published_tracks,
+        media.packets_forwarded,
+        media.bytes_forwarded,
+        media.packets_dropped,
+        media.keyframe_requests,
+        media.joins_refused,
     );
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -126,6 +159,12 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
     let bid = existing.or_else(|| minted.clone()).unwrap_or_default();
     req.extensions_mut().insert(BrowserId(bid.clone()));
     let had_flash = visitor::cookie(req.headers(), FLASH_COOKIE).is_some();
+    // Scripts on our pages (the room client) ask for JSON and get problem+json errors.
+    let wants_json = req
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     let headers = req.headers().clone();
     let path_and_query = req
         .uri()
@@ -146,7 +185,13 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
 
     let status = response.status();
     let info = response.extensions().get::<ErrorInfo>().cloned();
-    if status == StatusCode::UNAUTHORIZED {
+    if wants_json && (status.is_client_error() || status.is_server_error()) {
+        let info = match info {
+            Some(info) => info,
+            None => rejection_info(response).await,
+        };
+        response = api::problem(info.status, &info.title, &info.detail, &info.errors);
+    } else if status == StatusCode::UNAUTHORIZED {
         let next_url: String =
             url::form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect();
         response = redirect(&format!("/signin?next={next_url}"));

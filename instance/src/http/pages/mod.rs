@@ -6,8 +6,11 @@
 
 mod account;
 mod auth;
+pub mod gathering;
 mod rooms;
 mod spaces;
+
+pub(crate) use spaces::end_media_for;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -69,6 +72,11 @@ pub fn routes() -> Router<AppState> {
         .route("/spaces/{space}/rooms", post(rooms::create))
         .route("/spaces/{space}/rooms/{room}", get(rooms::show))
         .route("/spaces/{space}/rooms/{room}/unlock", post(rooms::unlock))
+        .route("/spaces/{space}/rooms/{room}/token", post(gathering::token))
+        .route(
+            "/spaces/{space}/rooms/{room}/signal",
+            get(gathering::signal),
+        )
         .route(
             "/spaces/{space}/rooms/{room}/edit",
             get(rooms::edit_page).post(rooms::edit),

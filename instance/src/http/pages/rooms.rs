@@ -23,7 +23,7 @@ use crate::error::{AppError, FieldError, Result};
 use crate::http::visitor::{self, SESSION_COOKIE, Visitor};
 
 /// Loads a Space and Room for a visitor; a members-only Room is 404 to non-members.
-async fn load(
+pub(super) async fn load(
     state: &AppState,
     visitor: &Visitor,
     space: &str,
@@ -80,11 +80,25 @@ pub async fn show(
     Path((space, room)): Path<(String, String)>,
 ) -> Result<Response> {
     let (space, room, member, entry) = load(&state, &visitor, &space, &room).await?;
+    let people = state
+        .sfu
+        .room_participants(&super::gathering::media_room_id(&room));
+    let me = visitor
+        .passport()
+        .map(|p| super::gathering::media_participant_id(p.id));
+    let full = people.len() >= usize::try_from(room.capacity).unwrap_or(usize::MAX)
+        && !people.iter().any(|p| Some(&p.id) == me.as_ref());
     let stage = match entry {
+        Entry::Enter if full => Stage::Full,
         Entry::Enter => join_panel(&space, &room, &visitor),
         Entry::NeedsCode => Stage::Locked(UnlockForm::default()),
     };
-    let view = room_view(&space, &room, member, stage, Vec::new());
+    // Who is inside is shown to those who may enter, not to someone still at a locked door.
+    let inside = match entry {
+        Entry::Enter => people.into_iter().map(|p| p.display_name).collect(),
+        Entry::NeedsCode => Vec::new(),
+    };
+    let view = room_view(&space, &room, member, stage, inside);
     Ok(convene_web::pages::room(&context(&state, &visitor), &view).into_response())
 }
 
@@ -378,13 +392,18 @@ pub async fn edit(
     }
 }
 
-fn delete_view(space: &Space, room: &Room, errors: FormErrors) -> RoomDeleteView {
+fn delete_view(state: &AppState, space: &Space, room: &Room, errors: FormErrors) -> RoomDeleteView {
     RoomDeleteView {
         space_name: space.name.to_string(),
         space_slug: space.slug.to_string(),
         room_name: room.name.to_string(),
         room_slug: room.slug.to_string(),
-        inside: 0,
+        inside: u32::try_from(
+            state
+                .sfu
+                .room_presence(&super::gathering::media_room_id(room)),
+        )
+        .unwrap_or(u32::MAX),
         is_entrance: space.entrance_room_id == Some(room.id),
         errors,
     }
@@ -401,7 +420,7 @@ pub async fn delete_page(
     spaces::require_member(&state.db, &space, p).await?;
     Ok(convene_web::pages::room_delete_confirm(
         &context(&state, &visitor),
-        &delete_view(&space, &room, FormErrors::new()),
+        &delete_view(&state, &space, &room, FormErrors::new()),
     )
     .into_response())
 }
@@ -426,10 +445,11 @@ pub async fn delete(
         let errors = FormErrors::new().with("confirm", "Tick the box to confirm.");
         return Ok(invalid(convene_web::pages::room_delete_confirm(
             &context(&state, &visitor),
-            &delete_view(&space, &room, errors),
+            &delete_view(&state, &space, &room, errors),
         )));
     }
     rooms::delete(&state.db, &room).await?;
+    state.sfu.end_room(&super::gathering::media_room_id(&room));
     Ok(redirect_with(
         &state,
         &routes::space(&space_slug),

@@ -31,6 +31,7 @@ pub(super) fn web_access(access: Access) -> view::Access {
 /// `GET /`
 pub async fn landing(State(state): State<AppState>, visitor: Visitor) -> Result<Response> {
     let list = spaces::directory(&state.db, visitor.passport()).await?;
+    let inside = people_inside_by_space(&state).await?;
     let view = LandingView {
         tagline: "Video meeting places that this community runs for itself.".into(),
         spaces: list
@@ -41,11 +42,34 @@ pub async fn landing(State(state): State<AppState>, visitor: Visitor) -> Result<
                 slug: s.space.slug.to_string(),
                 description: s.space.description,
                 room_count: u32::try_from(s.listed_rooms).unwrap_or(0),
-                people_inside: 0,
+                people_inside: inside.get(&s.space.id).copied().unwrap_or(0),
             })
             .collect(),
     };
     Ok(convene_web::pages::landing(&context(&state, &visitor), &view).into_response())
+}
+
+/// People in gatherings right now, per Space, from the SFU's presence.
+async fn people_inside_by_space(state: &AppState) -> Result<std::collections::HashMap<i64, u32>> {
+    let presence = state.sfu.presence();
+    let room_ids: Vec<i64> = presence
+        .keys()
+        .filter_map(|k| k.strip_prefix("room-")?.parse().ok())
+        .collect();
+    let spaces_of = rooms::space_ids(&state.db, &room_ids).await?;
+    let mut out = std::collections::HashMap::new();
+    for (key, count) in presence {
+        let Some(room_id) = key
+            .strip_prefix("room-")
+            .and_then(|k| k.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if let Some(space_id) = spaces_of.get(&room_id) {
+            *out.entry(*space_id).or_insert(0) += u32::try_from(count).unwrap_or(u32::MAX);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize, Default)]
@@ -187,7 +211,8 @@ pub async fn show(
                 access: web_access(r.access),
                 listed: r.listed,
                 capacity: u32::try_from(r.capacity).unwrap_or(0),
-                inside: 0,
+                inside: u32::try_from(state.sfu.room_presence(&super::gathering::media_room_id(r)))
+                    .unwrap_or(u32::MAX),
                 is_entrance: space.entrance_room_id == Some(r.id),
                 url: routes::room(space.slug.as_str(), r.slug.as_str()),
             })
@@ -425,12 +450,25 @@ pub async fn remove_member(
         .await?
         .ok_or(AppError::NotFound)?;
     spaces::remove_member(&state.db, &space, &target).await?;
+    end_media_for(&state, &space, target.id).await?;
     Ok(redirect_with(
         &state,
         &routes::members(&slug),
         "success",
         &format!("{} is no longer a member.", target.display_name),
     ))
+}
+
+/// A person no longer in a Space leaves its gatherings (members-only Rooms are theirs no
+/// more; the others they may rejoin through the door like anyone).
+pub(crate) async fn end_media_for(state: &AppState, space: &Space, passport_id: i64) -> Result<()> {
+    let participant = super::gathering::media_participant_id(passport_id);
+    for room in rooms::visible(&state.db, space, true).await? {
+        state
+            .sfu
+            .remove_participant(&super::gathering::media_room_id(&room), &participant);
+    }
+    Ok(())
 }
 
 /// `POST /spaces/{space}/leave`
@@ -442,6 +480,7 @@ pub async fn leave(
     let p = visitor.require()?;
     let space = spaces::by_slug(&state.db, &slug).await?;
     spaces::remove_member(&state.db, &space, p).await?;
+    end_media_for(&state, &space, p.id).await?;
     Ok(redirect_with(
         &state,
         &routes::space(&slug),
