@@ -356,6 +356,16 @@ pub fn tally(
 ) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let _ = (method, seats, seed, json, text);
-    bail!("counting arrives with the governance module")
+    let outcome = crate::governance::tally::tally_text(&text, method, seats, seed)
+        .with_context(|| format!("counting {}", file.display()))?;
+    let report = if json {
+        serde_json::to_string_pretty(&outcome)? + "\n"
+    } else {
+        outcome.to_text()
+    };
+    // A closed pipe (`convene tally ... | head`) is the reader's choice, not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
 }

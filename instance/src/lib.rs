@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod governance;
 pub mod http;
 pub mod mail;
 pub mod shutdown;

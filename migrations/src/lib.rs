@@ -12,12 +12,20 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// (version, description, SQLite SQL, PostgreSQL SQL), in order.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../sqlite/0001_foundation.sql"),
-    include_str!("../postgres/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../sqlite/0001_foundation.sql"),
+        include_str!("../postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "governance",
+        include_str!("../sqlite/0002_governance.sql"),
+        include_str!("../postgres/0002_governance.sql"),
+    ),
+];
 
 /// Which database dialect to migrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -154,3 +154,46 @@ fn help_lists_the_settings() {
         assert!(text.contains(setting), "--help mentions {setting}");
     }
 }
+
+/// `convene tally` recounts a published BLT file offline (issue 4).
+#[test]
+fn tally_recounts_a_blt_file() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../governance/tests/data/glasgow_2022_ward22_dennistoun.blt");
+    let file = file.to_str().expect("utf-8 path");
+    let data = std::env::temp_dir().join(format!("convene-tally-{}", std::process::id()));
+    let (ok, out, err) = run(&data, &["tally", "--json", file]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("one JSON object");
+    let elected: Vec<&str> = v["elected"]
+        .as_array()
+        .expect("elected list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    // The official declaration: McDougall and Carroll at stage 1, Casey at stage 3; three
+    // seats taken from the file when --seats is not given.
+    assert_eq!(elected.len(), 3, "{elected:?}");
+    assert!(elected[0].starts_with("Elaine MCDOUGALL"), "{elected:?}");
+    assert!(elected[1].starts_with("Anthony CARROLL"), "{elected:?}");
+    assert!(elected[2].starts_with("Allan CASEY"), "{elected:?}");
+    assert!(v["rounds"].as_array().is_some_and(|r| r.len() >= 3));
+
+    let (ok, out, _) = run(&data, &["tally", "--method", "irv", "--seats", "1", file]);
+    assert!(ok);
+    assert!(
+        out.contains("Instant-runoff") && out.contains("Round 1"),
+        "{out}"
+    );
+
+    let (ok, _, err) = run(&data, &["tally", "--method", "borda", file]);
+    assert!(!ok);
+    assert!(err.contains("unknown counting method"), "{err}");
+    let bad = data.join("bad.blt");
+    std::fs::create_dir_all(&data).expect("temp dir");
+    std::fs::write(&bad, "2 1\n1 3 0\n0\n\"A\"\n\"B\"\n\"T\"\n").expect("write");
+    let (ok, _, err) = run(&data, &["tally", bad.to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert!(err.contains("BLT line 2"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+}
