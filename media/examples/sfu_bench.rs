@@ -11,15 +11,14 @@
 //! timestamp carried in every payload to arrival at the subscriber, and
 //! compared to a direct webrtc-rs peer-to-peer pair with the same traffic.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Handler, decode, join_on, local_track, publish_tracks};
 use convene_media::signaling::{Candidate, ClientMessage};
+use convene_media::testing::{
+    self as common, Handler, decode, join_on, local_track, publish_tracks,
+};
 use convene_media::{Claims, Sfu, SfuConfig, TokenKey};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{Notify, mpsc};

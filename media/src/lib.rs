@@ -13,6 +13,8 @@
 //!   first signaling frame; [`Session::run`] then runs that participant's
 //!   signaling over any `Stream<Item = String>` + `Sink<String>` (an axum
 //!   WebSocket split in two, or channels in tests) until a [`CloseReason`].
+//! - `testing` (cargo feature `test-client`): a webrtc-rs room client that the
+//!   crate's tests, its benchmark and the instance's end-to-end tests share.
 //! - [`core`]: the forwarding decisions (rewriting, keyframe throttling, speaker
 //!   detection, queue policy, negotiation order) as pure code with unit tests.
 //!
@@ -34,6 +36,8 @@ pub mod engine;
 pub mod error;
 pub mod sfu;
 pub mod signaling;
+#[cfg(feature = "test-client")]
+pub mod testing;
 pub mod token;
 
 pub use error::{Error, Result};

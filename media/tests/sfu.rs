@@ -1,12 +1,12 @@
 //! End-to-end tests of the SFU with real webrtc-rs peers on loopback, driving it
 //! through the session API exactly as the instance's WebSocket glue does.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Client, Tally, checked_tail_run, drain, join, join_with_token, start_publishing};
 use convene_media::signaling::{ClientMessage, Kind, ServerMessage};
+use convene_media::testing::{
+    self, Client, Tally, checked_tail_run, join, join_with_token, start_publishing,
+};
 use convene_media::{Claims, CloseReason, Error, Sfu, SfuConfig, TokenKey};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -19,8 +19,6 @@ fn sfu() -> Sfu {
     Sfu::new(SfuConfig::loopback(TokenKey::generate()))
 }
 
-/// Waits until `client` has received at least `run` consecutive packets of
-/// both kinds from each of `from` (indices), checking order and integrity.
 async fn receive_from(
     client: &mut Client,
     ids: &[String],
@@ -28,32 +26,7 @@ async fn receive_from(
     run: usize,
     tally: &mut Tally,
 ) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        drain(client, ids, tally);
-        let done = from.iter().all(|s| {
-            [0u8, 1].iter().all(|k| {
-                tally
-                    .get(&(*s, *k))
-                    .is_some_and(|seqs| checked_tail_run(seqs) >= run)
-            })
-        });
-        if done {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not receive {run} in-order packets from {from:?}: {:?}",
-            client.id,
-            tally
-                .iter()
-                .map(|(k, v)| (*k, v.len(), checked_tail_run(v)))
-                .collect::<Vec<_>>()
-        );
-        // Polling interval for a failure bound, not synchronisation: packets
-        // arrive on their own schedule.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testing::receive_from(client, ids, from, run, tally, LIMIT).await;
 }
 
 fn ids(n: usize) -> Vec<String> {
@@ -102,7 +75,7 @@ async fn three_peers_receive_each_others_media_intact_and_in_order_and_leaving_r
     let leaver = clients.pop().expect("three clients");
     publishers[2].abort();
     leaver.send(&ClientMessage::Leave);
-    let reason = tokio::time::timeout(LIMIT, leaver.session)
+    let reason = tokio::time::timeout(LIMIT, leaver.session.expect("in process"))
         .await
         .expect("session ends")
         .expect("join");
@@ -215,7 +188,7 @@ async fn capacity_is_enforced_and_ended_rooms_refuse_and_disconnect() {
 
     // Rejoining as the same participant replaces the old session, within capacity.
     let a2 = join(&sfu, "space/small", "a", 0, Some(2)).await;
-    let reason = tokio::time::timeout(LIMIT, a.session)
+    let reason = tokio::time::timeout(LIMIT, a.session.expect("in process"))
         .await
         .expect("old ends")
         .expect("join");
@@ -224,7 +197,7 @@ async fn capacity_is_enforced_and_ended_rooms_refuse_and_disconnect() {
 
     // Removing a person ends their session.
     sfu.remove_participant("space/small", "b");
-    let reason = tokio::time::timeout(LIMIT, b.session)
+    let reason = tokio::time::timeout(LIMIT, b.session.expect("in process"))
         .await
         .expect("b ends")
         .expect("join");
@@ -232,7 +205,7 @@ async fn capacity_is_enforced_and_ended_rooms_refuse_and_disconnect() {
 
     // Deleting the room ends the rest and refuses new joins.
     sfu.end_room("space/small");
-    let reason = tokio::time::timeout(LIMIT, a2.session)
+    let reason = tokio::time::timeout(LIMIT, a2.session.expect("in process"))
         .await
         .expect("a2 ends")
         .expect("join");
@@ -282,7 +255,7 @@ async fn a_stuck_peer_does_not_slow_the_others_and_garbage_closes_only_its_sende
     // A fourth peer sends garbage: its session ends with a reason, nobody else's does.
     let d = join(&sfu, "space/room", "p3", 3, None).await;
     d.send_raw("{\"type\":\"offer\",\"sdp\":\"not sdp\"}");
-    let reason = tokio::time::timeout(LIMIT, d.session)
+    let reason = tokio::time::timeout(LIMIT, d.session.expect("in process"))
         .await
         .expect("garbage ends session")
         .expect("join");
@@ -304,7 +277,7 @@ async fn a_stuck_peer_does_not_slow_the_others_and_garbage_closes_only_its_sende
     for _ in 0..200 {
         e.send(&ClientMessage::Ping);
     }
-    let reason = tokio::time::timeout(LIMIT, e.session)
+    let reason = tokio::time::timeout(LIMIT, e.session.expect("in process"))
         .await
         .expect("flood ends session")
         .expect("join");

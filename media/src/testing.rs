@@ -1,8 +1,21 @@
-//! A Convene room client built on webrtc-rs, driving an in-process [`Sfu`]
-//! through the session API with strings over channels (as the instance's
-//! WebSocket glue does). Shared by the integration tests and the benchmark.
-
-#![allow(dead_code)]
+//! A Convene room client on webrtc-rs, for tests and benchmarks (cargo feature
+//! `test-client`, off by default).
+//!
+//! A [`Client`] is one participant: a real webrtc-rs peer connection that
+//! publishes a synthetic Opus and VP8 track and answers the SFU's offers, plus a
+//! pump that speaks the [`signaling`](crate::signaling) protocol over two string
+//! channels. Those channels can be wired to an in-process [`Sfu`] session
+//! ([`join`], [`join_on`]) or to anything else that carries text frames, such as
+//! the instance's WebSocket ([`start`]), so the same client checks the SFU alone
+//! and the whole instance end to end.
+//!
+//! Every media payload encodes its sender, kind, sequence and send time
+//! ([`payload`], [`decode`]), so a receiver checks that what arrives is intact,
+//! labelled with the right publisher and in order ([`drain`],
+//! [`checked_tail_run`]), and a benchmark reads latency from it.
+//!
+//! This is test code: it panics (with a message) when the server breaks the
+//! protocol, which is what a test wants.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,15 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use convene_media::signaling::{Candidate, ClientMessage, ServerMessage};
-use convene_media::{Claims, CloseReason, Sfu};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -27,6 +38,14 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
     RTCPeerConnectionIceEvent, RTCSessionDescription, SettingEngineBuilder,
 };
+
+use crate::signaling::{Candidate, ClientMessage, ServerMessage};
+use crate::{Claims, CloseReason, Sfu};
+
+/// How long [`start`] waits for the SFU to answer the first offer.
+pub const JOIN_LIMIT: Duration = Duration::from_secs(10);
+/// How often a stalled client looks whether it may read again.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
 
 /// Bytes at the front of every synthetic payload: sender index, kind, sequence.
 pub const HEADER: usize = 6;
@@ -77,11 +96,18 @@ pub fn decode(p: &[u8]) -> Option<(u8, u8, u32, u64)> {
     Some((sender, p[1], seq, at))
 }
 
+/// The client peer connection's events: candidates go out as signaling, each
+/// remote track is read (and captured) by a task of its own.
 pub struct Handler {
+    /// Where candidates go (as `candidate` frames).
     pub signal: mpsc::UnboundedSender<String>,
+    /// Where received packets go.
     pub received: mpsc::UnboundedSender<Received>,
+    /// While set, remote tracks are not read.
     pub paused: Arc<AtomicBool>,
+    /// Woken when reading resumes.
     pub resume: Arc<Notify>,
+    /// Whether packets are sent to `received` (benchmarks of many tracks may not).
     pub capture: bool,
 }
 
@@ -108,7 +134,8 @@ impl PeerConnectionEventHandler for Handler {
             let track_id = track.track_id().await;
             loop {
                 while paused.load(Ordering::Acquire) {
-                    resume.notified().await;
+                    // Bounded, so a wake-up between the check and the wait is not lost.
+                    let _ = tokio::time::timeout(PAUSE_POLL, resume.notified()).await;
                 }
                 let Some(event) = track.poll().await else {
                     break;
@@ -131,31 +158,42 @@ impl PeerConnectionEventHandler for Handler {
 
 /// A participant: a webrtc-rs peer connection plus its signaling pump.
 pub struct Client {
+    /// Participant id (as the SFU knows it).
     pub id: String,
+    /// Index written into every payload this client publishes.
     pub index: u8,
+    /// The peer connection to the SFU.
     pub pc: Arc<dyn PeerConnection>,
+    /// The published microphone.
     pub audio: Arc<TrackLocalStaticRTP>,
+    /// The published camera.
     pub video: Arc<TrackLocalStaticRTP>,
+    /// SSRC of [`Client::audio`].
     pub audio_ssrc: u32,
+    /// SSRC of [`Client::video`].
     pub video_ssrc: u32,
-    /// Client → SFU frames (also used by the pump).
-    pub to_sfu: mpsc::UnboundedSender<String>,
-    /// Server messages other than negotiation, for the test to inspect.
+    /// Client → server frames (also used by the pump).
+    pub to_server: mpsc::UnboundedSender<String>,
+    /// Server messages other than negotiation (welcome included), for the test to inspect.
     pub events: mpsc::UnboundedReceiver<ServerMessage>,
+    /// Media packets received, when capturing.
     pub received: mpsc::UnboundedReceiver<Received>,
-    pub session: JoinHandle<CloseReason>,
+    /// The SFU session, when it runs in process ([`join_on`]).
+    pub session: Option<JoinHandle<CloseReason>>,
+    /// While set, neither signaling nor media is read (a stuck participant).
     pub paused: Arc<AtomicBool>,
     resume: Arc<Notify>,
     pump: JoinHandle<()>,
 }
 
-/// Joins `room` as `id`, returning once the SFU answered the first offer.
+/// Joins `room` of an in-process `sfu` as `id` with a fresh token, returning
+/// once the SFU answered the first offer.
 pub async fn join(sfu: &Sfu, room: &str, id: &str, index: u8, capacity: Option<u32>) -> Client {
     let mut claims = Claims::new(
         room,
         id,
         format!("Person {id}"),
-        convene_media::token::unix_now(),
+        crate::token::unix_now(),
         120,
     );
     claims.capacity = capacity;
@@ -165,7 +203,7 @@ pub async fn join(sfu: &Sfu, room: &str, id: &str, index: u8, capacity: Option<u
         .expect("join accepted")
 }
 
-/// Joins with a given token; `Err` is the SFU's refusal.
+/// Joins an in-process `sfu` with a given token; `Err` is the SFU's refusal.
 pub async fn join_with_token(
     sfu: &Sfu,
     room: &str,
@@ -173,7 +211,7 @@ pub async fn join_with_token(
     index: u8,
     token: &str,
     capture: bool,
-) -> convene_media::Result<Client> {
+) -> crate::Result<Client> {
     join_on(
         &tokio::runtime::Handle::current(),
         sfu,
@@ -196,51 +234,52 @@ pub async fn join_on(
     index: u8,
     token: &str,
     capture: bool,
-) -> convene_media::Result<Client> {
+) -> crate::Result<Client> {
     let first = serde_json::to_string(&ClientMessage::Join {
         token: token.to_owned(),
     })
-    .expect("json");
+    .expect("client messages serialize");
     let (s, r) = (sfu.clone(), room.to_owned());
     let session = sfu_runtime
         .spawn(async move { s.connect(&r, &first).await })
         .await
         .expect("connect task")?;
-
     // The session's channels: bounded outgoing like a real socket buffer.
     let (in_tx, in_rx) = mpsc::channel::<String>(1024);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(64);
+    let (out_tx, out_rx) = mpsc::channel::<String>(64);
     let session = sfu_runtime.spawn(session.run_channels(in_rx, out_tx));
+    let mut client = start(id, index, capture, in_tx, out_rx)
+        .await
+        .unwrap_or_else(|why| panic!("{id}: admitted but not connected: {why}"));
+    client.session = Some(session);
+    Ok(client)
+}
 
+/// Starts a client on any text transport after its `join` frame was sent:
+/// `to_server` carries client frames, `from_server` the server's. Waits for
+/// `welcome`, offers the two tracks and returns once the server answered.
+/// `Err` carries the server's `error` reason, or says the transport closed or
+/// nothing came within [`JOIN_LIMIT`].
+pub async fn start(
+    id: &str,
+    index: u8,
+    capture: bool,
+    to_server: mpsc::Sender<String>,
+    mut from_server: mpsc::Receiver<String>,
+) -> Result<Client, String> {
     let (signal_tx, mut signal_rx) = mpsc::unbounded_channel::<String>();
     let (received_tx, received_rx) = mpsc::unbounded_channel();
     let paused = Arc::new(AtomicBool::new(false));
     let resume = Arc::new(Notify::new());
 
-    let mut me = convene_media::engine::media_engine().expect("engine");
-    let registry = convene_media::engine::interceptors(&mut me).expect("interceptors");
-    let pc = PeerConnectionBuilder::new()
-        .with_media_engine(me)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(
-            SettingEngineBuilder::new()
-                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                .with_include_loopback_candidate(true)
-                .build(),
-        )
-        .with_handler(Arc::new(Handler {
-            signal: signal_tx.clone(),
-            received: received_tx,
-            paused: paused.clone(),
-            resume: resume.clone(),
-            capture,
-        }))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await
-        .expect("client peer connection");
-    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-
+    let pc = client_peer_connection(Handler {
+        signal: signal_tx.clone(),
+        received: received_tx,
+        paused: paused.clone(),
+        resume: resume.clone(),
+        capture,
+    })
+    .await;
     let audio_ssrc: u32 = rand::random();
     let video_ssrc: u32 = rand::random();
     let audio = local_track(
@@ -264,23 +303,23 @@ pub async fn join_on(
     pc.add_track(audio.clone()).await.expect("add audio");
     pc.add_track(video.clone()).await.expect("add video");
 
-    // Forward signaling produced by the handler into the session.
-    let fwd_tx = in_tx.clone();
+    // Frames produced by the handler and the pump go out in order.
     tokio::spawn(async move {
         while let Some(m) = signal_rx.recv().await {
-            if fwd_tx.send(m).await.is_err() {
+            if to_server.send(m).await.is_err() {
                 break;
             }
         }
     });
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (answered_tx, mut answered_rx) = mpsc::channel::<()>(1);
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
     let pump_pc = pc.clone();
     let pump_signal = signal_tx.clone();
     let pump_paused = paused.clone();
     let pump_resume = resume.clone();
     let pump = tokio::spawn(async move {
+        let mut ready = Some(ready_tx);
         // A closed connection ends the pump; the test sees the missing answer.
         macro_rules! or_stop {
             ($e:expr) => {
@@ -295,9 +334,12 @@ pub async fn join_on(
         }
         loop {
             while pump_paused.load(Ordering::Acquire) {
-                pump_resume.notified().await;
+                let _ = tokio::time::timeout(PAUSE_POLL, pump_resume.notified()).await;
             }
-            let Some(text) = out_rx.recv().await else {
+            let Some(text) = from_server.recv().await else {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err("the server closed the connection".to_owned()));
+                }
                 break;
             };
             let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else {
@@ -309,14 +351,17 @@ pub async fn join_on(
                     let m = ClientMessage::Offer {
                         sdp: offer.sdp.clone(),
                     };
-                    let _ = pump_signal.send(serde_json::to_string(&m).expect("json"));
+                    // The offer goes out before any candidate that setting it gathers.
+                    let _ = pump_signal.send(to_json(&m));
                     or_stop!(pump_pc.set_local_description(offer).await);
                     let _ = events_tx.send(msg);
                 }
                 ServerMessage::Answer { sdp } => {
                     let desc = or_stop!(RTCSessionDescription::answer(sdp));
                     or_stop!(pump_pc.set_remote_description(desc).await);
-                    let _ = answered_tx.try_send(());
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(()));
+                    }
                 }
                 ServerMessage::Offer { sdp } => {
                     let desc = or_stop!(RTCSessionDescription::offer(sdp));
@@ -326,7 +371,7 @@ pub async fn join_on(
                         sdp: answer.sdp.clone(),
                     };
                     or_stop!(pump_pc.set_local_description(answer).await);
-                    let _ = pump_signal.send(serde_json::to_string(&m).expect("json"));
+                    let _ = pump_signal.send(to_json(&m));
                 }
                 ServerMessage::Candidate(c) => {
                     let init = RTCIceCandidateInit {
@@ -337,6 +382,11 @@ pub async fn join_on(
                     };
                     let _ = pump_pc.add_ice_candidate(init).await;
                 }
+                ServerMessage::Error { reason } if ready.is_some() => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Err(reason));
+                    }
+                }
                 other => {
                     let _ = events_tx.send(other);
                 }
@@ -344,11 +394,16 @@ pub async fn join_on(
         }
     });
 
-    tokio::time::timeout(Duration::from_secs(10), answered_rx.recv())
-        .await
-        .expect("SFU answered within 10 s")
-        .expect("pump alive");
-
+    let outcome = match tokio::time::timeout(JOIN_LIMIT, ready_rx).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err("the client pump stopped".to_owned()),
+        Err(_) => Err(format!("no answer within {JOIN_LIMIT:?}")),
+    };
+    if let Err(why) = outcome {
+        pump.abort();
+        let _ = pc.close().await;
+        return Err(why);
+    }
     Ok(Client {
         id: id.to_owned(),
         index,
@@ -357,16 +412,42 @@ pub async fn join_on(
         video,
         audio_ssrc,
         video_ssrc,
-        to_sfu: signal_tx,
+        to_server: signal_tx,
         events: events_rx,
         received: received_rx,
-        session,
+        session: None,
         paused,
         resume,
         pump,
     })
 }
 
+/// A webrtc-rs peer connection on loopback with Convene's media configuration.
+pub async fn client_peer_connection(handler: Handler) -> Arc<dyn PeerConnection> {
+    let mut me = crate::engine::media_engine().expect("media engine");
+    let registry = crate::engine::interceptors(&mut me).expect("interceptors");
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(
+            SettingEngineBuilder::new()
+                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                .with_include_loopback_candidate(true)
+                .build(),
+        )
+        .with_handler(Arc::new(handler))
+        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .build()
+        .await
+        .expect("client peer connection on loopback");
+    Arc::new(pc)
+}
+
+fn to_json(m: &ClientMessage) -> String {
+    serde_json::to_string(m).expect("client messages serialize")
+}
+
+/// A local track with one encoding of `mime` on `ssrc`.
 pub fn local_track(
     stream: &str,
     name: &str,
@@ -406,7 +487,7 @@ impl Client {
 
     /// Sends one raw frame to the SFU.
     pub fn send_raw(&self, text: &str) {
-        let _ = self.to_sfu.send(text.to_owned());
+        let _ = self.to_server.send(text.to_owned());
     }
 
     /// Sends a client message.
@@ -431,6 +512,13 @@ impl Client {
         }
     }
 
+    /// Reads signaling and media again after [`Client::stall`].
+    pub fn unstall(&self) {
+        self.paused.store(false, Ordering::Release);
+        self.resume.notify_waiters();
+    }
+
+    /// Stops the pump and closes the peer connection (without `leave`).
     pub async fn close(self) {
         self.pump.abort();
         let _ = self.pc.close().await;
@@ -555,4 +643,43 @@ pub fn checked_tail_run(seqs: &[u32]) -> usize {
         }
     }
     run
+}
+
+/// Waits until `client` has received at least `run` consecutive packets of
+/// both kinds from each publisher index in `from`, checking integrity, labels
+/// and order of everything on the way; panics after `limit`.
+pub async fn receive_from(
+    client: &mut Client,
+    ids: &[String],
+    from: &[u8],
+    run: usize,
+    tally: &mut Tally,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        drain(client, ids, tally);
+        let done = from.iter().all(|s| {
+            [0u8, 1].iter().all(|k| {
+                tally
+                    .get(&(*s, *k))
+                    .is_some_and(|seqs| checked_tail_run(seqs) >= run)
+            })
+        });
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not receive {run} in-order packets from {from:?}: {:?}",
+            client.id,
+            tally
+                .iter()
+                .map(|(k, v)| (*k, v.len(), checked_tail_run(v)))
+                .collect::<Vec<_>>()
+        );
+        // Polling interval for a failure bound, not synchronisation: packets
+        // arrive on their own schedule.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
