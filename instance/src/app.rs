@@ -16,9 +16,21 @@ use crate::db::Db;
 use crate::mail::Mailer;
 use crate::shutdown::{self, Trigger};
 
-/// Everything handlers share; cheap to clone.
+/// Everything handlers share. One `Arc` inside, so the many clones a request makes (one per
+/// extractor and layer) cost one atomic increment each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub mailer: Mailer,
@@ -27,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The instance's SFU, where Rooms gather.
     pub sfu: convene_media::Sfu,
+    /// Spaces and Rooms as public pages show them, briefly cached.
+    pub pages: Arc<crate::cache::PageCache>,
 }
 
 /// Counters exported at `/metrics`.
@@ -48,6 +62,9 @@ pub struct Instance {
 impl AppState {
     /// Connects and migrates the database and loads the instance's secrets.
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+        // One TLS crypto provider for everything (SMTP, PostgreSQL, outbound HTTP). Installing
+        // it twice (tests start many instances) is harmless, so the error is ignored.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let db = Db::connect(&settings.database_url).await?;
         db.migrate().await?;
         let csrf_key = secret(&db, "csrf_key").await?;
@@ -63,14 +80,15 @@ impl AppState {
             max_participants_default: u32::try_from(crate::domain::rooms::MAX_CAPACITY)
                 .unwrap_or(100),
         });
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             settings: Arc::new(settings),
             db,
             mailer,
             csrf_key: Arc::new(csrf_key),
             metrics: Arc::new(Metrics::default()),
             sfu,
-        })
+            pages: Arc::new(crate::cache::PageCache::default()),
+        })))
     }
 }
 

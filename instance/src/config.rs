@@ -55,6 +55,10 @@ pub struct ConfigArgs {
     /// Local IP the media server binds [default: the listen address's IP].
     #[arg(long, global = true, env = "CONVENE_MEDIA_BIND_IP")]
     pub media_bind_ip: Option<IpAddr>,
+    /// Where people can get the source of the Convene this instance runs (the AGPL's offer),
+    /// linked from every page's footer [default: the Convene project].
+    #[arg(long, global = true, env = "CONVENE_SOURCE_URL")]
+    pub source_url: Option<String>,
     /// STUN/TURN servers handed to browsers, comma separated:
     /// stun:stun.example.org:3478 or turn:USER:PASSWORD@turn.example.org:3478?transport=udp.
     #[arg(
@@ -82,6 +86,7 @@ pub struct FileConfig {
     pub media_udp_port_max: Option<u16>,
     pub media_public_ip: Option<IpAddr>,
     pub media_bind_ip: Option<IpAddr>,
+    pub source_url: Option<String>,
     pub ice_servers: Option<Vec<String>>,
 }
 
@@ -101,6 +106,7 @@ pub struct Settings {
     pub media_public_ip: Option<IpAddr>,
     pub media_bind_ip: IpAddr,
     pub ice_servers: Vec<String>,
+    pub source_url: String,
 }
 
 impl Settings {
@@ -183,6 +189,11 @@ impl Settings {
                 .clone()
                 .or(file.ice_servers)
                 .unwrap_or_default(),
+            source_url: args
+                .source_url
+                .clone()
+                .or(file.source_url)
+                .unwrap_or_else(|| convene_web::view::DEFAULT_SOURCE_URL.to_string()),
         })
     }
 

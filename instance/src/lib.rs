@@ -9,6 +9,7 @@
 //! workers (mail outbox, housekeeping) and serves [`http::router`].
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;

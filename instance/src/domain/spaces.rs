@@ -401,3 +401,13 @@ pub async fn all(db: &Db) -> Result<Vec<Space>> {
         .map(Space::from_row)
         .collect::<std::result::Result<_, _>>()?)
 }
+
+/// How many members a Space has.
+pub async fn member_count(db: &Db, space: &Space) -> Result<usize> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM space_members WHERE space_id = $1")
+        .bind(space.id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("n")?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}

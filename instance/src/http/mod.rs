@@ -143,7 +143,12 @@ async fn favicon() -> Response {
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let writes = !is_safe(req.method());
     let response = next.run(req).await;
+    if writes {
+        // Whatever it changed, cached pages must not show the old state.
+        state.pages.invalidate();
+    }
     if response.status().is_server_error() {
         state.metrics.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -165,7 +170,7 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let headers = req.headers().clone();
+    let session_cookie = visitor::cookie(req.headers(), visitor::SESSION_COOKIE);
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -202,7 +207,7 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
             Some(info) => info,
             None => rejection_info(response).await,
         };
-        response = pages::error_page(&state, &headers, &bid, &info).await;
+        response = pages::error_page(&state, session_cookie.as_deref(), &bid, &info).await;
     }
     if let Some(bid) = minted {
         visitor::append_cookie(

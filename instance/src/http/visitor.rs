@@ -80,12 +80,7 @@ pub fn csrf_token(key: &[u8; 32], bid: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts a key of any length");
     mac.update(b"csrf:");
     mac.update(bid.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .take(20)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::hex(&mac.finalize().into_bytes()[..20])
 }
 
 /// Constant-time check of a submitted token.

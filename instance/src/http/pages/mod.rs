@@ -13,7 +13,6 @@ mod spaces;
 pub(crate) use spaces::end_media_for;
 
 use axum::Router;
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -95,6 +94,7 @@ pub fn context(state: &AppState, visitor: &Visitor) -> PageContext {
         state.settings.domain(),
     );
     ctx.csrf = visitor.csrf.clone();
+    ctx.source_url = state.settings.source_url.clone();
     if let Some(p) = visitor.passport() {
         ctx.user = Some(NavUser {
             handle: p.handle.to_string(),
@@ -118,12 +118,12 @@ pub fn context(state: &AppState, visitor: &Visitor) -> PageContext {
 /// Renders an error as a full page, with the visitor's navigation when a session is known.
 pub async fn error_page(
     state: &AppState,
-    headers: &HeaderMap,
+    session_cookie: Option<&str>,
     bid: &str,
     info: &ErrorInfo,
 ) -> Response {
-    let session = match visitor::cookie(headers, visitor::SESSION_COOKIE) {
-        Some(token) => crate::domain::auth::session(&state.db, &token)
+    let session = match session_cookie {
+        Some(token) => crate::domain::auth::session(&state.db, token)
             .await
             .ok()
             .flatten(),

@@ -37,6 +37,24 @@ pub(super) async fn load(
     Ok((space, room, member, entry))
 }
 
+/// [`load`] for the Room page, from the page cache: the page may lag a write made by another
+/// process by up to [`crate::cache::TTL`]; the token endpoint decides admission afresh.
+async fn load_cached(
+    state: &AppState,
+    visitor: &Visitor,
+    space: &str,
+    room: &str,
+) -> Result<(Space, Room, bool, Entry)> {
+    let snapshot = state.pages.space(&state.db, space).await?;
+    let member = spaces::is_member(&state.db, &snapshot.space, visitor.passport()).await?;
+    let room = snapshot.room(room)?.clone();
+    let unlocked = room.access == rooms::Access::Locked
+        && !member
+        && rooms::is_unlocked(&state.db, &room, visitor.session_hash()).await?;
+    let entry = rooms::entry(&room, member, unlocked)?;
+    Ok((snapshot.space.clone(), room, member, entry))
+}
+
 fn room_view(
     space: &Space,
     room: &Room,
@@ -79,7 +97,7 @@ pub async fn show(
     visitor: Visitor,
     Path((space, room)): Path<(String, String)>,
 ) -> Result<Response> {
-    let (space, room, member, entry) = load(&state, &visitor, &space, &room).await?;
+    let (space, room, member, entry) = load_cached(&state, &visitor, &space, &room).await?;
     let people = state
         .sfu
         .room_participants(&super::gathering::media_room_id(&room));

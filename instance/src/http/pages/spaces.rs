@@ -189,11 +189,21 @@ pub async fn show(
     visitor: Visitor,
     Path(slug): Path<String>,
 ) -> Result<Response> {
-    let space = spaces::by_slug(&state.db, &slug).await?;
-    let role = spaces::role(&state.db, &space, visitor.passport()).await?;
-    let member = spaces::is_member(&state.db, &space, visitor.passport()).await?;
-    let room_list = rooms::visible(&state.db, &space, member).await?;
-    let member_count = spaces::members(&state.db, &space).await?.len();
+    let snapshot = state.pages.space(&state.db, &slug).await?;
+    let space = &snapshot.space;
+    let role = spaces::role(&state.db, space, visitor.passport()).await?;
+    let member = role.is_some() || visitor.passport().is_some_and(|p| p.is_operator);
+    let room_list: Vec<_> = snapshot.visible_rooms(member).collect();
+    let member_count = snapshot.member_count;
+    let presence: Vec<usize> = room_list
+        .iter()
+        .map(|r| state.sfu.room_presence(&super::gathering::media_room_id(r)))
+        .collect();
+    // Anonymous visitors all see the same page: serve the one rendered for these counts.
+    let anonymous = visitor.session.is_none() && visitor.flash.is_none();
+    if anonymous && let Some(page) = snapshot.anonymous_page(&presence) {
+        return Ok(html_response(page));
+    }
     let is_operator = visitor.passport().is_some_and(|p| p.is_operator);
     let view = SpaceView {
         name: space.name.to_string(),
@@ -204,15 +214,15 @@ pub async fn show(
         your_role: role.map(web_role),
         rooms: room_list
             .iter()
-            .map(|r| RoomDoor {
+            .enumerate()
+            .map(|(i, r)| RoomDoor {
                 name: r.name.to_string(),
                 slug: r.slug.to_string(),
                 topic: r.topic.clone(),
                 access: web_access(r.access),
                 listed: r.listed,
                 capacity: u32::try_from(r.capacity).unwrap_or(0),
-                inside: u32::try_from(state.sfu.room_presence(&super::gathering::media_room_id(r)))
-                    .unwrap_or(u32::MAX),
+                inside: u32::try_from(presence.get(i).copied().unwrap_or(0)).unwrap_or(u32::MAX),
                 is_entrance: space.entrance_room_id == Some(r.id),
                 url: routes::room(space.slug.as_str(), r.slug.as_str()),
             })
@@ -220,7 +230,25 @@ pub async fn show(
         can_create_rooms: member,
         can_manage: role == Some(Role::Owner) || is_operator,
     };
-    Ok(convene_web::pages::space(&context(&state, &visitor), &view).into_response())
+    let ctx = context(&state, &visitor);
+    let page = axum::body::Bytes::from(convene_web::pages::space(&ctx, &view).into_string());
+    // Only a page that carries nothing of the visitor may be shared.
+    if anonymous && !contains(&page, ctx.csrf.as_bytes()) {
+        snapshot.keep_anonymous_page(presence, page.clone());
+    }
+    Ok(html_response(page))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn html_response(page: axum::body::Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
 }
 
 async fn edit_form(state: &AppState, space: &Space) -> Result<SpaceEditForm> {
