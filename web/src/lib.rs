@@ -29,6 +29,7 @@
 pub mod assets;
 pub mod components;
 pub mod error;
+pub mod governance_view;
 pub mod layout;
 pub mod pages;
 pub mod routes;

@@ -447,7 +447,7 @@ pub async fn receipts(db: &Db, election_id: i64) -> Result<Vec<String>> {
 /// How many on the roll have voted (the turnout, not who).
 pub async fn turnout(db: &Db, election_id: i64) -> Result<(i64, i64)> {
     let r = sqlx::query(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(voted), 0) AS v FROM election_roll WHERE election_id = $1",
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(voted), 0) AS BIGINT) AS v FROM election_roll WHERE election_id = $1",
     )
     .bind(election_id)
     .fetch_one(&db.pool)

@@ -5,6 +5,7 @@ mod accounts;
 mod api;
 mod bad_input;
 mod cli;
+mod elections;
 mod media;
 mod rooms;
 mod spaces;

@@ -6,6 +6,7 @@
 
 mod account;
 mod auth;
+mod governance;
 mod home;
 mod rooms;
 mod spaces;
@@ -14,6 +15,9 @@ mod tests;
 
 pub use account::{account, tokens};
 pub use auth::{signin, signup, verify};
+pub use governance::{
+    ballot, ballot_receipt, election, election_new, election_result, governance, motion, receipts,
+};
 pub use home::{error, error_copy, error_status, landing, notice};
 pub use rooms::{room, room_delete_confirm, room_edit, room_new};
 pub use spaces::{invitation, members, space, space_edit, space_new};

@@ -7,6 +7,7 @@
 mod account;
 mod auth;
 pub mod gathering;
+mod governance;
 mod rooms;
 mod spaces;
 
@@ -84,6 +85,7 @@ pub fn routes() -> Router<AppState> {
             "/spaces/{space}/rooms/{room}/delete",
             get(rooms::delete_page).post(rooms::delete),
         )
+        .merge(governance::routes())
         .fallback(|| async { AppError::NotFound })
 }
 
