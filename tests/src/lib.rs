@@ -5,6 +5,7 @@
 //! server ([`smtp`]) that its mail goes to. [`Browser`] is a cookie-keeping HTTP client that
 //! fills in CSRF tokens the way a browser's form would.
 
+pub mod mailhttp;
 pub mod smtp;
 
 use std::path::PathBuf;

@@ -1,9 +1,12 @@
-//! The static files the instance serves beside the pages: the stylesheet and the favicon.
+//! The static files the instance serves beside the pages: the stylesheet, the favicon and the
+//! Room page's browser client (its script and stylesheet).
 //!
-//! Both are compiled into the binary so an instance is one file to deploy. Pages link the
-//! stylesheet as `/static/style.css?v={STYLE_CSS_VERSION}`; the version is a hash of the file's
-//! bytes computed at compile time, so the instance can serve it with a long cache lifetime and a
-//! new release still reaches every browser at once.
+//! All are compiled into the binary so an instance is one file to deploy. Pages link the
+//! stylesheets as `/static/style.css?v={STYLE_CSS_VERSION}` (and `room.css` likewise); the
+//! version is a hash of the file's bytes computed at compile time, so the instance can serve it
+//! with a long cache lifetime and a new release still reaches every browser at once. The room
+//! script keeps its plain URL (it is an ES module other modules could import by that name) and
+//! is served for revalidation instead.
 
 /// The one stylesheet of the web UI, served at [`STYLE_CSS_PATH`] as `text/css; charset=utf-8`.
 pub const STYLE_CSS: &str = include_str!("../static/style.css");
@@ -24,8 +27,26 @@ pub const FAVICON_SVG: &str = include_str!("../static/favicon.svg");
 /// Where the instance serves [`FAVICON_SVG`].
 pub const FAVICON_SVG_PATH: &str = "/static/favicon.svg";
 
-/// Where the browser client of the Room page will be served (`web/static/room.js`).
+/// The Room page's browser client (plain ES module, no build step), served at [`ROOM_JS_PATH`]
+/// as `text/javascript; charset=utf-8`.
+pub const ROOM_JS: &str = include_str!("../static/room.js");
+
+/// Where the instance serves [`ROOM_JS`].
 pub const ROOM_JS_PATH: &str = "/static/room.js";
+
+/// The in-room stylesheet (grid, tiles, controls, chat), served at [`ROOM_CSS_PATH`]. It builds
+/// on the tokens of [`STYLE_CSS`] and is linked only where the room client runs.
+pub const ROOM_CSS: &str = include_str!("../static/room.css");
+
+/// Where the instance serves [`ROOM_CSS`].
+pub const ROOM_CSS_PATH: &str = "/static/room.css";
+
+/// A hash of [`ROOM_CSS`] (16 hex digits), like [`STYLE_CSS_VERSION`].
+pub const ROOM_CSS_VERSION: &str = match std::str::from_utf8(&ROOM_CSS_VERSION_DIGITS) {
+    Ok(s) => s,
+    // Evaluated at compile time, and hex digits are ASCII: this arm cannot be reached.
+    Err(_) => panic!("hex digits are ASCII"),
+};
 
 /// `Cache-Control` for a versioned asset URL: the content behind it never changes.
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -54,6 +75,7 @@ const fn hex_digits(hash: u64) -> [u8; 16] {
 }
 
 const STYLE_CSS_VERSION_DIGITS: [u8; 16] = hex_digits(fnv1a64(STYLE_CSS.as_bytes()));
+const ROOM_CSS_VERSION_DIGITS: [u8; 16] = hex_digits(fnv1a64(ROOM_CSS.as_bytes()));
 
 #[cfg(test)]
 mod tests {
@@ -72,6 +94,17 @@ mod tests {
         assert_ne!(fnv1a64(b"body{}"), fnv1a64(b"body{ }"));
         // Published FNV-1a test vector.
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn room_client_is_a_module_with_its_own_versioned_stylesheet() {
+        let expected = format!("{:016x}", fnv1a64(ROOM_CSS.as_bytes()));
+        assert_eq!(ROOM_CSS_VERSION, expected);
+        assert_ne!(ROOM_CSS_VERSION, STYLE_CSS_VERSION);
+        // It mounts on the element the Room page renders, and loads nothing from elsewhere.
+        assert!(ROOM_JS.contains("getElementById('room-app')"));
+        assert!(!ROOM_JS.contains("http://") && !ROOM_JS.contains("https://"));
+        assert!(!ROOM_JS.contains("import "), "one self-contained module");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/static/style.css", get(style))
         .route("/static/favicon.svg", get(favicon))
+        .route("/static/room.js", get(room_js))
+        .route("/static/room.css", get(room_css))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -126,6 +128,31 @@ async fn style() -> Response {
             (CACHE_CONTROL, "public, max-age=3600"),
         ],
         convene_web::assets::STYLE_CSS,
+    )
+        .into_response()
+}
+
+/// `GET /static/room.js`: the Room page's client. Its URL carries no version, so browsers
+/// revalidate it and a new release reaches them at once.
+async fn room_js() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        convene_web::assets::ROOM_JS,
+    )
+        .into_response()
+}
+
+/// `GET /static/room.css`: the in-room stylesheet.
+async fn room_css() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        convene_web::assets::ROOM_CSS,
     )
         .into_response()
 }

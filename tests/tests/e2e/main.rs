@@ -4,6 +4,7 @@
 mod accounts;
 mod api;
 mod bad_input;
+mod browser;
 mod cli;
 mod elections;
 mod media;

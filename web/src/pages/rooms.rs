@@ -114,7 +114,7 @@ fn join_panel(ctx: &PageContext, view: &RoomView, panel: &JoinPanel) -> Markup {
                                 .help("Shown to the others in the room. You're joining as a guest.")))
                         }
                     }
-                    p.help { "Your camera and microphone stay off until you turn them on." }
+                    p.help { "You can check your camera and microphone before you join." }
                     div.form-actions {
                         button.btn.btn-primary.btn-large type="submit" { "Join" }
                     }
@@ -124,6 +124,8 @@ fn join_panel(ctx: &PageContext, view: &RoomView, panel: &JoinPanel) -> Markup {
                 }
             }
         }
+        // Linked here rather than in the head: only a visitor who may enter runs the client.
+        link rel="stylesheet" href={ (assets::ROOM_CSS_PATH) "?v=" (assets::ROOM_CSS_VERSION) };
         script type="module" src=(assets::ROOM_JS_PATH) {}
     }
 }

@@ -1,0 +1,213 @@
+//! Headless Chromium through the pages and the room client, driven by playwright-core scripts
+//! in `tests/browser/`.
+//!
+//! Each test starts an instance on SQLite and a loopback endpoint serving its mailbox as JSON
+//! (so a script can read sign-in codes), then runs one node script and asserts it passed. The
+//! script's own steps and timings are printed. Without node, Debian's chromium or the npm
+//! packages (`npm ci` in `tests/browser`), a test prints `SKIPPED` and returns, unless
+//! `CONVENE_TEST_REQUIRE_ALL=1` (CI), where that is a failure. Screenshots go to
+//! `<target dir>/screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use convene_tests::{Backend, TestInstance, mailhttp, require_all};
+
+use super::StatusCode;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Each script limits itself to under a minute; this is the backstop.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// The workspace's target dir (or `$CARGO_TARGET_DIR`) + `/screenshots`.
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("screenshots")
+}
+
+/// Whether everything a browser test needs is installed; prints why not (or fails under
+/// `CONVENE_TEST_REQUIRE_ALL=1`).
+fn tools_present(test: &str) -> bool {
+    let mut missing = Vec::new();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !node.is_ok_and(|s| s.success()) {
+        missing.push("node (apt-get install nodejs npm)".to_owned());
+    }
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (apt-get install chromium)"));
+    }
+    let playwright = browser_dir().join("node_modules/playwright-core");
+    if !playwright.exists() {
+        missing.push(format!(
+            "{} (run npm ci in tests/browser)",
+            playwright.display()
+        ));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    assert!(
+        !require_all(),
+        "CONVENE_TEST_REQUIRE_ALL=1 but {test} cannot run: missing {what}"
+    );
+    eprintln!("SKIPPED {test}: missing {what}");
+    false
+}
+
+/// Runs `tests/browser/{script}` against `inst` with extra environment; asserts it passed and
+/// prints what it said.
+async fn run_script(inst: &TestInstance, script: &str, env: &[(&str, String)]) {
+    let mail_url = mailhttp::serve(inst.mailbox.clone()).await;
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots).expect("create the screenshot folder");
+    let started = Instant::now();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(script)
+        .current_dir(browser_dir())
+        .env("CONVENE_BASE_URL", &inst.base)
+        .env("CONVENE_MAIL_URL", &mail_url)
+        .env("CONVENE_SCREENSHOTS", &shots)
+        .env("CONVENE_CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} ran longer than {SCRIPT_TIMEOUT:?}"))
+        .expect("node starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!(
+        "--- {script} ({:.1} s) ---\n{stdout}{stderr}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+/// Issue 2: sign up, create a Space and a Room, visit the main pages; desktop and phone
+/// screenshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_through_the_ui() {
+    if !tools_present("browser::pages_through_the_ui") {
+        return;
+    }
+    let inst = TestInstance::spawn(Backend::Sqlite).await;
+    run_script(&inst, "pages.mjs", &[]).await;
+    // What the script created through the pages is really there.
+    let page = inst
+        .browser()
+        .get("/spaces/garden-club/rooms/potting-shed")
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Potting Shed"));
+}
+
+/// A signed-in owner with an open Room, created over HTTP; the scripts sign in through the UI.
+async fn instance_with_open_room() -> TestInstance {
+    let inst = TestInstance::spawn(Backend::Sqlite).await;
+    let owner = inst
+        .sign_up("olive@example.org", "olive", "Olive Owner")
+        .await;
+    let page = owner
+        .submit(
+            "/spaces",
+            &[
+                ("name", "Book Club"),
+                ("slug", "book-club"),
+                ("description", "We read."),
+                ("listed", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let page = owner
+        .submit(
+            "/spaces/book-club/rooms",
+            &[
+                ("name", "Reading Room"),
+                ("slug", "reading"),
+                ("topic", "This month's book"),
+                ("access", "open"),
+                ("access_code", ""),
+                ("capacity", "12"),
+                ("listed", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    inst
+}
+
+/// Issue 3: a signed-in person and a guest meet in an open Room through the UI; each decodes
+/// the other's video and receives audio; chat, mute, a dropped connection and leaving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_two_people_meet() {
+    if !tools_present("browser::room_two_people_meet") {
+        return;
+    }
+    let inst = instance_with_open_room().await;
+    run_script(
+        &inst,
+        "room.mjs",
+        &[
+            (
+                "CONVENE_ROOM_PATH",
+                "/spaces/book-club/rooms/reading".into(),
+            ),
+            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
+            ("CONVENE_OWNER_HANDLE", "olive".into()),
+        ],
+    )
+    .await;
+    // Everyone left: the SFU holds nobody in the Room any more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = inst.browser().get("/spaces/book-club/rooms/reading").await;
+        if page.body.contains("Nobody is here yet.") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Room still lists people after everyone left"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Issue 3: with camera and microphone blocked, the page says so clearly and the person still
+/// joins to watch and listen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_listen_only_when_devices_are_blocked() {
+    if !tools_present("browser::room_listen_only_when_devices_are_blocked") {
+        return;
+    }
+    let inst = instance_with_open_room().await;
+    run_script(
+        &inst,
+        "room-denied.mjs",
+        &[(
+            "CONVENE_ROOM_PATH",
+            "/spaces/book-club/rooms/reading".into(),
+        )],
+    )
+    .await;
+}
