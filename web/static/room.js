@@ -101,7 +101,7 @@ function socketUrl(signal) {
 
 /** Close reasons after which rejoining would be wrong or pointless. */
 const FINAL_REASONS = {
-  left: 'You left the room.',
+  left: 'Your camera and microphone are off now. You can come back while the room is open.',
   'joined from another place': 'You joined this room from another tab or device, so this one was disconnected.',
   'removed from the space': 'You were removed from this Space, so you can no longer be in its rooms.',
   'room has ended': 'This room was deleted, so the meeting has ended.',
@@ -1318,7 +1318,8 @@ class CallView {
     if (!tile) {
       tile = this.makeTile(p.id, false);
       this.tiles.set(p.id, tile);
-      this.grid.append(tile.el);
+      // Others first; your own picture stays last, where people expect it.
+      this.grid.insertBefore(tile.el, this.selfTile ? this.selfTile.el : null);
     }
     this.setTilePerson(tile, p.name);
     const videos = this.videoTracks(p);
@@ -1492,7 +1493,7 @@ class CallView {
   addChat(message) {
     const mine = message.from === this.call.me.id;
     const time = new Date(message.at || Date.now());
-    const stamp = time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const stamp = time.toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
     const last = this.chatLog.lastElementChild;
     // Consecutive lines from one person share a header, like most chats.
     const grouped = last && last.dataset.from === message.from && time - Number(last.dataset.at) < 120000;
