@@ -1,44 +1,346 @@
-//! Load generator and benchmark for the SFU, on loopback.
+//! Load generator and benchmark: Convene's SFU and Janus's VideoRoom under the
+//! same synthetic load, on loopback, in one run.
 //!
-//! `cargo run --release -p convene-media --example sfu_bench [-- --seconds 10] [--only 8]`
+//! `cargo run --release -p convene-media --example sfu_bench [-- --seconds 10] [--only 8] [--no-janus]`
 //!
 //! Rooms of 4, 6 and 8 publishers, each sending synthetic VP8 (30 fps, 3
-//! packets of ~1000 bytes per frame) and Opus (50 packets/s, 160 bytes) through
-//! the SFU to everyone else. The SFU (sessions, forwarding tasks and its peer
-//! connection drivers) runs on its own single-threaded tokio runtime, the
-//! clients on another, so the SFU's CPU time is read from its thread alone
-//! (`/proc/thread-self/schedstat`). Latency is measured from the send
-//! timestamp carried in every payload to arrival at the subscriber, and
-//! compared to a direct webrtc-rs peer-to-peer pair with the same traffic.
+//! packets of ~1000 bytes per frame) and Opus (50 packets/s, 160 bytes with an
+//! audio level) to everyone else. Every server runs as a child process of the
+//! benchmark, fresh for each room, and is measured from outside the same way:
+//! CPU time from `/proc/<pid>/stat` (all threads), memory as the RSS growth from
+//! the idle server to the warmed-up room, divided by the participants.
+//!
+//! - **Convene**: this binary re-executed with `--serve`: the SFU behind a
+//!   WebSocket that does what the instance's `…/signal` route does, on tokio's
+//!   default multi-threaded runtime, as in `convene serve`.
+//! - **Janus** 1.x (`apt-get install janus`): started with a configuration
+//!   written to a temporary folder (VideoRoom plugin, WebSocket transport on
+//!   127.0.0.1, ICE on `lo` only). Each participant has a publisher handle and
+//!   one multistream subscriber handle for everyone else's media, as Janus's
+//!   own clients do.
+//!
+//! Clients are webrtc-rs peers ([`convene_media::testing`]) in this process.
+//! Forwarded packets are counted where they arrive, at the subscribers, so both
+//! servers are counted alike. Latency is measured from the send time carried in
+//! every payload to arrival at the subscriber and compared to a direct
+//! webrtc-rs peer-to-peer pair with the same traffic.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use convene_media::signaling::{Candidate, ClientMessage};
 use convene_media::testing::{
-    self as common, Handler, decode, join_on, local_track, publish_tracks,
+    self, Handler, Received, client_peer_connection, client_peer_connection_on, decode,
+    local_track, publish_tracks,
 };
 use convene_media::{Claims, Sfu, SfuConfig, TokenKey};
+use futures_util::{SinkExt, StreamExt};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use tokio::sync::{Notify, mpsc};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, RTCIceCandidateInit, SettingEngineBuilder,
-};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 const FPS: u32 = 30;
 const PER_FRAME: u32 = 3;
 const VIDEO_BYTES: usize = 1000;
+const WARMUP: Duration = Duration::from_secs(3);
+const ROOM: &str = "bench";
+const JANUS_ROOM: u64 = 4242;
+/// Linux's USER_HZ: the unit of utime and stime in `/proc/<pid>/stat`.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+/// Where Debian and others put Janus's plugins.
+const JANUS_LIB_DIRS: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/janus",
+    "/usr/lib/aarch64-linux-gnu/janus",
+    "/usr/lib/janus",
+    "/opt/janus/lib/janus",
+];
 
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--serve") {
+        serve();
+        return;
+    }
+    let value = |flag: &str| {
+        args.iter()
+            .skip_while(|a| *a != flag)
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok())
+    };
+    let seconds = value("--seconds").unwrap_or(10);
+    let sizes: Vec<usize> = match value("--only") {
+        Some(n) => vec![n as usize],
+        None => vec![4, 6, 8],
+    };
+    let mut with_janus = !args.iter().any(|a| a == "--no-janus");
+    if with_janus && std::env::var_os(NETNS_ENV).is_none() {
+        match in_private_network(&args) {
+            Ok(code) => std::process::exit(code),
+            Err(why) => {
+                eprintln!("{why}; measuring Convene only");
+                with_janus = false;
+            }
+        }
+    }
+    // Clients on one thread; the servers are other processes and take the rest.
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("clients")
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    clients.block_on(bench(seconds, sizes, with_janus));
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Set (to the media address) once the benchmark runs in its private network.
+const NETNS_ENV: &str = "CONVENE_BENCH_MEDIA_IP";
+/// The address of the private network's one interface besides `lo`.
+const PRIVATE_IP: &str = "10.99.0.1";
+
+/// Re-runs the benchmark in a network namespace of its own, with `lo` and one
+/// veth pair that exists only inside it.
+///
+/// Janus gathers ICE candidates with libnice, which never offers loopback
+/// addresses: on `lo` alone it finds nothing and refuses every offer. A private
+/// namespace gives it a non-loopback address while nothing can leave the
+/// machine (there is no route out), and both servers are measured in it.
+fn in_private_network(args: &[String]) -> Result<i32, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let script = format!(
+        "ip link set lo up && ip link add cb0 type veth peer name cb1 && \
+         ip addr add {PRIVATE_IP}/32 dev cb0 && ip link set cb1 up && ip link set cb0 up && \
+         exec \"$0\" \"$@\""
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "sh", "-c", &script])
+        .arg(exe)
+        .args(args.iter().skip(1))
+        .env(NETNS_ENV, PRIVATE_IP)
+        .status()
+        .map_err(|e| format!("cannot run unshare for a private network: {e}"))?;
+    match status.code() {
+        Some(code) if code != 0 && code != 101 => Err(format!(
+            "no private network namespace (unshare exited with {code})"
+        )),
+        Some(code) => Ok(code),
+        None => Err("the benchmark was killed".to_owned()),
+    }
+}
+
+/// Where Janus and its clients put media: the private network's address.
+fn janus_media_ip() -> String {
+    std::env::var(NETNS_ENV).unwrap_or_else(|_| PRIVATE_IP.to_owned())
+}
+
+async fn bench(seconds: u64, sizes: Vec<usize>, with_janus: bool) {
+    let (base_p50, base_p99) = baseline(seconds).await;
+    let janus = if with_janus { janus_install() } else { None };
+    if with_janus && janus.is_none() {
+        eprintln!(
+            "Janus not found (binary `janus` and its plugin folder): `apt-get install -y janus`; measuring Convene only"
+        );
+    }
+    let mut rows = Vec::new();
+    for n in sizes {
+        let convene = run_room(Target::Convene, n, seconds).await;
+        eprintln!("convene, room of {n}: {convene:?}");
+        let janus = match &janus {
+            Some(lib) => {
+                let r = run_room(Target::Janus(lib.clone()), n, seconds).await;
+                eprintln!("janus, room of {n}: {r:?}");
+                Some(r)
+            }
+            None => None,
+        };
+        rows.push((convene, janus));
+    }
+
+    let mib = |b: f64| b / 1_048_576.0;
+    println!(
+        "\nSFU benchmark, loopback, {seconds} s per room after {} s warm-up, per publisher VP8 {FPS} fps x {PER_FRAME} packets x {VIDEO_BYTES} B + Opus 50 pps",
+        WARMUP.as_secs()
+    );
+    println!("direct peer-to-peer baseline latency: p50 {base_p50} µs, p99 {base_p99} µs\n");
+    println!(
+        "| publishers | server | forwarded packets/s | server CPU µs/packet | latency p50 / p99 (µs) | added p50 / p99 (µs) | memory per participant |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    for (c, j) in &rows {
+        for r in std::iter::once(c).chain(j.iter()) {
+            println!(
+                "| {} | {} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} MiB |",
+                r.publishers,
+                r.server,
+                r.forwarded_pps,
+                r.cpu_us_per_packet,
+                r.p50_us,
+                r.p99_us,
+                r.p50_us as i64 - base_p50 as i64,
+                r.p99_us as i64 - base_p99 as i64,
+                mib(r.rss_per_participant),
+            );
+        }
+    }
+    if rows.iter().any(|(_, j)| j.is_some()) {
+        println!(
+            "\nRatios Convene / Janus (below 1 is better for Convene, except forwarded packets/s where 1 means both delivered everything):\n"
+        );
+        println!(
+            "| publishers | forwarded packets/s | CPU per packet | added latency p50 | added latency p99 | memory per participant |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|");
+        for (c, j) in &rows {
+            let Some(j) = j else { continue };
+            let added = |r: &RoomResult, base: u64, p: fn(&RoomResult) -> u64| {
+                (p(r) as f64 - base as f64).max(1.0)
+            };
+            println!(
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                c.publishers,
+                c.forwarded_pps / j.forwarded_pps.max(1.0),
+                c.cpu_us_per_packet / j.cpu_us_per_packet.max(f64::MIN_POSITIVE),
+                added(c, base_p50, |r| r.p50_us) / added(j, base_p50, |r| r.p50_us),
+                added(c, base_p99, |r| r.p99_us) / added(j, base_p99, |r| r.p99_us),
+                c.rss_per_participant / j.rss_per_participant.max(1.0),
+            );
+        }
+    }
+    println!(
+        "\nTargets: ≤ 10 µs server CPU per forwarded packet, p99 added latency < 5000 µs, < 5 MB per participant."
+    );
+}
+
+/// The server under test.
+#[derive(Clone)]
+enum Target {
+    Convene,
+    /// Janus, with the folder holding its plugins and transports.
+    Janus(PathBuf),
+}
+
+#[derive(Debug)]
+struct RoomResult {
+    server: &'static str,
+    publishers: usize,
+    forwarded_pps: f64,
+    cpu_us_per_packet: f64,
+    p50_us: u64,
+    p99_us: u64,
+    rss_per_participant: f64,
+}
+
+/// What one participant holds on to while the room runs.
+struct Participant {
+    received: mpsc::UnboundedReceiver<Received>,
+    publisher: JoinHandle<()>,
+    connections: Vec<Arc<dyn PeerConnection>>,
+    /// Tasks and sockets kept alive for the duration (signaling, clients).
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+async fn run_room(target: Target, n: usize, seconds: u64) -> RoomResult {
+    let epoch = Instant::now();
+    let (server, name) = match &target {
+        Target::Convene => (Server::convene().await, "Convene"),
+        Target::Janus(lib) => (Server::janus(lib).await, "Janus"),
+    };
+    // Let the idle server settle before its baseline size is taken.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = proc_rss(server.pid);
+    let mut people = Vec::new();
+    match &target {
+        Target::Convene => {
+            for i in 0..n {
+                people.push(convene_participant(&server, i as u8, epoch).await);
+            }
+        }
+        Target::Janus(_) => {
+            let mut publishers = Vec::new();
+            for i in 0..n {
+                publishers.push(janus_publisher(&server, i as u8, epoch).await);
+            }
+            for (i, p) in publishers.into_iter().enumerate() {
+                people.push(janus_subscriber(&server, i as u8, n, p).await);
+            }
+        }
+    }
+    tokio::time::sleep(WARMUP).await;
+    let rss_room = proc_rss(server.pid);
+    for p in people.iter_mut() {
+        while p.received.try_recv().is_ok() {}
+    }
+    let cpu0 = proc_cpu_secs(server.pid);
+    let t0 = Instant::now();
+    let window_start = t0.duration_since(epoch).as_micros() as u64;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let cpu1 = proc_cpu_secs(server.pid);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let mut latencies = Vec::new();
+    for p in people.iter_mut() {
+        while let Ok(r) = p.received.try_recv() {
+            if let Some((_, _, _, sent)) = decode(&r.payload)
+                && sent >= window_start
+            {
+                let arrived = r.at.duration_since(epoch).as_micros() as u64;
+                latencies.push(arrived.saturating_sub(sent));
+            }
+        }
+    }
+    latencies.sort_unstable();
+    for p in people {
+        p.publisher.abort();
+        for pc in p.connections {
+            let _ = pc.close().await;
+        }
+    }
+    server.stop().await;
+    let forwarded = latencies.len() as f64;
+    RoomResult {
+        server: name,
+        publishers: n,
+        forwarded_pps: forwarded / elapsed,
+        cpu_us_per_packet: (cpu1 - cpu0) * 1e6 / forwarded.max(1.0),
+        p50_us: percentile(&latencies, 0.5),
+        p99_us: percentile(&latencies, 0.99),
+        rss_per_participant: rss_room.saturating_sub(rss_idle) as f64 / n as f64,
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// User plus system CPU time of a process, all threads, in seconds.
+fn proc_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name start at field 3 (state).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / CLOCK_TICKS_PER_SEC
+}
+
+/// Resident set size of a process, bytes.
+fn proc_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -51,138 +353,629 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+/// A server child process and how to reach it.
+struct Server {
+    child: tokio::process::Child,
+    pid: u32,
+    port: u16,
+    key: TokenKey,
+    dir: Option<PathBuf>,
 }
 
-/// CPU time consumed by the SFU runtime's one worker thread.
-struct SfuCpu {
-    ns: Arc<AtomicU64>,
-}
-
-impl SfuCpu {
-    /// Samples the worker's CPU time from inside the worker itself.
-    async fn read(&self, handle: &tokio::runtime::Handle) -> u64 {
-        let ns = self.ns.clone();
-        handle
-            .spawn(async move {
-                let v = thread_cpu_ns();
-                ns.store(v, Ordering::Relaxed);
-                v
-            })
+impl Server {
+    /// This benchmark re-executed with `--serve`: the SFU behind a WebSocket.
+    async fn convene() -> Self {
+        let key: [u8; 32] = rand::random();
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let exe = std::env::current_exe().expect("the benchmark's own path");
+        let mut child = tokio::process::Command::new(exe)
+            .arg("--serve")
+            .env("CONVENE_BENCH_KEY", hex)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("SFU child process starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
             .await
-            .unwrap_or(0)
-    }
-}
-
-struct RoomResult {
-    publishers: usize,
-    forwarded_pps: f64,
-    cpu_us_per_packet: f64,
-    p50_us: u64,
-    p99_us: u64,
-    mem_per_participant: f64,
-    received: usize,
-}
-
-async fn run_room(n: usize, seconds: u64, sfu_rt: &tokio::runtime::Handle) -> RoomResult {
-    let sfu = Sfu::new(SfuConfig::loopback(TokenKey::generate()));
-    let cpu = SfuCpu {
-        ns: Arc::new(AtomicU64::new(0)),
-    };
-    let epoch = Instant::now();
-    let room = format!("bench/{n}");
-    let rss_before = rss_bytes();
-    let mut clients = Vec::new();
-    for i in 0..n {
-        let id = format!("p{i}");
-        let claims = Claims::new(&room, &id, &id, convene_media::token::unix_now(), 120);
-        let token = sfu.token_key().issue(&claims);
-        let c = join_on(sfu_rt, &sfu, &room, &id, i as u8, &token, true)
-            .await
-            .expect("join");
-        clients.push(c);
-    }
-    let publishers: Vec<_> = clients
-        .iter()
-        .map(|c| common::start_publishing(c, FPS, PER_FRAME, VIDEO_BYTES, epoch))
-        .collect();
-    // Warm up: negotiation, keyframes, steady state.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_after = rss_bytes();
-    for c in clients.iter_mut() {
-        while c.received.try_recv().is_ok() {}
-    }
-
-    let m0 = sfu.metrics();
-    let cpu0 = cpu.read(sfu_rt).await;
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let cpu1 = cpu.read(sfu_rt).await;
-    let m1 = sfu.metrics();
-    let elapsed = t0.elapsed().as_secs_f64();
-
-    let mut latencies = Vec::new();
-    let mut received = 0;
-    for c in clients.iter_mut() {
-        while let Ok(r) = c.received.try_recv() {
-            received += 1;
-            if let Some((_, _, _, sent)) = decode(&r.payload) {
-                let arrived = r.at.duration_since(epoch).as_micros() as u64;
-                latencies.push(arrived.saturating_sub(sent));
-            }
+            .expect("the SFU child reports its port")
+            .expect("child stdout")
+            .expect("a line");
+        let port = line
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected child output: {line}"));
+        let pid = child.id().expect("running child");
+        Self {
+            child,
+            pid,
+            port,
+            key: TokenKey::from_bytes(key),
+            dir: None,
         }
     }
-    latencies.sort_unstable();
-    for p in publishers {
-        p.abort();
+
+    /// Janus with a configuration of its own in a temporary folder.
+    async fn janus(lib: &Path) -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("convene-bench-janus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp folder for Janus");
+        write_janus_config(&dir, lib, port);
+        let log = std::fs::File::create(dir.join("janus.log")).expect("Janus log file");
+        let child = tokio::process::Command::new("janus")
+            .arg("--configs-folder")
+            .arg(&dir)
+            .arg("--config")
+            .arg(dir.join("janus.jcfg"))
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Janus starts");
+        let pid = child.id().expect("running Janus");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Janus did not listen on {port}; see {}",
+                dir.join("janus.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            child,
+            pid,
+            port,
+            key: TokenKey::generate(),
+            dir: Some(dir),
+        }
     }
-    for c in clients {
-        c.close().await;
-    }
-    let forwarded = (m1.packets_forwarded - m0.packets_forwarded) as f64;
-    RoomResult {
-        publishers: n,
-        forwarded_pps: forwarded / elapsed,
-        cpu_us_per_packet: (cpu1.saturating_sub(cpu0)) as f64 / 1000.0 / forwarded.max(1.0),
-        p50_us: percentile(&latencies, 0.5),
-        p99_us: percentile(&latencies, 0.99),
-        mem_per_participant: rss_after.saturating_sub(rss_before) as f64 / n as f64,
-        received,
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Janus's plugin folder, if Janus is installed.
+fn janus_install() -> Option<PathBuf> {
+    let found = std::process::Command::new("janus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        return None;
+    }
+    if let Ok(dir) = std::env::var("JANUS_LIB_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    JANUS_LIB_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .find(|d| d.join("plugins").join("libjanus_videoroom.so").exists())
+}
+
+/// Only what the benchmark needs: VideoRoom, the WebSocket transport on
+/// loopback, ICE on `lo`, no session timeouts, modest logging.
+fn write_janus_config(dir: &Path, lib: &Path, port: u16) {
+    let lib = lib.display();
+    let main = format!(
+        r#"general: {{
+	configs_folder = "{dir}"
+	plugins_folder = "{lib}/plugins"
+	transports_folder = "{lib}/transports"
+	events_folder = "{lib}/events"
+	loggers_folder = "{lib}/loggers"
+	debug_level = 3
+	log_to_stdout = true
+	session_timeout = 0
+	server_name = "convene-bench"
+}}
+media: {{
+	rtp_port_range = "40000-49999"
+}}
+nat: {{
+	ice_enforce_list = "{media_ip}"
+	ignore_mdns = true
+}}
+plugins: {{
+	disable = "libjanus_audiobridge.so,libjanus_echotest.so,libjanus_duktape.so,libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_sip.so,libjanus_streaming.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_voicemail.so"
+}}
+transports: {{
+	disable = "libjanus_http.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so"
+}}
+events: {{
+	broadcast = false
+	disable = "libjanus_gelfevh.so,libjanus_mqttevh.so,libjanus_nanomsgevh.so,libjanus_rabbitmqevh.so,libjanus_sampleevh.so,libjanus_wsevh.so"
+}}
+loggers: {{
+	disable = "libjanus_jsonlog.so"
+}}
+"#,
+        dir = dir.display(),
+        media_ip = janus_media_ip(),
+    );
+    let ws = format!(
+        r#"general: {{
+	json = "compact"
+	ws = true
+	ws_port = {port}
+	ws_ip = "127.0.0.1"
+	wss = false
+}}
+admin: {{
+	admin_ws = false
+}}
+"#
+    );
+    for (name, text) in [
+        ("janus.jcfg", main.as_str()),
+        ("janus.transport.websockets.jcfg", ws.as_str()),
+        ("janus.plugin.videoroom.jcfg", "general: {\n}\n"),
+    ] {
+        std::fs::write(dir.join(name), text).expect("Janus config written");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Convene: the child process and its clients.
+
+/// `--serve`: one SFU on a loopback WebSocket, glued the way the instance's
+/// `…/signal` route glues it; prints `listening <port>` when ready.
+fn serve() {
+    let hex = std::env::var("CONVENE_BENCH_KEY").expect("CONVENE_BENCH_KEY");
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .expect("a 64-digit hex key");
+    }
+    // Worker threads of the SFU's runtime: tokio's default (one per core) unless
+    // CONVENE_BENCH_SFU_THREADS says otherwise.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("CONVENE_BENCH_SFU_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        builder.worker_threads(n);
+    }
+    let runtime = builder.enable_all().build().expect("server runtime");
+    runtime.block_on(async move {
+        let sfu = Sfu::new(SfuConfig::loopback(TokenKey::from_bytes(key)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().expect("local address").port();
+        println!("listening {port}");
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let sfu = sfu.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let (mut sink, mut stream) = ws.split();
+                let first = loop {
+                    match stream.next().await {
+                        Some(Ok(Message::Text(t))) => break t.as_str().to_owned(),
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    }
+                };
+                let session = match sfu.connect(ROOM, &first).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = sink.send(Message::text(e.to_frame())).await;
+                        return;
+                    }
+                };
+                let incoming = Box::pin(stream.filter_map(|m| async move {
+                    match m {
+                        Ok(Message::Text(t)) => Some(t.as_str().to_owned()),
+                        _ => None,
+                    }
+                }));
+                let outgoing = Box::pin((&mut sink).with(|t: String| async move {
+                    Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::text(t))
+                }));
+                session.run(incoming, outgoing).await;
+            });
+        }
+    });
+}
+
+/// Bridges a WebSocket to the test client's string channels.
+fn bridge<S>(ws: S) -> (mpsc::Sender<String>, mpsc::Receiver<String>)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures_util::Sink<Message>
+        + Send
+        + 'static,
+{
+    let (mut sink, mut stream) = ws.split();
+    let (to_server, mut outgoing) = mpsc::channel::<String>(256);
+    let (incoming, from_server) = mpsc::channel::<String>(256);
+    tokio::spawn(async move {
+        while let Some(text) = outgoing.recv().await {
+            if sink.send(Message::text(text)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = stream.next().await {
+            if let Message::Text(t) = frame
+                && incoming.send(t.as_str().to_owned()).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    (to_server, from_server)
+}
+
+async fn convene_participant(server: &Server, index: u8, epoch: Instant) -> Participant {
+    let id = format!("p{index}");
+    let token = server.key.issue(&Claims::new(
+        ROOM,
+        &id,
+        &id,
+        convene_media::token::unix_now(),
+        120,
+    ));
+    let (ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/signal", server.port))
+            .await
+            .expect("signaling socket");
+    let (to_server, from_server) = bridge(ws);
+    let join = serde_json::to_string(&ClientMessage::Join { token }).expect("json");
+    to_server.send(join).await.expect("join sent");
+    let mut client = testing::start(&id, index, true, to_server, from_server)
+        .await
+        .unwrap_or_else(|why| panic!("{id} not admitted: {why}"));
+    let publisher = testing::start_publishing(&client, FPS, PER_FRAME, VIDEO_BYTES, epoch);
+    let received = std::mem::replace(&mut client.received, mpsc::unbounded_channel().1);
+    Participant {
+        received,
+        publisher,
+        connections: vec![client.pc.clone()],
+        _keep: vec![Box::new(client)],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Janus: a minimal client of its WebSocket API and VideoRoom plugin.
+
+/// One WebSocket to Janus with one Janus session on it.
+struct JanusConn {
+    out: mpsc::UnboundedSender<String>,
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
+    next: AtomicU64,
+    session: u64,
+}
+
+impl JanusConn {
+    async fn open(port: u16) -> Arc<Self> {
+        let mut request = format!("ws://127.0.0.1:{port}/")
+            .into_client_request()
+            .expect("Janus URL");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "janus-protocol".parse().expect("header value"),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("Janus WebSocket");
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
+        let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
+        tokio::spawn(async move {
+            while let Some(text) = out_rx.recv().await {
+                if sink.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let replies = pending.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let Message::Text(text) = frame else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
+                // Plugin requests are acknowledged first and answered by an event later.
+                if v["janus"] == "ack" {
+                    continue;
+                }
+                if let Some(t) = v["transaction"].as_str()
+                    && let Some(reply) = replies.lock().ok().and_then(|mut p| p.remove(t))
+                {
+                    let _ = reply.send(v);
+                }
+            }
+        });
+        let mut conn = Self {
+            out,
+            pending,
+            next: AtomicU64::new(1),
+            session: 0,
+        };
+        let created = conn.call(json!({"janus": "create"})).await;
+        conn.session = created["data"]["id"].as_u64().expect("Janus session id");
+        Arc::new(conn)
+    }
+
+    fn transaction(&self) -> String {
+        format!("t{}", self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sends a request and waits for its answer (the event, for plugin messages).
+    async fn call(&self, request: Value) -> Value {
+        match self.try_call(request).await {
+            Ok(v) => v,
+            Err(refusal) => panic!("{refusal}"),
+        }
+    }
+
+    /// Like [`call`](Self::call), with Janus's refusal as an `Err`.
+    async fn try_call(&self, mut request: Value) -> Result<Value, String> {
+        let t = self.transaction();
+        request["transaction"] = json!(t);
+        if self.session != 0 {
+            request["session_id"] = json!(self.session);
+        }
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(t, tx);
+        }
+        let _ = self.out.send(request.to_string());
+        let reply = tokio::time::timeout(Duration::from_secs(15), rx)
+            .await
+            .expect("Janus answers in time")
+            .expect("Janus connection alive");
+        if reply["janus"] == "error" || !reply["plugindata"]["data"]["error"].is_null() {
+            return Err(format!("Janus refused {request}: {reply}"));
+        }
+        Ok(reply)
+    }
+
+    /// Sends without waiting (trickled candidates).
+    fn send(&self, mut request: Value) {
+        request["transaction"] = json!(self.transaction());
+        request["session_id"] = json!(self.session);
+        let _ = self.out.send(request.to_string());
+    }
+
+    async fn attach(&self) -> u64 {
+        let attached = self
+            .call(json!({"janus": "attach", "plugin": "janus.plugin.videoroom"}))
+            .await;
+        attached["data"]["id"].as_u64().expect("Janus handle id")
+    }
+
+    async fn message(&self, handle: u64, body: Value, jsep: Option<Value>) -> Value {
+        let mut m = json!({"janus": "message", "handle_id": handle, "body": body});
+        if let Some(jsep) = jsep {
+            m["jsep"] = jsep;
+        }
+        self.call(m).await
+    }
+
+    /// Forwards a peer connection's candidates to Janus as trickles on `handle`.
+    fn trickle(self: &Arc<Self>, handle: u64, mut candidates: mpsc::UnboundedReceiver<String>) {
+        let conn = self.clone();
+        tokio::spawn(async move {
+            while let Some(text) = candidates.recv().await {
+                if let Ok(ClientMessage::Candidate(Candidate {
+                    candidate,
+                    sdp_mid,
+                    sdp_mline_index,
+                })) = serde_json::from_str(&text)
+                {
+                    if std::env::var("BENCH_DEBUG").is_ok() {
+                        eprintln!("trickle: {candidate}");
+                    }
+                    conn.send(json!({
+                        "janus": "trickle",
+                        "handle_id": handle,
+                        "candidate": {"candidate": candidate, "sdpMid": sdp_mid, "sdpMLineIndex": sdp_mline_index},
+                    }));
+                }
+            }
+        });
+    }
+}
+
+/// A Janus participant halfway: publishing, not yet subscribed.
+struct JanusPublisher {
+    conn: Arc<JanusConn>,
+    pc: Arc<dyn PeerConnection>,
+    publisher: JoinHandle<()>,
+}
+
+fn handler(
+    signal: mpsc::UnboundedSender<String>,
+    received: mpsc::UnboundedSender<Received>,
+) -> Handler {
+    Handler {
+        signal,
+        received,
+        paused: Arc::new(AtomicBool::new(false)),
+        resume: Arc::new(Notify::new()),
+        capture: true,
+    }
+}
+
+fn feed_id(index: u8) -> u64 {
+    1000 + u64::from(index)
+}
+
+async fn janus_publisher(server: &Server, index: u8, epoch: Instant) -> JanusPublisher {
+    let conn = JanusConn::open(server.port).await;
+    let handle = conn.attach().await;
+    if index == 0 {
+        conn.message(
+            handle,
+            json!({
+                "request": "create", "room": JANUS_ROOM, "publishers": 64,
+                "audiocodec": "opus", "videocodec": "vp8", "bitrate": 0,
+                "fir_freq": 0, "audiolevel_ext": true, "notify_joining": false,
+            }),
+            None,
+        )
+        .await;
+    }
+    conn.message(
+        handle,
+        json!({"request": "join", "ptype": "publisher", "room": JANUS_ROOM,
+               "id": feed_id(index), "display": format!("p{index}")}),
+        None,
+    )
+    .await;
+    let (signal, candidates) = mpsc::unbounded_channel();
+    let pc = client_peer_connection_on(
+        handler(signal, mpsc::unbounded_channel().0),
+        &janus_media_ip(),
+    )
+    .await;
+    let (a_ssrc, v_ssrc) = (rand::random(), rand::random());
+    let id = format!("p{index}");
+    let audio = local_track(
+        &id,
+        "audio",
+        RtpCodecKind::Audio,
+        a_ssrc,
+        "audio/opus",
+        48000,
+        2,
+    );
+    let video = local_track(
+        &id,
+        "video",
+        RtpCodecKind::Video,
+        v_ssrc,
+        "video/VP8",
+        90000,
+        0,
+    );
+    pc.add_track(audio.clone()).await.expect("audio track");
+    pc.add_track(video.clone()).await.expect("video track");
+    let offer = pc.create_offer(None).await.expect("offer");
+    let jsep = json!({"type": "offer", "sdp": offer.sdp});
+    pc.set_local_description(offer).await.expect("local offer");
+    conn.trickle(handle, candidates);
+    let answered = conn
+        .message(
+            handle,
+            json!({"request": "publish", "audio": true, "video": true}),
+            Some(jsep),
+        )
+        .await;
+    let sdp = answered["jsep"]["sdp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Janus answered without SDP: {answered}"))
+        .to_owned();
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        eprintln!("janus answer: {sdp}");
+    }
+    pc.set_remote_description(RTCSessionDescription::answer(sdp).expect("answer parses"))
+        .await
+        .expect("Janus's answer applies");
+    let publisher = publish_tracks(
+        audio,
+        video,
+        (a_ssrc, v_ssrc, index),
+        FPS,
+        PER_FRAME,
+        VIDEO_BYTES,
+        epoch,
+    );
+    JanusPublisher {
+        conn,
+        pc,
+        publisher,
+    }
+}
+
+/// Subscribes `index` to everyone else's feeds on one multistream handle.
+async fn janus_subscriber(server: &Server, index: u8, n: usize, p: JanusPublisher) -> Participant {
+    let _ = server;
+    let conn = p.conn.clone();
+    let handle = conn.attach().await;
+    let streams: Vec<Value> = (0..n as u8)
+        .filter(|i| *i != index)
+        .map(|i| json!({"feed": feed_id(i)}))
+        .collect();
+    // A feed can be subscribed to once its publisher's connection is up.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let attached = loop {
+        let join = json!({"janus": "message", "handle_id": handle, "body": {
+            "request": "join", "ptype": "subscriber", "room": JANUS_ROOM, "streams": streams,
+        }});
+        match conn.try_call(join).await {
+            Ok(v) => break v,
+            Err(e) if Instant::now() < deadline => {
+                if !e.contains("No such feed") {
+                    panic!("{e}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let sdp = attached["jsep"]["sdp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Janus offered no SDP: {attached}"))
+        .to_owned();
+    let (signal, candidates) = mpsc::unbounded_channel();
+    let (received_tx, received) = mpsc::unbounded_channel();
+    let pc = client_peer_connection_on(handler(signal, received_tx), &janus_media_ip()).await;
+    pc.set_remote_description(RTCSessionDescription::offer(sdp).expect("offer parses"))
+        .await
+        .expect("Janus's offer applies");
+    let answer = pc.create_answer(None).await.expect("answer");
+    let jsep = json!({"type": "answer", "sdp": answer.sdp});
+    pc.set_local_description(answer)
+        .await
+        .expect("local answer");
+    conn.trickle(handle, candidates);
+    conn.message(handle, json!({"request": "start"}), Some(jsep))
+        .await;
+    Participant {
+        received,
+        publisher: p.publisher,
+        connections: vec![p.pc, pc],
+        _keep: vec![Box::new(conn)],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The direct peer-to-peer baseline.
 
 /// Two webrtc-rs peers connected directly, one publishing the same traffic.
 async fn baseline(seconds: u64) -> (u64, u64) {
     let epoch = Instant::now();
     let build = |signal: mpsc::UnboundedSender<String>, received| async move {
-        let mut me = convene_media::engine::media_engine().expect("engine");
-        let registry = convene_media::engine::interceptors(&mut me).expect("interceptors");
-        let pc = PeerConnectionBuilder::new()
-            .with_media_engine(me)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(
-                SettingEngineBuilder::new()
-                    .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                    .with_include_loopback_candidate(true)
-                    .build(),
-            )
-            .with_handler(Arc::new(Handler {
-                signal,
-                received,
-                paused: Arc::new(AtomicBool::new(false)),
-                resume: Arc::new(Notify::new()),
-                capture: true,
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await
-            .expect("pc");
-        Arc::new(pc) as Arc<dyn PeerConnection>
+        client_peer_connection(handler(signal, received)).await
     };
     let (a_sig, mut a_sig_rx) = mpsc::unbounded_channel();
     let (b_sig, mut b_sig_rx) = mpsc::unbounded_channel();
@@ -265,63 +1058,4 @@ async fn baseline(seconds: u64) -> (u64, u64) {
     latencies.sort_unstable();
     eprintln!("baseline: {} packets received", latencies.len());
     (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
-}
-
-fn main() {
-    let seconds: u64 = std::env::args()
-        .skip_while(|a| a != "--seconds")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    // `--only 8` measures one room size in a fresh process: RSS growth of later
-    // rooms is understated because the allocator reuses the previous room's pages.
-    let sizes: Vec<usize> = match std::env::args()
-        .skip_while(|a| a != "--only")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-    {
-        Some(n) => vec![n],
-        None => vec![4, 6, 8],
-    };
-    let sfu_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("sfu")
-        .enable_all()
-        .build()
-        .expect("sfu runtime");
-    let clients_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("clients")
-        .enable_all()
-        .build()
-        .expect("client runtime");
-    let handle = sfu_rt.handle().clone();
-    clients_rt.block_on(async move {
-        let (base_p50, base_p99) = baseline(seconds).await;
-        let mut results = Vec::new();
-        for n in sizes {
-            let r = run_room(n, seconds, &handle).await;
-            eprintln!("room of {n}: {} packets received by clients", r.received);
-            results.push(r);
-        }
-        println!("\nSFU benchmark, loopback, {seconds} s per room, video {FPS} fps x {PER_FRAME} packets x {VIDEO_BYTES} B + Opus 50 pps per publisher");
-        println!("direct peer-to-peer baseline latency: p50 {base_p50} µs, p99 {base_p99} µs\n");
-        println!("| publishers | forwarded packets/s | SFU CPU µs/packet | latency p50 / p99 (µs) | added p50 / p99 (µs) | memory per participant |");
-        println!("|---:|---:|---:|---:|---:|---:|");
-        for r in results {
-            println!(
-                "| {} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} MB |",
-                r.publishers,
-                r.forwarded_pps,
-                r.cpu_us_per_packet,
-                r.p50_us,
-                r.p99_us,
-                r.p50_us as i64 - base_p50 as i64,
-                r.p99_us as i64 - base_p99 as i64,
-                r.mem_per_participant / 1_000_000.0,
-            );
-        }
-        println!("\nTargets: ≤ 10 µs CPU per forwarded packet, p99 added latency < 5000 µs, < 5 MB per participant.");
-        println!("Memory is the process RSS growth per participant and includes the in-process client's own peer connection.");
-    });
 }

@@ -5,7 +5,10 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
@@ -18,6 +21,11 @@ use rtc::sansio::Protocol;
 
 use crate::core::AUDIO_LEVEL_URI;
 use crate::error::{Error, Result};
+
+/// Packets kept per outgoing stream for retransmission on NACK: about 2.8 s of
+/// video at 90 packets/s, far beyond any round trip a NACK can still repair.
+/// A power of two, as the responder requires.
+pub const NACK_HISTORY_PACKETS: u16 = 256;
 
 fn codec(
     mime: &str,
@@ -111,11 +119,25 @@ pub fn media_engine() -> Result<MediaEngine> {
     Ok(m)
 }
 
-/// NACK generator/responder, RTCP reports and TWCC (the webrtc defaults), plus
+/// NACK generator/responder (with a short history), RTCP reports and TWCC, plus
 /// [`KeyframeRequestTap`] so PLI/FIR from subscribers reach the SFU.
 pub fn interceptors(media_engine: &mut MediaEngine) -> Result<Registry> {
-    let registry = register_default_interceptors(Registry::new(), media_engine)
-        .map_err(|e| Error::WebRtc(e.to_string()))?;
+    let webrtc = |e: rtc::shared::error::Error| Error::WebRtc(e.to_string());
+    // webrtc-rs's defaults, except a shorter retransmission history: the default
+    // 1024 packets (11 s of 90 pps video) per outgoing stream keeps every
+    // forwarded payload alive for seconds no NACK ever asks about, and is most of
+    // an SFU participant's memory.
+    let registry = Registry::new()
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new()
+                .with_size(NACK_HISTORY_PACKETS)
+                .build(),
+        )
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+    configure_simulcast_extension_headers(media_engine).map_err(webrtc)?;
+    let registry = configure_twcc_receiver_only(registry, media_engine).map_err(webrtc)?;
+    let registry = configure_rtcp_reports(registry);
     Ok(registry.with(Slot::from(14_000), KeyframeRequestTap::default()))
 }
 

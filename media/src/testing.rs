@@ -424,6 +424,11 @@ pub async fn start(
 
 /// A webrtc-rs peer connection on loopback with Convene's media configuration.
 pub async fn client_peer_connection(handler: Handler) -> Arc<dyn PeerConnection> {
+    client_peer_connection_on(handler, "127.0.0.1").await
+}
+
+/// Like [`client_peer_connection`], with its UDP socket on `ip` (a local address).
+pub async fn client_peer_connection_on(handler: Handler, ip: &str) -> Arc<dyn PeerConnection> {
     let mut me = crate::engine::media_engine().expect("media engine");
     let registry = crate::engine::interceptors(&mut me).expect("interceptors");
     let pc = PeerConnectionBuilder::new()
@@ -436,10 +441,10 @@ pub async fn client_peer_connection(handler: Handler) -> Arc<dyn PeerConnection>
                 .build(),
         )
         .with_handler(Arc::new(handler))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .with_udp_addrs(vec![format!("{ip}:0")])
         .build()
         .await
-        .expect("client peer connection on loopback");
+        .expect("client peer connection on a local address");
     Arc::new(pc)
 }
 
