@@ -30,6 +30,8 @@ use crate::http::visitor::{self, SESSION_COOKIE, Visitor};
 pub const TOKEN_TTL_SECS: u64 = 120;
 /// How long the SFU waits for the `join` frame after the upgrade.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long sending a close frame may take before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest signaling frame accepted from a browser (the SFU applies its own, smaller limit).
 const MAX_FRAME: usize = 128 * 1024;
 
@@ -159,7 +161,8 @@ async fn run_signaling(sfu: convene_media::Sfu, room_id: String, mut socket: Web
         Ok(session) => session,
         Err(err) => {
             tracing::info!(room = %room_id, reason = %err.reason(), "join refused");
-            let _ = socket.send(Message::Text(err.to_frame().into())).await;
+            let frame = Message::Text(err.to_frame().into());
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
             close(socket, 4001, err.reason()).await;
             return;
         }
@@ -179,12 +182,15 @@ async fn run_signaling(sfu: convene_media::Sfu, room_id: String, mut socket: Web
     );
     let reason = session.run(incoming, outgoing).await;
     let text: String = reason.text().chars().take(120).collect();
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
+    // A client that stopped reading must not hold this task: the close frame gets a deadline.
+    let _ = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        sink.send(Message::Close(Some(CloseFrame {
             code: 4000,
             reason: text.into(),
-        })))
-        .await;
+        }))),
+    )
+    .await;
 }
 
 /// The next text frame, skipping pings; `None` when the socket closes.
@@ -201,10 +207,9 @@ async fn next_text(socket: &mut WebSocket) -> Option<String> {
 
 async fn close(mut socket: WebSocket, code: u16, reason: String) {
     let reason: String = reason.chars().take(120).collect();
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
 }
