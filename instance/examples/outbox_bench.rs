@@ -8,6 +8,13 @@
 //! The SMTP sink below accepts everything and keeps only a count, so the number measures the
 //! instance's side: claiming rows, building messages, the SMTP dialogue over a pooled
 //! connection and marking rows sent.
+//!
+//! Measured on a 2-core machine: queuing 8,100 messages/s on SQLite and 2,200/s on PostgreSQL;
+//! sending about 22 messages/s on either. Sending is bound by the network, not the CPU (under
+//! 1 s of CPU for 1,000 messages): lettre writes the message and its closing `.` line as two
+//! small flushed writes on a socket without TCP_NODELAY, so the second waits for the server's
+//! delayed ACK (about 40 ms on Linux) on every message. Sending over several connections at
+//! once, or a transport with TCP_NODELAY, is what would raise the rate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

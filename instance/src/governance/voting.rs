@@ -20,7 +20,7 @@ use super::{Tx, roll};
 use crate::app::AppState;
 use crate::db::{Db, now};
 use crate::domain::{random_token, sha256_hex};
-use crate::error::{AppError, FieldError, Result};
+use crate::error::{AppError, Result};
 
 /// The ballot link's path for a secret.
 pub fn ballot_path(election_id: i64, secret: &str) -> String {
@@ -89,6 +89,9 @@ pub async fn freeze(state: &AppState, election: &Election) -> Result<()> {
     }
     let mut frozen = election.clone();
     frozen.seed = Some(seed);
+    // Nobody visited while voting was open (and no worker runs): the roll is still frozen for
+    // the turnout, but links that could no longer be used are not sent.
+    let send = t < election.voting_close_at;
     let k = notices::kind(election.id, "ballot");
     for v in &voters {
         let secret = random_token();
@@ -101,9 +104,12 @@ pub async fn freeze(state: &AppState, election: &Election) -> Result<()> {
         .bind(sha256_hex(&secret))
         .execute(&mut *tx)
         .await?;
-        let link = state.settings.url(&ballot_path(election.id, &secret));
-        let (subject, body) = notices::ballot_body(state, &frozen, &v.display_name, &link, false);
-        queue(&mut tx, &v.email, &subject, &body, &k).await?;
+        if send {
+            let link = state.settings.url(&ballot_path(election.id, &secret));
+            let (subject, body) =
+                notices::ballot_body(state, &frozen, &v.display_name, &link, false);
+            queue(&mut tx, &v.email, &subject, &body, &k).await?;
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -453,14 +459,6 @@ pub async fn turnout(db: &Db, election_id: i64) -> Result<(i64, i64)> {
     .fetch_one(&db.pool)
     .await?;
     Ok((r.try_get("v")?, r.try_get("n")?))
-}
-
-/// The field problems of a ballot error, for showing them on the ballot again.
-pub fn ballot_problems(err: &AppError) -> Option<Vec<FieldError>> {
-    match err {
-        AppError::Invalid(errors) => Some(errors.clone()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
