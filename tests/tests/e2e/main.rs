@@ -5,7 +5,6 @@ mod accounts;
 mod api;
 mod bad_input;
 mod browser;
-mod cli;
 mod elections;
 mod media;
 mod rooms;

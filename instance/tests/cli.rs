@@ -5,16 +5,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// The binary under test; cargo builds it for this package's integration tests.
 fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join(format!("convene{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is built by `cargo test --workspace`",
-        bin.display()
-    );
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_convene"))
 }
 
 fn run(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
