@@ -109,6 +109,7 @@ impl Instance {
         let workers = vec![
             state.mailer.spawn_worker(signal.clone()),
             spawn_housekeeping(state.db.clone(), signal.clone()),
+            crate::governance::spawn_worker(state.clone(), signal.clone()),
         ];
         let app = crate::http::router(state.clone());
         let mut server_signal = signal;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::Row;
@@ -19,6 +20,8 @@ use crate::config::Settings;
 use crate::db::{Db, now};
 
 pub const MAX_ATTEMPTS: i64 = 8;
+/// Messages handed to the transport at the same time.
+pub const PARALLEL_SENDS: usize = 8;
 /// How long a claimed row is left alone by other workers while it is being sent.
 const CLAIM_SECONDS: i64 = 120;
 
@@ -34,6 +37,15 @@ pub struct Mailer {
     from: Mailbox,
     transport: Transport,
     wake: Arc<Notify>,
+}
+
+/// A claimed outbox row on its way out.
+struct Outgoing {
+    id: i64,
+    recipient: String,
+    subject: String,
+    body: String,
+    attempts: i64,
 }
 
 /// One outgoing message.
@@ -102,6 +114,10 @@ impl Mailer {
     }
 
     /// Sends every due message once; returns how many were sent.
+    ///
+    /// Up to [`PARALLEL_SENDS`] messages are in flight at once over the transport's pooled
+    /// connections: an SMTP exchange is mostly waiting on the network, so one at a time would
+    /// leave a ballot mail-out to a thousand voters taking most of a minute.
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut sent = 0;
         loop {
@@ -116,10 +132,11 @@ impl Mailer {
             if rows.is_empty() {
                 return Ok(sent);
             }
+            let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
                 let id: i64 = row.try_get("id")?;
                 let due: i64 = row.try_get("next_attempt_at")?;
-                let claimed = sqlx::query(
+                let taken = sqlx::query(
                     "UPDATE email_outbox SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at = $3 AND sent_at IS NULL",
                 )
                 .bind(t + CLAIM_SECONDS)
@@ -127,46 +144,66 @@ impl Mailer {
                 .bind(due)
                 .execute(&self.db.pool)
                 .await?;
-                if claimed.rows_affected() != 1 {
-                    continue;
+                if taken.rows_affected() == 1 {
+                    claimed.push(Outgoing {
+                        id,
+                        recipient: row.try_get("recipient")?,
+                        subject: row.try_get("subject")?,
+                        body: row.try_get("body")?,
+                        attempts: row.try_get("attempts")?,
+                    });
                 }
-                let recipient: String = row.try_get("recipient")?;
-                let result = self
-                    .send(
-                        &recipient,
-                        &row.try_get::<String, _>("subject")?,
-                        row.try_get("body")?,
-                    )
-                    .await;
-                match result {
-                    Ok(()) => {
-                        sqlx::query("UPDATE email_outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2")
-                            .bind(now())
-                            .bind(id)
-                            .execute(&self.db.pool)
-                            .await?;
-                        sent += 1;
-                    }
-                    Err(err) => {
-                        let attempts: i64 = row.try_get::<i64, _>("attempts")? + 1;
-                        tracing::warn!(id, %recipient, attempts, error = %err, "sending mail failed");
-                        let (next, failed) = if attempts >= MAX_ATTEMPTS {
-                            (t, Some(now()))
-                        } else {
-                            (t + backoff(attempts), None)
-                        };
-                        sqlx::query(
-                            "UPDATE email_outbox SET attempts = $1, next_attempt_at = $2, failed_at = $3, last_error = $4 WHERE id = $5",
-                        )
-                        .bind(attempts)
-                        .bind(next)
-                        .bind(failed)
-                        .bind(format!("{err:#}"))
-                        .bind(id)
-                        .execute(&self.db.pool)
-                        .await?;
-                    }
+            }
+            let results: Vec<anyhow::Result<bool>> = futures_util::stream::iter(claimed)
+                .map(|message| self.deliver(message, t))
+                .buffer_unordered(PARALLEL_SENDS)
+                .collect()
+                .await;
+            for result in results {
+                if result? {
+                    sent += 1;
                 }
+            }
+        }
+    }
+
+    /// Sends one claimed message and records the outcome; `Ok(true)` when it went out.
+    async fn deliver(&self, message: Outgoing, claimed_at: i64) -> anyhow::Result<bool> {
+        let Outgoing {
+            id,
+            recipient,
+            subject,
+            body,
+            attempts,
+        } = message;
+        match self.send(&recipient, &subject, body).await {
+            Ok(()) => {
+                sqlx::query("UPDATE email_outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2")
+                    .bind(now())
+                    .bind(id)
+                    .execute(&self.db.pool)
+                    .await?;
+                Ok(true)
+            }
+            Err(err) => {
+                let attempts = attempts + 1;
+                tracing::warn!(id, %recipient, attempts, error = %err, "sending mail failed");
+                let (next, failed) = if attempts >= MAX_ATTEMPTS {
+                    (claimed_at, Some(now()))
+                } else {
+                    (claimed_at + backoff(attempts), None)
+                };
+                sqlx::query(
+                    "UPDATE email_outbox SET attempts = $1, next_attempt_at = $2, failed_at = $3, last_error = $4 WHERE id = $5",
+                )
+                .bind(attempts)
+                .bind(next)
+                .bind(failed)
+                .bind(format!("{err:#}"))
+                .bind(id)
+                .execute(&self.db.pool)
+                .await?;
+                Ok(false)
             }
         }
     }
