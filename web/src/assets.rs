@@ -48,6 +48,20 @@ pub const ROOM_CSS_VERSION: &str = match std::str::from_utf8(&ROOM_CSS_VERSION_D
     Err(_) => panic!("hex digits are ASCII"),
 };
 
+/// The sprite sheet of the UI's line icons (one `<symbol>` per [`crate::components::Icon`]),
+/// served at [`ICONS_SVG_PATH`] as `image/svg+xml`.
+pub const ICONS_SVG: &str = include_str!("../static/icons.svg");
+
+/// Where the instance serves [`ICONS_SVG`].
+pub const ICONS_SVG_PATH: &str = "/static/icons.svg";
+
+/// A hash of [`ICONS_SVG`] (16 hex digits), like [`STYLE_CSS_VERSION`].
+pub const ICONS_SVG_VERSION: &str = match std::str::from_utf8(&ICONS_SVG_VERSION_DIGITS) {
+    Ok(s) => s,
+    // Evaluated at compile time, and hex digits are ASCII: this arm cannot be reached.
+    Err(_) => panic!("hex digits are ASCII"),
+};
+
 /// `Cache-Control` for a versioned asset URL: the content behind it never changes.
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
@@ -76,6 +90,7 @@ const fn hex_digits(hash: u64) -> [u8; 16] {
 
 const STYLE_CSS_VERSION_DIGITS: [u8; 16] = hex_digits(fnv1a64(STYLE_CSS.as_bytes()));
 const ROOM_CSS_VERSION_DIGITS: [u8; 16] = hex_digits(fnv1a64(ROOM_CSS.as_bytes()));
+const ICONS_SVG_VERSION_DIGITS: [u8; 16] = hex_digits(fnv1a64(ICONS_SVG.as_bytes()));
 
 #[cfg(test)]
 mod tests {

@@ -504,46 +504,35 @@ pub enum Icon {
     ArrowLeft,
 }
 
-/// An inline SVG icon, hidden from assistive technology.
+impl Icon {
+    /// The icon's symbol id in [`crate::assets::ICONS_SVG`].
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Globe => "globe",
+            Self::People => "people",
+            Self::Lock => "lock",
+            Self::EyeOff => "eye-off",
+            Self::Home => "home",
+            Self::Plus => "plus",
+            Self::Person => "person",
+            Self::Alert => "alert",
+            Self::Check => "check",
+            Self::Info => "info",
+            Self::Mail => "mail",
+            Self::Key => "key",
+            Self::Door => "door",
+            Self::Settings => "settings",
+            Self::ArrowLeft => "arrow-left",
+        }
+    }
+}
+
+/// A line icon from the sprite sheet, hidden from assistive technology. Drawing each icon by
+/// reference keeps pages small: a Space page shows a few per Room.
 pub fn icon(which: Icon) -> Markup {
-    let paths = match which {
-        Icon::Globe => {
-            r#"<circle cx="12" cy="12" r="9"/><path d="M3 12h18M12 3c2.6 2.7 3.8 5.7 3.8 9s-1.2 6.3-3.8 9c-2.6-2.7-3.8-5.7-3.8-9S9.4 5.7 12 3z"/>"#
-        }
-        Icon::People => {
-            r#"<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0"/><circle cx="17" cy="9" r="2.5"/><path d="M16.5 14.1a5 5 0 0 1 5 5.4"/>"#
-        }
-        Icon::Lock => {
-            r#"<rect x="5" y="10.5" width="14" height="10" rx="2"/><path d="M8 10.5V7.5a4 4 0 0 1 8 0v3"/>"#
-        }
-        Icon::EyeOff => {
-            r#"<path d="M3 3l18 18"/><path d="M10.6 5.6A9.6 9.6 0 0 1 12 5.5c5 0 9 6.5 9 6.5a16.5 16.5 0 0 1-2.7 3.4M6.5 6.6C4.2 8.2 3 12 3 12s4 6.5 9 6.5a8.8 8.8 0 0 0 4.3-1.1"/><path d="M9.9 9.9a3 3 0 0 0 4.2 4.2"/>"#
-        }
-        Icon::Home => r#"<path d="M4 10.5 12 4l8 6.5V20H4z"/><path d="M10 20v-5h4v5"/>"#,
-        Icon::Plus => r#"<path d="M12 5v14M5 12h14"/>"#,
-        Icon::Person => r#"<circle cx="12" cy="8" r="4"/><path d="M4.5 21a7.5 7.5 0 0 1 15 0"/>"#,
-        Icon::Alert => r#"<circle cx="12" cy="12" r="9"/><path d="M12 7.5v5.5M12 16.5v.01"/>"#,
-        Icon::Check => r#"<circle cx="12" cy="12" r="9"/><path d="m8 12.5 2.7 2.7L16.5 9.5"/>"#,
-        Icon::Info => r#"<circle cx="12" cy="12" r="9"/><path d="M12 11v5.5M12 7.5v.01"/>"#,
-        Icon::Mail => {
-            r#"<rect x="3" y="5" width="18" height="14" rx="2"/><path d="m3.5 6.5 8.5 6.5 8.5-6.5"/>"#
-        }
-        Icon::Key => {
-            r#"<circle cx="8" cy="15" r="4"/><path d="m10.8 12.2 8.7-8.7M16 7l2.5 2.5M14 9l2 2"/>"#
-        }
-        Icon::Door => {
-            r#"<path d="M6 21V5.5A2.5 2.5 0 0 1 8.5 3h7A2.5 2.5 0 0 1 18 5.5V21M3.5 21h17"/><path d="M14.5 12.5v.01"/>"#
-        }
-        Icon::Settings => {
-            r#"<circle cx="12" cy="12" r="3"/><path d="M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1"/>"#
-        }
-        Icon::ArrowLeft => r#"<path d="M19 12H5M11 6l-6 6 6 6"/>"#,
-    };
     html! {
-        svg.icon xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16"
-            fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"
-            stroke-linejoin="round" aria-hidden="true" focusable="false" {
-            (PreEscaped(paths))
+        svg.icon width="16" height="16" aria-hidden="true" focusable="false" {
+            use href={ (crate::assets::ICONS_SVG_PATH) "?v=" (crate::assets::ICONS_SVG_VERSION) "#" (which.id()) } {}
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/static/style.css", get(style))
         .route("/static/favicon.svg", get(favicon))
+        .route("/static/icons.svg", get(icons))
         .route("/static/room.js", get(room_js))
         .route("/static/room.css", get(room_css))
         .layer(middleware::from_fn_with_state(
@@ -153,6 +154,18 @@ async fn room_css() -> Response {
             (CACHE_CONTROL, "public, max-age=3600"),
         ],
         convene_web::assets::ROOM_CSS,
+    )
+        .into_response()
+}
+
+/// `GET /static/icons.svg`: the icon sprite; pages ask for it by version, so it never changes.
+async fn icons() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "image/svg+xml"),
+            (CACHE_CONTROL, convene_web::assets::IMMUTABLE_CACHE_CONTROL),
+        ],
+        convene_web::assets::ICONS_SVG,
     )
         .into_response()
 }
