@@ -9,7 +9,7 @@
 //! Nothing here sets inline `style` attributes or inline scripts, so the instance can send a
 //! strict Content-Security-Policy.
 
-use maud::{Markup, PreEscaped, Render, html};
+use maud::{Markup, Render, html};
 
 use crate::view::{Access, FormErrors, RoomDoor};
 
