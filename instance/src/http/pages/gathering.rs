@@ -18,13 +18,14 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::GuestSession;
 use super::rooms::load;
 use crate::app::AppState;
 use crate::domain::auth;
 use crate::domain::rooms::{Entry, Room};
 use crate::domain::values::DisplayName;
 use crate::error::{AppError, Result};
-use crate::http::visitor::{self, SESSION_COOKIE, Visitor};
+use crate::http::visitor::Visitor;
 
 /// How long a media token is valid.
 pub const TOKEN_TTL_SECS: u64 = 120;
@@ -65,7 +66,7 @@ pub async fn token(
         ));
     }
     let room_id = media_room_id(&room);
-    let mut new_session = None;
+    let mut guest = None;
     let (participant, display_name, handle) = match visitor.passport() {
         Some(p) => (
             media_participant_id(p.id),
@@ -75,15 +76,9 @@ pub async fn token(
         None => {
             let name = DisplayName::parse(&input.guest_name)
                 .map_err(|e| AppError::invalid("guest_name", e.0))?;
-            let hash = match visitor.session_hash() {
-                Some(hash) => hash.to_string(),
-                None => {
-                    let token = auth::start_session(&state.db, None).await?;
-                    let hash = crate::domain::sha256_hex(&token);
-                    new_session = Some(token);
-                    hash
-                }
-            };
+            let session = GuestSession::for_visitor(&state, &visitor).await?;
+            let hash = session.hash.clone();
+            guest = Some(session);
             auth::set_guest_name(&state.db, &hash, &name).await?;
             // A guest is known by their session: the same browser rejoining replaces itself.
             (format!("g{}", &hash[..16]), name.to_string(), None)
@@ -116,16 +111,8 @@ pub async fn token(
         "expires_in": TOKEN_TTL_SECS,
     }))
     .into_response();
-    if let Some(token) = new_session {
-        visitor::append_cookie(
-            response.headers_mut(),
-            visitor::set_cookie(
-                SESSION_COOKIE,
-                &token,
-                Some(auth::GUEST_SESSION_TTL),
-                state.settings.secure_cookies(),
-            ),
-        );
+    if let Some(session) = guest {
+        session.set_cookie(&state, &mut response);
     }
     Ok(response)
 }

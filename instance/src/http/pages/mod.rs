@@ -150,6 +150,44 @@ pub async fn error_page(
     response
 }
 
+/// The session a guest acts in: the visitor's own, or one started now whose cookie
+/// [`GuestSession::set_cookie`] adds to the response.
+pub(super) struct GuestSession {
+    pub hash: String,
+    new_token: Option<String>,
+}
+
+impl GuestSession {
+    pub async fn for_visitor(state: &AppState, visitor: &Visitor) -> Result<Self> {
+        if let Some(hash) = visitor.session_hash() {
+            return Ok(Self {
+                hash: hash.to_string(),
+                new_token: None,
+            });
+        }
+        let token = crate::domain::auth::start_session(&state.db, None).await?;
+        Ok(Self {
+            hash: crate::domain::sha256_hex(&token),
+            new_token: Some(token),
+        })
+    }
+
+    /// Sets the cookie of a session started for this request.
+    pub fn set_cookie(&self, state: &AppState, response: &mut Response) {
+        if let Some(token) = &self.new_token {
+            visitor::append_cookie(
+                response.headers_mut(),
+                visitor::set_cookie(
+                    visitor::SESSION_COOKIE,
+                    token,
+                    Some(crate::domain::auth::GUEST_SESSION_TTL),
+                    state.settings.secure_cookies(),
+                ),
+            );
+        }
+    }
+}
+
 /// Splits validation problems (shown inline on the form) from other errors.
 fn form_errors(err: AppError) -> Result<FormErrors> {
     match err {

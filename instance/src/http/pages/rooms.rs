@@ -13,14 +13,13 @@ use convene_web::view::{
 use serde::Deserialize;
 
 use super::spaces::web_access;
-use super::{context, form_errors, invalid, redirect_with};
+use super::{GuestSession, context, form_errors, invalid, redirect_with};
 use crate::app::AppState;
-use crate::domain::auth;
 use crate::domain::rooms::{self, Access, Entry, Room, RoomFields};
 use crate::domain::spaces::{self, Space};
 use crate::domain::values::{self, AccessCode, DisplayName, Slug};
 use crate::error::{AppError, FieldError, Result};
-use crate::http::visitor::{self, SESSION_COOKIE, Visitor};
+use crate::http::visitor::Visitor;
 
 /// Loads a Space and Room for a visitor; a members-only Room is 404 to non-members.
 pub(super) async fn load(
@@ -141,15 +140,9 @@ pub async fn unlock(
         return Ok(crate::http::redirect(&here));
     }
     // A guest gets a session to remember the unlocked Room in.
-    let (session_hash, new_cookie) = match visitor.session_hash() {
-        Some(hash) => (hash.to_string(), None),
-        None => {
-            let token = auth::start_session(&state.db, None).await?;
-            (crate::domain::sha256_hex(&token), Some(token))
-        }
-    };
+    let session = GuestSession::for_visitor(&state, &visitor).await?;
     let client_key = format!("ip:{}", peer.ip());
-    let result = rooms::unlock(&state.db, &room, &client_key, &session_hash, &input.code).await;
+    let result = rooms::unlock(&state.db, &room, &client_key, &session.hash, &input.code).await;
     let mut response = match result {
         Ok(()) => redirect_with(&state, &here, "success", "Unlocked. Welcome in."),
         Err(AppError::RateLimited { retry_after }) => {
@@ -183,17 +176,7 @@ pub async fn unlock(
         }
         Err(other) => return Err(other),
     };
-    if let Some(token) = new_cookie {
-        visitor::append_cookie(
-            response.headers_mut(),
-            visitor::set_cookie(
-                SESSION_COOKIE,
-                &token,
-                Some(auth::GUEST_SESSION_TTL),
-                state.settings.secure_cookies(),
-            ),
-        );
-    }
+    session.set_cookie(&state, &mut response);
     Ok(response)
 }
 
