@@ -12,7 +12,8 @@
 //!
 //! - **Convene**: this binary re-executed with `--serve`: the SFU behind a
 //!   WebSocket that does what the instance's `…/signal` route does, on tokio's
-//!   default multi-threaded runtime, as in `convene serve`.
+//!   default multi-threaded runtime, as in `convene serve` (the SFU's media runs
+//!   on its own thread beside it).
 //! - **Janus** 1.x (`apt-get install janus`): started with a configuration
 //!   written to a temporary folder (VideoRoom plugin, WebSocket transport on
 //!   127.0.0.1, ICE on `lo` only). Each participant has a publisher handle and
@@ -547,8 +548,8 @@ fn serve() {
             .and_then(|h| u8::from_str_radix(h, 16).ok())
             .expect("a 64-digit hex key");
     }
-    // Worker threads of the SFU's runtime: tokio's default (one per core) unless
-    // CONVENE_BENCH_SFU_THREADS says otherwise.
+    // Worker threads of the signaling runtime (media has a thread of its own):
+    // tokio's default (one per core) unless CONVENE_BENCH_SFU_THREADS says otherwise.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = std::env::var("CONVENE_BENCH_SFU_THREADS")
         .ok()

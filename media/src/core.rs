@@ -1,20 +1,28 @@
 //! The forwarding decisions, free of sockets, tasks and clocks.
 //!
 //! Everything here is plain data in, plain data out; time is passed in as a
-//! [`Duration`] since an arbitrary origin. The tokio driver in [`crate::sfu`]
-//! feeds it packets and asks it what to do, so every policy of the SFU (how a
-//! packet is rewritten for a subscriber, when a keyframe may be asked for, who is
-//! speaking, what a full queue sheds, when an offer may be sent) is unit tested
-//! here without a network.
+//! [`Duration`] since an arbitrary origin. The media thread (`forwarder`) and the
+//! sessions in [`crate::sfu`] feed it packets and ask it what to do, so every
+//! policy of the SFU (how a packet and its header extensions are rewritten for a
+//! subscriber, when a keyframe may be asked for, who is speaking, when an offer
+//! may be sent and when forwarding on a new track may start) is unit tested here
+//! without a network.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::Duration;
 
-use crate::signaling::Kind;
+use bytes::Bytes;
+use rtc::rtp::header::{EXTENSION_PROFILE_ONE_BYTE, EXTENSION_PROFILE_TWO_BYTE, Extension, Header};
 
 /// The RFC 6464 client-to-mixer audio level extension.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// The RFC 8843 BUNDLE media identification extension: names the m-line a packet belongs to.
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// The RFC 8852 RTP stream id (simulcast layer) extension.
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// The RFC 8852 repaired RTP stream id extension (RTX of a simulcast layer).
+pub const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
 /// The part of an RTP header the SFU rewrites per subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,16 +85,91 @@ pub fn payload_type_map(
         .collect()
 }
 
-/// Header-extension id translation, by URI. Index = publisher id (1..=14 for
-/// one-byte, up to 255 for two-byte headers); value = subscriber id or 0 (drop).
-pub fn extension_map(publisher: &[(u8, String)], subscriber: &[(u8, String)]) -> Vec<u8> {
-    let mut map = vec![0u8; 256];
-    for (id, uri) in publisher {
-        if let Some((sid, _)) = subscriber.iter().find(|(_, u)| u == uri) {
-            map[usize::from(*id)] = *sid;
+/// How one subscriber leg gets a publisher's header extensions.
+///
+/// Extensions are matched by URI and renumbered, except the ones that name an
+/// m-line or a stream on the publisher's own connection: the MID is replaced by
+/// the subscriber-side mid (added when missing), and RID / repaired RID are
+/// removed, because the subscriber's m-line has no simulcast layers. A browser
+/// that saw the publisher's mid would route the packet to its own m-line of that
+/// name and then refuse the SSRC the SDP gave to another ("Failed to apply
+/// demuxer criteria").
+#[derive(Debug, Clone)]
+pub struct ExtensionPlan {
+    /// Index = publisher id (1..=255); value = subscriber id, 0 = drop.
+    ids: Vec<u8>,
+    /// The subscriber's MID extension id and the subscriber-side mid.
+    mid: Option<(u8, Bytes)>,
+}
+
+impl ExtensionPlan {
+    /// Drops every extension.
+    pub fn none() -> Self {
+        Self {
+            ids: vec![0; 256],
+            mid: None,
         }
     }
-    map
+
+    /// The plan for the negotiated `(id, uri)` lists of both legs and the mid of
+    /// the subscriber's m-line for this track.
+    pub fn new(
+        publisher: &[(u8, String)],
+        subscriber: &[(u8, String)],
+        subscriber_mid: Option<&str>,
+    ) -> Self {
+        let mut ids = vec![0u8; 256];
+        for (id, uri) in publisher {
+            if matches!(uri.as_str(), MID_URI | RID_URI | REPAIRED_RID_URI) {
+                continue;
+            }
+            if let Some((sid, _)) = subscriber.iter().find(|(_, u)| u == uri) {
+                ids[usize::from(*id)] = *sid;
+            }
+        }
+        let mid = subscriber_mid.filter(|m| !m.is_empty()).and_then(|m| {
+            subscriber
+                .iter()
+                .find(|(_, u)| u == MID_URI)
+                .map(|(sid, _)| (*sid, Bytes::copy_from_slice(m.as_bytes())))
+        });
+        Self { ids, mid }
+    }
+
+    /// The subscriber id for a publisher extension id (0 = drop it). The MID is
+    /// not translated by id: [`ExtensionPlan::apply`] writes it afresh.
+    pub fn id(&self, publisher_id: u8) -> u8 {
+        self.ids[usize::from(publisher_id)]
+    }
+
+    /// Rewrites a header's extensions for the subscriber leg in place.
+    pub fn apply(&self, header: &mut Header) {
+        header.extensions.retain_mut(|e| {
+            let id = self.ids[usize::from(e.id)];
+            e.id = id;
+            id != 0
+        });
+        if let Some((id, mid)) = &self.mid {
+            header.extensions.push(Extension {
+                id: *id,
+                payload: mid.clone(),
+            });
+        }
+        header.extension = !header.extensions.is_empty();
+        // Padding was the publisher's layout; marshalling pads to a word again.
+        header.extensions_padding = 0;
+        if header.extension {
+            let one_byte = header
+                .extensions
+                .iter()
+                .all(|e| (1..=14).contains(&e.id) && (1..=16).contains(&e.payload.len()));
+            header.extension_profile = if one_byte {
+                EXTENSION_PROFILE_ONE_BYTE
+            } else {
+                EXTENSION_PROFILE_TWO_BYTE
+            };
+        }
+    }
 }
 
 /// Per (subscriber, published track) rewrite state: SSRC, payload type, extension
@@ -95,7 +178,7 @@ pub fn extension_map(publisher: &[(u8, String)], subscriber: &[(u8, String)]) ->
 pub struct Rewriter {
     out_ssrc: u32,
     payload_types: HashMap<u8, u8>,
-    extensions: Vec<u8>,
+    extensions: ExtensionPlan,
     /// The publisher SSRC the offsets below were computed for.
     source_ssrc: Option<u32>,
     seq_offset: u16,
@@ -110,7 +193,7 @@ impl Rewriter {
         Self {
             out_ssrc,
             payload_types: HashMap::new(),
-            extensions: vec![0; 256],
+            extensions: ExtensionPlan::none(),
             source_ssrc: None,
             seq_offset: 0,
             ts_offset: 0,
@@ -118,8 +201,11 @@ impl Rewriter {
         }
     }
 
-    /// Installs the subscriber leg's negotiated payload types and extension ids.
-    pub fn set_mapping(&mut self, payload_types: HashMap<u8, u8>, extensions: Vec<u8>) {
+    /// Installs the subscriber leg's negotiated payload types and extensions.
+    ///
+    /// Called only once the negotiation that added the track has completed (see
+    /// [`Negotiator::next_offer`]): until then nothing is forwarded.
+    pub fn set_mapping(&mut self, payload_types: HashMap<u8, u8>, extensions: ExtensionPlan) {
         self.payload_types = payload_types;
         self.extensions = extensions;
     }
@@ -131,7 +217,25 @@ impl Rewriter {
 
     /// The subscriber extension id for a publisher extension id (0 = drop it).
     pub fn extension_id(&self, publisher_id: u8) -> u8 {
-        self.extensions[usize::from(publisher_id)]
+        self.extensions.id(publisher_id)
+    }
+
+    /// Rewrites a whole RTP header for the subscriber; `false` means drop the packet.
+    pub fn rewrite_header(&mut self, header: &mut Header) -> bool {
+        let Some(out) = self.rewrite(RtpFields {
+            payload_type: header.payload_type,
+            sequence_number: header.sequence_number,
+            timestamp: header.timestamp,
+            ssrc: header.ssrc,
+        }) else {
+            return false;
+        };
+        header.payload_type = out.payload_type;
+        header.sequence_number = out.sequence_number;
+        header.timestamp = out.timestamp;
+        header.ssrc = out.ssrc;
+        self.extensions.apply(header);
+        true
     }
 
     /// Rewrites `fields` for the subscriber; `None` means drop the packet.
@@ -334,36 +438,6 @@ impl<K: Clone + Eq + Hash> Default for SpeakerDetector<K> {
     }
 }
 
-/// What to do with a packet headed for a subscriber's queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Queue it.
-    Admit,
-    /// Drop it. For video the subscriber will be missing a frame; `request_keyframe`
-    /// says the publisher should be asked for a keyframe so the picture recovers.
-    Drop {
-        /// Ask the publisher (throttled) for a keyframe.
-        request_keyframe: bool,
-    },
-}
-
-/// The per-subscriber queue policy: queues are bounded, the forwarder never waits
-/// for a subscriber. Audio may use the whole queue, video only three quarters of
-/// it, so a subscriber whose link is choking on video still hears the room.
-pub fn admit(kind: Kind, queued: usize, capacity: usize) -> Admission {
-    let limit = match kind {
-        Kind::Audio => capacity,
-        Kind::Video => capacity - capacity / 4,
-    };
-    if queued < limit {
-        Admission::Admit
-    } else {
-        Admission::Drop {
-            request_keyframe: kind == Kind::Video,
-        }
-    }
-}
-
 /// Serialises server-initiated negotiation for one peer connection.
 ///
 /// The client makes the first offer (it knows what it publishes). After that the
@@ -371,11 +445,19 @@ pub fn admit(kind: Kind, queued: usize, capacity: usize) -> Admission {
 /// outstanding. On glare (a client offer while ours is outstanding) the server
 /// is the polite side: it rolls back and re-offers once the client's offer is
 /// answered.
+///
+/// It also numbers the server's offers, which is what keeps media off a track
+/// the subscriber does not know yet: a track added to the connection is stamped
+/// with [`Negotiator::next_offer`], and forwarding on it starts only once
+/// [`Negotiator::remote_answer`] reports an answered offer at least that number.
+/// Before that the subscriber's browser has no m-line (and no SSRC) for it.
 #[derive(Debug, Clone, Default)]
 pub struct Negotiator {
     initial_done: bool,
     offer_outstanding: bool,
     needed: bool,
+    /// Offers created so far; the outstanding one, if any, is number `offers`.
+    offers: u64,
 }
 
 /// What the driver must do with a client offer.
@@ -398,6 +480,7 @@ impl Negotiator {
         if self.initial_done && self.needed && !self.offer_outstanding {
             self.needed = false;
             self.offer_outstanding = true;
+            self.offers += 1;
             true
         } else {
             false
@@ -420,9 +503,24 @@ impl Negotiator {
         self.initial_done = true;
     }
 
-    /// The client answered our offer; `false` if no offer was outstanding (protocol error).
-    pub fn remote_answer(&mut self) -> bool {
-        std::mem::replace(&mut self.offer_outstanding, false)
+    /// The client answered our offer: the number of the offer answered, or `None`
+    /// if no offer was outstanding (a protocol error).
+    pub fn remote_answer(&mut self) -> Option<u64> {
+        std::mem::replace(&mut self.offer_outstanding, false).then_some(self.offers)
+    }
+
+    /// The first offer that can carry a track added to the connection now; stamp
+    /// the track with it. An outstanding offer was created before the track and
+    /// does not carry it, and neither does an answer to a client's offer (an
+    /// answer cannot add m-lines).
+    pub fn next_offer(&self) -> u64 {
+        self.offers + 1
+    }
+
+    /// Whether a track stamped `stamp` is known to the client once offer
+    /// `answered` has been answered.
+    pub fn covers(answered: u64, stamp: u64) -> bool {
+        answered >= stamp
     }
 
     /// Whether an offer of ours awaits an answer.
@@ -443,9 +541,10 @@ mod tests {
         let mut r = Rewriter::new(0xAAAA);
         r.set_mapping(
             payload_type_map(&[(96, vp8())], &[(100, vp8())]),
-            extension_map(
+            ExtensionPlan::new(
                 &[(1, AUDIO_LEVEL_URI.into())],
                 &[(4, AUDIO_LEVEL_URI.into())],
+                None,
             ),
         );
         r
@@ -594,24 +693,6 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_drops_video_before_audio() {
-        assert_eq!(admit(Kind::Video, 10, 64), Admission::Admit);
-        assert_eq!(
-            admit(Kind::Video, 48, 64),
-            Admission::Drop {
-                request_keyframe: true
-            }
-        );
-        assert_eq!(admit(Kind::Audio, 48, 64), Admission::Admit);
-        assert_eq!(
-            admit(Kind::Audio, 64, 64),
-            Admission::Drop {
-                request_keyframe: false
-            }
-        );
-    }
-
-    #[test]
     fn negotiation_waits_for_the_client_offer_and_never_overlaps() {
         let mut n = Negotiator::default();
         n.changed();
@@ -624,13 +705,127 @@ mod tests {
         assert!(n.should_offer());
         n.changed();
         assert!(!n.should_offer(), "second change waits for the answer");
-        assert!(n.remote_answer());
+        assert_eq!(n.remote_answer(), Some(1));
         assert!(n.should_offer());
         // Glare: client offers while ours is outstanding.
         assert_eq!(n.remote_offer(), OnRemoteOffer::RollbackThenAnswer);
         n.answered();
         assert!(n.should_offer(), "re-offer after glare");
-        assert!(n.remote_answer());
-        assert!(!n.remote_answer(), "an answer without an offer is refused");
+        assert_eq!(n.remote_answer(), Some(3));
+        assert_eq!(
+            n.remote_answer(),
+            None,
+            "an answer without an offer is refused"
+        );
+    }
+
+    #[test]
+    fn a_track_is_not_forwarded_before_the_offer_that_adds_it_is_answered() {
+        let mut n = Negotiator::default();
+        // Someone already publishes when this subscriber joins: the track is
+        // added before the client's first offer, and our answer to that offer
+        // does not carry it.
+        let early = n.next_offer();
+        n.changed();
+        assert_eq!(n.remote_offer(), OnRemoteOffer::Answer);
+        n.answered();
+        assert!(n.should_offer());
+        // A track added while offer 1 is outstanding is not in offer 1.
+        let late = n.next_offer();
+        n.changed();
+        let answered = n.remote_answer().expect("offer 1 outstanding");
+        assert!(Negotiator::covers(answered, early));
+        assert!(!Negotiator::covers(answered, late));
+        assert!(n.should_offer());
+        // Glare rolls offer 2 back: it was never answered, so nothing it
+        // carried may start; the re-offer (3) carries it and its answer starts it.
+        let glared = n.next_offer();
+        assert_eq!(n.remote_offer(), OnRemoteOffer::RollbackThenAnswer);
+        n.answered();
+        assert!(n.should_offer());
+        let answered = n.remote_answer().expect("offer 3 outstanding");
+        assert!(Negotiator::covers(answered, late));
+        assert!(Negotiator::covers(answered, glared));
+        assert!(!Negotiator::covers(answered, n.next_offer()));
+    }
+
+    fn header(extensions: &[(u8, &'static str)]) -> Header {
+        Header {
+            version: 2,
+            payload_type: 96,
+            extension: !extensions.is_empty(),
+            extension_profile: EXTENSION_PROFILE_ONE_BYTE,
+            extensions: extensions
+                .iter()
+                .map(|(id, v)| Extension {
+                    id: *id,
+                    payload: Bytes::from_static(v.as_bytes()),
+                })
+                .collect(),
+            extensions_padding: 3,
+            ..Default::default()
+        }
+    }
+
+    fn ext(h: &Header, id: u8) -> Option<&[u8]> {
+        h.extensions
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.payload.as_ref())
+    }
+
+    #[test]
+    fn the_publishers_mid_becomes_the_subscribers_and_rids_are_stripped() {
+        let publisher = [
+            (1, AUDIO_LEVEL_URI.to_owned()),
+            (4, MID_URI.to_owned()),
+            (10, RID_URI.to_owned()),
+            (11, REPAIRED_RID_URI.to_owned()),
+        ];
+        let subscriber = [
+            (3, MID_URI.to_owned()),
+            (5, AUDIO_LEVEL_URI.to_owned()),
+            (6, RID_URI.to_owned()),
+            (7, REPAIRED_RID_URI.to_owned()),
+        ];
+        let plan = ExtensionPlan::new(&publisher, &subscriber, Some("7"));
+        let mut h = header(&[(1, "\u{1e}"), (4, "0"), (10, "hi"), (11, "lo")]);
+        plan.apply(&mut h);
+        assert_eq!(
+            ext(&h, 3),
+            Some(&b"7"[..]),
+            "mid rewritten to the subscriber's"
+        );
+        assert_eq!(ext(&h, 5), Some(&b"\x1e"[..]), "audio level renumbered");
+        assert_eq!(h.extensions.len(), 2, "rid and repaired rid removed");
+        assert!(h.extension);
+        assert_eq!(h.extensions_padding, 0);
+        assert_eq!(h.extension_profile, EXTENSION_PROFILE_ONE_BYTE);
+
+        // A packet without a MID gets the subscriber's; a marshalled packet
+        // reads back with it.
+        let mut h = header(&[]);
+        plan.apply(&mut h);
+        assert_eq!(ext(&h, 3), Some(&b"7"[..]));
+        let packet = rtc::rtp::Packet {
+            header: h,
+            payload: Bytes::from_static(b"payload"),
+        };
+        use rtc::shared::marshal::{Marshal, Unmarshal};
+        let mut wire = packet.marshal().expect("marshals");
+        let back = rtc::rtp::Packet::unmarshal(&mut wire).expect("unmarshals");
+        assert_eq!(back.header.get_extension(3).as_deref(), Some(&b"7"[..]));
+    }
+
+    #[test]
+    fn without_a_negotiated_mid_the_publishers_mid_is_stripped() {
+        let publisher = [(4, MID_URI.to_owned()), (10, RID_URI.to_owned())];
+        // The subscriber leg (an audio m-line, say) negotiated no MID extension.
+        let plan = ExtensionPlan::new(&publisher, &[(2, AUDIO_LEVEL_URI.to_owned())], Some("1"));
+        let mut h = header(&[(4, "0"), (10, "hi")]);
+        plan.apply(&mut h);
+        assert!(h.extensions.is_empty());
+        assert!(!h.extension);
+        assert_eq!(plan.id(4), 0);
     }
 }

@@ -15,25 +15,35 @@
 //!   WebSocket split in two, or channels in tests) until a [`CloseReason`].
 //! - `testing` (cargo feature `test-client`): a webrtc-rs room client that the
 //!   crate's tests, its benchmark and the instance's end-to-end tests share.
-//! - [`core`]: the forwarding decisions (rewriting, keyframe throttling, speaker
-//!   detection, queue policy, negotiation order) as pure code with unit tests.
+//! - [`core`]: the forwarding decisions (rewriting, header extensions, keyframe
+//!   throttling, speaker detection, negotiation order) as pure code with unit tests.
+//! - `forwarder`: the media thread that owns every peer connection (the sans-IO
+//!   `rtc` core under webrtc-rs) and its UDP socket, and forwards packets.
 //!
 //! # Invariants
 //! - No media without a verified, unexpired, unused token for that very Room.
-//! - The forwarding path never awaits a subscriber: each subscriber has a bounded
-//!   queue per track and a full queue drops (video first), so one stuck
-//!   participant cannot slow the Room or the publisher.
-//! - Each peer connection is only touched by its participant's session task, which
-//!   serialises negotiation and so avoids glare by construction.
+//! - The forwarding path never waits for a subscriber: a packet is rewritten and
+//!   sent on each subscriber's socket without blocking, and a full socket buffer
+//!   drops it (a lost video packet asks the publisher for a keyframe), so one
+//!   stuck participant cannot slow the Room or the publisher.
+//! - Nothing is forwarded on a track before the subscriber has answered the offer
+//!   that added it, and forwarded packets carry the subscriber's own mid (never
+//!   the publisher's mid or rid), so a browser never routes them to a wrong m-line.
+//! - Negotiation is serialised by each participant's session task, which avoids
+//!   glare by construction.
 //!
 //! # Why this shape
 //! The crate knows nothing of HTTP, databases or other Convene crates; the
 //! instance glues a WebSocket to [`Session::run`] and maps its own Room and person
-//! ids to the opaque strings used here.
+//! ids to the opaque strings used here. Media runs on a thread of its own, with
+//! every connection of the instance on it: forwarding a packet is then a plain
+//! loop with no locks, channels or task switches, and the instance's HTTP runtime
+//! is never slowed by media.
 
 pub mod core;
 pub mod engine;
 pub mod error;
+mod forwarder;
 pub mod sfu;
 pub mod signaling;
 #[cfg(feature = "test-client")]

@@ -1,64 +1,36 @@
-//! The tokio driver: rooms, participants, their peer connections and the tasks
-//! that move packets between them. Decisions are delegated to [`crate::core`].
+//! Rooms, participants and their signaling sessions. Media lives on the media
+//! thread ([`crate::forwarder`]); decisions are delegated to [`crate::core`].
 //!
-//! Tasks per participant:
-//! - the **session** task ([`Session::run`]): signaling, and every operation on the
-//!   participant's peer connection (so negotiation is serialised);
-//! - one **reader** per published track: polls the publisher's track and hands
-//!   each packet to every subscriber's queue with `try_send` (never waits);
-//! - one **writer** per subscription: drains that queue, rewrites the packet for
-//!   the subscriber's leg and writes it to the subscriber's connection;
-//! - one **feedback** task per subscription: relays PLI/FIR to the publisher.
+//! Each participant has one **session** task ([`Session::run`]): signaling, and
+//! every negotiation step on the participant's peer connection (so negotiation
+//! is serialised). The session asks the media thread to apply descriptions and
+//! to add or remove the tracks it forwards to this participant; the packets
+//! themselves never pass through a session.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
-    RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription,
-};
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::peer_connection::RTCIceServer;
 
-use crate::core::{
-    self, AUDIO_LEVEL_URI, Admission, CodecKey, KeyframeThrottle, Negotiator, OnRemoteOffer,
-    Rewriter, RtpFields, SpeakerDetector,
-};
+use crate::core::{Negotiator, OnRemoteOffer};
 use crate::error::{Error, Result};
+use crate::forwarder::{Binding, Counters, MediaThread, PcEvent, TrackKey};
 use crate::signaling::{
     Candidate, ClientMessage, IceServer, Kind, ParticipantInfo, RATE_BURST, RATE_PER_SEC,
     RateLimiter, ServerMessage, TrackInfo,
 };
 use crate::token::{Claims, TokenKey, unix_now};
 
-/// Packets queued per subscription before the forwarder starts dropping.
-const SUBSCRIBER_QUEUE: usize = 256;
 /// Server → client signaling messages queued before a session counts as stuck.
 const OUTBOX: usize = 512;
 /// Room events queued per session before it counts as stuck.
 const ROOM_EVENTS: usize = 1024;
-/// Minimum gap between keyframe requests relayed to one publisher track.
-const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
-/// How often the active speaker is re-evaluated.
-const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a deleted Room keeps refusing joins (longer than any token lives).
 const ENDED_ROOM_MEMORY: Duration = Duration::from_secs(600);
 
@@ -165,24 +137,15 @@ impl CloseReason {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    packets_forwarded: AtomicU64,
-    bytes_forwarded: AtomicU64,
-    packets_dropped: AtomicU64,
-    keyframe_requests: AtomicU64,
-    joins_refused: AtomicU64,
-}
-
 struct Inner {
     config: SfuConfig,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     ended_rooms: Mutex<HashMap<String, Instant>>,
     nonces: Mutex<HashMap<String, u64>>,
-    next_port: AtomicUsize,
     next_session: AtomicU64,
-    counters: Counters,
-    epoch: Instant,
+    counters: Arc<Counters>,
+    joins_refused: AtomicU64,
+    media: MediaThread,
 }
 
 /// The instance's SFU. Cheap to clone; all clones share the same rooms.
@@ -202,17 +165,11 @@ impl std::fmt::Debug for Sfu {
 struct Room {
     id: String,
     state: Mutex<RoomState>,
-    speaker: Mutex<SpeakerState>,
 }
 
 #[derive(Default)]
 struct RoomState {
     members: HashMap<String, Arc<Member>>,
-}
-
-struct SpeakerState {
-    detector: SpeakerDetector<String>,
-    last_evaluated: Duration,
 }
 
 /// A participant as the Room sees them.
@@ -250,35 +207,13 @@ enum RoomEvent {
     Unsubscribe(String),
 }
 
-enum PcEvent {
-    Candidate(RTCIceCandidateInit),
-    Track(Arc<dyn TrackRemote>),
-    Failed,
-}
-
 /// One track a participant publishes.
 struct Published {
     publisher: String,
-    publisher_session: u64,
     mid: String,
     track_id: String,
     kind: Kind,
-    remote: Arc<dyn TrackRemote>,
-    media_ssrc: u32,
-    codec: RTCRtpCodec,
-    codecs: Vec<(u8, CodecKey)>,
-    extensions: Vec<(u8, String)>,
-    audio_level_id: Option<u8>,
-    subscribers: RwLock<Vec<Link>>,
-    keyframes: Mutex<KeyframeThrottle>,
-}
-
-struct Link {
-    subscriber_session: u64,
-    queue: mpsc::Sender<rtc::rtp::Packet>,
-    /// Set when a packet was dropped for this subscriber, so the next admitted
-    /// video packet is preceded by a keyframe request.
-    needs_keyframe: bool,
+    key: TrackKey,
 }
 
 impl Published {
@@ -291,46 +226,33 @@ impl Published {
             kind: self.kind,
         }
     }
-
-    /// Asks the publisher for a keyframe unless one was asked for very recently.
-    async fn request_keyframe(&self, sfu: &Inner) {
-        if self.kind != Kind::Video {
-            return;
-        }
-        let now = sfu.epoch.elapsed();
-        let allowed = self
-            .keyframes
-            .lock()
-            .map(|mut t| t.request(now))
-            .unwrap_or(false);
-        if allowed {
-            sfu.counters
-                .keyframe_requests
-                .fetch_add(1, Ordering::Relaxed);
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: self.media_ssrc,
-            };
-            if let Err(e) = self.remote.write_rtcp(vec![Box::new(pli)]).await {
-                tracing::debug!(track = %self.track_id, "keyframe request not sent: {e}");
-            }
-        }
-    }
 }
 
 impl Sfu {
     /// Creates the SFU. Nothing is bound until participants join.
+    ///
+    /// Starts the media thread, which runs until the last clone of this `Sfu`
+    /// and the last [`Session`] are gone.
     pub fn new(config: SfuConfig) -> Self {
+        let counters = Arc::new(Counters::default());
+        let binding = Binding {
+            bind_ip: config.bind_ip,
+            public_ip: config.public_ip,
+            port_min: config.udp_port_min,
+            port_max: config.udp_port_max,
+        };
+        let media = MediaThread::start(binding, counters.clone())
+            .expect("the operating system starts the media thread");
         Self {
             inner: Arc::new(Inner {
                 config,
                 rooms: Mutex::new(HashMap::new()),
                 ended_rooms: Mutex::new(HashMap::new()),
                 nonces: Mutex::new(HashMap::new()),
-                next_port: AtomicUsize::new(0),
                 next_session: AtomicU64::new(1),
-                counters: Counters::default(),
-                epoch: Instant::now(),
+                counters,
+                joins_refused: AtomicU64::new(0),
+                media,
             }),
         }
     }
@@ -350,10 +272,7 @@ impl Sfu {
     pub async fn connect(&self, room: &str, first_frame: &str) -> Result<Session> {
         let result = self.admit(room, first_frame).await;
         if let Err(e) = &result {
-            self.inner
-                .counters
-                .joins_refused
-                .fetch_add(1, Ordering::Relaxed);
+            self.inner.joins_refused.fetch_add(1, Ordering::Relaxed);
             tracing::info!("join refused: {e}");
         }
         result
@@ -385,7 +304,10 @@ impl Sfu {
 
         let session_id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
-        let pc = self.build_peer_connection(pc_tx).await?;
+        self.inner
+            .media
+            .open(session_id, &claims.room, &claims.participant, pc_tx)
+            .await?;
         let (events_tx, events_rx) = mpsc::channel(ROOM_EVENTS);
         let (kick_tx, kick_rx) = watch::channel(None);
         let member = Arc::new(Member {
@@ -407,7 +329,7 @@ impl Sfu {
         let (room, others) = match joined {
             Ok(v) => v,
             Err(e) => {
-                let _ = pc.close().await;
+                self.inner.media.close(session_id);
                 return Err(e);
             }
         };
@@ -419,7 +341,6 @@ impl Sfu {
             session_id,
             member,
             others,
-            pc,
             pc_events: pc_rx,
             room_events: events_rx,
             kick: kick_rx,
@@ -444,10 +365,6 @@ impl Sfu {
                 Arc::new(Room {
                     id: claims.room.clone(),
                     state: Mutex::new(RoomState::default()),
-                    speaker: Mutex::new(SpeakerState {
-                        detector: SpeakerDetector::new(),
-                        last_evaluated: Duration::ZERO,
-                    }),
                 })
             })
             .clone();
@@ -510,66 +427,6 @@ impl Sfu {
             .lock()
             .map(|m| m.contains_key(room))
             .unwrap_or(true)
-    }
-
-    async fn build_peer_connection(
-        &self,
-        events: mpsc::UnboundedSender<PcEvent>,
-    ) -> Result<Arc<dyn PeerConnection>> {
-        let cfg = &self.inner.config;
-        let (min, max) = (cfg.udp_port_min, cfg.udp_port_max.max(cfg.udp_port_min));
-        let span = usize::from(max - min) + 1;
-        let attempts = if min == 0 { 1 } else { span.min(64) };
-        let mut last_error = Error::NoPort;
-        for _ in 0..attempts {
-            let port = if min == 0 {
-                0
-            } else {
-                let n = self.inner.next_port.fetch_add(1, Ordering::Relaxed) % span;
-                min + n as u16
-            };
-            match self
-                .try_build(SocketAddr::new(cfg.bind_ip, port), events.clone())
-                .await
-            {
-                Ok(pc) => return Ok(pc),
-                Err(e) => {
-                    tracing::debug!(port, "peer connection not built: {e}");
-                    last_error = e;
-                }
-            }
-        }
-        if min != 0 {
-            return Err(Error::NoPort);
-        }
-        Err(last_error)
-    }
-
-    async fn try_build(
-        &self,
-        addr: SocketAddr,
-        events: mpsc::UnboundedSender<PcEvent>,
-    ) -> Result<Arc<dyn PeerConnection>> {
-        let cfg = &self.inner.config;
-        let mut media_engine = crate::engine::media_engine()?;
-        let registry = crate::engine::interceptors(&mut media_engine)?;
-        let mut settings = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .with_include_loopback_candidate(addr.ip().is_loopback());
-        if let Some(public) = cfg.public_ip {
-            settings =
-                settings.with_nat_1to1_ips(vec![public.to_string()], RTCIceCandidateType::Host);
-        }
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings.build())
-            .with_handler(Arc::new(PcHandler { events }))
-            .with_udp_addrs(vec![addr])
-            .build()
-            .await?;
-        Ok(Arc::new(pc))
     }
 
     /// How many people are in `room` right now.
@@ -677,7 +534,7 @@ impl Sfu {
         m.bytes_forwarded = c.bytes_forwarded.load(Ordering::Relaxed);
         m.packets_dropped = c.packets_dropped.load(Ordering::Relaxed);
         m.keyframe_requests = c.keyframe_requests.load(Ordering::Relaxed);
-        m.joins_refused = c.joins_refused.load(Ordering::Relaxed);
+        m.joins_refused = self.inner.joins_refused.load(Ordering::Relaxed);
         m
     }
 }
@@ -704,24 +561,6 @@ impl Room {
             }
         }
     }
-
-    /// Feeds an audio level and announces a new active speaker.
-    fn observe_level(&self, who: &str, level: u8, now: Duration) {
-        let changed = {
-            let Ok(mut s) = self.speaker.lock() else {
-                return;
-            };
-            s.detector.observe(&who.to_owned(), level, now);
-            if now.saturating_sub(s.last_evaluated) < SPEAKER_INTERVAL {
-                return;
-            }
-            s.last_evaluated = now;
-            s.detector.evaluate(now)
-        };
-        if let Some(participant) = changed {
-            self.broadcast(&ServerMessage::ActiveSpeaker { participant }, None);
-        }
-    }
 }
 
 fn lock_vec<T: Clone>(m: &Mutex<Vec<T>>) -> Vec<T> {
@@ -730,29 +569,6 @@ fn lock_vec<T: Clone>(m: &Mutex<Vec<T>>) -> Vec<T> {
 
 fn poisoned() -> Error {
     Error::WebRtc("internal state lock poisoned".to_owned())
-}
-
-struct PcHandler {
-    events: mpsc::UnboundedSender<PcEvent>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for PcHandler {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let _ = self.events.send(PcEvent::Candidate(init));
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if matches!(state, RTCPeerConnectionState::Failed) {
-            let _ = self.events.send(PcEvent::Failed);
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.events.send(PcEvent::Track(track));
-    }
 }
 
 /// One admitted participant's signaling session. Run it with [`Session::run`];
@@ -764,7 +580,6 @@ pub struct Session {
     session_id: u64,
     member: Arc<Member>,
     others: Vec<ParticipantInfo>,
-    pc: Arc<dyn PeerConnection>,
     pc_events: mpsc::UnboundedReceiver<PcEvent>,
     room_events: mpsc::Receiver<RoomEvent>,
     kick: watch::Receiver<Option<CloseReason>>,
@@ -783,11 +598,9 @@ impl std::fmt::Debug for Session {
 /// A subscription of this session to someone else's track.
 struct Subscription {
     published: Arc<Published>,
-    sender: Arc<dyn RtpSender>,
-    track: Arc<TrackLocalStaticRTP>,
-    writer: JoinHandle<()>,
-    feedback: Option<JoinHandle<()>>,
-    /// Negotiated in an answer already (keyframe asked for, feedback task running).
+    /// The first of our offers that carries it ([`Negotiator::next_offer`]).
+    stamp: u64,
+    /// Forwarding has started: the client applied an answer that covers it.
     live: bool,
 }
 
@@ -796,7 +609,6 @@ struct Live {
     negotiator: Negotiator,
     subscriptions: HashMap<String, Subscription>,
     outbox: mpsc::Sender<String>,
-    negotiated: watch::Sender<u64>,
     limiter: RateLimiter,
     published_mids: HashSet<String>,
 }
@@ -822,13 +634,11 @@ impl Session {
         O: Sink<String> + Unpin,
     {
         let (outbox, mut outbox_rx) = mpsc::channel::<String>(OUTBOX);
-        let (negotiated, _) = watch::channel(0u64);
         let epoch = Instant::now();
         let mut live = Live {
             negotiator: Negotiator::default(),
             subscriptions: HashMap::new(),
             outbox,
-            negotiated,
             limiter: RateLimiter::new(RATE_BURST, RATE_PER_SEC, 0.0),
             published_mids: HashSet::new(),
         };
@@ -867,7 +677,7 @@ impl Session {
                             }
                         },
                         Some(event) = self.room_events.recv() => self.on_room(&mut live, event).await,
-                        Some(event) = self.pc_events.recv() => self.on_pc(&mut live, event).await,
+                        Some(event) = self.pc_events.recv() => self.on_pc(&mut live, event),
                         changed = self.kick.changed() => match changed {
                             Ok(()) => Err(self.kick.borrow().clone().unwrap_or(CloseReason::Removed)),
                             Err(_) => Err(CloseReason::Removed),
@@ -884,7 +694,7 @@ impl Session {
             }
         };
         tracing::info!(room = %self.claims.room, participant = %self.claims.participant, reason = %reason.text(), "session ended");
-        self.finish(&mut live).await;
+        self.finish(&mut live);
         if reason.is_error() {
             let frame = ServerMessage::Error {
                 reason: reason.text(),
@@ -925,46 +735,33 @@ impl Session {
                 return Err(CloseReason::Protocol("already joined".to_owned()));
             }
             ClientMessage::Offer { sdp } => {
-                let desc = RTCSessionDescription::offer(sdp)
-                    .map_err(|_| CloseReason::Protocol("invalid offer".to_owned()))?;
-                if live.negotiator.remote_offer() == OnRemoteOffer::RollbackThenAnswer {
-                    let rollback = RTCSessionDescription::rollback(None)
-                        .map_err(|e| CloseReason::Failed(e.to_string()))?;
-                    self.pc
-                        .set_local_description(rollback)
-                        .await
-                        .map_err(|e| CloseReason::Failed(e.to_string()))?;
-                }
-                self.pc
-                    .set_remote_description(desc)
-                    .await
-                    .map_err(|e| CloseReason::Protocol(format!("offer refused: {e}")))?;
+                let rollback = live.negotiator.remote_offer() == OnRemoteOffer::RollbackThenAnswer;
                 let answer = self
-                    .pc
-                    .create_answer(None)
+                    .media()
+                    .offer(self.session_id, sdp, rollback)
                     .await
-                    .map_err(|e| CloseReason::Protocol(format!("cannot answer: {e}")))?;
-                let sdp = answer.sdp.clone();
-                self.pc
-                    .set_local_description(answer)
-                    .await
-                    .map_err(|e| CloseReason::Failed(e.to_string()))?;
-                self.push(live, ServerMessage::Answer { sdp })?;
+                    .map_err(refused)?;
+                self.push(live, ServerMessage::Answer { sdp: answer })?;
                 live.negotiator.answered();
-                self.negotiation_done(live).await;
                 self.maybe_offer(live).await?;
             }
             ClientMessage::Answer { sdp } => {
-                if !live.negotiator.remote_answer() {
+                let Some(answered) = live.negotiator.remote_answer() else {
                     return Err(CloseReason::Protocol("answer without an offer".to_owned()));
+                };
+                // Only tracks the answered offer carried may start: the client has
+                // no m-line for the others yet.
+                let mut start = Vec::new();
+                for sub in live.subscriptions.values_mut() {
+                    if !sub.live && Negotiator::covers(answered, sub.stamp) {
+                        sub.live = true;
+                        start.push(sub.published.key);
+                    }
                 }
-                let desc = RTCSessionDescription::answer(sdp)
-                    .map_err(|_| CloseReason::Protocol("invalid answer".to_owned()))?;
-                self.pc
-                    .set_remote_description(desc)
+                self.media()
+                    .answer(self.session_id, sdp, start)
                     .await
-                    .map_err(|e| CloseReason::Protocol(format!("answer refused: {e}")))?;
-                self.negotiation_done(live).await;
+                    .map_err(refused)?;
                 self.maybe_offer(live).await?;
             }
             ClientMessage::Candidate(c) => {
@@ -977,9 +774,7 @@ impl Session {
                     sdp_mline_index: c.sdp_mline_index,
                     ..Default::default()
                 };
-                if let Err(e) = self.pc.add_ice_candidate(init).await {
-                    tracing::debug!(participant = %self.claims.participant, "candidate ignored: {e}");
-                }
+                self.media().candidate(self.session_id, init);
             }
             ClientMessage::Mute { kind, muted } => {
                 if let Ok(mut info) = self.member.info.lock() {
@@ -1024,38 +819,17 @@ impl Session {
         Ok(())
     }
 
-    /// After an answer (ours or theirs) is applied: new subscriptions are bound,
-    /// so their writers refresh the mapping, feedback starts and a keyframe is
-    /// requested so the subscriber's picture starts promptly.
-    async fn negotiation_done(&mut self, live: &mut Live) {
-        live.negotiated.send_modify(|g| *g += 1);
-        let inner = self.sfu.inner.clone();
-        for sub in live.subscriptions.values_mut() {
-            if sub.live {
-                continue;
-            }
-            sub.live = true;
-            sub.feedback = Some(tokio::spawn(feedback(
-                sub.track.clone(),
-                sub.published.clone(),
-                inner.clone(),
-            )));
-            sub.published.request_keyframe(&inner).await;
-        }
+    fn media(&self) -> &MediaThread {
+        &self.sfu.inner.media
     }
 
     async fn maybe_offer(&mut self, live: &mut Live) -> Result<(), CloseReason> {
         if !live.negotiator.should_offer() {
             return Ok(());
         }
-        let offer = self
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| CloseReason::Failed(e.to_string()))?;
-        let sdp = offer.sdp.clone();
-        self.pc
-            .set_local_description(offer)
+        let sdp = self
+            .media()
+            .create_offer(self.session_id)
             .await
             .map_err(|e| CloseReason::Failed(e.to_string()))?;
         self.push(live, ServerMessage::Offer { sdp })
@@ -1068,30 +842,28 @@ impl Session {
                 if live.subscriptions.contains_key(&published.track_id) {
                     return Ok(());
                 }
-                match self.subscribe(live, published.clone()).await {
-                    Ok(sub) => {
-                        live.subscriptions.insert(published.track_id.clone(), sub);
+                match self.media().subscribe(self.session_id, published.key).await {
+                    Ok(()) => {
+                        live.subscriptions.insert(
+                            published.track_id.clone(),
+                            Subscription {
+                                published: published.clone(),
+                                stamp: live.negotiator.next_offer(),
+                                live: false,
+                            },
+                        );
                         live.negotiator.changed();
                         self.push(live, ServerMessage::TrackPublished(published.info()))?;
                         self.maybe_offer(live).await?;
                     }
                     Err(e) => {
-                        tracing::warn!(track = %published.track_id, "subscription failed: {e}");
+                        tracing::debug!(track = %published.track_id, "not subscribed: {e}");
                     }
                 }
             }
             RoomEvent::Unsubscribe(track_id) => {
                 if let Some(sub) = live.subscriptions.remove(&track_id) {
-                    sub.writer.abort();
-                    if let Some(f) = &sub.feedback {
-                        f.abort();
-                    }
-                    if let Ok(mut links) = sub.published.subscribers.write() {
-                        links.retain(|l| l.subscriber_session != self.session_id);
-                    }
-                    if let Err(e) = self.pc.remove_track(&sub.sender).await {
-                        tracing::debug!("remove_track: {e}");
-                    }
+                    self.media().unsubscribe(self.session_id, sub.published.key);
                     live.negotiator.changed();
                     self.push(live, ServerMessage::TrackUnpublished(sub.published.info()))?;
                     self.maybe_offer(live).await?;
@@ -1101,73 +873,7 @@ impl Session {
         Ok(())
     }
 
-    async fn subscribe(&self, live: &Live, published: Arc<Published>) -> Result<Subscription> {
-        let ssrc: u32 = rand::random();
-        let rtx = (published.kind == Kind::Video).then(|| RTCRtpRtxParameters {
-            ssrc: rand::random(),
-        });
-        let kind = match published.kind {
-            Kind::Audio => RtpCodecKind::Audio,
-            Kind::Video => RtpCodecKind::Video,
-        };
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            published.publisher.clone(),
-            published.track_id.clone(),
-            published.track_id.clone(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    rtx,
-                    ..Default::default()
-                },
-                codec: published.codec.clone(),
-                ..Default::default()
-            }],
-        )));
-        let transceiver = self
-            .pc
-            .add_transceiver_from_track(
-                track.clone(),
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![published.publisher.clone()],
-                    send_encodings: vec![],
-                }),
-            )
-            .await?;
-        let sender = transceiver
-            .sender()
-            .await?
-            .ok_or_else(|| Error::WebRtc("transceiver without sender".to_owned()))?;
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-        let writer = tokio::spawn(forward(
-            rx,
-            track.clone(),
-            sender.clone(),
-            published.clone(),
-            ssrc,
-            live.negotiated.subscribe(),
-            self.sfu.inner.clone(),
-        ));
-        if let Ok(mut links) = published.subscribers.write() {
-            links.push(Link {
-                subscriber_session: self.session_id,
-                queue: tx,
-                needs_keyframe: false,
-            });
-        }
-        Ok(Subscription {
-            published,
-            sender,
-            track,
-            writer,
-            feedback: None,
-            live: false,
-        })
-    }
-
-    async fn on_pc(&mut self, live: &mut Live, event: PcEvent) -> Result<(), CloseReason> {
+    fn on_pc(&mut self, live: &mut Live, event: PcEvent) -> Result<(), CloseReason> {
         match event {
             PcEvent::Candidate(init) => self.push(
                 live,
@@ -1178,143 +884,87 @@ impl Session {
                 }),
             ),
             PcEvent::Failed => Err(CloseReason::Failed("connection failed".to_owned())),
-            PcEvent::Track(remote) => {
-                if let Err(e) = self.publish(live, remote).await {
-                    tracing::warn!(participant = %self.claims.participant, "track not published: {e}");
-                }
+            PcEvent::Track { key, mid, kind } => {
+                self.publish(live, key, mid, kind);
+                Ok(())
+            }
+            PcEvent::TrackEnded(key) => {
+                self.unpublish(key);
+                Ok(())
+            }
+            PcEvent::Speaker => {
+                let m = ServerMessage::ActiveSpeaker {
+                    participant: self.claims.participant.clone(),
+                };
+                self.room.broadcast(&m, None);
                 Ok(())
             }
         }
     }
 
-    async fn publish(&mut self, live: &mut Live, remote: Arc<dyn TrackRemote>) -> Result<()> {
-        let track_id = remote.track_id().await;
-        let mut found = None;
-        for t in self.pc.get_transceivers().await {
-            if let Ok(Some(receiver)) = t.receiver().await
-                && receiver.track().track_id().await == track_id
-            {
-                found = Some((
-                    t.mid().await?.unwrap_or_default(),
-                    receiver.get_parameters().await?,
-                ));
-                break;
-            }
-        }
-        let (mid, params) =
-            found.ok_or_else(|| Error::WebRtc("track without transceiver".to_owned()))?;
+    /// The client's track is flowing: the others subscribe to it.
+    fn publish(&mut self, live: &mut Live, key: TrackKey, mid: String, kind: Kind) {
         if !live.published_mids.insert(mid.clone()) {
-            return Ok(());
+            return;
         }
-        let kind = match remote.kind().await {
-            RtpCodecKind::Audio => Kind::Audio,
-            RtpCodecKind::Video => Kind::Video,
-            _ => return Err(Error::Protocol("unsupported media kind".to_owned())),
-        };
-        let media_ssrc = remote.ssrcs().await.first().copied().unwrap_or(0);
-        let codec = match remote.codec(media_ssrc).await {
-            Some(c) => c,
-            None => params
-                .rtp_parameters
-                .codecs
-                .first()
-                .map(|c| c.rtp_codec.clone())
-                .ok_or_else(|| Error::WebRtc("track without codec".to_owned()))?,
-        };
-        let codecs = params
-            .rtp_parameters
-            .codecs
-            .iter()
-            .map(|c| {
-                (
-                    c.payload_type,
-                    CodecKey::new(&c.rtp_codec.mime_type, &c.rtp_codec.sdp_fmtp_line),
-                )
-            })
-            .collect();
-        let extensions: Vec<(u8, String)> = params
-            .rtp_parameters
-            .header_extensions
-            .iter()
-            .filter_map(|e| u8::try_from(e.id).ok().map(|id| (id, e.uri.clone())))
-            .collect();
-        let audio_level_id = extensions
-            .iter()
-            .find(|(_, uri)| uri == AUDIO_LEVEL_URI)
-            .map(|(id, _)| *id);
         let published = Arc::new(Published {
             publisher: self.claims.participant.clone(),
-            publisher_session: self.session_id,
             track_id: format!("{}:{}", self.claims.participant, mid),
             mid,
             kind,
-            remote: remote.clone(),
-            media_ssrc,
-            codec,
-            codecs,
-            extensions,
-            audio_level_id,
-            subscribers: RwLock::new(Vec::new()),
-            keyframes: Mutex::new(KeyframeThrottle::new(KEYFRAME_INTERVAL)),
+            key,
         });
-        tracing::info!(track = %published.track_id, kind = ?kind, "published");
         // Registered under the Room lock so a participant joining at the same time
         // either sees it in the list or receives the Subscribe event, never neither.
-        {
-            let state = self.room.state.lock().map_err(|_| poisoned())?;
-            if let Ok(mut mine) = self.member.published.lock() {
-                mine.push(published.clone());
-            }
-            for m in state.members.values() {
-                if m.session_id != self.session_id {
-                    m.notify(RoomEvent::Subscribe(published.clone()));
-                }
+        let Ok(state) = self.room.state.lock() else {
+            return;
+        };
+        if let Ok(mut mine) = self.member.published.lock() {
+            mine.push(published.clone());
+        }
+        for m in state.members.values() {
+            if m.session_id != self.session_id {
+                m.notify(RoomEvent::Subscribe(published.clone()));
             }
         }
-        tokio::spawn(read_published(
-            published,
-            self.room.clone(),
-            self.sfu.inner.clone(),
-        ));
-        Ok(())
     }
 
-    async fn finish(&mut self, live: &mut Live) {
-        self.finished = true;
-        for (_, sub) in live.subscriptions.drain() {
-            sub.writer.abort();
-            if let Some(f) = sub.feedback {
-                f.abort();
-            }
-            if let Ok(mut links) = sub.published.subscribers.write() {
-                links.retain(|l| l.subscriber_session != self.session_id);
+    /// The client's track ended (renegotiated away): the others drop it.
+    fn unpublish(&mut self, key: TrackKey) {
+        let removed = self.member.published.lock().ok().and_then(|mut v| {
+            let i = v.iter().position(|p| p.key == key)?;
+            Some(v.remove(i))
+        });
+        if let Some(published) = removed {
+            for m in self.room.others(self.session_id) {
+                m.notify(RoomEvent::Unsubscribe(published.track_id.clone()));
             }
         }
+    }
+
+    fn finish(&mut self, live: &mut Live) {
+        self.finished = true;
+        live.subscriptions.clear();
+        self.media().close(self.session_id);
         leave_room(
             &self.sfu,
             &self.room,
             &self.member,
             &self.claims.participant,
         );
-        let _ = self.pc.close().await;
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         if !self.finished {
+            self.sfu.inner.media.close(self.session_id);
             leave_room(
                 &self.sfu,
                 &self.room,
                 &self.member,
                 &self.claims.participant,
             );
-            let pc = self.pc.clone();
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = pc.close().await;
-                });
-            }
         }
     }
 }
@@ -1336,14 +986,6 @@ fn leave_room(sfu: &Sfu, room: &Arc<Room>, member: &Arc<Member>, participant: &s
         }
         ours
     };
-    for p in &published {
-        if let Ok(mut links) = p.subscribers.write() {
-            links.clear();
-        }
-    }
-    if let Ok(mut s) = room.speaker.lock() {
-        s.detector.remove(&participant.to_owned());
-    }
     for m in room.others(member.session_id) {
         for p in &published {
             m.notify(RoomEvent::Unsubscribe(p.track_id.clone()));
@@ -1362,163 +1004,12 @@ fn leave_room(sfu: &Sfu, room: &Arc<Room>, member: &Arc<Member>, participant: &s
     }
 }
 
-/// Reader: the publisher's packets to every subscriber's queue, never waiting.
-async fn read_published(published: Arc<Published>, room: Arc<Room>, sfu: Arc<Inner>) {
-    while let Some(event) = published.remote.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-            if matches!(event, TrackRemoteEvent::OnEnded) {
-                break;
-            }
-            continue;
-        };
-        if let Some(id) = published.audio_level_id
-            && let Some(payload) = packet.header.get_extension(id)
-            && let Some((_, level)) = core::parse_audio_level(&payload)
-        {
-            room.observe_level(&published.publisher, level, sfu.epoch.elapsed());
-        }
-        let mut want_keyframe = false;
-        let mut dropped = 0u64;
-        if let Ok(mut links) = published.subscribers.write() {
-            for link in links.iter_mut() {
-                let queued = SUBSCRIBER_QUEUE - link.queue.capacity();
-                match core::admit(published.kind, queued, SUBSCRIBER_QUEUE) {
-                    Admission::Admit => {
-                        if link.queue.try_send(packet.clone()).is_err() {
-                            dropped += 1;
-                        } else if std::mem::take(&mut link.needs_keyframe) {
-                            want_keyframe = true;
-                        }
-                    }
-                    Admission::Drop { request_keyframe } => {
-                        dropped += 1;
-                        link.needs_keyframe |= request_keyframe;
-                    }
-                }
-            }
-        }
-        if dropped > 0 {
-            sfu.counters
-                .packets_dropped
-                .fetch_add(dropped, Ordering::Relaxed);
-        }
-        if want_keyframe {
-            published.request_keyframe(&sfu).await;
-        }
-    }
-    // The publisher's track ended (renegotiated away or connection closed).
-    let still_listed = room
-        .state
-        .lock()
-        .ok()
-        .and_then(|s| s.members.get(&published.publisher).cloned())
-        .filter(|m| m.session_id == published.publisher_session);
-    if let Some(member) = still_listed {
-        let removed = member
-            .published
-            .lock()
-            .map(|mut v| {
-                let before = v.len();
-                v.retain(|p| p.track_id != published.track_id);
-                before != v.len()
-            })
-            .unwrap_or(false);
-        if removed {
-            for m in room.others(published.publisher_session) {
-                m.notify(RoomEvent::Unsubscribe(published.track_id.clone()));
-            }
-        }
-    }
-}
-
-/// Writer: one subscriber's queue for one track, rewritten for its leg.
-async fn forward(
-    mut queue: mpsc::Receiver<rtc::rtp::Packet>,
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    published: Arc<Published>,
-    ssrc: u32,
-    mut negotiated: watch::Receiver<u64>,
-    sfu: Arc<Inner>,
-) {
-    let mut rewriter = Rewriter::new(ssrc);
-    while let Some(mut packet) = queue.recv().await {
-        if negotiated.has_changed().unwrap_or(false) || !rewriter.is_negotiated() {
-            negotiated.borrow_and_update();
-            if let Ok(params) = sender.get_parameters().await {
-                let theirs: Vec<(u8, CodecKey)> = params
-                    .rtp_parameters
-                    .codecs
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.payload_type,
-                            CodecKey::new(&c.rtp_codec.mime_type, &c.rtp_codec.sdp_fmtp_line),
-                        )
-                    })
-                    .collect();
-                let their_ext: Vec<(u8, String)> = params
-                    .rtp_parameters
-                    .header_extensions
-                    .iter()
-                    .filter_map(|e| u8::try_from(e.id).ok().map(|id| (id, e.uri.clone())))
-                    .collect();
-                rewriter.set_mapping(
-                    core::payload_type_map(&published.codecs, &theirs),
-                    core::extension_map(&published.extensions, &their_ext),
-                );
-            }
-        }
-        let h = &mut packet.header;
-        let Some(out) = rewriter.rewrite(RtpFields {
-            payload_type: h.payload_type,
-            sequence_number: h.sequence_number,
-            timestamp: h.timestamp,
-            ssrc: h.ssrc,
-        }) else {
-            sfu.counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        h.payload_type = out.payload_type;
-        h.sequence_number = out.sequence_number;
-        h.timestamp = out.timestamp;
-        h.ssrc = out.ssrc;
-        let mut extensions = std::mem::take(&mut h.extensions);
-        extensions.retain_mut(|e| {
-            let id = rewriter.extension_id(e.id);
-            e.id = id;
-            id != 0
-        });
-        h.extension = !extensions.is_empty();
-        h.extensions = extensions;
-        let bytes = packet.payload.len() as u64;
-        match track.write_rtp(packet).await {
-            Ok(()) => {
-                sfu.counters
-                    .packets_forwarded
-                    .fetch_add(1, Ordering::Relaxed);
-                sfu.counters
-                    .bytes_forwarded
-                    .fetch_add(bytes, Ordering::Relaxed);
-            }
-            Err(_) => {
-                sfu.counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// Feedback: PLI/FIR from the subscriber become a (throttled) PLI to the publisher.
-async fn feedback(track: Arc<TrackLocalStaticRTP>, published: Arc<Published>, sfu: Arc<Inner>) {
-    while let Some(event) = track.poll().await {
-        if let TrackLocalEvent::OnRtcpPacket(packets) = event
-            && packets.iter().any(|p| {
-                let any = p.as_any();
-                any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-            })
-        {
-            published.request_keyframe(&sfu).await;
-        }
+/// A description the media thread refused: the client's doing when it is a
+/// protocol error, the connection's otherwise.
+fn refused(e: Error) -> CloseReason {
+    match e {
+        Error::Protocol(why) => CloseReason::Protocol(why),
+        other => CloseReason::Failed(other.to_string()),
     }
 }
 

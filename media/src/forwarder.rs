@@ -1,0 +1,1191 @@
+//! The media thread: every participant's peer connection (the sans-IO `rtc`
+//! core), its UDP socket, and the forwarding between them.
+//!
+//! One dedicated thread runs a current-thread tokio runtime. Each peer
+//! connection has a small task that waits for its socket or its next protocol
+//! deadline; when a datagram arrives it is decrypted, and every RTP packet it
+//! yields is rewritten and written to each subscriber's connection and sent on
+//! that subscriber's socket, all in the same call. There is no queue, no lock
+//! and no task switch between a publisher's packet and its copies: the whole
+//! forwarding path is a loop on one thread. Signaling sessions on other threads
+//! reach the connections through [`MediaThread`] commands (one round trip per
+//! SDP step, rare next to media).
+//!
+//! Sends are non-blocking: a subscriber whose socket buffer is full loses that
+//! packet (video losses ask the publisher for a keyframe), so nobody waits for
+//! anybody.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::core::{
+    self, AUDIO_LEVEL_URI, CodecKey, ExtensionPlan, KeyframeThrottle, Rewriter, SpeakerDetector,
+};
+use crate::error::{Error, Result};
+use crate::signaling::Kind;
+
+/// Minimum gap between keyframe requests relayed to one publisher track.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
+/// How often the active speaker is re-evaluated.
+const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
+/// Datagrams read from one socket before the others get a turn.
+const RECV_BURST: usize = 32;
+/// Largest datagram read: above any path MTU, so nothing is truncated.
+const RECV_BUFFER: usize = 2048;
+
+/// Identifies a published track inside the media thread.
+pub(crate) type TrackKey = u64;
+
+/// What the media thread tells a participant's session.
+#[derive(Debug)]
+pub(crate) enum PcEvent {
+    /// A local ICE candidate to trickle to the client.
+    Candidate(RTCIceCandidateInit),
+    /// The client started sending a track.
+    Track {
+        key: TrackKey,
+        mid: String,
+        kind: Kind,
+    },
+    /// A track of the client's ended.
+    TrackEnded(TrackKey),
+    /// This participant became the Room's active speaker.
+    Speaker,
+    /// The connection failed.
+    Failed,
+}
+
+/// Counters the media thread keeps for `/metrics`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub packets_forwarded: AtomicU64,
+    pub bytes_forwarded: AtomicU64,
+    pub packets_dropped: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+}
+
+/// How the media thread binds sockets.
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    pub bind_ip: IpAddr,
+    pub public_ip: Option<IpAddr>,
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum Command {
+    Open {
+        session: u64,
+        room: String,
+        participant: String,
+        events: mpsc::UnboundedSender<PcEvent>,
+        reply: Reply<()>,
+    },
+    Offer {
+        session: u64,
+        sdp: String,
+        rollback: bool,
+        reply: Reply<String>,
+    },
+    CreateOffer {
+        session: u64,
+        reply: Reply<String>,
+    },
+    Answer {
+        session: u64,
+        sdp: String,
+        start: Vec<TrackKey>,
+        reply: Reply<()>,
+    },
+    Candidate {
+        session: u64,
+        init: RTCIceCandidateInit,
+    },
+    Subscribe {
+        session: u64,
+        track: TrackKey,
+        reply: Reply<()>,
+    },
+    Unsubscribe {
+        session: u64,
+        track: TrackKey,
+    },
+    Close {
+        session: u64,
+    },
+}
+
+/// A handle on the media thread. Cheap to clone; the thread ends when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub(crate) struct MediaThread {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl MediaThread {
+    /// Starts the thread.
+    pub(crate) fn start(binding: Binding, counters: Arc<Counters>) -> Result<Self> {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::WebRtc(format!("media runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name("convene-media".to_owned())
+            .spawn(move || {
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, run(rx, binding, counters));
+            })
+            .map_err(|e| Error::WebRtc(format!("media thread: {e}")))?;
+        Ok(Self { commands })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    fn tell(&self, command: Command) {
+        // The thread only stops once every handle is gone, so this cannot fail
+        // while a caller holds one; a failure would leave nothing to clean up.
+        let _ = self.commands.send(command);
+    }
+
+    /// Creates the participant's peer connection and binds its socket.
+    pub(crate) async fn open(
+        &self,
+        session: u64,
+        room: &str,
+        participant: &str,
+        events: mpsc::UnboundedSender<PcEvent>,
+    ) -> Result<()> {
+        let room = room.to_owned();
+        let participant = participant.to_owned();
+        self.ask(|reply| Command::Open {
+            session,
+            room,
+            participant,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    /// Applies a client offer (rolling back ours first if asked) and returns the answer.
+    pub(crate) async fn offer(&self, session: u64, sdp: String, rollback: bool) -> Result<String> {
+        self.ask(|reply| Command::Offer {
+            session,
+            sdp,
+            rollback,
+            reply,
+        })
+        .await
+    }
+
+    /// Creates and applies an offer of ours.
+    pub(crate) async fn create_offer(&self, session: u64) -> Result<String> {
+        self.ask(|reply| Command::CreateOffer { session, reply })
+            .await
+    }
+
+    /// Applies the client's answer, then starts forwarding on `start`.
+    pub(crate) async fn answer(
+        &self,
+        session: u64,
+        sdp: String,
+        start: Vec<TrackKey>,
+    ) -> Result<()> {
+        self.ask(|reply| Command::Answer {
+            session,
+            sdp,
+            start,
+            reply,
+        })
+        .await
+    }
+
+    /// Adds a remote ICE candidate.
+    pub(crate) fn candidate(&self, session: u64, init: RTCIceCandidateInit) {
+        self.tell(Command::Candidate { session, init });
+    }
+
+    /// Adds a sending transceiver for `track` to the session's connection;
+    /// nothing is forwarded on it until [`MediaThread::answer`] starts it.
+    pub(crate) async fn subscribe(&self, session: u64, track: TrackKey) -> Result<()> {
+        self.ask(|reply| Command::Subscribe {
+            session,
+            track,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops forwarding `track` to the session and removes its transceiver.
+    pub(crate) fn unsubscribe(&self, session: u64, track: TrackKey) {
+        self.tell(Command::Unsubscribe { session, track });
+    }
+
+    /// Closes the session's connection and forgets its tracks.
+    pub(crate) fn close(&self, session: u64) {
+        self.tell(Command::Close { session });
+    }
+}
+
+fn gone() -> Error {
+    Error::WebRtc("the media thread has stopped".to_owned())
+}
+
+fn rtc_error(e: rtc::shared::error::Error) -> Error {
+    Error::WebRtc(e.to_string())
+}
+
+/// Everything the media thread owns.
+struct Engine {
+    binding: Binding,
+    next_port: usize,
+    counters: Arc<Counters>,
+    pcs: HashMap<u64, Pc>,
+    tracks: HashMap<TrackKey, Track>,
+    next_track: TrackKey,
+    rooms: HashMap<String, Speaking>,
+    /// Connections written to since their deadline was last computed.
+    touched: Vec<u64>,
+    /// Counted locally and published once per burst: atomics per packet cost more.
+    forwarded: u64,
+    forwarded_bytes: u64,
+    dropped: u64,
+    keyframe_requests: u64,
+    epoch: Instant,
+}
+
+struct Speaking {
+    detector: SpeakerDetector<u64>,
+    last_evaluated: Duration,
+    members: usize,
+}
+
+/// One participant's connection.
+struct Pc {
+    core: RTCPeerConnection,
+    socket: Rc<UdpSocket>,
+    /// The address in our candidate: the bound one, or the public one behind a 1:1 NAT.
+    advertised: SocketAddr,
+    candidate_added: bool,
+    room: String,
+    participant: String,
+    events: mpsc::UnboundedSender<PcEvent>,
+    wake: Rc<Notify>,
+    /// The deadline the connection's task sleeps until.
+    armed: Option<Instant>,
+    /// Tracks this participant publishes, by the core's track id.
+    published: HashMap<String, TrackKey>,
+    /// Tracks sent to this participant, by the id of our local track.
+    sent: HashMap<String, (TrackKey, RTCRtpSenderId)>,
+    failed: bool,
+}
+
+/// A track someone publishes and the subscribers it is forwarded to.
+struct Track {
+    publisher: u64,
+    participant: String,
+    room: String,
+    track_id: String,
+    receiver: RTCRtpReceiverId,
+    kind: Kind,
+    media_ssrc: u32,
+    codec: RTCRtpCodec,
+    codecs: Vec<(u8, CodecKey)>,
+    extensions: Vec<(u8, String)>,
+    audio_level_id: Option<u8>,
+    keyframes: KeyframeThrottle,
+    links: Vec<Link>,
+}
+
+/// One subscriber of a track.
+struct Link {
+    subscriber: u64,
+    sender: RTCRtpSenderId,
+    rewriter: Rewriter,
+    /// Set once the negotiation that added the track is complete.
+    live: bool,
+    /// A video packet was lost on the way to this subscriber: ask for a keyframe.
+    needs_keyframe: bool,
+}
+
+async fn run(
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    binding: Binding,
+    counters: Arc<Counters>,
+) {
+    let engine = Rc::new(RefCell::new(Engine {
+        binding,
+        next_port: 0,
+        counters,
+        pcs: HashMap::new(),
+        tracks: HashMap::new(),
+        next_track: 1,
+        rooms: HashMap::new(),
+        touched: Vec::new(),
+        forwarded: 0,
+        forwarded_bytes: 0,
+        dropped: 0,
+        keyframe_requests: 0,
+        epoch: Instant::now(),
+    }));
+    while let Some(command) = commands.recv().await {
+        let spawn = {
+            let mut e = engine.borrow_mut();
+            let spawn = e.command(command);
+            e.settle();
+            spawn
+        };
+        if let Some((session, socket, wake)) = spawn {
+            tokio::task::spawn_local(connection(engine.clone(), session, socket, wake));
+        }
+    }
+    // Every handle is gone: close what is left so peers hear of it.
+    let mut e = engine.borrow_mut();
+    let sessions: Vec<u64> = e.pcs.keys().copied().collect();
+    for session in sessions {
+        e.close(session);
+    }
+}
+
+/// One connection's task: its socket and its protocol timers.
+async fn connection(
+    engine: Rc<RefCell<Engine>>,
+    session: u64,
+    socket: Rc<UdpSocket>,
+    wake: Rc<Notify>,
+) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+    let sleep = tokio::time::sleep_until(far);
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    loop {
+        let deadline = match engine.borrow_mut().deadline(session) {
+            Some(d) => d,
+            None => return,
+        };
+        if deadline != armed {
+            armed = deadline;
+            let at = deadline.map_or(far, tokio::time::Instant::from_std);
+            sleep.as_mut().reset(at);
+        }
+        tokio::select! {
+            biased;
+            ready = socket.readable() => {
+                if ready.is_err() {
+                    engine.borrow_mut().fail(session);
+                    return;
+                }
+                let mut e = engine.borrow_mut();
+                for _ in 0..RECV_BURST {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, from)) => e.datagram(session, &buf[..n], from),
+                        Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                        Err(err) if err.kind() == ErrorKind::ConnectionRefused => continue,
+                        Err(err) => {
+                            tracing::debug!(session, "media socket: {err}");
+                            break;
+                        }
+                    }
+                }
+                e.settle();
+            }
+            () = &mut sleep => {
+                let mut e = engine.borrow_mut();
+                e.timeout(session);
+                e.settle();
+                armed = None;
+            }
+            () = wake.notified() => {}
+        }
+    }
+}
+
+impl Engine {
+    /// Runs one command; returns a connection task to spawn.
+    fn command(&mut self, command: Command) -> Option<(u64, Rc<UdpSocket>, Rc<Notify>)> {
+        match command {
+            Command::Open {
+                session,
+                room,
+                participant,
+                events,
+                reply,
+            } => match self.open(session, room, participant, events) {
+                Ok((socket, wake)) => {
+                    let _ = reply.send(Ok(()));
+                    return Some((session, socket, wake));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::Offer {
+                session,
+                sdp,
+                rollback,
+                reply,
+            } => {
+                let _ = reply.send(self.on_offer(session, sdp, rollback));
+            }
+            Command::CreateOffer { session, reply } => {
+                let _ = reply.send(self.create_offer(session));
+            }
+            Command::Answer {
+                session,
+                sdp,
+                start,
+                reply,
+            } => {
+                let result = self.on_answer(session, sdp);
+                if result.is_ok() {
+                    self.start(session, &start);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Candidate { session, init } => {
+                if let Some(pc) = self.pcs.get_mut(&session)
+                    && let Err(e) = pc.core.add_remote_candidate(init)
+                {
+                    tracing::debug!(session, "candidate ignored: {e}");
+                }
+                self.pump(session);
+            }
+            Command::Subscribe {
+                session,
+                track,
+                reply,
+            } => {
+                let _ = reply.send(self.subscribe(session, track));
+            }
+            Command::Unsubscribe { session, track } => self.unsubscribe(session, track),
+            Command::Close { session } => self.close(session),
+        }
+        None
+    }
+
+    fn open(
+        &mut self,
+        session: u64,
+        room: String,
+        participant: String,
+        events: mpsc::UnboundedSender<PcEvent>,
+    ) -> Result<(Rc<UdpSocket>, Rc<Notify>)> {
+        let std_socket = self.bind()?;
+        let local = std_socket.local_addr().map_err(io_error)?;
+        let socket = Rc::new(UdpSocket::from_std(std_socket).map_err(io_error)?);
+        let advertised =
+            SocketAddr::new(self.binding.public_ip.unwrap_or(local.ip()), local.port());
+        let mut media_engine = crate::engine::media_engine()?;
+        let registry = crate::engine::interceptors(&mut media_engine)?;
+        let core = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(SettingEngineBuilder::new().build())
+            .build(Instant::now())
+            .map_err(rtc_error)?;
+        let wake = Rc::new(Notify::new());
+        self.rooms
+            .entry(room.clone())
+            .or_insert_with(|| Speaking {
+                detector: SpeakerDetector::new(),
+                last_evaluated: Duration::ZERO,
+                members: 0,
+            })
+            .members += 1;
+        self.pcs.insert(
+            session,
+            Pc {
+                core,
+                socket: socket.clone(),
+                advertised,
+                candidate_added: false,
+                room,
+                participant,
+                events,
+                wake: wake.clone(),
+                armed: None,
+                published: HashMap::new(),
+                sent: HashMap::new(),
+                failed: false,
+            },
+        );
+        Ok((socket, wake))
+    }
+
+    /// Binds one UDP socket in the configured port range.
+    fn bind(&mut self) -> Result<std::net::UdpSocket> {
+        let b = &self.binding;
+        let (min, max) = (b.port_min, b.port_max.max(b.port_min));
+        let span = usize::from(max - min) + 1;
+        let attempts = if min == 0 { 1 } else { span.min(64) };
+        let mut last = Error::NoPort;
+        for _ in 0..attempts {
+            let port = if min == 0 {
+                0
+            } else {
+                let n = self.next_port % span;
+                self.next_port = self.next_port.wrapping_add(1);
+                min + n as u16
+            };
+            match std::net::UdpSocket::bind(SocketAddr::new(b.bind_ip, port)) {
+                Ok(socket) => {
+                    socket.set_nonblocking(true).map_err(io_error)?;
+                    return Ok(socket);
+                }
+                Err(e) => {
+                    tracing::debug!(port, "media port not bound: {e}");
+                    last = io_error(e);
+                }
+            }
+        }
+        if min != 0 {
+            return Err(Error::NoPort);
+        }
+        Err(last)
+    }
+
+    fn on_offer(&mut self, session: u64, sdp: String, rollback: bool) -> Result<String> {
+        let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
+        let now = Instant::now();
+        let desc = RTCSessionDescription::offer(sdp)
+            .map_err(|_| Error::Protocol("invalid offer".to_owned()))?;
+        if rollback {
+            let rollback = RTCSessionDescription::rollback(None).map_err(rtc_error)?;
+            pc.core
+                .set_local_description(now, rollback)
+                .map_err(rtc_error)?;
+        }
+        pc.core
+            .set_remote_description(now, desc)
+            .map_err(|e| Error::Protocol(format!("offer refused: {e}")))?;
+        let answer = pc
+            .core
+            .create_answer(None)
+            .map_err(|e| Error::Protocol(format!("cannot answer: {e}")))?;
+        let sdp = answer.sdp.clone();
+        pc.core
+            .set_local_description(now, answer)
+            .map_err(rtc_error)?;
+        if !pc.candidate_added {
+            pc.candidate_added = true;
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: pc.advertised.ip().to_string(),
+                    port: pc.advertised.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(|e| Error::WebRtc(e.to_string()))?;
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(rtc_error)?;
+            pc.core.add_local_candidate(init).map_err(rtc_error)?;
+            pc.core
+                .add_local_candidate(RTCIceCandidateInit::default())
+                .map_err(rtc_error)?;
+        }
+        self.pump(session);
+        Ok(sdp)
+    }
+
+    fn create_offer(&mut self, session: u64) -> Result<String> {
+        let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
+        let offer = pc.core.create_offer(None).map_err(rtc_error)?;
+        let sdp = offer.sdp.clone();
+        pc.core
+            .set_local_description(Instant::now(), offer)
+            .map_err(rtc_error)?;
+        self.pump(session);
+        Ok(sdp)
+    }
+
+    fn on_answer(&mut self, session: u64, sdp: String) -> Result<()> {
+        let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
+        let desc = RTCSessionDescription::answer(sdp)
+            .map_err(|_| Error::Protocol("invalid answer".to_owned()))?;
+        pc.core
+            .set_remote_description(Instant::now(), desc)
+            .map_err(|e| Error::Protocol(format!("answer refused: {e}")))?;
+        self.pump(session);
+        Ok(())
+    }
+
+    /// Starts forwarding `tracks` to `session`: their negotiation is complete,
+    /// so the subscriber leg's payload types, extensions and mid are final.
+    fn start(&mut self, session: u64, tracks: &[TrackKey]) {
+        let Some(pc) = self.pcs.get_mut(&session) else {
+            return;
+        };
+        let mut keyframes = Vec::new();
+        for key in tracks {
+            let Some(track) = self.tracks.get_mut(key) else {
+                continue;
+            };
+            let Some(link) = track.links.iter_mut().find(|l| l.subscriber == session) else {
+                continue;
+            };
+            let mid = pc
+                .core
+                .rtp_transceiver(link.sender.into())
+                .and_then(|t| t.mid().clone());
+            let Some(mut sender) = pc.core.rtp_sender(link.sender) else {
+                continue;
+            };
+            let params = sender.get_parameters();
+            let theirs: Vec<(u8, CodecKey)> = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .map(|c| {
+                    (
+                        c.payload_type,
+                        CodecKey::new(&c.rtp_codec.mime_type, &c.rtp_codec.sdp_fmtp_line),
+                    )
+                })
+                .collect();
+            let their_ext: Vec<(u8, String)> = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .filter_map(|e| u8::try_from(e.id).ok().map(|id| (id, e.uri.clone())))
+                .collect();
+            link.rewriter.set_mapping(
+                core::payload_type_map(&track.codecs, &theirs),
+                ExtensionPlan::new(&track.extensions, &their_ext, mid.as_deref()),
+            );
+            if !link.live {
+                link.live = true;
+                keyframes.push(*key);
+            }
+        }
+        // The subscriber's decoder needs a keyframe to start.
+        for key in keyframes {
+            self.request_keyframe(key);
+        }
+    }
+
+    fn subscribe(&mut self, session: u64, key: TrackKey) -> Result<()> {
+        let track = self
+            .tracks
+            .get_mut(&key)
+            .ok_or_else(|| Error::WebRtc("track has ended".to_owned()))?;
+        let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
+        if track.links.iter().any(|l| l.subscriber == session) {
+            return Ok(());
+        }
+        let ssrc: u32 = rand::random();
+        let rtx = (track.kind == Kind::Video).then(|| RTCRtpRtxParameters {
+            ssrc: rand::random(),
+        });
+        let kind = match track.kind {
+            Kind::Audio => RtpCodecKind::Audio,
+            Kind::Video => RtpCodecKind::Video,
+        };
+        let publisher = track.participant.clone();
+        let local = MediaStreamTrack::new(
+            publisher.clone(),
+            track.track_id.clone(),
+            track.track_id.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    rtx,
+                    ..Default::default()
+                },
+                codec: track.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let transceiver = pc
+            .core
+            .add_transceiver_from_track(
+                local,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![publisher],
+                    send_encodings: vec![],
+                }),
+            )
+            .map_err(rtc_error)?;
+        let sender: RTCRtpSenderId = transceiver.into();
+        pc.sent.insert(track.track_id.clone(), (key, sender));
+        track.links.push(Link {
+            subscriber: session,
+            sender,
+            rewriter: Rewriter::new(ssrc),
+            live: false,
+            needs_keyframe: false,
+        });
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, session: u64, key: TrackKey) {
+        if let Some(track) = self.tracks.get_mut(&key) {
+            track.links.retain(|l| l.subscriber != session);
+        }
+        let Some(pc) = self.pcs.get_mut(&session) else {
+            return;
+        };
+        let senders: Vec<RTCRtpSenderId> = pc
+            .sent
+            .values()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, s)| *s)
+            .collect();
+        pc.sent.retain(|_, (k, _)| *k != key);
+        for sender in senders {
+            if let Err(e) = pc.core.remove_track(sender) {
+                tracing::debug!(session, "remove_track: {e}");
+            }
+        }
+        self.pump(session);
+    }
+
+    fn close(&mut self, session: u64) {
+        let Some(mut pc) = self.pcs.remove(&session) else {
+            return;
+        };
+        let _ = pc.core.close();
+        while let Some(out) = pc.core.poll_write() {
+            let _ = pc.socket.try_send_to(&out.message, out.transport.peer_addr);
+        }
+        pc.wake.notify_one();
+        for key in pc.published.values() {
+            self.tracks.remove(key);
+        }
+        for track in self.tracks.values_mut() {
+            track.links.retain(|l| l.subscriber != session);
+        }
+        if let Some(room) = self.rooms.get_mut(&pc.room) {
+            room.detector.remove(&session);
+            room.members = room.members.saturating_sub(1);
+            if room.members == 0 {
+                self.rooms.remove(&pc.room);
+            }
+        }
+    }
+
+    fn fail(&mut self, session: u64) {
+        if let Some(pc) = self.pcs.get_mut(&session)
+            && !pc.failed
+        {
+            pc.failed = true;
+            let _ = pc.events.send(PcEvent::Failed);
+        }
+    }
+
+    /// The connection's next deadline (and records it as armed); `None` once closed.
+    fn deadline(&mut self, session: u64) -> Option<Option<Instant>> {
+        let pc = self.pcs.get_mut(&session)?;
+        let at = pc.core.poll_timeout();
+        pc.armed = at;
+        Some(at)
+    }
+
+    fn timeout(&mut self, session: u64) {
+        if let Some(pc) = self.pcs.get_mut(&session)
+            && let Err(e) = pc.core.handle_timeout(Instant::now())
+        {
+            tracing::debug!(session, "timeout: {e}");
+        }
+        self.pump(session);
+    }
+
+    fn datagram(&mut self, session: u64, data: &[u8], from: SocketAddr) {
+        let Some(pc) = self.pcs.get_mut(&session) else {
+            return;
+        };
+        let now = Instant::now();
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: pc.advertised,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        };
+        if let Err(e) = pc.core.handle_read(msg) {
+            tracing::debug!(session, "datagram refused: {e}");
+        }
+        self.pump(session);
+    }
+
+    /// Sends what the connection wrote, hands its events to the session and
+    /// forwards what it read.
+    fn pump(&mut self, session: u64) {
+        self.flush(session);
+        self.events(session);
+        loop {
+            let Some(pc) = self.pcs.get_mut(&session) else {
+                return;
+            };
+            let Some(TaggedRTCMessage { now, message }) = pc.core.poll_read() else {
+                break;
+            };
+            match message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    if let Some(key) = pc.published.get(&track_id).copied() {
+                        self.forward(key, packet, now);
+                    }
+                }
+                RTCMessage::RtcpPacket(track_id, packets) => {
+                    let asks_keyframe = packets.iter().any(|p| {
+                        let any = p.as_any();
+                        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                    });
+                    if asks_keyframe && let Some((key, _)) = pc.sent.get(&track_id).copied() {
+                        self.request_keyframe(key);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.flush(session);
+        self.events(session);
+        if !self.touched.contains(&session) {
+            self.touched.push(session);
+        }
+    }
+
+    /// Puts the connection's outgoing datagrams on the wire.
+    fn flush(&mut self, session: u64) {
+        let Some(pc) = self.pcs.get_mut(&session) else {
+            return;
+        };
+        while let Some(out) = pc.core.poll_write() {
+            if let Err(e) = pc.socket.try_send_to(&out.message, out.transport.peer_addr) {
+                self.dropped += 1;
+                if e.kind() != ErrorKind::WouldBlock {
+                    tracing::debug!(session, "media send: {e}");
+                }
+            }
+        }
+    }
+
+    fn events(&mut self, session: u64) {
+        loop {
+            let Some(pc) = self.pcs.get_mut(&session) else {
+                return;
+            };
+            let Some(event) = pc.core.poll_event() else {
+                return;
+            };
+            match event {
+                RTCPeerConnectionEvent::OnIceCandidateEvent(e) => {
+                    if let Ok(init) = e.candidate.to_json() {
+                        let _ = pc.events.send(PcEvent::Candidate(init));
+                    }
+                }
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Failed,
+                ) => self.fail(session),
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    self.track_opened(session, init.receiver_id, init.track_id, init.ssrc);
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                    if let Some(key) = pc.published.remove(&track_id) {
+                        let _ = pc.events.send(PcEvent::TrackEnded(key));
+                        self.tracks.remove(&key);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The first packet of a client's track arrived: it can be forwarded.
+    fn track_opened(
+        &mut self,
+        session: u64,
+        receiver_id: RTCRtpReceiverId,
+        track_id: String,
+        ssrc: u32,
+    ) {
+        let Some(pc) = self.pcs.get_mut(&session) else {
+            return;
+        };
+        if pc.published.contains_key(&track_id) {
+            // Another simulcast layer of a track already open.
+            return;
+        }
+        let Some(mid) = pc
+            .core
+            .rtp_transceiver(receiver_id.into())
+            .and_then(|t| t.mid().clone())
+        else {
+            return;
+        };
+        let Some(mut receiver) = pc.core.rtp_receiver(receiver_id) else {
+            return;
+        };
+        let kind = match receiver.track().kind() {
+            RtpCodecKind::Audio => Kind::Audio,
+            RtpCodecKind::Video => Kind::Video,
+            _ => return,
+        };
+        let codec = receiver.track().codec(ssrc).cloned();
+        let params = receiver.get_parameters();
+        let Some(codec) = codec.or_else(|| {
+            params
+                .rtp_parameters
+                .codecs
+                .first()
+                .map(|c| c.rtp_codec.clone())
+        }) else {
+            return;
+        };
+        let codecs = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .map(|c| {
+                (
+                    c.payload_type,
+                    CodecKey::new(&c.rtp_codec.mime_type, &c.rtp_codec.sdp_fmtp_line),
+                )
+            })
+            .collect();
+        let extensions: Vec<(u8, String)> = params
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .filter_map(|e| u8::try_from(e.id).ok().map(|id| (id, e.uri.clone())))
+            .collect();
+        let audio_level_id = extensions
+            .iter()
+            .find(|(_, uri)| uri == AUDIO_LEVEL_URI)
+            .map(|(id, _)| *id);
+        let key = self.next_track;
+        self.next_track += 1;
+        pc.published.insert(track_id, key);
+        let _ = pc.events.send(PcEvent::Track {
+            key,
+            mid: mid.clone(),
+            kind,
+        });
+        tracing::info!(participant = %pc.participant, %mid, ?kind, "published");
+        self.tracks.insert(
+            key,
+            Track {
+                publisher: session,
+                participant: pc.participant.clone(),
+                room: pc.room.clone(),
+                track_id: format!("{}:{}", pc.participant, mid),
+                receiver: receiver_id,
+                kind,
+                media_ssrc: ssrc,
+                codec,
+                codecs,
+                extensions,
+                audio_level_id,
+                keyframes: KeyframeThrottle::new(KEYFRAME_INTERVAL),
+                links: Vec::new(),
+            },
+        );
+    }
+
+    /// One publisher packet to every live subscriber of its track.
+    fn forward(&mut self, key: TrackKey, packet: rtc::rtp::Packet, now: Instant) {
+        let Some(track) = self.tracks.get_mut(&key) else {
+            return;
+        };
+        if let Some(id) = track.audio_level_id
+            && let Some(level) = packet
+                .header
+                .extensions
+                .iter()
+                .find(|e| e.id == id)
+                .and_then(|e| core::parse_audio_level(&e.payload))
+            && let Some(room) = self.rooms.get_mut(&track.room)
+        {
+            let at = now.saturating_duration_since(self.epoch);
+            room.detector.observe(&track.publisher, level.1, at);
+            if at.saturating_sub(room.last_evaluated) >= SPEAKER_INTERVAL {
+                room.last_evaluated = at;
+                if let Some(speaker) = room.detector.evaluate(at)
+                    && let Some(pc) = self.pcs.get(&speaker)
+                {
+                    let _ = pc.events.send(PcEvent::Speaker);
+                }
+            }
+        }
+        let mut want_keyframe = false;
+        let payload_len = packet.payload.len() as u64;
+        for link in track.links.iter_mut() {
+            if !link.live {
+                continue;
+            }
+            let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
+                continue;
+            };
+            let mut out = packet.clone();
+            if !link.rewriter.rewrite_header(&mut out.header) {
+                self.dropped += 1;
+                continue;
+            }
+            let Some(mut sender) = pc.core.rtp_sender(link.sender) else {
+                continue;
+            };
+            if let Err(e) = sender.write_rtp(now, out) {
+                tracing::trace!("forward: {e}");
+                self.dropped += 1;
+                continue;
+            }
+            let mut lost = false;
+            while let Some(datagram) = pc.core.poll_write() {
+                if pc
+                    .socket
+                    .try_send_to(&datagram.message, datagram.transport.peer_addr)
+                    .is_err()
+                {
+                    lost = true;
+                }
+            }
+            if lost {
+                self.dropped += 1;
+                link.needs_keyframe |= track.kind == Kind::Video;
+            } else {
+                self.forwarded += 1;
+                self.forwarded_bytes += payload_len;
+                want_keyframe |= std::mem::take(&mut link.needs_keyframe);
+            }
+            if !self.touched.contains(&link.subscriber) {
+                self.touched.push(link.subscriber);
+            }
+        }
+        if want_keyframe {
+            self.request_keyframe(key);
+        }
+    }
+
+    /// Asks the publisher of a video track for a keyframe, unless asked very recently.
+    fn request_keyframe(&mut self, key: TrackKey) {
+        let Some(track) = self.tracks.get_mut(&key) else {
+            return;
+        };
+        if track.kind != Kind::Video {
+            return;
+        }
+        let now = Instant::now();
+        if !track
+            .keyframes
+            .request(now.saturating_duration_since(self.epoch))
+        {
+            return;
+        }
+        let publisher = track.publisher;
+        let (receiver, media_ssrc) = (track.receiver, track.media_ssrc);
+        let Some(pc) = self.pcs.get_mut(&publisher) else {
+            return;
+        };
+        let Some(mut r) = pc.core.rtp_receiver(receiver) else {
+            return;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        if let Err(e) = r.write_rtcp(now, vec![Box::new(pli)]) {
+            tracing::debug!("keyframe request not sent: {e}");
+            return;
+        }
+        self.keyframe_requests += 1;
+        self.flush(publisher);
+        if !self.touched.contains(&publisher) {
+            self.touched.push(publisher);
+        }
+    }
+
+    /// After a burst: publish the counters and wake connections whose next
+    /// deadline moved earlier than the one their task sleeps until.
+    fn settle(&mut self) {
+        let c = &self.counters;
+        if self.forwarded > 0 {
+            c.packets_forwarded
+                .fetch_add(std::mem::take(&mut self.forwarded), Ordering::Relaxed);
+            c.bytes_forwarded
+                .fetch_add(std::mem::take(&mut self.forwarded_bytes), Ordering::Relaxed);
+        }
+        if self.dropped > 0 {
+            c.packets_dropped
+                .fetch_add(std::mem::take(&mut self.dropped), Ordering::Relaxed);
+        }
+        if self.keyframe_requests > 0 {
+            c.keyframe_requests.fetch_add(
+                std::mem::take(&mut self.keyframe_requests),
+                Ordering::Relaxed,
+            );
+        }
+        for session in std::mem::take(&mut self.touched) {
+            let Some(pc) = self.pcs.get_mut(&session) else {
+                continue;
+            };
+            let next = pc.core.poll_timeout();
+            let earlier = match (next, pc.armed) {
+                (Some(n), Some(a)) => n < a,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if earlier {
+                pc.armed = next;
+                pc.wake.notify_one();
+            }
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    Error::WebRtc(format!("media socket: {e}"))
+}
+
+fn closed() -> Error {
+    Error::WebRtc("connection closed".to_owned())
+}
