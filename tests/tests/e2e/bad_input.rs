@@ -135,4 +135,15 @@ on_both!(hostile_text_is_escaped, |backend| async move {
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("<script>alert(1)</script>"));
     assert!(page.body.contains("&lt;script&gt;"));
+    // And even if markup slipped through, the page forbids inline scripts.
+    let csp = page
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.headers["x-frame-options"], "DENY");
 });
