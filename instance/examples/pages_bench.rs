@@ -23,6 +23,11 @@ use convene::domain::values::{AccessCode, DisplayName, Email, Handle, Slug};
 
 const CONNECTIONS: u32 = 64;
 
+/// The allocator `convene` itself uses, so the instance here behaves as the binary does (the
+/// hello-world server gets it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Run {
     rps: f64,
     p50_ms: f64,

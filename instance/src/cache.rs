@@ -27,6 +27,8 @@ pub struct SpaceSnapshot {
     pub space: Space,
     /// Every Room of the Space, by name; pages filter what a visitor may see.
     pub rooms: Vec<Room>,
+    /// Each Room's id at the SFU, in the order of `rooms`, for presence lookups.
+    pub media_ids: Vec<String>,
     pub member_count: usize,
     /// The Space page as an anonymous visitor sees it, with the presence counts it shows.
     /// Such a page holds nothing personal (no CSRF token, no name), so it is rendered once
@@ -57,11 +59,14 @@ impl SpaceSnapshot {
         }
     }
 
-    /// The Rooms a visitor sees: members all, others the listed ones that are not members-only.
-    pub fn visible_rooms(&self, is_member: bool) -> impl Iterator<Item = &Room> {
+    /// The Rooms a visitor sees, with their SFU ids: members all, others the listed ones that
+    /// are not members-only.
+    pub fn visible_rooms(&self, is_member: bool) -> impl Iterator<Item = (&Room, &str)> {
         self.rooms
             .iter()
-            .filter(move |r| is_member || (r.listed && r.access != rooms::Access::Members))
+            .zip(&self.media_ids)
+            .filter(move |(r, _)| is_member || (r.listed && r.access != rooms::Access::Members))
+            .map(|(r, id)| (r, id.as_str()))
     }
 }
 
@@ -98,9 +103,14 @@ impl PageCache {
         let space = spaces::by_slug(db, slug).await?;
         let rooms = rooms::visible(db, &space, true).await?;
         let member_count = spaces::member_count(db, &space).await?;
+        let media_ids = rooms
+            .iter()
+            .map(crate::http::pages::gathering::media_room_id)
+            .collect();
         let snapshot = Arc::new(SpaceSnapshot {
             space,
             rooms,
+            media_ids,
             member_count,
             anonymous_page: Mutex::new(None),
         });

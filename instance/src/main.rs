@@ -6,6 +6,11 @@ use convene::cli::{Cli, Command};
 use convene::config::Settings;
 use tracing_subscriber::EnvFilter;
 
+/// A request allocates and frees many small buffers on both worker threads; mimalloc's
+/// thread-local free lists serve that pattern faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

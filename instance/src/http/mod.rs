@@ -211,10 +211,7 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let session_cookie = visitor::cookie(req.headers(), visitor::SESSION_COOKIE);
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/".to_string(), |p| p.as_str().to_string());
+    let uri = req.uri().clone();
 
     let mut response = if is_safe(req.method()) {
         next.run(req).await
@@ -237,8 +234,8 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
         };
         response = api::problem(info.status, &info.title, &info.detail, &info.errors);
     } else if status == StatusCode::UNAUTHORIZED {
-        let next_url: String =
-            url::form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect();
+        let here = uri.path_and_query().map_or("/", |p| p.as_str());
+        let next_url: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
         response = redirect(&format!("/signin?next={next_url}"));
     } else if info.is_some()
         || (status.is_client_error() || status.is_server_error()) && !is_html(&response)

@@ -28,7 +28,8 @@ pub struct BrowserId(pub String);
 #[derive(Clone, Debug)]
 pub struct Visitor {
     pub session: Option<Session>,
-    pub csrf: String,
+    /// The browser id the CSRF token is derived from (see [`Visitor::csrf`]).
+    pub bid: String,
     pub flash: Option<(String, String)>,
 }
 
@@ -40,6 +41,12 @@ impl Visitor {
     /// The signed-in Passport, or `Unauthenticated` (which sends browsers to sign in).
     pub fn require(&self) -> Result<&Passport, AppError> {
         self.passport().ok_or(AppError::Unauthenticated)
+    }
+
+    /// The token this visitor's forms carry. Computed on demand: a page served from the
+    /// cache to an anonymous visitor never needs it.
+    pub fn csrf(&self, key: &[u8; 32]) -> String {
+        csrf_token(key, &self.bid)
     }
 
     pub fn session_hash(&self) -> Option<&str> {
@@ -69,7 +76,7 @@ where
         let flash = cookie(&parts.headers, FLASH_COOKIE).and_then(|v| decode_flash(&v));
         Ok(Self {
             session,
-            csrf: csrf_token(&state.csrf_key, &bid),
+            bid,
             flash,
         })
     }

@@ -95,7 +95,7 @@ pub fn context(state: &AppState, visitor: &Visitor) -> PageContext {
         state.settings.instance_name.clone(),
         state.settings.domain(),
     );
-    ctx.csrf = visitor.csrf.clone();
+    ctx.csrf = visitor.csrf(&state.csrf_key);
     ctx.source_url = state.settings.source_url.clone();
     if let Some(p) = visitor.passport() {
         ctx.user = Some(NavUser {
@@ -133,7 +133,7 @@ pub async fn error_page(
     };
     let v = Visitor {
         session,
-        csrf: visitor::csrf_token(&state.csrf_key, bid),
+        bid: bid.to_string(),
         flash: None,
     };
     let ctx = context(state, &v);

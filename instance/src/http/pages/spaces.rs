@@ -197,7 +197,7 @@ pub async fn show(
     let member_count = snapshot.member_count;
     let presence: Vec<usize> = room_list
         .iter()
-        .map(|r| state.sfu.room_presence(&super::gathering::media_room_id(r)))
+        .map(|(_, media_id)| state.sfu.room_presence(media_id))
         .collect();
     // Anonymous visitors all see the same page: serve the one rendered for these counts.
     let anonymous = visitor.session.is_none() && visitor.flash.is_none();
@@ -215,7 +215,7 @@ pub async fn show(
         rooms: room_list
             .iter()
             .enumerate()
-            .map(|(i, r)| RoomDoor {
+            .map(|(i, (r, _))| RoomDoor {
                 name: r.name.to_string(),
                 slug: r.slug.to_string(),
                 topic: r.topic.clone(),
