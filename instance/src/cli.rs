@@ -17,7 +17,7 @@ use crate::domain::values::{AccessCode, DisplayName, Email, Handle, Slug};
 #[command(
     name = "convene",
     version,
-    about = "A community's own video meeting place: Spaces, Rooms, Passports, federation."
+    about = "A community's own video meeting place: Spaces, Rooms, Passports and its own governance."
 )]
 pub struct Cli {
     #[command(flatten)]
