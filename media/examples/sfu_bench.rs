@@ -47,6 +47,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 const FPS: u32 = 30;
@@ -54,6 +55,8 @@ const PER_FRAME: u32 = 3;
 const VIDEO_BYTES: usize = 1000;
 const WARMUP: Duration = Duration::from_secs(3);
 const ROOM: &str = "bench";
+/// Read buffer of a signaling WebSocket.
+const SIGNALING_BUFFER: usize = 4096;
 const JANUS_ROOM: u64 = 4242;
 /// Linux's USER_HZ: the unit of utime and stime in `/proc/<pid>/stat`.
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
@@ -172,13 +175,13 @@ async fn bench(seconds: u64, sizes: Vec<usize>, with_janus: bool) {
     );
     println!("direct peer-to-peer baseline latency: p50 {base_p50} µs, p99 {base_p99} µs\n");
     println!(
-        "| publishers | server | forwarded packets/s | server CPU µs/packet | latency p50 / p99 (µs) | added p50 / p99 (µs) | memory per participant |"
+        "| publishers | server | forwarded packets/s | server CPU µs/packet | latency p50 / p99 (µs) | added p50 / p99 (µs) | memory per participant: RSS / anonymous |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for (c, j) in &rows {
         for r in std::iter::once(c).chain(j.iter()) {
             println!(
-                "| {} | {} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} MiB |",
+                "| {} | {} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} / {:.2} MiB |",
                 r.publishers,
                 r.server,
                 r.forwarded_pps,
@@ -188,6 +191,7 @@ async fn bench(seconds: u64, sizes: Vec<usize>, with_janus: bool) {
                 r.p50_us as i64 - base_p50 as i64,
                 r.p99_us as i64 - base_p99 as i64,
                 mib(r.rss_per_participant),
+                mib(r.anon_per_participant),
             );
         }
     }
@@ -196,7 +200,7 @@ async fn bench(seconds: u64, sizes: Vec<usize>, with_janus: bool) {
             "\nRatios Convene / Janus (below 1 is better for Convene, except forwarded packets/s where 1 means both delivered everything):\n"
         );
         println!(
-            "| publishers | forwarded packets/s | CPU per packet | added latency p50 | added latency p99 | memory per participant |"
+            "| publishers | forwarded packets/s | CPU per packet | added latency p50 | added latency p99 | memory per participant: RSS / anonymous |"
         );
         println!("|---:|---:|---:|---:|---:|---:|");
         for (c, j) in &rows {
@@ -205,13 +209,14 @@ async fn bench(seconds: u64, sizes: Vec<usize>, with_janus: bool) {
                 (p(r) as f64 - base as f64).max(1.0)
             };
             println!(
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} |",
                 c.publishers,
                 c.forwarded_pps / j.forwarded_pps.max(1.0),
                 c.cpu_us_per_packet / j.cpu_us_per_packet.max(f64::MIN_POSITIVE),
                 added(c, base_p50, |r| r.p50_us) / added(j, base_p50, |r| r.p50_us),
                 added(c, base_p99, |r| r.p99_us) / added(j, base_p99, |r| r.p99_us),
                 c.rss_per_participant / j.rss_per_participant.max(1.0),
+                c.anon_per_participant / j.anon_per_participant.max(1.0),
             );
         }
     }
@@ -236,7 +241,11 @@ struct RoomResult {
     cpu_us_per_packet: f64,
     p50_us: u64,
     p99_us: u64,
+    /// Growth of the resident set (code paged in, heap, stacks) per participant.
     rss_per_participant: f64,
+    /// Growth of anonymous resident memory (heap and stacks, not the code and
+    /// libraries paged in once) per participant.
+    anon_per_participant: f64,
 }
 
 /// What one participant holds on to while the room runs.
@@ -256,7 +265,7 @@ async fn run_room(target: Target, n: usize, seconds: u64) -> RoomResult {
     };
     // Let the idle server settle before its baseline size is taken.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = proc_rss(server.pid);
+    let (rss_idle, anon_idle) = (proc_rss(server.pid), proc_anon(server.pid));
     let mut people = Vec::new();
     match &target {
         Target::Convene => {
@@ -275,7 +284,7 @@ async fn run_room(target: Target, n: usize, seconds: u64) -> RoomResult {
         }
     }
     tokio::time::sleep(WARMUP).await;
-    let rss_room = proc_rss(server.pid);
+    let (rss_room, anon_room) = (proc_rss(server.pid), proc_anon(server.pid));
     for p in people.iter_mut() {
         while p.received.try_recv().is_ok() {}
     }
@@ -313,6 +322,7 @@ async fn run_room(target: Target, n: usize, seconds: u64) -> RoomResult {
         p50_us: percentile(&latencies, 0.5),
         p99_us: percentile(&latencies, 0.99),
         rss_per_participant: rss_room.saturating_sub(rss_idle) as f64 / n as f64,
+        anon_per_participant: anon_room.saturating_sub(anon_idle) as f64 / n as f64,
     }
 }
 
@@ -341,11 +351,21 @@ fn proc_cpu_secs(pid: u32) -> f64 {
 
 /// Resident set size of a process, bytes.
 fn proc_rss(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmRSS:")
+}
+
+/// Anonymous resident memory of a process (heap, stacks), bytes.
+fn proc_anon(pid: u32) -> u64 {
+    proc_status_kb(pid, "RssAnon:")
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
+                .find(|l| l.starts_with(field))?
                 .split_whitespace()
                 .nth(1)?
                 .parse::<u64>()
@@ -369,7 +389,20 @@ impl Server {
         let key: [u8; 32] = rand::random();
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
         let exe = std::env::current_exe().expect("the benchmark's own path");
-        let mut child = tokio::process::Command::new(exe)
+        // CONVENE_BENCH_WRAP runs the server under a profiler, e.g.
+        // `heaptrack -o /tmp/sfu`: its numbers are then the profiler's, and a wrapper
+        // that does not exec its program leaves the server running after the room.
+        let wrap = std::env::var("CONVENE_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => tokio::process::Command::new(exe),
+        };
+        let mut child = command
             .arg("--serve")
             .env("CONVENE_BENCH_KEY", hex)
             .stdout(Stdio::piped())
@@ -378,15 +411,24 @@ impl Server {
             .expect("SFU child process starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("the SFU child reports its port")
-            .expect("child stdout")
-            .expect("a line");
-        let port = line
-            .strip_prefix("listening ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected child output: {line}"));
+        let port = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .expect("child stdout")
+                    .expect("the SFU child reports its port before exiting");
+                // A profiler wrapping the child may print first.
+                if let Some(port) = line
+                    .strip_prefix("listening ")
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                {
+                    break port;
+                }
+            }
+        })
+        .await
+        .expect("the SFU child reports its port");
         let pid = child.id().expect("running child");
         Self {
             child,
@@ -571,7 +613,14 @@ fn serve() {
             };
             let sfu = sfu.clone();
             tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                // Signaling frames are small: tungstenite's default 128 KiB read and
+                // write buffers would be a tenth of a participant's memory. The
+                // instance's route sets the same sizes on its WebSocketUpgrade.
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(SIGNALING_BUFFER)
+                    .write_buffer_size(0);
+                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+                else {
                     return;
                 };
                 let (mut sink, mut stream) = ws.split();

@@ -172,12 +172,16 @@ impl ExtensionPlan {
     }
 }
 
+/// A payload type with no counterpart on the subscriber's leg (RTP payload types are 7 bits).
+const UNMAPPED: u8 = 0xFF;
+
 /// Per (subscriber, published track) rewrite state: SSRC, payload type, extension
 /// ids, and sequence numbers/timestamps kept continuous across publisher restarts.
 #[derive(Debug, Clone)]
 pub struct Rewriter {
     out_ssrc: u32,
-    payload_types: HashMap<u8, u8>,
+    /// Index = publisher payload type (7 bits); value = subscriber's, or [`UNMAPPED`].
+    payload_types: [u8; 128],
     extensions: ExtensionPlan,
     /// The publisher SSRC the offsets below were computed for.
     source_ssrc: Option<u32>,
@@ -192,7 +196,7 @@ impl Rewriter {
     pub fn new(out_ssrc: u32) -> Self {
         Self {
             out_ssrc,
-            payload_types: HashMap::new(),
+            payload_types: [UNMAPPED; 128],
             extensions: ExtensionPlan::none(),
             source_ssrc: None,
             seq_offset: 0,
@@ -206,13 +210,18 @@ impl Rewriter {
     /// Called only once the negotiation that added the track has completed (see
     /// [`Negotiator::next_offer`]): until then nothing is forwarded.
     pub fn set_mapping(&mut self, payload_types: HashMap<u8, u8>, extensions: ExtensionPlan) {
-        self.payload_types = payload_types;
+        self.payload_types = [UNMAPPED; 128];
+        for (from, to) in payload_types {
+            if from < 128 && to < 128 {
+                self.payload_types[usize::from(from)] = to;
+            }
+        }
         self.extensions = extensions;
     }
 
     /// Whether any payload type can be forwarded yet.
     pub fn is_negotiated(&self) -> bool {
-        !self.payload_types.is_empty()
+        self.payload_types.iter().any(|pt| *pt != UNMAPPED)
     }
 
     /// The subscriber extension id for a publisher extension id (0 = drop it).
@@ -245,7 +254,10 @@ impl Rewriter {
     /// publisher's SSRC changes (a restarted encoder or replaced track) the offset
     /// is recomputed so the subscriber sees one continuous stream.
     pub fn rewrite(&mut self, fields: RtpFields) -> Option<RtpFields> {
-        let payload_type = *self.payload_types.get(&fields.payload_type)?;
+        let payload_type = *self.payload_types.get(usize::from(fields.payload_type))?;
+        if payload_type == UNMAPPED {
+            return None;
+        }
         if self.source_ssrc != Some(fields.ssrc) {
             match self.last_out {
                 None => {

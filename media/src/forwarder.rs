@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -62,6 +63,10 @@ const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
 /// Datagrams read from one socket before the others get a turn.
 const RECV_BURST: usize = 32;
+/// How long one DTLS certificate serves new connections before a fresh one is made.
+const CERTIFICATE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Shortest gap between two runs of one connection's timers.
+const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
 /// Largest datagram read: above any path MTU, so nothing is truncated.
 const RECV_BUFFER: usize = 2048;
 
@@ -291,6 +296,10 @@ struct Engine {
     dropped: u64,
     keyframe_requests: u64,
     epoch: Instant,
+    /// The DTLS certificate of every connection, and when it was made. One for
+    /// all, as a browser has one per origin: a key pair per connection would cost
+    /// each join a key generation and each participant its own copy.
+    certificate: Option<(RTCCertificate, Instant)>,
 }
 
 struct Speaking {
@@ -366,7 +375,12 @@ async fn run(
         dropped: 0,
         keyframe_requests: 0,
         epoch: Instant::now(),
+        certificate: None,
     }));
+    // Made now rather than at the first join, which then does not wait for it.
+    if let Err(e) = engine.borrow_mut().certificate() {
+        tracing::warn!("no DTLS certificate yet: {e}");
+    }
     while let Some(command) = commands.recv().await {
         let spawn = {
             let mut e = engine.borrow_mut();
@@ -398,10 +412,18 @@ async fn connection(
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
+    // When the timers last ran: a deadline already past is handled at most once
+    // per millisecond, so a timer that does not advance cannot spin the thread
+    // (protocol timers are millisecond-grained anyway).
+    let mut last_run: Option<Instant> = None;
     loop {
         let deadline = match engine.borrow_mut().deadline(session) {
             Some(d) => d,
             None => return,
+        };
+        let deadline = match (deadline, last_run) {
+            (Some(d), Some(last)) => Some(d.max(last + MIN_TIMER_GAP)),
+            (d, _) => d,
         };
         if deadline != armed {
             armed = deadline;
@@ -431,8 +453,10 @@ async fn connection(
             }
             () = &mut sleep => {
                 let mut e = engine.borrow_mut();
-                e.timeout(session);
+                let now = Instant::now();
+                e.timeout(session, now);
                 e.settle();
+                last_run = Some(now);
                 armed = None;
             }
             () = wake.notified() => {}
@@ -517,8 +541,13 @@ impl Engine {
             SocketAddr::new(self.binding.public_ip.unwrap_or(local.ip()), local.port());
         let mut media_engine = crate::engine::media_engine()?;
         let registry = crate::engine::interceptors(&mut media_engine)?;
+        let certificate = self.certificate()?;
         let core = RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_certificates(vec![certificate])
+                    .build(),
+            )
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .with_setting_engine(SettingEngineBuilder::new().build())
@@ -551,6 +580,27 @@ impl Engine {
             },
         );
         Ok((socket, wake))
+    }
+
+    /// The DTLS certificate for a new connection, made afresh once a day.
+    fn certificate(&mut self) -> Result<RTCCertificate> {
+        if let Some((certificate, made)) = &self.certificate
+            && made.elapsed() < CERTIFICATE_LIFETIME
+        {
+            return Ok(certificate.clone());
+        }
+        let provider = rtc::crypto::default_provider()
+            .map_err(|e| Error::WebRtc(format!("crypto provider: {e}")))?;
+        let params = CertificateParams::new(vec!["convene".to_owned()])
+            .map_err(|e| Error::WebRtc(format!("certificate parameters: {e}")))?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            params,
+        )
+        .map_err(rtc_error)?;
+        self.certificate = Some((certificate.clone(), Instant::now()));
+        Ok(certificate)
     }
 
     /// Binds one UDP socket in the configured port range.
@@ -828,9 +878,9 @@ impl Engine {
         Some(at)
     }
 
-    fn timeout(&mut self, session: u64) {
+    fn timeout(&mut self, session: u64, now: Instant) {
         if let Some(pc) = self.pcs.get_mut(&session)
-            && let Err(e) = pc.core.handle_timeout(Instant::now())
+            && let Err(e) = pc.core.handle_timeout(now)
         {
             tracing::debug!(session, "timeout: {e}");
         }
