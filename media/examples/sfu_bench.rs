@@ -50,6 +50,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
+/// The allocator of the `convene` binary (mimalloc), so the SFU process allocates
+/// as it does there; built without transparent huge pages (see `Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FPS: u32 = 30;
 const PER_FRAME: u32 = 3;
 const VIDEO_BYTES: usize = 1000;
