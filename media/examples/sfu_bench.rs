@@ -7,8 +7,10 @@
 //! packets of ~1000 bytes per frame) and Opus (50 packets/s, 160 bytes with an
 //! audio level) to everyone else. Every server runs as a child process of the
 //! benchmark, fresh for each room, and is measured from outside the same way:
-//! CPU time from `/proc/<pid>/stat` (all threads), memory as the RSS growth from
-//! the idle server to the warmed-up room, divided by the participants.
+//! CPU time from `/proc/<pid>/stat` (all threads), memory as the growth from the
+//! idle server to the warmed-up room, divided by the participants, of the RSS
+//! (`VmRSS`: code paged in once counts too) and of anonymous memory (`RssAnon`:
+//! heap and stacks only).
 //!
 //! - **Convene**: this binary re-executed with `--serve`: the SFU behind a
 //!   WebSocket that does what the instance's `…/signal` route does, on tokio's
@@ -620,7 +622,7 @@ fn serve() {
             tokio::spawn(async move {
                 // Signaling frames are small: tungstenite's default 128 KiB read and
                 // write buffers would be a tenth of a participant's memory. The
-                // instance's route sets the same sizes on its WebSocketUpgrade.
+                // instance's route wants the same sizes on its WebSocketUpgrade.
                 let config = WebSocketConfig::default()
                     .read_buffer_size(SIGNALING_BUFFER)
                     .write_buffer_size(0);
