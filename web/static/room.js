@@ -107,17 +107,6 @@ const FINAL_REASONS = {
   'room has ended': 'This room was deleted, so the meeting has ended.',
 };
 
-/**
- * Leaves the MID RTP header extension out of negotiation. The SFU forwards packets as the
- * publisher sent them, so a MID value in them names the publisher's m-line, which in the
- * receiver's session is one of its own; Chrome would route by it and then refuse the
- * renegotiation that signals the stream properly. Without it, streams are told apart by their
- * signaled SSRCs, as BUNDLE allows.
- */
-function withoutMidExtension(sdp) {
-  return sdp.replace(/^a=extmap:\d+(?:\/\w+)? urn:ietf:params:rtp-hdrext:sdes:mid\r?\n/gm, '');
-}
-
 class JoinError extends Error {
   constructor(status, problem) {
     super((problem && (problem.detail || problem.title)) || `The server answered ${status}.`);
@@ -631,9 +620,9 @@ class Call {
       case 'offer':
         // Impolite side: our own offer wins; the server rolls back and offers again later.
         if (!pc || this.offering || pc.signalingState !== 'stable') return;
-        await pc.setRemoteDescription({ type: 'offer', sdp: withoutMidExtension(message.sdp) });
+        await pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
         const answer = await pc.createAnswer();
-        await pc.setLocalDescription({ type: 'answer', sdp: withoutMidExtension(answer.sdp) });
+        await pc.setLocalDescription(answer);
         this.send({ type: 'answer', sdp: pc.localDescription.sdp });
         await this.flushCandidates();
         break;
@@ -743,7 +732,7 @@ class Call {
     }
     this.offering = true;
     const offer = await pc.createOffer();
-    await pc.setLocalDescription({ type: 'offer', sdp: withoutMidExtension(offer.sdp) });
+    await pc.setLocalDescription(offer);
     this.send({ type: 'offer', sdp: pc.localDescription.sdp });
   }
 

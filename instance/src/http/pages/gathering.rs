@@ -129,7 +129,11 @@ pub async fn signal(
     let room = crate::domain::rooms::by_slug(&state.db, &space, &room_slug).await?;
     let room_id = media_room_id(&room);
     let sfu = state.sfu.clone();
+    // Signaling frames are small and few: modest socket buffers keep a participant's memory
+    // to what the media needs.
     Ok(upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| run_signaling(sfu, room_id, socket)))
