@@ -11,6 +11,7 @@ use sqlx::Row;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::mail::Mailer;
@@ -62,10 +63,16 @@ pub struct Instance {
 impl AppState {
     /// Connects and migrates the database and loads the instance's secrets.
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+        Self::with_clock(settings, Clock::system()).await
+    }
+
+    /// Like [`AppState::new`], reading time from `clock` (tests hold it and advance it).
+    pub async fn with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         // One TLS crypto provider for everything (SMTP, PostgreSQL, outbound HTTP). Installing
         // it twice (tests start many instances) is harmless, so the error is ignored.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let db = Db::connect(&settings.database_url).await?;
+        let mut db = Db::connect(&settings.database_url).await?;
+        db.clock = clock;
         db.migrate().await?;
         let csrf_key = secret(&db, "csrf_key").await?;
         let media_key = secret(&db, "media_key").await?;
@@ -103,8 +110,17 @@ impl Instance {
 
     /// Serves on an already bound listener (tests bind port 0 first to learn the port).
     pub async fn start_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::start_with_clock(settings, listener, Clock::system()).await
+    }
+
+    /// Serves on `listener` with time read from `clock`.
+    pub async fn start_with_clock(
+        settings: Settings,
+        listener: TcpListener,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
-        let state = AppState::new(settings).await?;
+        let state = AppState::with_clock(settings, clock).await?;
         let (trigger, signal) = shutdown::channel();
         let workers = vec![
             state.mailer.spawn_worker(signal.clone()),

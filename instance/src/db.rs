@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use convene_migrations::Dialect;
+
+use crate::clock::Clock;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
@@ -15,14 +17,16 @@ use sqlx::{AnyPool, Executor};
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
-}
-
-/// Seconds since the Unix epoch: the unit of every timestamp column.
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    /// The instance's one clock; see [`crate::clock`].
+    pub clock: Clock,
 }
 
 impl Db {
+    /// Seconds since the Unix epoch by the instance's clock: the unit of every timestamp column.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Connects (creating the SQLite file and its folder if needed) without migrating.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
@@ -58,7 +62,11 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to the {dialect:?} database"))?;
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            clock: Clock::system(),
+        })
     }
 
     /// Applies every migration not yet applied.

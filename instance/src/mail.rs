@@ -17,7 +17,7 @@ use sqlx::Row;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
-use crate::db::{Db, now};
+use crate::db::Db;
 
 pub const MAX_ATTEMPTS: i64 = 8;
 /// Messages handed to the transport at the same time.
@@ -97,7 +97,7 @@ impl Mailer {
 
     /// Queues a message; it is sent by the worker shortly after.
     pub async fn enqueue(&self, email: Email<'_>) -> crate::error::Result<()> {
-        let t = now();
+        let t = self.db.now();
         sqlx::query(
             "INSERT INTO email_outbox (recipient, subject, body, kind, created_at, next_attempt_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
@@ -121,7 +121,7 @@ impl Mailer {
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut sent = 0;
         loop {
-            let t = now();
+            let t = self.db.now();
             let rows = sqlx::query(
                 "SELECT id, recipient, subject, body, attempts, next_attempt_at FROM email_outbox \
                  WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT 50",
@@ -179,7 +179,7 @@ impl Mailer {
         match self.send(&recipient, &subject, body).await {
             Ok(()) => {
                 sqlx::query("UPDATE email_outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2")
-                    .bind(now())
+                    .bind(self.db.now())
                     .bind(id)
                     .execute(&self.db.pool)
                     .await?;
@@ -189,7 +189,7 @@ impl Mailer {
                 let attempts = attempts + 1;
                 tracing::warn!(id, %recipient, attempts, error = %err, "sending mail failed");
                 let (next, failed) = if attempts >= MAX_ATTEMPTS {
-                    (claimed_at, Some(now()))
+                    (claimed_at, Some(self.db.now()))
                 } else {
                     (claimed_at + backoff(attempts), None)
                 };

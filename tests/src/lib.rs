@@ -84,6 +84,8 @@ pub struct TestInstance {
     pub mailbox: smtp::Mailbox,
     pub settings: Settings,
     pub data_dir: PathBuf,
+    /// The instance's clock, kept across restarts; see [`TestInstance::advance_clock`].
+    pub clock: convene::clock::Clock,
     instance: Option<Instance>,
 }
 
@@ -118,7 +120,8 @@ impl TestInstance {
         // Media on loopback, each peer on a port the system picks.
         settings.media_udp_ports = (0, 0);
         tweak(&mut settings);
-        let instance = Instance::start_on(settings.clone(), listener)
+        let clock = convene::clock::Clock::system();
+        let instance = Instance::start_with_clock(settings.clone(), listener, clock.clone())
             .await
             .expect("instance starts");
         Self {
@@ -126,6 +129,7 @@ impl TestInstance {
             mailbox,
             settings,
             data_dir,
+            clock,
             instance: Some(instance),
         }
     }
@@ -136,6 +140,12 @@ impl TestInstance {
 
     pub fn browser(&self) -> Browser {
         Browser::new(&self.base)
+    }
+
+    /// Moves the instance's time forward (codes, invitations and elections expire or open
+    /// as they would after that long).
+    pub fn advance_clock(&self, seconds: i64) {
+        self.clock.advance(seconds);
     }
 
     pub fn state(&self) -> &convene::app::AppState {
@@ -151,7 +161,7 @@ impl TestInstance {
             .await
             .expect("rebind the same port");
         self.instance = Some(
-            Instance::start_on(self.settings.clone(), listener)
+            Instance::start_with_clock(self.settings.clone(), listener, self.clock.clone())
                 .await
                 .expect("instance restarts"),
         );

@@ -11,7 +11,7 @@ use sqlx::Row;
 use super::passports::{self, NewPassport, Passport, passport_columns};
 use super::values::{DisplayName, Email, Handle};
 use super::{AppError, Result, random_token, sha256_hex};
-use crate::db::{Db, now};
+use crate::db::Db;
 
 pub const CODE_TTL: i64 = 15 * 60;
 pub const CODE_ATTEMPTS: i64 = 5;
@@ -31,7 +31,7 @@ pub enum CodePurpose {
 
 /// Creates a code for `email` and returns it (to be emailed), enforcing the hourly limit.
 pub async fn issue_code(db: &Db, email: &Email, purpose: &CodePurpose) -> Result<String> {
-    let t = now();
+    let t = db.now();
     let recent: i64 =
         sqlx::query("SELECT COUNT(*) AS n FROM login_codes WHERE email = $1 AND created_at > $2")
             .bind(email.as_str())
@@ -80,7 +80,7 @@ pub async fn redeem_code(db: &Db, email: &Email, code: &str) -> Result<Passport>
             "Enter the 6-digit code from the email.",
         ));
     }
-    let t = now();
+    let t = db.now();
     // Only the newest live code counts: asking for a new code retires the older ones.
     let row = sqlx::query(
         "SELECT id, code_hash, purpose, handle, display_name, attempts, expires_at, used_at \
@@ -181,7 +181,7 @@ pub struct Session {
 /// Starts a session and returns the cookie secret.
 pub async fn start_session(db: &Db, passport: Option<&Passport>) -> Result<String> {
     let token = random_token();
-    let t = now();
+    let t = db.now();
     let ttl = if passport.is_some() {
         SESSION_TTL
     } else {
@@ -209,7 +209,7 @@ pub async fn session(db: &Db, token: &str) -> Result<Option<Session>> {
          WHERE s.token_hash = $1 AND s.expires_at > $2"
     ))
     .bind(&hash)
-    .bind(now())
+    .bind(db.now())
     .fetch_optional(&db.pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -243,7 +243,7 @@ pub async fn set_guest_name(db: &Db, token_hash: &str, name: &DisplayName) -> Re
 
 /// Removes expired sessions and codes; run now and then by the housekeeping task.
 pub async fn sweep(db: &Db) -> Result<()> {
-    let t = now();
+    let t = db.now();
     sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
         .bind(t)
         .execute(&db.pool)
@@ -278,7 +278,7 @@ pub async fn create_api_token(
         ));
     }
     let secret = format!("cvn_{}", random_token());
-    let t = now();
+    let t = db.now();
     let id: i64 = sqlx::query(
         "INSERT INTO api_tokens (passport_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
@@ -324,7 +324,7 @@ pub async fn revoke_api_token(db: &Db, passport: &Passport, id: i64) -> Result<(
     let done = sqlx::query(
         "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND passport_id = $3 AND revoked_at IS NULL",
     )
-    .bind(now())
+    .bind(db.now())
     .bind(id)
     .bind(passport.id)
     .execute(&db.pool)
@@ -350,7 +350,7 @@ pub async fn passport_for_api_token(db: &Db, secret: &str) -> Result<Option<Pass
     let Some(row) = row else { return Ok(None) };
     let token_id: i64 = row.try_get("token_id")?;
     sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-        .bind(now())
+        .bind(db.now())
         .bind(token_id)
         .execute(&db.pool)
         .await?;

@@ -9,7 +9,7 @@ use super::passports::Passport;
 use super::spaces::{self, Role, Space};
 use super::values::Email;
 use super::{AppError, Result, random_token, sha256_hex};
-use crate::db::{Db, now};
+use crate::db::Db;
 
 pub const INVITATION_TTL: i64 = 14 * 24 * 3600;
 
@@ -36,7 +36,7 @@ pub enum InvitationState {
 }
 
 impl Invitation {
-    fn from_row(row: &AnyRow) -> std::result::Result<Self, sqlx::Error> {
+    fn from_row(row: &AnyRow, now: i64) -> std::result::Result<Self, sqlx::Error> {
         let role: String = row.try_get("role")?;
         let expires_at: i64 = row.try_get("expires_at")?;
         let state = if row.try_get::<Option<i64>, _>("accepted_at")?.is_some() {
@@ -45,7 +45,7 @@ impl Invitation {
             InvitationState::Revoked
         } else if row.try_get::<Option<i64>, _>("declined_at")?.is_some() {
             InvitationState::Declined
-        } else if expires_at < now() {
+        } else if expires_at < now {
             InvitationState::Expired
         } else {
             InvitationState::Pending
@@ -78,7 +78,7 @@ pub async fn create(
     role: Role,
 ) -> Result<(Invitation, String)> {
     let secret = random_token();
-    let t = now();
+    let t = db.now();
     // A fresh invitation to the same address replaces the pending one.
     sqlx::query(
         "UPDATE invitations SET revoked_at = $1 WHERE space_id = $2 AND email = $3 \
@@ -126,7 +126,7 @@ pub async fn by_secret(db: &Db, secret: &str) -> Result<Invitation> {
     .fetch_optional(&db.pool)
     .await?;
     match row {
-        Some(row) => Ok(Invitation::from_row(&row)?),
+        Some(row) => Ok(Invitation::from_row(&row, db.now())?),
         None => Err(AppError::NotFound),
     }
 }
@@ -138,12 +138,12 @@ pub async fn pending(db: &Db, space: &Space) -> Result<Vec<Invitation>> {
          AND declined_at IS NULL AND revoked_at IS NULL AND expires_at > $2 ORDER BY id"
     )))
     .bind(space.id)
-    .bind(now())
+    .bind(db.now())
     .fetch_all(&db.pool)
     .await?;
     Ok(rows
         .iter()
-        .map(Invitation::from_row)
+        .map(|row| Invitation::from_row(row, db.now()))
         .collect::<std::result::Result<_, _>>()?)
 }
 
@@ -175,7 +175,7 @@ pub async fn accept(db: &Db, invitation: &Invitation, passport: &Passport) -> Re
         "UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL \
          AND declined_at IS NULL AND revoked_at IS NULL",
     )
-    .bind(now())
+    .bind(db.now())
     .bind(invitation.id)
     .execute(&db.pool)
     .await?;
@@ -190,7 +190,7 @@ pub async fn accept(db: &Db, invitation: &Invitation, passport: &Passport) -> Re
 pub async fn decline(db: &Db, invitation: &Invitation) -> Result<()> {
     require_pending(invitation)?;
     sqlx::query("UPDATE invitations SET declined_at = $1 WHERE id = $2 AND accepted_at IS NULL")
-        .bind(now())
+        .bind(db.now())
         .bind(invitation.id)
         .execute(&db.pool)
         .await?;
@@ -202,7 +202,7 @@ pub async fn revoke(db: &Db, space: &Space, id: i64) -> Result<()> {
         "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND space_id = $3 \
          AND accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL",
     )
-    .bind(now())
+    .bind(db.now())
     .bind(id)
     .bind(space.id)
     .execute(&db.pool)

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::values::{DisplayName, Email, Handle};
 use super::{AppError, Result, flag};
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::error::is_unique_violation;
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,7 +73,7 @@ pub async fn create(db: &Db, new: NewPassport) -> Result<Passport> {
         .await?
         .try_get("n")?;
     let operator = new.operator || existing == 0;
-    let t = now();
+    let t = db.now();
     let result = sqlx::query(
         "INSERT INTO passports (handle, domain, email, display_name, is_operator, email_verified_at, created_at) \
          VALUES ($1, '', $2, $3, $4, $5, $5) RETURNING id",

@@ -16,7 +16,7 @@ use sqlx::any::AnyRow;
 use super::spaces::Space;
 use super::values::{AccessCode, DisplayName, Slug};
 use super::{AppError, Result, flag};
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::error::is_unique_violation;
 
 pub const CODE_TRIES: i64 = 5;
@@ -130,7 +130,7 @@ impl RoomFields {
 
 pub async fn create(db: &Db, space: &Space, slug: &Slug, fields: &RoomFields) -> Result<Room> {
     fields.check()?;
-    let t = now();
+    let t = db.now();
     let code = stored_code(fields);
     let inserted = sqlx::query(
         "INSERT INTO rooms (space_id, slug, name, topic, access, access_code, listed, capacity, created_at) \
@@ -341,7 +341,7 @@ pub async fn unlock(
     session_hash: &str,
     attempt: &str,
 ) -> Result<()> {
-    let t = now();
+    let t = db.now();
     let since = t - CODE_WINDOW;
     let row = sqlx::query(
         "SELECT \
@@ -389,7 +389,7 @@ pub async fn unlock(
 /// Forgets old failed attempts; run by housekeeping.
 pub async fn sweep_attempts(db: &Db) -> Result<()> {
     sqlx::query("DELETE FROM access_attempts WHERE at < $1")
-        .bind(now() - CODE_WINDOW)
+        .bind(db.now() - CODE_WINDOW)
         .execute(&db.pool)
         .await?;
     Ok(())

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use super::passports::{Passport, passport_columns};
 use super::values::{DisplayName, Slug};
 use super::{AppError, Result, flag};
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::error::is_unique_violation;
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +78,7 @@ pub struct SpaceFields {
 
 pub async fn create(db: &Db, owner: &Passport, slug: &Slug, fields: &SpaceFields) -> Result<Space> {
     let mut tx = db.pool.begin().await?;
-    let t = now();
+    let t = db.now();
     let inserted = sqlx::query(
         "INSERT INTO spaces (slug, domain, name, description, listed, created_at) \
          VALUES ($1, '', $2, $3, $4, $5) RETURNING id",
@@ -267,7 +267,7 @@ pub async fn members(db: &Db, space: &Space) -> Result<Vec<Member>> {
 }
 
 pub async fn add_member(db: &Db, space: &Space, passport: &Passport, role: Role) -> Result<()> {
-    let t = now();
+    let t = db.now();
     let existing = self::role(db, space, Some(passport)).await?;
     match existing {
         // Accepting an owner invitation upgrades a member; never downgrade an owner.

@@ -16,7 +16,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Tx, constituency_key, parse_constituency};
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::error::{AppError, Result};
 
 /// One seat as shown on the governance page.
@@ -280,8 +280,8 @@ pub async fn resize(db: &Db, seats_per_constituency: i64) -> Result<()> {
 
 /// The term for a seat filled now by an election: a full term, or half a term for every
 /// second seat of a founding election (see the module docs).
-pub(crate) fn term_for(term_seconds: i64, founding: bool, nth: usize) -> (i64, i64) {
-    let t = now();
+pub(crate) fn term_for(now: i64, term_seconds: i64, founding: bool, nth: usize) -> (i64, i64) {
+    let t = now;
     let length = if founding && nth % 2 == 1 {
         term_seconds / 2
     } else {
@@ -294,10 +294,10 @@ pub(crate) fn term_for(term_seconds: i64, founding: bool, nth: usize) -> (i64, i
 mod tests {
     #[test]
     fn founding_terms_alternate_full_and_half() {
-        let (s0, e0) = super::term_for(100, true, 0);
-        let (s1, e1) = super::term_for(100, true, 1);
+        let (s0, e0) = super::term_for(crate::clock::Clock::system().now(), 100, true, 0);
+        let (s1, e1) = super::term_for(crate::clock::Clock::system().now(), 100, true, 1);
         assert_eq!((e0 - s0, e1 - s1), (100, 50));
-        let (s, e) = super::term_for(100, false, 1);
+        let (s, e) = super::term_for(crate::clock::Clock::system().now(), 100, false, 1);
         assert_eq!(e - s, 100);
     }
 }

@@ -17,7 +17,7 @@ use sqlx::any::AnyRow;
 
 use super::{Tx, constituency_key, notices, opt_flag, parse_constituency, roll};
 use crate::app::AppState;
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::domain::passports::{self, Passport};
 use crate::domain::values::{Handle, parse_text};
 use crate::error::{AppError, FieldError, Result, is_unique_violation};
@@ -232,7 +232,7 @@ pub async fn create(db: &Db, by: &Passport, new: &NewElection) -> Result<Electio
     if new.voting_open_at >= new.voting_close_at {
         bad("voting_close", "Voting must close after it opens.");
     }
-    if new.voting_close_at <= now() {
+    if new.voting_close_at <= db.now() {
         bad("voting_close", "Voting must close in the future.");
     }
     if !(0..=100).contains(&new.quorum_percent) {
@@ -257,7 +257,7 @@ pub async fn create(db: &Db, by: &Passport, new: &NewElection) -> Result<Electio
     .bind(new.quorum_percent)
     .bind(i64::from(new.by_election))
     .bind(by.id)
-    .bind(now())
+    .bind(db.now())
     .fetch_one(&db.pool)
     .await?;
     get(db, row.try_get("id")?).await
@@ -386,8 +386,8 @@ fn statement(input: &str) -> Result<String> {
     parse_text(input, 2000).map_err(|e| AppError::invalid("statement", e.0))
 }
 
-fn require_nominating(election: &Election) -> Result<()> {
-    if election.phase(now()) == Phase::Nominating {
+fn require_nominating(election: &Election, now: i64) -> Result<()> {
+    if election.phase(now) == Phase::Nominating {
         Ok(())
     } else {
         Err(AppError::Forbidden(
@@ -404,7 +404,7 @@ pub async fn nominate(
     candidate: &str,
     statement_text: &str,
 ) -> Result<Candidate> {
-    require_nominating(election)?;
+    require_nominating(election, state.db.now())?;
     let statement = statement(statement_text)?;
     let wanted = candidate.trim().trim_start_matches('@');
     let candidate = if wanted.is_empty() || wanted == by.handle.as_str() {
@@ -436,7 +436,7 @@ pub async fn nominate(
     if own {
         check_one_constituency(&state.db, election, candidate.id).await?;
     }
-    let t = now();
+    let t = state.db.now();
     let inserted = sqlx::query(
         "INSERT INTO nominations (election_id, candidate_id, nominated_by, statement, accepted_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -482,7 +482,7 @@ pub async fn accept(
     by: &Passport,
     statement_text: &str,
 ) -> Result<Candidate> {
-    require_nominating(election)?;
+    require_nominating(election, state.db.now())?;
     let candidate = own_nomination(&state.db, election, nomination_id, by).await?;
     if candidate.accepted {
         return Err(AppError::invalid("statement", "You have already accepted."));
@@ -496,7 +496,7 @@ pub async fn accept(
     let statement = statement(statement_text)?;
     let mut tx: Tx = state.db.pool.begin().await?;
     sqlx::query("UPDATE nominations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL")
-        .bind(now())
+        .bind(state.db.now())
         .bind(nomination_id)
         .execute(&mut *tx)
         .await?;
@@ -530,7 +530,7 @@ pub async fn withdraw(
         return Ok(());
     }
     sqlx::query("UPDATE nominations SET withdrawn_at = $1 WHERE id = $2 AND withdrawn_at IS NULL")
-        .bind(now())
+        .bind(db.now())
         .bind(nomination_id)
         .execute(&db.pool)
         .await?;

@@ -39,7 +39,7 @@ use convene_governance::circle::Constituency;
 use sqlx::Row;
 
 use crate::app::AppState;
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::domain::passports::Passport;
 use crate::error::{AppError, Result};
 
@@ -104,7 +104,7 @@ pub async fn may_set_roles(db: &Db, p: &Passport) -> Result<bool> {
 /// opened, closes and counts elections whose voting has ended, and clears secrets from sent
 /// mail. Safe to run concurrently: each step claims its work with a guarded update.
 pub async fn tick(state: &AppState) -> Result<()> {
-    let t = now();
+    let t = state.db.now();
     let due = sqlx::query(
         "SELECT id FROM elections WHERE closed_at IS NULL AND nominations_open_at <= $1 ORDER BY id",
     )

@@ -14,7 +14,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Tx, circle, constituency_key, opt_flag, parse_constituency};
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::domain::passports::Passport;
 use crate::domain::values::parse_text;
 use crate::error::{AppError, Result, is_unique_violation};
@@ -223,7 +223,7 @@ pub async fn propose_budget(
     .bind(i64::from(budget.operations()))
     .bind(i64::from(budget.patronage()))
     .bind(by.id)
-    .bind(now())
+    .bind(db.now())
     .fetch_one(&db.pool)
     .await?;
     Ok(r.try_get("id")?)
@@ -247,7 +247,7 @@ pub async fn propose_objectives(db: &Db, by: &Passport, text: &str) -> Result<i6
     .bind(format!("Objectives: {} item(s)", list.len()))
     .bind(list.join("\n"))
     .bind(by.id)
-    .bind(now())
+    .bind(db.now())
     .fetch_one(&db.pool)
     .await?;
     Ok(r.try_get("id")?)
@@ -266,7 +266,7 @@ pub async fn vote(db: &Db, motion_id: i64, by: &Passport, position: Position) ->
             "Only stewards vote on the Circle's motions.",
         ));
     };
-    let t = now();
+    let t = db.now();
     let inserted = sqlx::query(
         "INSERT INTO motion_votes (motion_id, passport_id, constituency, position, at) VALUES ($1, $2, $3, $4, $5)",
     )

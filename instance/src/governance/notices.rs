@@ -17,7 +17,7 @@ use super::Tx;
 use super::elections::{self, Candidate, Election};
 use super::roll;
 use crate::app::AppState;
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::domain::passports::Passport;
 use crate::error::Result;
 
@@ -44,12 +44,13 @@ pub fn kind(election_id: i64, notice: &str) -> String {
 /// Queues one message in the outbox (inside the caller's transaction).
 pub(crate) async fn queue(
     tx: &mut Tx,
+    now: i64,
     to: &str,
     subject: &str,
     body: &str,
     kind: &str,
 ) -> Result<()> {
-    let t = now();
+    let t = now;
     sqlx::query(
         "INSERT INTO email_outbox (recipient, subject, body, kind, created_at, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, $5)",
@@ -65,10 +66,10 @@ pub(crate) async fn queue(
 }
 
 /// Claims a once-only notice by setting its column; false if already sent.
-async fn claim(tx: &mut Tx, election_id: i64, column: &'static str) -> Result<bool> {
+async fn claim(tx: &mut Tx, now: i64, election_id: i64, column: &'static str) -> Result<bool> {
     let sql = format!("UPDATE elections SET {column} = $1 WHERE id = $2 AND {column} IS NULL");
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now())
+        .bind(now)
         .bind(election_id)
         .execute(&mut **tx)
         .await?;
@@ -93,7 +94,14 @@ fn footer(state: &AppState) -> String {
 pub async fn nominations_open(state: &AppState, election: &Election) -> Result<()> {
     let voters = roll::eligible(&state.db, election.constituency).await?;
     let mut tx: Tx = state.db.pool.begin().await?;
-    if !claim(&mut tx, election.id, "nominations_notice_at").await? {
+    if !claim(
+        &mut tx,
+        state.db.now(),
+        election.id,
+        "nominations_notice_at",
+    )
+    .await?
+    {
         return Ok(());
     }
     let subject = format!("Nominations are open: {}", election.title);
@@ -115,7 +123,7 @@ pub async fn nominations_open(state: &AppState, election: &Election) -> Result<(
     );
     let k = kind(election.id, "nominations");
     for v in &voters {
-        queue(&mut tx, &v.email, &subject, &body, &k).await?;
+        queue(&mut tx, state.db.now(), &v.email, &subject, &body, &k).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -130,7 +138,7 @@ pub async fn candidate_list(state: &AppState, election: &Election) -> Result<()>
         .filter(Candidate::standing)
         .collect();
     let mut tx: Tx = state.db.pool.begin().await?;
-    if !claim(&mut tx, election.id, "candidates_notice_at").await? {
+    if !claim(&mut tx, state.db.now(), election.id, "candidates_notice_at").await? {
         return Ok(());
     }
     let subject = format!("Candidates: {}", election.title);
@@ -154,7 +162,7 @@ pub async fn candidate_list(state: &AppState, election: &Election) -> Result<()>
     );
     let k = kind(election.id, "candidates");
     for v in &voters {
-        queue(&mut tx, &v.email, &subject, &body, &k).await?;
+        queue(&mut tx, state.db.now(), &v.email, &subject, &body, &k).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -194,6 +202,7 @@ pub async fn nomination_received(
         };
         queue(
             &mut tx,
+            state.db.now(),
             email.as_str(),
             &format!("Nomination received: {}", election.title),
             &body,
@@ -213,6 +222,7 @@ pub async fn nomination_received(
         );
         queue(
             &mut tx,
+            state.db.now(),
             email.as_str(),
             &format!("Nomination received: {}", election.title),
             &body,
@@ -253,6 +263,7 @@ pub async fn nomination_accepted(
         );
         queue(
             &mut tx,
+            state.db.now(),
             email.as_str(),
             &format!("Nomination accepted: {}", election.title),
             &body,
@@ -321,7 +332,7 @@ pub(crate) async fn results(
             election.title,
             footer(state)
         );
-        queue(tx, &email, &subject, &body, &k).await?;
+        queue(tx, state.db.now(), &email, &subject, &body, &k).await?;
     }
     Ok(())
 }
@@ -376,8 +387,8 @@ pub async fn scrub_sent(db: &Db) -> Result<()> {
 
 /// At the close: scrubs every secret-bearing message of the election, and gives up on those not
 /// yet sent (their links no longer work, and a late receipt would only be a risk).
-pub(crate) async fn scrub_election(tx: &mut Tx, election_id: i64) -> Result<()> {
-    let t = now();
+pub(crate) async fn scrub_election(tx: &mut Tx, now: i64, election_id: i64) -> Result<()> {
+    let t = now;
     for notice in ["ballot", "reminder", "receipt"] {
         sqlx::query(
             "UPDATE email_outbox SET failed_at = $1, last_error = 'voting closed before it was sent' \

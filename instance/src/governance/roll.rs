@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::Tx;
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::domain::passports::Passport;
 use crate::domain::values::Handle;
 use crate::error::{AppError, Result};
@@ -78,7 +78,7 @@ async fn min_age(db: &Db) -> Result<i64> {
 
 /// Everyone on a constituency's roll now.
 pub async fn eligible(db: &Db, c: Constituency) -> Result<Vec<Voter>> {
-    let cutoff = now() - min_age(db).await?;
+    let cutoff = db.now() - min_age(db).await?;
     let sql = format!(
         "SELECT p.id, p.handle, p.display_name, p.email FROM passports p WHERE {} ORDER BY p.id",
         roll_condition(c)
@@ -101,7 +101,7 @@ pub async fn eligible(db: &Db, c: Constituency) -> Result<Vec<Voter>> {
 
 /// True if the Passport is on the constituency's roll now.
 pub async fn is_eligible(db: &Db, c: Constituency, passport_id: i64) -> Result<bool> {
-    let cutoff = now() - min_age(db).await?;
+    let cutoff = db.now() - min_age(db).await?;
     let sql = format!(
         "SELECT COUNT(*) AS n FROM passports p WHERE p.id = $2 AND {}",
         roll_condition(c)
@@ -162,7 +162,7 @@ pub async fn set_worker_role(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let t = now();
+    let t = db.now();
     sqlx::query(
         "INSERT INTO worker_role_log (passport_id, old_role, new_role, changed_by, reason, at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -15,7 +15,7 @@ use super::circle;
 use super::elections::{self, Candidate, Election, Phase};
 use super::{Tx, constituency_key, notices, roll};
 use crate::app::AppState;
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::error::{AppError, Result};
 
 /// Builds the counting core's election from the stored candidates and rankings.
@@ -73,7 +73,7 @@ fn seats_of(election: &Election) -> usize {
 /// Closes and counts an election whose voting time is over. Does nothing if it is already
 /// closed (another request got there first); refused while voting is still open.
 pub async fn close(state: &AppState, election: &Election) -> Result<()> {
-    let t = now();
+    let t = state.db.now();
     match election.phase(t) {
         Phase::Counting => {}
         Phase::Closed => return Ok(()),
@@ -145,7 +145,9 @@ pub async fn close(state: &AppState, election: &Election) -> Result<()> {
                 .execute(&mut *tx)
                 .await?;
             if quorum_met {
-                notes.extend(seat_elected(&mut tx, election, &candidates, outcome).await?);
+                notes.extend(
+                    seat_elected(&mut tx, state.db.now(), election, &candidates, outcome).await?,
+                );
                 summary = format!("Elected: {}.", outcome.elected.join(", "));
             } else {
                 let note = format!(
@@ -172,7 +174,7 @@ pub async fn close(state: &AppState, election: &Election) -> Result<()> {
     .bind(election.id)
     .execute(&mut *tx)
     .await?;
-    notices::scrub_election(&mut tx, election.id).await?;
+    notices::scrub_election(&mut tx, state.db.now(), election.id).await?;
     notices::results(&mut tx, state, election, &summary).await?;
     tx.commit().await?;
     Ok(())
@@ -183,11 +185,12 @@ pub async fn close(state: &AppState, election: &Election) -> Result<()> {
 /// could not take a seat (no vacancy left, or a seat already held).
 async fn seat_elected(
     tx: &mut Tx,
+    now: i64,
     election: &Election,
     candidates: &[Candidate],
     outcome: &Outcome,
 ) -> Result<Vec<String>> {
-    let t = now();
+    let t = now;
     let c = election.constituency;
     let mut circle = circle::load(tx).await?;
     if !election.by_election {
@@ -207,7 +210,7 @@ async fn seat_elected(
         let Some(cand) = on_ballot.get(idx) else {
             continue;
         };
-        let term = circle::term_for(term_seconds, founding, nth);
+        let term = circle::term_for(now, term_seconds, founding, nth);
         if let Err(err) = circle::seat_in(
             tx,
             &mut circle,

@@ -18,7 +18,7 @@ use super::elections::{self, Candidate, Election, Phase};
 use super::notices::{self, queue};
 use super::{Tx, roll};
 use crate::app::AppState;
-use crate::db::{Db, now};
+use crate::db::Db;
 use crate::domain::{random_token, sha256_hex};
 use crate::error::{AppError, Result};
 
@@ -55,7 +55,7 @@ pub async fn freeze(state: &AppState, election: &Election) -> Result<()> {
         (a.display_name.to_lowercase(), &a.handle).cmp(&(b.display_name.to_lowercase(), &b.handle))
     });
     let seed = rand::rngs::OsRng.next_u64();
-    let t = now();
+    let t = state.db.now();
     let mut tx: Tx = state.db.pool.begin().await?;
     let claimed = sqlx::query(
         "UPDATE elections SET roll_frozen_at = $1, seed = $2, roll_size = $3 \
@@ -108,7 +108,7 @@ pub async fn freeze(state: &AppState, election: &Election) -> Result<()> {
             let link = state.settings.url(&ballot_path(election.id, &secret));
             let (subject, body) =
                 notices::ballot_body(state, &frozen, &v.display_name, &link, false);
-            queue(&mut tx, &v.email, &subject, &body, &k).await?;
+            queue(&mut tx, state.db.now(), &v.email, &subject, &body, &k).await?;
         }
     }
     tx.commit().await?;
@@ -143,7 +143,7 @@ pub async fn open_ballot(db: &Db, election_id: i64, secret: &str) -> Result<Ball
             "This ballot link has already been used: a ballot was cast with it, and each link votes once.",
         ));
     }
-    match election.phase(now()) {
+    match election.phase(db.now()) {
         Phase::Voting => {}
         Phase::Counting | Phase::Closed => {
             return Err(AppError::Gone("Voting in this election has closed."));
@@ -299,7 +299,7 @@ pub async fn cast(
         .join(" ");
     let hash = sha256_hex(secret);
     let code = receipt();
-    let t = now();
+    let t = state.db.now();
     let mut tx: Tx = state.db.pool.begin().await?;
     let open = sqlx::query(
         "UPDATE elections SET ballots_cast = ballots_cast + 1 WHERE id = $1 AND closed_at IS NULL \
@@ -357,6 +357,7 @@ pub async fn cast(
         let mut tx: Tx = state.db.pool.begin().await?;
         queue(
             &mut tx,
+            state.db.now(),
             &email,
             &format!("Vote received: {}", access.election.title),
             &body,
@@ -375,7 +376,7 @@ pub async fn cast(
 /// Sends a reminder with a fresh link to everyone on the roll who has not voted. Returns how
 /// many were sent.
 pub async fn remind(state: &AppState, election: &Election) -> Result<usize> {
-    if election.phase(now()) != Phase::Voting {
+    if election.phase(state.db.now()) != Phase::Voting {
         return Err(AppError::Forbidden(
             "Reminders go out only while voting is open.",
         ));
@@ -398,7 +399,7 @@ async fn send_reminders(
         let claimed = sqlx::query(
             "UPDATE elections SET auto_reminder_at = $1 WHERE id = $2 AND auto_reminder_at IS NULL",
         )
-        .bind(now())
+        .bind(state.db.now())
         .bind(election.id)
         .execute(&mut *tx)
         .await?;
@@ -431,7 +432,7 @@ async fn send_reminders(
         if renewed.rows_affected() == 1 {
             let link = state.settings.url(&ballot_path(election.id, &secret));
             let (subject, body) = notices::ballot_body(state, election, &name, &link, true);
-            queue(&mut tx, &email, &subject, &body, &k).await?;
+            queue(&mut tx, state.db.now(), &email, &subject, &body, &k).await?;
             sent += 1;
         }
     }

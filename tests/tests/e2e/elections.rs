@@ -34,15 +34,6 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-async fn exec(inst: &TestInstance, sql: &str, id: i64) {
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-        .bind(unix_now())
-        .bind(id)
-        .execute(&inst.state().db.pool)
-        .await
-        .expect("moving the election's times");
-}
-
 /// Sends whatever the outbox holds now (tests drain it explicitly).
 async fn drain(inst: &TestInstance) {
     inst.state().mailer.drain().await.expect("outbox drains");
@@ -176,12 +167,7 @@ on_both!(
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
 
         // Nominations close and voting opens (the test moves the times).
-        exec(
-        &inst,
-        "UPDATE elections SET nominations_close_at = $1 - 2, voting_open_at = $1 - 1 WHERE id = $2",
-        1,
-    )
-    .await;
+        inst.advance_clock(86400 + 120);
         let page = ann.get(election).await;
         assert!(page.body.contains("Voting open"), "{}", page.body);
         assert!(
@@ -315,12 +301,7 @@ on_both!(
         assert!(!page.body.contains(&receipts[0]));
 
         // Voting ends; the next visit closes and counts.
-        exec(
-            &inst,
-            "UPDATE elections SET voting_close_at = $1 - 1 WHERE id = $2",
-            1,
-        )
-        .await;
+        inst.advance_clock(86400 + 120);
         let late = inst.browser().get(&dees).await;
         assert_eq!(late.status, StatusCode::GONE, "no vote after the close");
         assert!(late.body.contains("closed"), "{}", late.body);

@@ -24,7 +24,6 @@ use serde_json::Value;
 
 use super::{context, date, form_errors, invalid, redirect_with};
 use crate::app::AppState;
-use crate::db::now;
 use crate::domain::passports::Passport;
 use crate::error::{AppError, FieldError, Result};
 use crate::governance::elections::{self, Election, NewElection, Phase};
@@ -90,7 +89,7 @@ fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
-fn election_row(e: &Election) -> ElectionRow {
+fn election_row(e: &Election, now: i64) -> ElectionRow {
     let outcome = e.result_json.as_deref().and_then(|j| {
         let v: Value = serde_json::from_str(j).ok()?;
         let names: Vec<&str> = v["elected"]
@@ -108,7 +107,7 @@ fn election_row(e: &Election) -> ElectionRow {
         url: e.path(),
         title: e.title.clone(),
         constituency: e.constituency.to_string(),
-        phase: e.phase(now()).label().to_string(),
+        phase: e.phase(now).label().to_string(),
         method: e.method.long_name().to_string(),
         seats: u32_of(e.seats),
         when: format!(
@@ -139,7 +138,7 @@ async fn overview_view(
         None => (false, false, false),
     };
     let seats = circle::seats(db).await?;
-    let t = now();
+    let t = db.now();
     let mut countback = Vec::new();
     for c in [Constituency::Resident, Constituency::Worker] {
         if seats
@@ -195,7 +194,7 @@ async fn overview_view(
         elections: elections::list(db)
             .await?
             .iter()
-            .map(election_row)
+            .map(|e| election_row(e, db.now()))
             .collect(),
         motions: motions::list(db)
             .await?
@@ -478,7 +477,7 @@ pub async fn new_election_page(
     visitor: Visitor,
 ) -> Result<Response> {
     require_runner(&state, &visitor).await?;
-    let t = now() / 3600 * 3600 + 3600;
+    let t = state.db.now() / 3600 * 3600 + 3600;
     let form = ElectionForm {
         constituency: "resident".into(),
         seats: "1".into(),
@@ -585,7 +584,7 @@ async fn election_view(
     e: &Election,
     nominate_form: NominateForm,
 ) -> Result<ElectionView> {
-    let t = now();
+    let t = state.db.now();
     let phase = e.phase(t);
     let me = visitor.passport();
     let is_admin = match me {
