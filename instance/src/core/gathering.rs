@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use convene_media::Claims;
 use convene_media::signaling::{ClientMessage, ServerMessage};
+use convene_media::{Claims, CloseReason};
 use sqlx::Row;
 
 use super::Core;
@@ -249,9 +249,9 @@ impl Grant {
     }
 }
 
-/// Ends the media of everyone in the Room's gathering who may no longer be there; ends the
-/// gathering if the Room is gone.
-pub async fn reconcile_room(core: &Core, room_id: i64) -> Result<()> {
+/// Ends the media of everyone in the Room's gathering who may no longer be there, for
+/// `reason`; ends the gathering if the Room is gone.
+pub async fn reconcile_room(core: &Core, room_id: i64, reason: CloseReason) -> Result<()> {
     let Some(sfu) = &core.sfu else {
         return Ok(());
     };
@@ -287,16 +287,16 @@ pub async fn reconcile_room(core: &Core, room_id: i64) -> Result<()> {
         };
         if !holds {
             tracing::info!(room = room_id, participant = %person.id, "access lost; media ends");
-            sfu.remove_participant(&media_id, &person.id);
+            sfu.end_participant(&media_id, &person.id, reason.clone());
         }
     }
     Ok(())
 }
 
 /// [`reconcile_room`] for every Room of a Space.
-pub async fn reconcile_space(core: &Core, space: &Space) -> Result<()> {
+pub async fn reconcile_space(core: &Core, space: &Space, reason: CloseReason) -> Result<()> {
     for room in rooms::visible(&core.db, space, true).await? {
-        reconcile_room(core, room.id).await?;
+        reconcile_room(core, room.id, reason.clone()).await?;
     }
     Ok(())
 }
@@ -311,12 +311,13 @@ pub fn spawn_reconciler(core: Core, mut shutdown: shutdown::Signal) -> tokio::ta
                     let Some(room_id) = room_id_from_media(&media_id) else {
                         continue;
                     };
-                    if let Err(err) = reconcile_room(&core, room_id).await {
+                    if let Err(err) = reconcile_room(&core, room_id, CloseReason::AccessLost).await
+                    {
                         tracing::warn!(error = %err, room = room_id, "reconciling a gathering");
                     }
                 }
             }
-            if rounds % 1800 == 0
+            if rounds.is_multiple_of(1800)
                 && let Err(err) = sweep_grants(&core.db).await
             {
                 tracing::warn!(error = %err, "housekeeping: media grants");

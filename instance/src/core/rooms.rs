@@ -1,5 +1,7 @@
 //! Rooms: create, change (name, address, access, capacity), delete, and unlock with a code.
 
+use convene_media::CloseReason;
+
 use super::{Actor, Core, gathering};
 use crate::domain::rooms::{self, Room, RoomFields};
 use crate::domain::spaces::Space;
@@ -34,7 +36,7 @@ pub async fn update(
     actor.require_member(&core.db, space).await?;
     rooms::update(&core.db, room, slug, fields).await?;
     core.changed();
-    gathering::reconcile_room(core, room.id).await
+    gathering::reconcile_room(core, room.id, CloseReason::AccessLost).await
 }
 
 /// Deletes a Room (members); its gathering ends for everyone in it.

@@ -1,6 +1,8 @@
 //! Spaces and their members: create and edit a Space, invite, accept, decline, revoke, remove
 //! a member, leave.
 
+use convene_media::CloseReason;
+
 use super::{Actor, Core, gathering};
 use crate::domain::invitations::{self, Invitation};
 use crate::domain::passports::Passport;
@@ -116,5 +118,5 @@ pub async fn remove_member(
     }
     spaces::remove_member(&core.db, space, target).await?;
     core.changed();
-    gathering::reconcile_space(core, space).await
+    gathering::reconcile_space(core, space, CloseReason::Removed).await
 }
