@@ -218,6 +218,9 @@ fn spawn_housekeeping(db: Db, mut shutdown: shutdown::Signal) -> JoinHandle<()> 
             if let Err(err) = crate::domain::auth::sweep(&db).await {
                 tracing::warn!(error = %err, "housekeeping: sessions");
             }
+            if let Err(err) = crate::core::accounts::sweep(&db).await {
+                tracing::warn!(error = %err, "housekeeping: sign-in mail counts");
+            }
             if let Err(err) = crate::domain::rooms::sweep_attempts(&db).await {
                 tracing::warn!(error = %err, "housekeeping: access attempts");
             }

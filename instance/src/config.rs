@@ -43,6 +43,19 @@ pub struct ConfigArgs {
     /// Let every Passport create Spaces, not only operators [default: false].
     #[arg(long, global = true, env = "CONVENE_OPEN_SPACE_CREATION")]
     pub open_space_creation: Option<bool>,
+    /// Reverse proxies whose X-Forwarded-For / Forwarded headers name the client, comma
+    /// separated addresses or networks (e.g. 127.0.0.1,10.0.0.0/8) [default: none].
+    #[arg(
+        long,
+        global = true,
+        env = "CONVENE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Bearer token that opens /metrics to any address; without it /metrics answers only
+    /// clients on this machine (loopback) [default: none].
+    #[arg(long, global = true, env = "CONVENE_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
     /// First UDP port for media [default: 40000].
     #[arg(long, global = true, env = "CONVENE_MEDIA_UDP_PORT_MIN")]
     pub media_udp_port_min: Option<u16>,
@@ -82,6 +95,8 @@ pub struct FileConfig {
     pub smtp_url: Option<String>,
     pub mail_from: Option<String>,
     pub open_space_creation: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub metrics_token: Option<String>,
     pub media_udp_port_min: Option<u16>,
     pub media_udp_port_max: Option<u16>,
     pub media_public_ip: Option<IpAddr>,
@@ -102,6 +117,10 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub open_space_creation: bool,
+    /// Proxies trusted to name the client in forwarding headers.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Opens /metrics to non-loopback clients that present it.
+    pub metrics_token: Option<String>,
     pub media_udp_ports: (u16, u16),
     pub media_public_ip: Option<IpAddr>,
     pub media_bind_ip: IpAddr,
@@ -178,6 +197,19 @@ impl Settings {
                 .open_space_creation
                 .or(file.open_space_creation)
                 .unwrap_or(false),
+            trusted_proxies: args
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies)
+                .unwrap_or_default()
+                .iter()
+                .map(|raw| parse_network(raw.trim()))
+                .collect::<anyhow::Result<_>>()?,
+            metrics_token: args
+                .metrics_token
+                .clone()
+                .or(file.metrics_token)
+                .filter(|t| !t.is_empty()),
             media_udp_ports,
             media_public_ip: args.media_public_ip.or(file.media_public_ip),
             media_bind_ip: args
@@ -227,6 +259,16 @@ impl Settings {
     pub fn mail_folder(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
+}
+
+/// `10.0.0.0/8`, or a single address (`127.0.0.1`, `::1`).
+fn parse_network(raw: &str) -> anyhow::Result<ipnet::IpNet> {
+    if let Ok(net) = raw.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    raw.parse::<IpAddr>()
+        .map(ipnet::IpNet::from)
+        .with_context(|| format!("trusted proxy {raw:?} is not an address or network"))
 }
 
 /// `stun:host:port`, `turn:host:port?transport=udp` or `turn:USER:PASSWORD@host:port`.

@@ -31,6 +31,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0004_media_grants.sql"),
         include_str!("../postgres/0004_media_grants.sql"),
     ),
+    (
+        5,
+        "sign-in mail",
+        include_str!("../sqlite/0005_sign_in_mail.sql"),
+        include_str!("../postgres/0005_sign_in_mail.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

@@ -22,6 +22,7 @@
 //! seconds, which covers changes made by `convene admin` or by another process sharing the
 //! database.
 
+pub mod accounts;
 pub mod gathering;
 pub mod rooms;
 pub mod spaces;

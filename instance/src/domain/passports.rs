@@ -126,26 +126,16 @@ async fn taken(db: &Db, handle: &Handle, email: &Email) -> AppError {
     }
 }
 
-/// Checks that a handle and email are free before a sign-up code is sent.
-pub async fn check_available(db: &Db, handle: &Handle, email: &Email) -> Result<()> {
-    let mut errors = Vec::new();
+/// Checks that a handle is free before a sign-up code is sent. (Whether an email address
+/// is taken is never said: see `core::accounts`.)
+pub async fn check_handle_available(db: &Db, handle: &Handle) -> Result<()> {
     if by_handle(db, handle).await?.is_some() {
-        errors.push(crate::error::FieldError {
-            field: "handle",
-            message: format!("@{handle} is already taken; choose another handle."),
-        });
+        return Err(AppError::invalid(
+            "handle",
+            format!("@{handle} is already taken; choose another handle."),
+        ));
     }
-    if by_email(db, email).await?.is_some() {
-        errors.push(crate::error::FieldError {
-            field: "email",
-            message: "A Passport already uses this email address; sign in instead.".into(),
-        });
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::Invalid(errors))
-    }
+    Ok(())
 }
 
 pub async fn by_handle(db: &Db, handle: &Handle) -> Result<Option<Passport>> {

@@ -354,6 +354,34 @@ pub async fn unlock(
     session_hash: &str,
     attempt: &str,
 ) -> Result<()> {
+    code_limit(db, room, client_key).await?;
+    let t = db.now();
+    let right = room
+        .access_code
+        .as_ref()
+        .is_some_and(|code| code.matches(attempt));
+    if !right {
+        sqlx::query("INSERT INTO access_attempts (room_id, client_key, at) VALUES ($1, $2, $3)")
+            .bind(room.id)
+            .bind(client_key)
+            .bind(t)
+            .execute(&db.pool)
+            .await?;
+        return Err(AppError::invalid("code", "That access code is not right."));
+    }
+    sqlx::query(
+        "INSERT INTO session_unlocks (token_hash, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(session_hash)
+    .bind(room.id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// `Err(RateLimited)` when `client_key` (or everyone together) has tried too many wrong codes
+/// for the Room lately.
+pub async fn code_limit(db: &Db, room: &Room, client_key: &str) -> Result<()> {
     let t = db.now();
     let since = t - CODE_WINDOW;
     let row = sqlx::query(
@@ -376,26 +404,6 @@ pub async fn unlock(
             retry_after: u64::try_from(retry_after).unwrap_or(1),
         });
     }
-    let right = room
-        .access_code
-        .as_ref()
-        .is_some_and(|code| code.matches(attempt));
-    if !right {
-        sqlx::query("INSERT INTO access_attempts (room_id, client_key, at) VALUES ($1, $2, $3)")
-            .bind(room.id)
-            .bind(client_key)
-            .bind(t)
-            .execute(&db.pool)
-            .await?;
-        return Err(AppError::invalid("code", "That access code is not right."));
-    }
-    sqlx::query(
-        "INSERT INTO session_unlocks (token_hash, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(session_hash)
-    .bind(room.id)
-    .execute(&db.pool)
-    .await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! under `/api/v1` (behind [`api::problem_layer`]: bearer tokens, `application/problem+json`).
 
 pub mod api;
+pub mod client;
 pub mod error;
 mod openapi;
 pub mod pages;

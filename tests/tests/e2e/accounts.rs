@@ -56,8 +56,18 @@ on_both!(handles_and_addresses_are_unique, |backend| async move {
             ],
         )
         .await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.body.contains("already uses this email"));
+    // A taken address is not revealed (issue 10, item 6): the form answers as it does for a
+    // new address, and the mail tells the address's owner to sign in instead.
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.path, "/verify");
+    assert!(!page.body.contains("already uses"), "{}", page.body);
+    let mail = inst.mailbox.wait_for("ada@example.org", 2).await;
+    assert!(
+        mail.subject.contains("already have a Passport"),
+        "{}",
+        mail.subject
+    );
+    assert!(mail.body.contains("/signin?email="), "{}", mail.body);
     let page = other
         .submit(
             "/signup",
@@ -153,6 +163,61 @@ on_both!(
         let mail = inst.mailbox.wait_for("nobody@example.org", 1).await;
         assert!(mail.body.contains("no Passport uses it"));
         assert!(mail.body.contains("/signup?email="));
+
+        // Guards issue 10 (item 6): the limits answer alike too. Each address gets five
+        // mails an hour, known or not, and then both are refused the same way.
+        // Ada has had two (her sign-up code and the sign-in above).
+        assert_eq!(inst.mailbox.to("ada@example.org").len(), 2);
+        for _ in 0..4 {
+            b.submit("/signin", &[("email", "ada@example.org")]).await;
+            b.submit("/signin", &[("email", "nobody@example.org")])
+                .await;
+        }
+        let known = b.submit("/signin", &[("email", "ada@example.org")]).await;
+        let unknown = b
+            .submit("/signin", &[("email", "nobody@example.org")])
+            .await;
+        assert_eq!(
+            known.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            known.body
+        );
+        assert_eq!(unknown.status, known.status);
+        inst.mailbox.wait_for("nobody@example.org", 5).await;
+        inst.mailbox.wait_for("ada@example.org", 5).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(
+            inst.mailbox.to("nobody@example.org").len(),
+            5,
+            "no more than five"
+        );
+        assert_eq!(
+            inst.mailbox.to("ada@example.org").len(),
+            5,
+            "no more than five"
+        );
+
+        // One client cannot spread a flood over many addresses either.
+        let flood = inst.browser();
+        flood.get("/signin").await;
+        let mut refused = 0;
+        for i in 0..25 {
+            let page = flood
+                .submit("/signin", &[("email", &format!("victim{i}@example.org"))])
+                .await;
+            if page.status == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            }
+        }
+        // Everyone here shares 127.0.0.1: 10 mails went out above, 20 an hour per client.
+        assert_eq!(refused, 15, "the client's hourly share is twenty mails");
+        // An hour later the address may be mailed again.
+        inst.advance_clock(3601);
+        let page = b
+            .submit("/signin", &[("email", "nobody@example.org")])
+            .await;
+        assert_eq!(page.path, "/verify");
     }
 );
 

@@ -8,13 +8,13 @@ use serde::Deserialize;
 
 use super::{context, form_errors, invalid, redirect_with};
 use crate::app::AppState;
-use crate::domain::auth::{self, CodePurpose};
-use crate::domain::passports;
+use crate::core;
+use crate::domain::auth;
 use crate::domain::values::{DisplayName, Email, Handle};
 use crate::error::{AppError, FieldError, Result};
+use crate::http::client::ClientAddr;
 use crate::http::redirect;
 use crate::http::visitor::{self, SESSION_COOKIE, Visitor};
-use crate::mail;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -33,10 +33,30 @@ pub struct NextQuery {
     code: Option<String>,
 }
 
-/// Only local paths are followed after sign-in, never another site.
-fn safe_next(next: Option<&str>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .map(str::to_string)
+/// Only paths on this instance are followed after sign-in, never another site.
+///
+/// The check is made on the URL as a browser would read it: browsers drop tabs and line
+/// breaks and read `\` as `/`, so `/\t/evil.example` or `/\\evil.example` lead off-site. The
+/// path is resolved against a placeholder origin with a WHATWG parser, kept only if it stays
+/// on that origin, and the resolved path (not the input) is what the redirect carries.
+pub(crate) fn safe_next(next: Option<&str>) -> Option<String> {
+    let next = next?;
+    if !next.starts_with('/') {
+        return None;
+    }
+    let base = url::Url::parse("https://convene.invalid/").ok()?;
+    let resolved = base.join(next).ok()?;
+    if resolved.origin() != base.origin() {
+        return None;
+    }
+    let mut local = resolved.path().to_string();
+    if let Some(query) = resolved.query() {
+        local.push('?');
+        local.push_str(query);
+    }
+    // The resolved form never starts with `//`, but a path made only of dots and slashes
+    // could; refuse rather than trust it.
+    (!local.starts_with("//")).then_some(local)
 }
 
 /// `/verify?email=E[&next=N]`
@@ -78,6 +98,7 @@ fn field<'a>(
 /// `POST /signup`: checks the handle and address, then emails a code.
 pub async fn signup(
     State(state): State<AppState>,
+    client: ClientAddr,
     visitor: Visitor,
     Form(input): Form<SignupInput>,
 ) -> Result<Response> {
@@ -95,17 +116,7 @@ pub async fn signup(
         let (Some(email), Some(handle), Some(name)) = (email, handle, name) else {
             return Err(AppError::Invalid(errors));
         };
-        passports::check_available(&state.db, &handle, &email).await?;
-        let purpose = CodePurpose::SignUp {
-            handle: handle.clone(),
-            display_name: name,
-        };
-        let code = auth::issue_code(&state.db, &email, &purpose).await?;
-        let intro = format!(
-            "Welcome! Your new Passport will be @{handle}@{}.",
-            state.settings.domain()
-        );
-        send_code(&state, &email, &code, &intro).await?;
+        core::accounts::request_sign_up(&state.core, &email, &handle, &name, &client.key()).await?;
         Ok(email)
     }
     .await;
@@ -153,6 +164,7 @@ pub async fn signin_page(
 /// way, so the form does not reveal who has a Passport here.
 pub async fn signin(
     State(state): State<AppState>,
+    client: ClientAddr,
     visitor: Visitor,
     Form(input): Form<SigninInput>,
 ) -> Result<Response> {
@@ -170,52 +182,8 @@ pub async fn signin(
             )));
         }
     };
-    match passports::by_email(&state.db, &email).await? {
-        Some(_) => {
-            let code = auth::issue_code(&state.db, &email, &CodePurpose::SignIn).await?;
-            send_code(&state, &email, &code, "Here is your code to sign in.").await?;
-        }
-        None => {
-            let link = state.settings.url(&format!(
-                "/signup?email={}",
-                convene_web::routes::query_value(email.as_str())
-            ));
-            let body = format!(
-                "Hello,\n\nSomeone asked to sign in to {} with this address, but no Passport uses it.\n\
-                 To create one, go to:\n{link}\n\nIf it was not you, ignore this email.\n",
-                state.settings.instance_name
-            );
-            state
-                .mailer
-                .enqueue(mail::Email {
-                    to: email.as_str(),
-                    subject: &format!("Signing in to {}", state.settings.instance_name),
-                    body: &body,
-                    kind: "signin-unknown",
-                })
-                .await?;
-        }
-    }
+    core::accounts::request_sign_in(&state.core, &email, &client.key()).await?;
     Ok(redirect(&verify_url(email.as_str(), Some(&input.next))))
-}
-
-async fn send_code(state: &AppState, email: &Email, code: &str, intro: &str) -> Result<()> {
-    let link = state.settings.url(&format!(
-        "/verify?email={}&code={code}",
-        convene_web::routes::query_value(email.as_str())
-    ));
-    state
-        .mailer
-        .enqueue(mail::Email {
-            to: email.as_str(),
-            subject: &format!("{code} is your {} code", state.settings.instance_name),
-            body: &format!(
-                "Hello,\n\n{intro}\n\nYour code: {code}\n\nOr open this link:\n{link}\n\n\
-                 The code works once, for 15 minutes. If you did not ask for it, ignore this email.\n"
-            ),
-            kind: "code",
-        })
-        .await
 }
 
 /// `GET /verify?email=E`
@@ -305,4 +273,34 @@ pub async fn signout(State(state): State<AppState>, visitor: Visitor) -> Result<
         visitor::set_cookie(SESSION_COOKIE, "", Some(0), state.settings.secure_cookies()),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    /// Guards issue 10 (item 2): paths that browsers read as another host are refused.
+    #[test]
+    fn only_local_paths_survive_a_browsers_reading() {
+        for evil in [
+            "/\t/evil.example/phish",
+            "//evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            " /evil",
+            "/\t\\evil.example",
+        ] {
+            assert_eq!(safe_next(Some(evil)), None, "{evil:?}");
+        }
+        assert_eq!(
+            safe_next(Some("/spaces/town?tab=rooms")).as_deref(),
+            Some("/spaces/town?tab=rooms")
+        );
+        assert_eq!(safe_next(Some("/a/../b")).as_deref(), Some("/b"));
+        assert_eq!(safe_next(Some("/")).as_deref(), Some("/"));
+    }
 }

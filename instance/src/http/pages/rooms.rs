@@ -1,9 +1,7 @@
 //! Room pages: the door (join, access code), and creating, editing and deleting Rooms.
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use convene_web::routes;
@@ -20,6 +18,7 @@ use crate::domain::rooms::{self, Access, Entry, Room, RoomFields};
 use crate::domain::spaces::{self, Space};
 use crate::domain::values::{self, AccessCode, DisplayName, Slug};
 use crate::error::{AppError, FieldError, Result};
+use crate::http::client::ClientAddr;
 use crate::http::visitor::Visitor;
 
 /// Loads a Space and Room for a visitor; a members-only Room is 404 to non-members.
@@ -130,7 +129,7 @@ pub struct UnlockInput {
 /// client address and per Room) and remembers the Room for this browser's session.
 pub async fn unlock(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     visitor: Visitor,
     Path((space_slug, room_slug)): Path<(String, String)>,
     Form(input): Form<UnlockInput>,
@@ -140,11 +139,17 @@ pub async fn unlock(
     if entry == Entry::Enter {
         return Ok(crate::http::redirect(&here));
     }
-    // A guest gets a session to remember the unlocked Room in.
-    let session = GuestSession::for_visitor(&state, &visitor).await?;
-    let client_key = format!("ip:{}", peer.ip());
-    let result =
-        core::rooms::unlock(&state.core, &room, &client_key, &session.hash, &input.code).await;
+    let client_key = client.key();
+    // A guest gets a session to remember the unlocked Room in, but only once the attempt is
+    // within the limits: refused floods leave no rows behind.
+    let mut session = None;
+    let result = match rooms::code_limit(&state.db, &room, &client_key).await {
+        Err(err) => Err(err),
+        Ok(()) => {
+            let guest = session.insert(GuestSession::for_visitor(&state, &visitor).await?);
+            core::rooms::unlock(&state.core, &room, &client_key, &guest.hash, &input.code).await
+        }
+    };
     let mut response = match result {
         Ok(()) => redirect_with(&state, &here, "success", "Unlocked. Welcome in."),
         Err(AppError::RateLimited { retry_after }) => {
@@ -178,7 +183,9 @@ pub async fn unlock(
         }
         Err(other) => return Err(other),
     };
-    session.set_cookie(&state, &mut response);
+    if let Some(session) = session {
+        session.set_cookie(&state, &mut response);
+    }
     Ok(response)
 }
 
