@@ -291,11 +291,26 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        Self::with_headers(base, reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser whose every request says it was forwarded for `client` by a proxy.
+    pub fn forwarded_for(base: &str, client: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            client.parse().expect("an address header"),
+        );
+        Self::with_headers(base, headers)
+    }
+
+    fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Self {
         install_crypto();
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(Policy::none())
+                .default_headers(headers)
                 .build()
                 .expect("http client"),
             base: base.to_string(),

@@ -201,3 +201,100 @@ on_both!(
         );
     }
 );
+
+async fn guess(who: &Browser, code: &str) -> StatusCode {
+    who.submit("/spaces/book-club/rooms/vault/unlock", &[("code", code)])
+        .await
+        .status
+}
+
+/// Guards issue 10 (item 5): behind a trusted proxy, code limits key on the client the proxy
+/// names, so one person's wrong guesses do not lock everyone out; from anyone else the
+/// forwarding header is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_limits_follow_the_client_a_trusted_proxy_names() {
+    let inst = TestInstance::spawn_with(Backend::Sqlite, |s| {
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+    })
+    .await;
+    let owner = inst
+        .sign_up("olive@example.org", "olive", "Olive Owner")
+        .await;
+    owner
+        .submit(
+            "/spaces",
+            &[
+                ("name", "Book Club"),
+                ("slug", "book-club"),
+                ("listed", "true"),
+            ],
+        )
+        .await;
+    let page = owner
+        .submit(
+            "/spaces/book-club/rooms",
+            &[
+                ("name", "The Vault"),
+                ("slug", "vault"),
+                ("access", "locked"),
+                ("access_code", "open sesame"),
+                ("capacity", "12"),
+                ("listed", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+
+    let thief = Browser::forwarded_for(&inst.base, "203.0.113.66");
+    thief.get("/spaces/book-club/rooms/vault").await;
+    for _ in 0..5 {
+        assert_eq!(
+            guess(&thief, "guess").await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    assert_eq!(
+        guess(&thief, "open sesame").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not locked out.
+    let friend = Browser::forwarded_for(&inst.base, "203.0.113.77");
+    friend.get("/spaces/book-club/rooms/vault").await;
+    assert_eq!(guess(&friend, "open sesame").await, StatusCode::OK);
+    // The thief cannot escape the limit by naming another address through the proxy: the
+    // proxy appends the real one, and that is the one believed.
+    let sly = Browser::forwarded_for(&inst.base, "198.51.100.1, 203.0.113.66");
+    sly.get("/spaces/book-club/rooms/vault").await;
+    assert_eq!(
+        guess(&sly, "open sesame").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Without trusted proxies the header means nothing: every client here is 127.0.0.1.
+    let (plain, plain_owner) = instance_with_space(Backend::Sqlite).await;
+    drop(plain_owner);
+    let thief = Browser::forwarded_for(&plain.base, "203.0.113.66");
+    thief.get("/spaces/book-club/rooms/vault").await;
+    for _ in 0..5 {
+        assert_eq!(
+            guess(&thief, "guess").await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    let friend = Browser::forwarded_for(&plain.base, "203.0.113.77");
+    friend.get("/spaces/book-club/rooms/vault").await;
+    assert_eq!(
+        guess(&friend, "open sesame").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A refused attempt leaves no guest session behind (issue 10, item 7).
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE passport_id IS NULL")
+            .fetch_one(&plain.state().db.pool)
+            .await
+            .expect("count guest sessions");
+    assert_eq!(
+        sessions, 1,
+        "only the thief's first wrong guesses made a session"
+    );
+}
