@@ -27,6 +27,17 @@ impl Db {
         self.clock.now()
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that read first and then tried to write would get
+    /// `database is locked` without waiting whenever another writer went ahead, where one that
+    /// starts as a writer simply waits its turn (the busy timeout).
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Connects (creating the SQLite file and its folder if needed) without migrating.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();

@@ -28,6 +28,15 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Compares two secrets in time that depends on their length only, not on where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// SHA-256 in hex: what the database keeps of a secret, so a leaked copy cannot sign anyone in.
 pub fn sha256_hex(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))

@@ -67,7 +67,7 @@ pub struct NewPassport {
 
 /// Creates a local, verified Passport. The first Passport on an instance becomes its operator.
 pub async fn create(db: &Db, new: NewPassport) -> Result<Passport> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM passports WHERE domain = ''")
         .fetch_one(&mut *tx)
         .await?

@@ -231,7 +231,7 @@ pub async fn update(db: &Db, room: &Room, slug: &Slug, fields: &RoomFields) -> R
 }
 
 pub async fn delete(db: &Db, room: &Room) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE spaces SET entrance_room_id = NULL WHERE entrance_room_id = $1")
         .bind(room.id)
         .execute(&mut *tx)

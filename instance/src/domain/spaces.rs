@@ -77,7 +77,7 @@ pub struct SpaceFields {
 }
 
 pub async fn create(db: &Db, owner: &Passport, slug: &Slug, fields: &SpaceFields) -> Result<Space> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let t = db.now();
     let inserted = sqlx::query(
         "INSERT INTO spaces (slug, domain, name, description, listed, created_at) \
@@ -300,7 +300,7 @@ pub async fn add_member(db: &Db, space: &Space, passport: &Passport, role: Role)
 
 /// Removes `passport` from `space`, refusing to remove the last owner.
 pub async fn remove_member(db: &Db, space: &Space, passport: &Passport) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let role: Option<String> =
         sqlx::query("SELECT role FROM space_members WHERE space_id = $1 AND passport_id = $2")
             .bind(space.id)

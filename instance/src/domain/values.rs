@@ -209,6 +209,11 @@ impl DisplayName {
         {
             return Err(Invalid("Use printable characters only."));
         }
+        if hides_or_reorders(name) {
+            return Err(Invalid(
+                "Use visible characters only: no invisible, direction-changing or line-separating characters.",
+            ));
+        }
         Ok(Self(name.to_string()))
     }
 
@@ -253,6 +258,11 @@ pub fn parse_text(input: &str, max: usize) -> Result<String, Invalid> {
     if text.chars().count() > max {
         return Err(Invalid("That text is too long."));
     }
+    if hides_or_reorders(text) {
+        return Err(Invalid(
+            "Use visible characters only: no invisible, direction-changing or line-separating characters.",
+        ));
+    }
     // U+FFFD marks bytes that were not valid UTF-8 when the form was decoded.
     if text.chars().any(|c| {
         (c.is_control() && c != '\n' && c != '\r' && c != '\t') || c == char::REPLACEMENT_CHARACTER
@@ -262,9 +272,73 @@ pub fn parse_text(input: &str, max: usize) -> Result<String, Invalid> {
     Ok(text.replace("\r\n", "\n"))
 }
 
+/// True when `text` holds characters that let one name pass for another or disturb the text
+/// around it (Unicode's security guidance for identifiers, UTS #39): direction overrides and
+/// isolates, zero-width and other invisible format characters, invisible fillers, tags, and
+/// line or paragraph separators. Zero-width joiners and non-joiners are kept where scripts
+/// and emoji sequences need them: between two non-ASCII, non-space characters.
+pub fn hides_or_reorders(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| match c {
+        '\u{200C}' | '\u{200D}' => {
+            let joins = |n: Option<&char>| n.is_some_and(|n| !n.is_ascii() && !n.is_whitespace());
+            !(i > 0 && joins(chars.get(i - 1)) && joins(chars.get(i + 1)))
+        }
+        '\u{00AD}'
+        | '\u{034F}'
+        | '\u{061C}'
+        | '\u{115F}'
+        | '\u{1160}'
+        | '\u{17B4}'
+        | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0E}'
+        | '\u{FEFF}'
+        | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}' => true,
+        _ => false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guards issue 10 (item 7): names cannot hide characters or turn text around.
+    #[test]
+    fn names_refuse_invisible_and_reordering_characters() {
+        for evil in [
+            "Olive\u{202E}renwO",
+            "Ol\u{200B}ive",
+            "Olive\u{2028}Owner",
+            "\u{2066}Olive\u{2069}",
+            "Olive\u{FEFF}",
+            "O\u{200D}live",
+            "\u{3164}",
+            "Olive\u{E0041}",
+        ] {
+            assert!(DisplayName::parse(evil).is_err(), "{evil:?}");
+            assert!(parse_text(evil, 100).is_err(), "{evil:?}");
+        }
+        // Scripts and emoji that need joiners still work.
+        for fine in [
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
+            "\u{1F469}\u{200D}\u{1F4BB} Ada",
+            "Zoë Ångström",
+            "\u{0928}\u{094D}\u{200D}\u{092F}",
+        ] {
+            assert!(DisplayName::parse(fine).is_ok(), "{fine:?}");
+        }
+    }
 
     #[test]
     fn handles_are_lowercased_and_checked() {

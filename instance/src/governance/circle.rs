@@ -188,7 +188,7 @@ pub(crate) async fn seat_in(
 /// Frees the seat `passport_id` holds (resignation or removal). The vacancy stays with the
 /// seat's constituency and keeps its term, for a countback or by-election to fill.
 pub async fn vacate(db: &Db, passport_id: i64) -> Result<Constituency> {
-    let mut tx: Tx = db.pool.begin().await?;
+    let mut tx: Tx = db.begin_write().await?;
     let mut circle = load(&mut tx).await?;
     let (c, _) = circle.vacate(&passport_id).map_err(refused)?;
     sqlx::query("UPDATE circle_seats SET passport_id = NULL WHERE passport_id = $1")
@@ -237,7 +237,7 @@ pub async fn resize(db: &Db, seats_per_constituency: i64) -> Result<()> {
         ));
     }
     let per = usize::try_from(seats_per_constituency).unwrap_or(1);
-    let mut tx: Tx = db.pool.begin().await?;
+    let mut tx: Tx = db.begin_write().await?;
     let mut circle = load(&mut tx).await?;
     let current = i64::try_from(circle.seats_per_constituency()).unwrap_or(0);
     circle.resize(per).map_err(refused)?;

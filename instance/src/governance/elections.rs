@@ -494,7 +494,7 @@ pub async fn accept(
     }
     check_one_constituency(&state.db, election, by.id).await?;
     let statement = statement(statement_text)?;
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     sqlx::query("UPDATE nominations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL")
         .bind(state.db.now())
         .bind(nomination_id)

@@ -259,7 +259,7 @@ pub async fn vote(db: &Db, motion_id: i64, by: &Passport, position: Position) ->
     if motion.decided_at.is_some() {
         return Err(AppError::Gone("This motion is already decided."));
     }
-    let mut tx: Tx = db.pool.begin().await?;
+    let mut tx: Tx = db.begin_write().await?;
     let circle = circle::load(&mut tx).await?;
     let Some(constituency) = circle.seat_of(&by.id) else {
         return Err(AppError::Forbidden(

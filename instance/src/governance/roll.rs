@@ -140,7 +140,7 @@ pub async fn set_worker_role(
         .map_err(|e| AppError::invalid("handle", e.0))?;
     let reason = crate::domain::values::parse_text(reason, 300)
         .map_err(|e| AppError::invalid("reason", e.0))?;
-    let mut tx: Tx = db.pool.begin().await?;
+    let mut tx: Tx = db.begin_write().await?;
     let row = sqlx::query(
         "SELECT id, display_name, worker_role FROM passports WHERE handle = $1 AND domain = ''",
     )

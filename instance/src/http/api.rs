@@ -86,7 +86,23 @@ where
 
 /// Renders every error of the API as `application/problem+json`.
 pub async fn problem_layer(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+    let mut response = api_problem(next.run(req).await).await;
+    // API answers are personal (tokens, members, codes): never stored by a cache, never
+    // sniffed into another type.
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Turns an error response into `application/problem+json`.
+async fn api_problem(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

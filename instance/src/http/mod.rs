@@ -72,8 +72,29 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text format, for clients on this machine or with the configured
+/// bearer token (counts of people and queues are nobody else's business).
+async fn metrics(
+    State(state): State<AppState>,
+    client: client::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let allowed = match (&state.settings.metrics_token, bearer) {
+        (Some(token), Some(given)) => crate::domain::constant_time_eq(token, given),
+        _ => client.0.is_loopback(),
+    };
+    if !allowed {
+        return (
+            StatusCode::FORBIDDEN,
+            [(CACHE_CONTROL, "no-store")],
+            "metrics are served to this machine or with the metrics token\n",
+        )
+            .into_response();
+    }
     let outbox = state.mailer.depth().await.unwrap_or(-1);
     let m = &state.metrics;
     let media = state.sfu.metrics();

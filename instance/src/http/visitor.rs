@@ -95,13 +95,7 @@ pub fn csrf_valid(key: &[u8; 32], bid: &str, submitted: &str) -> bool {
     if bid.is_empty() {
         return false;
     }
-    let expected = csrf_token(key, bid);
-    expected.len() == submitted.len()
-        && expected
-            .bytes()
-            .zip(submitted.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::domain::constant_time_eq(&csrf_token(key, bid), submitted)
 }
 
 /// Reads one cookie's value.

@@ -86,6 +86,11 @@ pub async fn token(
         "expires_in": gathering::TOKEN_TTL_SECS,
     }))
     .into_response();
+    // A token is a key to the Room: no cache may keep it.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     if let Some(session) = guest {
         session.set_cookie(&state, &mut response);
     }
