@@ -176,10 +176,9 @@ pub async fn signin(
             send_code(&state, &email, &code, "Here is your code to sign in.").await?;
         }
         None => {
-            let link = state.settings.url(&format!(
-                "/signup?email={}",
-                convene_web::routes::query_value(email.as_str())
-            ));
+            let link = state
+                .settings
+                .url(&convene_web::routes::signup_with_email(email.as_str()));
             let body = format!(
                 "Hello,\n\nSomeone asked to sign in to {} with this address, but no Passport uses it.\n\
                  To create one, go to:\n{link}\n\nIf it was not you, ignore this email.\n",
@@ -200,10 +199,9 @@ pub async fn signin(
 }
 
 async fn send_code(state: &AppState, email: &Email, code: &str, intro: &str) -> Result<()> {
-    let link = state.settings.url(&format!(
-        "/verify?email={}&code={code}",
-        convene_web::routes::query_value(email.as_str())
-    ));
+    let link = state
+        .settings
+        .url(&convene_web::routes::verify_with_code(email.as_str(), code));
     state
         .mailer
         .enqueue(mail::Email {
