@@ -125,6 +125,16 @@ pub fn room_edit(space: &str, room: &str) -> String {
     format!("{}/edit", self::room(space, room))
 }
 
+/// `/spaces/{space}/rooms/{room}/token`: where the room client asks for a media token.
+pub fn room_token(space: &str, room: &str) -> String {
+    format!("{}/token", self::room(space, room))
+}
+
+/// `/spaces/{space}/rooms/{room}/signal`: the room client's signaling WebSocket.
+pub fn room_signal(space: &str, room: &str) -> String {
+    format!("{}/signal", self::room(space, room))
+}
+
 /// `/spaces/{space}/rooms/{room}/delete`
 pub fn room_delete(space: &str, room: &str) -> String {
     format!("{}/delete", self::room(space, room))
@@ -246,6 +256,8 @@ mod tests {
         );
         assert_eq!(token_revoke("3"), "/me/tokens/3/revoke");
         assert_eq!(room_new("a"), "/spaces/a/rooms/new");
+        assert_eq!(room_token("a", "b"), "/spaces/a/rooms/b/token");
+        assert_eq!(room_signal("a", "b"), "/spaces/a/rooms/b/signal");
     }
 
     #[test]
