@@ -17,7 +17,8 @@ use crate::governance::{self, circle, roll, tally};
 use crate::http::pages::redirect_with;
 use crate::http::visitor::Visitor;
 
-pub(super) async fn require_manager(state: &AppState, visitor: &Visitor) -> Result<Passport> {
+/// Workers and the Circle are managed by operators and stewards only.
+async fn require_manager(state: &AppState, visitor: &Visitor) -> Result<Passport> {
     let p = visitor.require()?.clone();
     if governance::may_set_roles(&state.db, &p).await? {
         Ok(p)

@@ -90,6 +90,7 @@ pub(super) async fn tick(state: &AppState) {
     }
 }
 
+/// A moment as the governance pages show it: in words, in UTC, which is what the forms take.
 pub(super) fn when(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%-d %B %Y, %H:%M UTC").to_string())
@@ -103,10 +104,14 @@ pub(super) fn person(handle: &str, name: &str) -> PersonRef {
     }
 }
 
+/// Stored counts are `i64`; one that does not fit (never written) shows as 0 rather than
+/// wrapping.
 pub(super) fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
+/// Stewards run elections, and operators do until the first steward is seated (so that an
+/// instance can hold its founding election).
 pub(super) async fn require_runner(state: &AppState, visitor: &Visitor) -> Result<Passport> {
     let p = visitor.require()?.clone();
     if governance::may_run_elections(&state.db, &p).await? {
