@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::core::Core;
 use crate::db::Db;
 use crate::mail::Mailer;
 use crate::shutdown::{self, Trigger};
@@ -30,18 +31,23 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// What [`AppState`] holds.
+/// What [`AppState`] holds: the [`Core`] that use cases work with (its fields read through
+/// `Deref`: `state.db`, `state.settings`, ...), plus what only the HTTP doors need.
 pub struct Shared {
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub mailer: Mailer,
+    pub core: Core,
+    /// The instance's SFU, where Rooms gather (the same handle as the core's).
+    pub sfu: convene_media::Sfu,
     /// Key for CSRF tokens; kept in the database so forms survive a restart.
     pub csrf_key: Arc<[u8; 32]>,
     pub metrics: Arc<Metrics>,
-    /// The instance's SFU, where Rooms gather.
-    pub sfu: convene_media::Sfu,
-    /// Spaces and Rooms as public pages show them, briefly cached.
-    pub pages: Arc<crate::cache::PageCache>,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// Counters exported at `/metrics`.
@@ -49,6 +55,8 @@ pub struct Shared {
 pub struct Metrics {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    /// Joins refused at the signaling door (spent or unknown grant, access lost).
+    pub joins_refused: AtomicU64,
 }
 
 /// A running instance.
@@ -88,13 +96,16 @@ impl AppState {
                 .unwrap_or(100),
         });
         Ok(Self(Arc::new(Shared {
-            settings: Arc::new(settings),
-            db,
-            mailer,
+            core: Core {
+                db,
+                settings: Arc::new(settings),
+                mailer,
+                sfu: Some(sfu.clone()),
+                pages: Arc::new(crate::cache::PageCache::default()),
+            },
+            sfu,
             csrf_key: Arc::new(csrf_key),
             metrics: Arc::new(Metrics::default()),
-            sfu,
-            pages: Arc::new(crate::cache::PageCache::default()),
         })))
     }
 }
@@ -125,7 +136,8 @@ impl Instance {
         let workers = vec![
             state.mailer.spawn_worker(signal.clone()),
             spawn_housekeeping(state.db.clone(), signal.clone()),
-            crate::governance::spawn_worker(state.clone(), signal.clone()),
+            crate::governance::spawn_worker(state.core.clone(), signal.clone()),
+            crate::core::gathering::spawn_reconciler(state.core.clone(), signal.clone()),
         ];
         let app = crate::http::router(state.clone());
         let mut server_signal = signal;

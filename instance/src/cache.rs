@@ -105,7 +105,7 @@ impl PageCache {
         let member_count = spaces::member_count(db, &space).await?;
         let media_ids = rooms
             .iter()
-            .map(crate::http::pages::gathering::media_room_id)
+            .map(crate::core::gathering::media_room_id)
             .collect();
         let snapshot = Arc::new(SpaceSnapshot {
             space,

@@ -7,11 +7,13 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{ConfigArgs, Settings};
+use crate::core::{self, Actor, Core};
 use crate::db::Db;
 use crate::domain::passports::{self, NewPassport};
 use crate::domain::rooms::{self, Access, RoomFields};
 use crate::domain::spaces::{self, SpaceFields};
 use crate::domain::values::{AccessCode, DisplayName, Email, Handle, Slug};
+use crate::mail::Mailer;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -112,6 +114,14 @@ pub enum SpaceCommand {
         #[arg(long)]
         unlisted: bool,
     },
+    /// Remove a member from a Space; their media ends in the Rooms they may no longer enter.
+    RemoveMember {
+        #[arg(long)]
+        space: String,
+        /// Handle of the member.
+        #[arg(long)]
+        handle: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +147,30 @@ pub enum RoomCommand {
         #[arg(long, default_value_t = rooms::DEFAULT_CAPACITY)]
         capacity: i64,
     },
+    /// Change a Room's access (and name or capacity); whoever loses access leaves at once.
+    Update {
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        room: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// open, members or locked.
+        #[arg(long)]
+        access: Option<String>,
+        /// New access code (locked Rooms).
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        capacity: Option<i64>,
+    },
+    /// Delete a Room; its gathering ends.
+    Delete {
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        room: String,
+    },
 }
 
 /// Turns a domain error into a one-line message for the terminal.
@@ -151,7 +185,7 @@ fn plain(err: crate::error::AppError) -> anyhow::Error {
                 .join("; ")
         ),
         crate::error::AppError::Internal(e) => e,
-        other => anyhow::anyhow!("{}", other.info().detail),
+        other => anyhow::anyhow!("{}", other.message().1),
     }
 }
 
@@ -164,6 +198,15 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
     let db = Db::connect(&settings.database_url).await?;
     db.migrate().await?;
     let domain = settings.domain();
+    // The command line acts through the same use cases as the pages, as the administrator.
+    // It runs no SFU: the serving process's reconciler ends the media of whoever lost access.
+    let core = Core {
+        mailer: Mailer::new(&settings, db.clone())?,
+        db: db.clone(),
+        settings: std::sync::Arc::new(settings.clone()),
+        sfu: None,
+        pages: std::sync::Arc::default(),
+    };
     match command {
         AdminCommand::Passport {
             command:
@@ -228,7 +271,7 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
                 )?,
                 listed: !unlisted,
             };
-            let space = spaces::create(&db, &owner, &slug, &fields)
+            let space = core::spaces::create(&core, Actor::Admin, &owner, &slug, &fields)
                 .await
                 .map_err(plain)?;
             let url = settings.url(&convene_web::routes::space(space.slug.as_str()));
@@ -273,7 +316,7 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
                 listed: !unlisted,
                 capacity,
             };
-            let room = rooms::create(&db, &space, &slug, &fields)
+            let room = core::rooms::create(&core, Actor::Admin, &space, &slug, &fields)
                 .await
                 .map_err(plain)?;
             let url = settings.url(&convene_web::routes::room(
@@ -291,6 +334,98 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
                     room.name,
                     room.access.as_str()
                 );
+            }
+        }
+        AdminCommand::Space {
+            command: SpaceCommand::RemoveMember { space, handle },
+        } => {
+            let space = spaces::by_slug(&db, &space)
+                .await
+                .map_err(|_| anyhow::anyhow!("no Space {space:?}"))?;
+            let handle = arg("--handle", Handle::parse(&handle))?;
+            let target = passports::by_handle(&db, &handle)
+                .await
+                .map_err(plain)?
+                .with_context(|| format!("no Passport @{handle}"))?;
+            core::spaces::remove_member(&core, Actor::Admin, &space, &target)
+                .await
+                .map_err(plain)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"removed": {"space": space.slug, "handle": target.handle}})
+                );
+            } else {
+                println!("@{} is no longer a member of {}", target.handle, space.name);
+            }
+        }
+        AdminCommand::Room {
+            command:
+                RoomCommand::Update {
+                    space,
+                    room,
+                    name,
+                    access,
+                    code,
+                    capacity,
+                },
+        } => {
+            let space = spaces::by_slug(&db, &space)
+                .await
+                .map_err(|_| anyhow::anyhow!("no Space {space:?}"))?;
+            let room = rooms::by_slug(&db, &space, &room)
+                .await
+                .map_err(|_| anyhow::anyhow!("no Room {room:?} in {}", space.slug))?;
+            let access = match access {
+                Some(a) => Access::parse(&a).map_err(plain)?,
+                None => room.access,
+            };
+            let access_code = match code {
+                Some(c) => Some(arg("--code", AccessCode::parse(&c))?),
+                None => room.access_code.clone(),
+            };
+            let fields = RoomFields {
+                name: match name {
+                    Some(n) => arg("--name", DisplayName::parse(&n))?,
+                    None => room.name.clone(),
+                },
+                topic: room.topic.clone(),
+                access,
+                access_code,
+                listed: room.listed,
+                capacity: capacity.unwrap_or(room.capacity),
+            };
+            core::rooms::update(&core, Actor::Admin, &space, &room, &room.slug, &fields)
+                .await
+                .map_err(plain)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"room": {"id": room.id, "space": space.slug, "slug": room.slug, "access": fields.access, "capacity": fields.capacity}})
+                );
+            } else {
+                println!("Updated Room {} ({})", fields.name, fields.access.as_str());
+            }
+        }
+        AdminCommand::Room {
+            command: RoomCommand::Delete { space, room },
+        } => {
+            let space = spaces::by_slug(&db, &space)
+                .await
+                .map_err(|_| anyhow::anyhow!("no Space {space:?}"))?;
+            let room = rooms::by_slug(&db, &space, &room)
+                .await
+                .map_err(|_| anyhow::anyhow!("no Room {room:?} in {}", space.slug))?;
+            core::rooms::delete(&core, Actor::Admin, &space, &room)
+                .await
+                .map_err(plain)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"deleted": {"space": space.slug, "slug": room.slug}})
+                );
+            } else {
+                println!("Deleted Room {}", room.name);
             }
         }
         AdminCommand::List => {

@@ -1,12 +1,9 @@
-//! The one error type of the instance, [`AppError`], and how it reaches people.
+//! The domain's error type, [`AppError`]: what a use case answers when it says no.
 //!
-//! Handlers return `Result<_, AppError>`. Turning an error into a response only records an
-//! [`ErrorInfo`] in the response's extensions; the HTML and API routers each have a layer
-//! ([`crate::http::errors`]) that renders it as a page (with the visitor's navigation) or as
-//! `application/problem+json`. Internal details are logged, never shown.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+//! It knows nothing of HTTP. Each door maps it to its own form: the HTTP layer
+//! ([`crate::http::error`]) to a status, an HTML page or `application/problem+json`; the
+//! command line to one line of text. [`AppError::message`] gives the words a person is shown;
+//! internal details are logged, never shown.
 
 /// One field's problem, for re-rendering a form or for a problem body's `errors`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -61,24 +58,9 @@ impl AppError {
         }])
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
-            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::Gone(_) => StatusCode::GONE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// What a person is told: a title and one sentence.
-    pub fn info(&self) -> ErrorInfo {
-        let status = self.status();
-        let (title, detail): (&str, String) = match self {
+    pub fn message(&self) -> (&'static str, String) {
+        match self {
             Self::NotFound => (
                 "Not found",
                 "There is nothing here, or it is not yours to see.".into(),
@@ -111,23 +93,6 @@ impl AppError {
                 "Something went wrong",
                 "An unexpected error happened on our side. It has been logged; please try again.".into(),
             ),
-        };
-        ErrorInfo {
-            status,
-            title: title.to_string(),
-            detail,
-            errors: match self {
-                Self::Invalid(errors) => errors.clone(),
-                Self::Conflict { field, message } => vec![FieldError {
-                    field,
-                    message: message.clone(),
-                }],
-                _ => Vec::new(),
-            },
-            retry_after: match self {
-                Self::RateLimited { retry_after } => Some(*retry_after),
-                _ => None,
-            },
         }
     }
 }
@@ -143,35 +108,6 @@ fn human_seconds(seconds: u64) -> String {
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         Self::Internal(anyhow::Error::new(err))
-    }
-}
-
-/// The error as recorded on a response, for the rendering layers.
-#[derive(Debug, Clone)]
-pub struct ErrorInfo {
-    pub status: StatusCode,
-    pub title: String,
-    pub detail: String,
-    pub errors: Vec<FieldError>,
-    pub retry_after: Option<u64>,
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        if let Self::Internal(err) = &self {
-            tracing::error!(error = ?err, "internal error");
-        }
-        let info = self.info();
-        let mut response = (info.status, info.detail.clone()).into_response();
-        if let Some(seconds) = info.retry_after
-            && let Ok(value) = seconds.to_string().parse()
-        {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, value);
-        }
-        response.extensions_mut().insert(info);
-        response
     }
 }
 

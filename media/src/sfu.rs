@@ -103,6 +103,8 @@ pub enum CloseReason {
     Removed,
     /// The Room was deleted.
     RoomEnded,
+    /// The Room's access changed (members-only, a new code) and the person no longer qualifies.
+    AccessLost,
     /// The client broke the signaling protocol.
     Protocol(String),
     /// The client did not read its messages fast enough.
@@ -120,6 +122,7 @@ impl CloseReason {
             CloseReason::Replaced => "joined from another place".to_owned(),
             CloseReason::Removed => "removed from the space".to_owned(),
             CloseReason::RoomEnded => "room has ended".to_owned(),
+            CloseReason::AccessLost => "no longer allowed in this room".to_owned(),
             CloseReason::Protocol(why) => format!("protocol error: {why}"),
             CloseReason::TooSlow => "not reading messages".to_owned(),
             CloseReason::Failed(why) => format!("media failed: {why}"),
@@ -496,6 +499,11 @@ impl Sfu {
 
     /// The person was removed from the Space: their session in `room` ends.
     pub fn remove_participant(&self, room: &str, participant: &str) {
+        self.end_participant(room, participant, CloseReason::Removed);
+    }
+
+    /// The person's session in `room` ends for `reason`.
+    pub fn end_participant(&self, room: &str, participant: &str, reason: CloseReason) {
         let room = self
             .inner
             .rooms
@@ -505,7 +513,7 @@ impl Sfu {
         if let Some(member) =
             room.and_then(|r| r.state.lock().ok()?.members.get(participant).cloned())
         {
-            member.kick(CloseReason::Removed);
+            member.kick(reason);
         }
     }
 

@@ -25,6 +25,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0002_governance.sql"),
         include_str!("../postgres/0002_governance.sql"),
     ),
+    (
+        4,
+        "media grants",
+        include_str!("../sqlite/0004_media_grants.sql"),
+        include_str!("../postgres/0004_media_grants.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

@@ -97,6 +97,13 @@ impl TestInstance {
     /// Spawns with settings adjusted by `tweak` (e.g. open Space creation).
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
         install_crypto();
+        // `CONVENE_TEST_LOG=debug` shows the instances' logs (once per test binary).
+        if let Ok(filter) = std::env::var("CONVENE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let (smtp_port, mailbox) = smtp::start().await;
         let data_dir = std::env::temp_dir().join(format!("convene-test-{}", random_suffix()));
         let database_url = match backend {

@@ -260,6 +260,19 @@ pub async fn by_slug(db: &Db, space: &Space, slug: &str) -> Result<Room> {
     }
 }
 
+/// A Room by its id, if it still exists.
+pub async fn by_id(db: &Db, id: i64) -> Result<Option<Room>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        room_columns!(),
+        " FROM rooms r WHERE r.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.as_ref().map(Room::from_row).transpose()?)
+}
+
 /// The Rooms of `space` a viewer sees on its page: members see all; others see the listed
 /// Rooms that are not members-only.
 pub async fn visible(db: &Db, space: &Space, is_member: bool) -> Result<Vec<Room>> {

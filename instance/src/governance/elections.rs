@@ -16,7 +16,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Tx, constituency_key, notices, opt_flag, parse_constituency, roll};
-use crate::app::AppState;
+use crate::core::Core;
 use crate::db::Db;
 use crate::domain::passports::{self, Passport};
 use crate::domain::values::{Handle, parse_text};
@@ -398,7 +398,7 @@ fn require_nominating(election: &Election, now: i64) -> Result<()> {
 
 /// Nominates `candidate` (a handle; empty for oneself) with a statement.
 pub async fn nominate(
-    state: &AppState,
+    state: &Core,
     election: &Election,
     by: &Passport,
     candidate: &str,
@@ -476,7 +476,7 @@ async fn find(db: &Db, election_id: i64, passport_id: i64) -> Result<Candidate> 
 
 /// The candidate accepts a nomination by another, optionally replacing the statement.
 pub async fn accept(
-    state: &AppState,
+    state: &Core,
     election: &Election,
     nomination_id: i64,
     by: &Passport,

@@ -38,7 +38,7 @@ pub mod voting;
 use convene_governance::circle::Constituency;
 use sqlx::Row;
 
-use crate::app::AppState;
+use crate::core::Core;
 use crate::db::Db;
 use crate::domain::passports::Passport;
 use crate::error::{AppError, Result};
@@ -103,7 +103,7 @@ pub async fn may_set_roles(db: &Db, p: &Passport) -> Result<bool> {
 /// Moves every election along: sends the notices that are due, freezes rolls whose voting has
 /// opened, closes and counts elections whose voting has ended, and clears secrets from sent
 /// mail. Safe to run concurrently: each step claims its work with a guarded update.
-pub async fn tick(state: &AppState) -> Result<()> {
+pub async fn tick(state: &Core) -> Result<()> {
     let t = state.db.now();
     let due = sqlx::query(
         "SELECT id FROM elections WHERE closed_at IS NULL AND nominations_open_at <= $1 ORDER BY id",
@@ -139,7 +139,7 @@ pub async fn tick(state: &AppState) -> Result<()> {
 /// Runs [`tick`] every minute until `shutdown` fires, for instances that want notices and
 /// counts to happen on time even when nobody visits the governance pages.
 pub fn spawn_worker(
-    state: AppState,
+    state: Core,
     mut shutdown: crate::shutdown::Signal,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

@@ -16,7 +16,7 @@ use sqlx::Row;
 use super::Tx;
 use super::elections::{self, Candidate, Election};
 use super::roll;
-use crate::app::AppState;
+use crate::core::Core;
 use crate::db::Db;
 use crate::domain::passports::Passport;
 use crate::error::Result;
@@ -82,7 +82,7 @@ fn when(t: i64) -> String {
         .unwrap_or_default()
 }
 
-fn footer(state: &AppState) -> String {
+fn footer(state: &Core) -> String {
     format!(
         "\n-- \n{} · {}\n",
         state.settings.instance_name,
@@ -91,7 +91,7 @@ fn footer(state: &AppState) -> String {
 }
 
 /// "Nominations are open" to everyone on the roll.
-pub async fn nominations_open(state: &AppState, election: &Election) -> Result<()> {
+pub async fn nominations_open(state: &Core, election: &Election) -> Result<()> {
     let voters = roll::eligible(&state.db, election.constituency).await?;
     let mut tx: Tx = state.db.pool.begin().await?;
     if !claim(
@@ -130,7 +130,7 @@ pub async fn nominations_open(state: &AppState, election: &Election) -> Result<(
 }
 
 /// The list of candidates, to everyone on the roll, when nominations close.
-pub async fn candidate_list(state: &AppState, election: &Election) -> Result<()> {
+pub async fn candidate_list(state: &Core, election: &Election) -> Result<()> {
     let voters = roll::eligible(&state.db, election.constituency).await?;
     let standing: Vec<Candidate> = elections::candidates(&state.db, election.id)
         .await?
@@ -170,7 +170,7 @@ pub async fn candidate_list(state: &AppState, election: &Election) -> Result<()>
 
 /// Tells the candidate (and the nominator, if someone else) that a nomination arrived.
 pub async fn nomination_received(
-    state: &AppState,
+    state: &Core,
     election: &Election,
     candidate: &Passport,
     by: &Passport,
@@ -236,7 +236,7 @@ pub async fn nomination_received(
 
 /// Tells the candidate and their nominator that the nomination was accepted.
 pub async fn nomination_accepted(
-    state: &AppState,
+    state: &Core,
     election: &Election,
     candidate: &Candidate,
 ) -> Result<()> {
@@ -277,7 +277,7 @@ pub async fn nomination_accepted(
 
 /// The ballot link (or a reminder carrying a fresh one).
 pub(crate) fn ballot_body(
-    state: &AppState,
+    state: &Core,
     election: &Election,
     name: &str,
     link: &str,
@@ -309,7 +309,7 @@ pub(crate) fn ballot_body(
 /// The results, to everyone on the frozen roll.
 pub(crate) async fn results(
     tx: &mut Tx,
-    state: &AppState,
+    state: &Core,
     election: &Election,
     summary: &str,
 ) -> Result<()> {

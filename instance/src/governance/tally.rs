@@ -14,7 +14,7 @@ use sqlx::Row;
 use super::circle;
 use super::elections::{self, Candidate, Election, Phase};
 use super::{Tx, constituency_key, notices, roll};
-use crate::app::AppState;
+use crate::core::Core;
 use crate::db::Db;
 use crate::error::{AppError, Result};
 
@@ -72,7 +72,7 @@ fn seats_of(election: &Election) -> usize {
 
 /// Closes and counts an election whose voting time is over. Does nothing if it is already
 /// closed (another request got there first); refused while voting is still open.
-pub async fn close(state: &AppState, election: &Election) -> Result<()> {
+pub async fn close(state: &Core, election: &Election) -> Result<()> {
     let t = state.db.now();
     match election.phase(t) {
         Phase::Counting => {}
@@ -224,7 +224,7 @@ async fn seat_elected(
             notes.push(format!(
                 "{} could not take a seat: {}",
                 cand.ballot_name(),
-                err.info().detail
+                err.message().1
             ));
         }
     }

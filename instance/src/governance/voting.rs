@@ -17,7 +17,7 @@ use sqlx::Row;
 use super::elections::{self, Candidate, Election, Phase};
 use super::notices::{self, queue};
 use super::{Tx, roll};
-use crate::app::AppState;
+use crate::core::Core;
 use crate::db::Db;
 use crate::domain::{random_token, sha256_hex};
 use crate::error::{AppError, Result};
@@ -44,7 +44,7 @@ fn receipt() -> String {
 /// Freezes the roll, numbers the candidates, draws the seed and sends every voter a ballot
 /// link. Does nothing if another request already did. An election nobody stood in is closed
 /// without a vote.
-pub async fn freeze(state: &AppState, election: &Election) -> Result<()> {
+pub async fn freeze(state: &Core, election: &Election) -> Result<()> {
     let voters = roll::eligible(&state.db, election.constituency).await?;
     let mut standing: Vec<Candidate> = elections::candidates(&state.db, election.id)
         .await?
@@ -285,7 +285,7 @@ pub fn read_ballot(
 
 /// Casts a ballot with a link secret; returns the receipt.
 pub async fn cast(
-    state: &AppState,
+    state: &Core,
     election_id: i64,
     secret: &str,
     form: &[(String, String)],
@@ -375,7 +375,7 @@ pub async fn cast(
 
 /// Sends a reminder with a fresh link to everyone on the roll who has not voted. Returns how
 /// many were sent.
-pub async fn remind(state: &AppState, election: &Election) -> Result<usize> {
+pub async fn remind(state: &Core, election: &Election) -> Result<usize> {
     if election.phase(state.db.now()) != Phase::Voting {
         return Err(AppError::Forbidden(
             "Reminders go out only while voting is open.",
@@ -385,15 +385,11 @@ pub async fn remind(state: &AppState, election: &Election) -> Result<usize> {
 }
 
 /// The automatic reminder (a day before the close), sent once.
-pub async fn auto_remind(state: &AppState, election: &Election) -> Result<usize> {
+pub async fn auto_remind(state: &Core, election: &Election) -> Result<usize> {
     send_reminders(state, election, Some(())).await
 }
 
-async fn send_reminders(
-    state: &AppState,
-    election: &Election,
-    automatic: Option<()>,
-) -> Result<usize> {
+async fn send_reminders(state: &Core, election: &Election, automatic: Option<()>) -> Result<usize> {
     let mut tx: Tx = state.db.pool.begin().await?;
     if automatic.is_some() {
         let claimed = sqlx::query(

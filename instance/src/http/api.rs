@@ -16,13 +16,15 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::error::ErrorInfo;
 use crate::app::AppState;
+use crate::core::{self, Actor};
 use crate::domain::invitations;
 use crate::domain::passports::{self, Passport};
 use crate::domain::rooms::{self, Access, Room, RoomFields};
 use crate::domain::spaces::{self, Role, Space, SpaceFields};
 use crate::domain::values::{self, AccessCode, DisplayName, Email, Handle, Slug};
-use crate::error::{AppError, ErrorInfo, FieldError, Result};
+use crate::error::{AppError, FieldError, Result};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -267,8 +269,9 @@ async fn create_space(
     let (Some(name), Some(slug), Some(description)) = (name, slug, description) else {
         return Err(AppError::Invalid(errors));
     };
-    let space = spaces::create(
-        &state.db,
+    let space = core::spaces::create(
+        &state.core,
+        Actor::Person(p),
         p,
         &slug,
         &SpaceFields {
@@ -359,7 +362,7 @@ async fn update_space(
         description,
         listed: body.listed.unwrap_or(space.listed),
     };
-    spaces::update(&state.db, &space, &fields, entrance).await?;
+    core::spaces::update(&state.core, Actor::Person(p), &space, &fields, entrance).await?;
     let space = load_space(&state, &slug).await?;
     Ok(Json(space_json(&state, &space)))
 }
@@ -459,7 +462,8 @@ async fn create_room(
     )
     .map_err(|e| AppError::invalid("slug", e.0))?;
     let fields = room_fields(&body, None)?;
-    let room = rooms::create(&state.db, &space, &room_slug, &fields).await?;
+    let room =
+        core::rooms::create(&state.core, Actor::Person(p), &space, &room_slug, &fields).await?;
     let space = load_space(&state, &slug).await?;
     Ok((
         StatusCode::CREATED,
@@ -507,7 +511,15 @@ async fn update_room(
         None => room.slug.clone(),
     };
     let fields = room_fields(&body, Some(&room))?;
-    rooms::update(&state.db, &room, &new_slug, &fields).await?;
+    core::rooms::update(
+        &state.core,
+        Actor::Person(p),
+        &space,
+        &room,
+        &new_slug,
+        &fields,
+    )
+    .await?;
     let room = rooms::by_slug(&state.db, &space, new_slug.as_str()).await?;
     Ok(Json(room_json(&state, &space, &room, true)))
 }
@@ -521,10 +533,7 @@ async fn delete_room(
     let p = caller.require()?;
     let (space, room, _) = load_room(&state, &caller, &space_slug, &room_slug).await?;
     spaces::require_member(&state.db, &space, p).await?;
-    rooms::delete(&state.db, &room).await?;
-    state
-        .sfu
-        .end_room(&super::pages::gathering::media_room_id(&room));
+    core::rooms::delete(&state.core, Actor::Person(p), &space, &room).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -562,11 +571,7 @@ async fn remove_member(
     let target = passports::by_handle(&state.db, &handle)
         .await?
         .ok_or(AppError::NotFound)?;
-    if target.id != p.id {
-        spaces::require_owner(&state.db, &space, p).await?;
-    }
-    spaces::remove_member(&state.db, &space, &target).await?;
-    super::pages::end_media_for(&state, &space, target.id).await?;
+    core::spaces::remove_member(&state.core, Actor::Person(p), &space, &target).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -602,7 +607,7 @@ async fn invite(
     spaces::require_owner(&state.db, &space, p).await?;
     let email = Email::parse(&body.email).map_err(|e| AppError::invalid("email", e.0))?;
     let role = Role::parse(body.role.as_deref().unwrap_or("member"))?;
-    let invitation = super::pages::send_invitation(&state, &space, p, &email, role).await?;
+    let invitation = core::spaces::invite(&state.core, p, &space, &email, role).await?;
     Ok((StatusCode::CREATED, Json(json!(invitation))).into_response())
 }
 
@@ -615,7 +620,7 @@ async fn revoke_invitation(
     let p = caller.require()?;
     let space = load_space(&state, &slug).await?;
     spaces::require_owner(&state.db, &space, p).await?;
-    invitations::revoke(&state.db, &space, id).await?;
+    core::spaces::revoke_invitation(&state.core, Actor::Person(p), &space, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

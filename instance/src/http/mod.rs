@@ -5,6 +5,7 @@
 //! under `/api/v1` (behind [`api::problem_layer`]: bearer tokens, `application/problem+json`).
 
 pub mod api;
+pub mod error;
 mod openapi;
 pub mod pages;
 pub mod visitor;
@@ -22,7 +23,8 @@ use axum::routing::get;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
-use crate::error::{AppError, ErrorInfo};
+use crate::error::AppError;
+use error::ErrorInfo;
 use visitor::{BROWSER_COOKIE, BrowserId, FLASH_COOKIE};
 
 /// Largest form body a page accepts.
@@ -105,7 +107,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
          # HELP convene_keyframe_requests_total Keyframe requests relayed to publishers.\n\
          # TYPE convene_keyframe_requests_total counter\n\
          convene_keyframe_requests_total {}\n\
-         # HELP convene_joins_refused_total Joins the SFU refused (bad token, full or ended Room).\n\
+         # HELP convene_joins_refused_total Joins refused (bad or spent token, access lost, full or ended Room).\n\
          # TYPE convene_joins_refused_total counter\n\
          convene_joins_refused_total {}\n",
         m.requests.load(Ordering::Relaxed),
@@ -117,7 +119,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         media.bytes_forwarded,
         media.packets_dropped,
         media.keyframe_requests,
-        media.joins_refused,
+        media.joins_refused + m.joins_refused.load(Ordering::Relaxed),
     );
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -183,12 +185,7 @@ async fn favicon() -> Response {
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     state.metrics.requests.fetch_add(1, Ordering::Relaxed);
-    let writes = !is_safe(req.method());
     let response = next.run(req).await;
-    if writes {
-        // Whatever it changed, cached pages must not show the old state.
-        state.pages.invalidate();
-    }
     if response.status().is_server_error() {
         state.metrics.errors.fetch_add(1, Ordering::Relaxed);
     }

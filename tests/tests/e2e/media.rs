@@ -735,3 +735,189 @@ async fn removing_a_member_ends_theirs_and_deleting_the_room_ends_everyones() {
     olive.end().await;
     gus.end().await;
 }
+
+/// Runs `convene admin …` in-process against the instance's database, exactly as the binary
+/// would from another terminal (the command line runs no SFU of its own).
+async fn admin(inst: &TestInstance, args: &[&str]) {
+    use clap::Parser;
+    let mut argv = vec![
+        "convene".to_string(),
+        "--database-url".to_string(),
+        inst.settings.database_url.clone(),
+        "--data-dir".to_string(),
+        inst.data_dir.display().to_string(),
+        "admin".to_string(),
+    ];
+    argv.extend(args.iter().map(ToString::to_string));
+    let cli = convene::cli::Cli::try_parse_from(&argv).expect("admin arguments parse");
+    let Some(convene::cli::Command::Admin { json, command }) = cli.command else {
+        panic!("an admin command");
+    };
+    convene::cli::admin(&cli.config, json, command)
+        .await
+        .expect("admin command succeeds");
+}
+
+/// Guards issue 7 and issue 10 (item 4): every operation that takes access away ends the media
+/// of whoever lost it and refuses their outstanding tokens, whichever door it came through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_access_ends_media_from_the_page_the_api_and_the_command_line() {
+    let (inst, owner) = instance_with_space(Backend::Sqlite).await;
+    let bea = member(&inst, &owner, "bea", "Bea Member").await;
+    let guest = inst.browser();
+
+    // Page: the lobby becomes members-only. The guest inside leaves; the member stays; a token
+    // the guest took before the change no longer opens the door.
+    let mut gus = enter(&inst, &guest, "lobby", 0, Some("Gus")).await;
+    let mut bea_lobby = enter(&inst, &bea, "lobby", 1, None).await;
+    let spare = ticket(&inst, &guest, "lobby", Some("Gus"))
+        .await
+        .expect("a second ticket while the lobby is open");
+    owner.get("/spaces/book-club/rooms/lobby/edit").await;
+    let page = owner
+        .submit(
+            "/spaces/book-club/rooms/lobby/edit",
+            &[
+                ("name", "Lobby"),
+                ("slug", "lobby"),
+                ("topic", "Talk"),
+                ("access", "members"),
+                ("access_code", ""),
+                ("capacity", "12"),
+                ("listed", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        gus.closed().await,
+        (4000, "no longer allowed in this room".to_string())
+    );
+    assert_eq!(
+        refused(&inst, &spare.signal_url, &spare.token).await,
+        "no longer allowed in this room"
+    );
+    assert!(
+        bea_lobby.closed.borrow().is_none(),
+        "members keep their seat"
+    );
+    bea_lobby.client.send(&ClientMessage::Ping);
+    bea_lobby
+        .client
+        .wait_event(LIMIT, |e| matches!(e, ServerMessage::Pong))
+        .await;
+    gus.end().await;
+
+    // Page: a new code for the vault sends out the guest who came in with the old one.
+    guest.get(&room_path("vault")).await;
+    guest
+        .submit(
+            "/spaces/book-club/rooms/vault/unlock",
+            &[("code", "open sesame")],
+        )
+        .await;
+    let mut gus_vault = enter(&inst, &guest, "vault", 2, Some("Gus")).await;
+    owner.get("/spaces/book-club/rooms/vault/edit").await;
+    let page = owner
+        .submit(
+            "/spaces/book-club/rooms/vault/edit",
+            &[
+                ("name", "The Vault"),
+                ("slug", "vault"),
+                ("topic", "Talk"),
+                ("access", "locked"),
+                ("access_code", "new sesame"),
+                ("capacity", "12"),
+                ("listed", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        gus_vault.closed().await,
+        (4000, "no longer allowed in this room".to_string())
+    );
+    gus_vault.end().await;
+
+    // API: Bea is removed from the Space. Her media in the members-only lobby ends, and the
+    // circle token she took before the removal is refused.
+    let bea_circle = ticket(&inst, &bea, "circle", None)
+        .await
+        .expect("a member's ticket");
+    owner.get("/me/tokens").await;
+    let page = owner.submit("/me/tokens", &[("name", "script")]).await;
+    let at = page.body.find("cvn_").expect("a new API token");
+    let token: String = page.body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    let removed = reqwest::Client::new()
+        .delete(inst.url("/api/v1/spaces/book-club/members/bea"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("remove through the API");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        bea_lobby.closed().await,
+        (4000, "removed from the space".to_string())
+    );
+    assert_eq!(
+        refused(&inst, &bea_circle.signal_url, &bea_circle.token).await,
+        "no longer allowed in this room"
+    );
+    bea_lobby.end().await;
+
+    // Command line: the hideout becomes members-only from another process; the serving
+    // process's reconciler sends the guest out within a few seconds.
+    let mut gus_hideout = enter(&inst, &guest, "hideout", 3, Some("Gus")).await;
+    admin(
+        &inst,
+        &[
+            "room",
+            "update",
+            "--space",
+            "book-club",
+            "--room",
+            "hideout",
+            "--access",
+            "members",
+        ],
+    )
+    .await;
+    assert_eq!(
+        gus_hideout.closed().await,
+        (4000, "no longer allowed in this room".to_string())
+    );
+    gus_hideout.end().await;
+
+    // Command line: a member removed from the Space leaves the circle; deleting the Room ends
+    // the gathering for whoever is left.
+    let cleo = member(&inst, &owner, "cleo", "Cleo Member").await;
+    let mut cleo_peer = enter(&inst, &cleo, "circle", 4, None).await;
+    let mut olive = enter(&inst, &owner, "circle", 5, None).await;
+    admin(
+        &inst,
+        &[
+            "space",
+            "remove-member",
+            "--space",
+            "book-club",
+            "--handle",
+            "cleo",
+        ],
+    )
+    .await;
+    assert_eq!(
+        cleo_peer.closed().await,
+        (4000, "no longer allowed in this room".to_string())
+    );
+    admin(
+        &inst,
+        &["room", "delete", "--space", "book-club", "--room", "circle"],
+    )
+    .await;
+    assert_eq!(olive.closed().await, (4000, "room has ended".to_string()));
+    cleo_peer.end().await;
+    olive.end().await;
+}

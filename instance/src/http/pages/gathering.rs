@@ -6,6 +6,7 @@
 //! minutes and usable once. `GET …/signal` upgrades to a WebSocket whose first frame must
 //! carry that token; the SFU verifies it before anything else happens.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Form;
@@ -13,7 +14,6 @@ use axum::Json;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use convene_media::Claims;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -21,30 +21,19 @@ use serde_json::json;
 use super::GuestSession;
 use super::rooms::load;
 use crate::app::AppState;
+use crate::core::gathering::{self, Entrant};
 use crate::domain::auth;
-use crate::domain::rooms::{Entry, Room};
+use crate::domain::rooms::Entry;
 use crate::domain::values::DisplayName;
 use crate::error::{AppError, Result};
 use crate::http::visitor::Visitor;
 
-/// How long a media token is valid.
-pub const TOKEN_TTL_SECS: u64 = 120;
 /// How long the SFU waits for the `join` frame after the upgrade.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long sending a close frame may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest signaling frame accepted from a browser (the SFU applies its own, smaller limit).
 const MAX_FRAME: usize = 128 * 1024;
-
-/// The SFU's id for a Room: its database id, so a deleted and re-created Room is another Room.
-pub fn media_room_id(room: &Room) -> String {
-    format!("room-{}", room.id)
-}
-
-/// The SFU's id for a Passport.
-pub fn media_participant_id(passport_id: i64) -> String {
-    format!("p{passport_id}")
-}
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -65,50 +54,36 @@ pub async fn token(
             "This Room is locked: enter its access code first.",
         ));
     }
-    let room_id = media_room_id(&room);
     let mut guest = None;
-    let (participant, display_name, handle) = match visitor.passport() {
-        Some(p) => (
-            media_participant_id(p.id),
-            p.display_name.to_string(),
-            Some(p.address(&state.settings.domain())),
-        ),
+    let entrant = match visitor.passport() {
+        Some(p) => Entrant {
+            passport_id: Some(p.id),
+            session_hash: visitor.session_hash(),
+            display_name: p.display_name.to_string(),
+            handle: Some(p.address(&state.settings.domain())),
+        },
         None => {
             let name = DisplayName::parse(&input.guest_name)
                 .map_err(|e| AppError::invalid("guest_name", e.0))?;
             let session = GuestSession::for_visitor(&state, &visitor).await?;
-            let hash = session.hash.clone();
+            auth::set_guest_name(&state.db, &session.hash, &name).await?;
             guest = Some(session);
-            auth::set_guest_name(&state.db, &hash, &name).await?;
-            // A guest is known by their session: the same browser rejoining replaces itself.
-            (format!("g{}", &hash[..16]), name.to_string(), None)
+            Entrant {
+                passport_id: None,
+                session_hash: guest.as_ref().map(|s| s.hash.as_str()),
+                display_name: name.to_string(),
+                handle: None,
+            }
         }
     };
-    let capacity = u32::try_from(room.capacity).unwrap_or(u32::MAX);
-    let inside = state.sfu.room_participants(&room_id);
-    let rejoining = inside.iter().any(|p| p.id == participant);
-    if !rejoining && inside.len() >= room.capacity as usize {
-        return Err(AppError::Conflict {
-            field: "room",
-            message: format!("The Room is full ({capacity} people). Try again later."),
-        });
-    }
-    let mut claims = Claims::new(
-        room_id.clone(),
-        participant.clone(),
-        display_name.clone(),
-        convene_media::token::unix_now(),
-        TOKEN_TTL_SECS,
-    );
-    claims.handle = handle;
-    claims.capacity = Some(capacity);
-    let token = state.sfu.token_key().issue(&claims);
+    let display_name = entrant.display_name.clone();
+    let issued = gathering::issue_token(&state.core, &room, entry, &entrant).await?;
     let mut response = Json(json!({
-        "token": token,
+        "token": issued.token,
         "signal_url": format!("{}/signal", convene_web::routes::room(&space_slug, &room_slug)),
-        "participant": participant,
+        "participant": issued.participant,
         "display_name": display_name,
-        "expires_in": TOKEN_TTL_SECS,
+        "expires_in": gathering::TOKEN_TTL_SECS,
     }))
     .into_response();
     if let Some(session) = guest {
@@ -119,27 +94,41 @@ pub async fn token(
 
 /// `GET /spaces/{space}/rooms/{room}/signal`: the Room's signaling WebSocket.
 ///
-/// No session is needed: the media token in the first frame is the admission.
+/// No session is needed: the media token in the first frame is the admission. Every address
+/// upgrades alike, whether a Room is there or not, so the socket reveals nothing a token does
+/// not already prove.
 pub async fn signal(
     State(state): State<AppState>,
     Path((space_slug, room_slug)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
-) -> Result<Response> {
-    let space = crate::domain::spaces::by_slug(&state.db, &space_slug).await?;
-    let room = crate::domain::rooms::by_slug(&state.db, &space, &room_slug).await?;
-    let room_id = media_room_id(&room);
-    let sfu = state.sfu.clone();
+) -> Response {
     // Signaling frames are small and few: modest socket buffers keep a participant's memory
     // to what the media needs.
-    Ok(upgrade
+    upgrade
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run_signaling(sfu, room_id, socket)))
+        .on_upgrade(move |socket| run_signaling(state, space_slug, room_slug, socket))
 }
 
-async fn run_signaling(sfu: convene_media::Sfu, room_id: String, mut socket: WebSocket) {
+/// The Room's SFU id, or `None` when the address names no Room.
+async fn media_room(state: &AppState, space_slug: &str, room_slug: &str) -> Option<String> {
+    let space = crate::domain::spaces::by_slug(&state.db, space_slug)
+        .await
+        .ok()?;
+    let room = crate::domain::rooms::by_slug(&state.db, &space, room_slug)
+        .await
+        .ok()?;
+    Some(gathering::media_room_id(&room))
+}
+
+async fn run_signaling(
+    state: AppState,
+    space_slug: String,
+    room_slug: String,
+    mut socket: WebSocket,
+) {
     let first = match tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut socket)).await {
         Ok(Some(text)) => text,
         Ok(None) => return,
@@ -148,7 +137,19 @@ async fn run_signaling(sfu: convene_media::Sfu, room_id: String, mut socket: Web
             return;
         }
     };
-    let session = match sfu.connect(&room_id, &first).await {
+    let room_id = media_room(&state, &space_slug, &room_slug).await;
+    if let Err(refusal) = gathering::admit(&state.core, room_id.as_deref(), &first).await {
+        state.metrics.joins_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(space = %space_slug, room = %room_slug, reason = refusal.0, "join refused");
+        let frame = Message::Text(refusal.to_frame().into());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
+        close(socket, 4001, refusal.0.to_owned()).await;
+        return;
+    }
+    let Some(room_id) = room_id else {
+        return;
+    };
+    let session = match state.sfu.connect(&room_id, &first).await {
         Ok(session) => session,
         Err(err) => {
             tracing::info!(room = %room_id, reason = %err.reason(), "join refused");

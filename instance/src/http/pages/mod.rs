@@ -11,8 +11,6 @@ mod governance;
 mod rooms;
 mod spaces;
 
-pub(crate) use spaces::end_media_for;
-
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,12 +19,9 @@ use convene_web::view::{self, FormErrors, NavUser, PageContext};
 
 use super::visitor::{self, Visitor};
 use crate::app::AppState;
-use crate::domain::invitations::{self, Invitation};
-use crate::domain::passports::Passport;
-use crate::domain::spaces::{Role, Space};
-use crate::domain::values::Email;
-use crate::error::{AppError, ErrorInfo, Result};
-use crate::mail;
+use crate::domain::spaces::Role;
+use crate::error::{AppError, Result};
+use crate::http::error::ErrorInfo;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -232,41 +227,4 @@ fn date(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%-d %B %Y").to_string())
         .unwrap_or_default()
-}
-
-/// Creates an invitation and queues its email; shared by the members page and the API.
-pub async fn send_invitation(
-    state: &AppState,
-    space: &Space,
-    by: &Passport,
-    email: &Email,
-    role: Role,
-) -> Result<Invitation> {
-    let (invitation, secret) = invitations::create(&state.db, space, by, email, role).await?;
-    let link = state
-        .settings
-        .url(&convene_web::routes::invitation(&secret));
-    let body = format!(
-        "Hello,\n\n{} ({}) invited you to join the Space \"{}\" on {} as {}.\n\n\
-         Accept or decline here:\n{link}\n\n\
-         The invitation is valid for 14 days. If you did not expect it, ignore this email.\n",
-        by.display_name,
-        by.address(&state.settings.domain()),
-        space.name,
-        state.settings.instance_name,
-        role.as_str(),
-    );
-    state
-        .mailer
-        .enqueue(mail::Email {
-            to: email.as_str(),
-            subject: &format!(
-                "Invitation to {} on {}",
-                space.name, state.settings.instance_name
-            ),
-            body: &body,
-            kind: "invitation",
-        })
-        .await?;
-    Ok(invitation)
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::spaces::web_access;
 use super::{GuestSession, context, form_errors, invalid, redirect_with};
 use crate::app::AppState;
+use crate::core::{self, Actor};
 use crate::domain::rooms::{self, Access, Entry, Room, RoomFields};
 use crate::domain::spaces::{self, Space};
 use crate::domain::values::{self, AccessCode, DisplayName, Slug};
@@ -99,10 +100,10 @@ pub async fn show(
     let (space, room, member, entry) = load_cached(&state, &visitor, &space, &room).await?;
     let people = state
         .sfu
-        .room_participants(&super::gathering::media_room_id(&room));
+        .room_participants(&crate::core::gathering::media_room_id(&room));
     let me = visitor
         .passport()
-        .map(|p| super::gathering::media_participant_id(p.id));
+        .map(|p| crate::core::gathering::media_participant_id(p.id));
     let full = people.len() >= usize::try_from(room.capacity).unwrap_or(usize::MAX)
         && !people.iter().any(|p| Some(&p.id) == me.as_ref());
     let stage = match entry {
@@ -142,7 +143,8 @@ pub async fn unlock(
     // A guest gets a session to remember the unlocked Room in.
     let session = GuestSession::for_visitor(&state, &visitor).await?;
     let client_key = format!("ip:{}", peer.ip());
-    let result = rooms::unlock(&state.db, &room, &client_key, &session.hash, &input.code).await;
+    let result =
+        core::rooms::unlock(&state.core, &room, &client_key, &session.hash, &input.code).await;
     let mut response = match result {
         Ok(()) => redirect_with(&state, &here, "success", "Unlocked. Welcome in."),
         Err(AppError::RateLimited { retry_after }) => {
@@ -310,7 +312,7 @@ pub async fn create(
     spaces::require_member(&state.db, &space, p).await?;
     let result = async {
         let (room_slug, fields) = room_fields(&input, None)?;
-        rooms::create(&state.db, &space, &room_slug, &fields).await
+        core::rooms::create(&state.core, Actor::Person(p), &space, &room_slug, &fields).await
     }
     .await;
     match result {
@@ -372,7 +374,15 @@ pub async fn edit(
     spaces::require_member(&state.db, &space, p).await?;
     let result = async {
         let (new_slug, fields) = room_fields(&input, Some(&room))?;
-        rooms::update(&state.db, &room, &new_slug, &fields).await?;
+        core::rooms::update(
+            &state.core,
+            Actor::Person(p),
+            &space,
+            &room,
+            &new_slug,
+            &fields,
+        )
+        .await?;
         Ok::<_, AppError>(new_slug)
     }
     .await;
@@ -402,7 +412,7 @@ fn delete_view(state: &AppState, space: &Space, room: &Room, errors: FormErrors)
         inside: u32::try_from(
             state
                 .sfu
-                .room_presence(&super::gathering::media_room_id(room)),
+                .room_presence(&crate::core::gathering::media_room_id(room)),
         )
         .unwrap_or(u32::MAX),
         is_entrance: space.entrance_room_id == Some(room.id),
@@ -449,8 +459,7 @@ pub async fn delete(
             &delete_view(&state, &space, &room, errors),
         )));
     }
-    rooms::delete(&state.db, &room).await?;
-    state.sfu.end_room(&super::gathering::media_room_id(&room));
+    core::rooms::delete(&state.core, Actor::Person(p), &space, &room).await?;
     Ok(redirect_with(
         &state,
         &routes::space(&space_slug),

@@ -10,8 +10,9 @@ use convene_web::view::{
 };
 use serde::Deserialize;
 
-use super::{context, date, form_errors, invalid, redirect_with, send_invitation, web_role};
+use super::{context, date, form_errors, invalid, redirect_with, web_role};
 use crate::app::AppState;
+use crate::core::{self, Actor};
 use crate::domain::invitations::{self, InvitationState};
 use crate::domain::passports;
 use crate::domain::rooms::{self, Access};
@@ -147,7 +148,9 @@ pub async fn create(
         let slug = Slug::parse(&slug_input).map_err(|e| AppError::invalid("slug", e.0));
         let fields = space_fields(&input);
         match (slug, fields) {
-            (Ok(slug), Ok(fields)) => spaces::create(&state.db, p, &slug, &fields).await,
+            (Ok(slug), Ok(fields)) => {
+                core::spaces::create(&state.core, Actor::Person(p), p, &slug, &fields).await
+            }
             (slug, fields) => {
                 let mut errors = Vec::new();
                 for err in [fields.err(), slug.err()].into_iter().flatten() {
@@ -310,7 +313,7 @@ pub async fn edit(
                     .id,
             )
         };
-        spaces::update(&state.db, &space, &fields, entrance).await
+        core::spaces::update(&state.core, Actor::Person(p), &space, &fields, entrance).await
     }
     .await;
     match result {
@@ -416,7 +419,7 @@ pub async fn invite(
         } else {
             &input.role
         })?;
-        send_invitation(&state, &space, p, &email, role).await
+        core::spaces::invite(&state.core, p, &space, &email, role).await
     }
     .await;
     match result {
@@ -455,7 +458,7 @@ pub async fn revoke_invitation(
     let p = visitor.require()?;
     let space = spaces::by_slug(&state.db, &slug).await?;
     spaces::require_owner(&state.db, &space, p).await?;
-    invitations::revoke(&state.db, &space, id).await?;
+    core::spaces::revoke_invitation(&state.core, Actor::Person(p), &space, id).await?;
     Ok(redirect_with(
         &state,
         &routes::members(&slug),
@@ -477,26 +480,13 @@ pub async fn remove_member(
     let target = passports::by_handle(&state.db, &handle)
         .await?
         .ok_or(AppError::NotFound)?;
-    spaces::remove_member(&state.db, &space, &target).await?;
-    end_media_for(&state, &space, target.id).await?;
+    core::spaces::remove_member(&state.core, Actor::Person(p), &space, &target).await?;
     Ok(redirect_with(
         &state,
         &routes::members(&slug),
         "success",
         &format!("{} is no longer a member.", target.display_name),
     ))
-}
-
-/// A person no longer in a Space leaves its gatherings (members-only Rooms are theirs no
-/// more; the others they may rejoin through the door like anyone).
-pub(crate) async fn end_media_for(state: &AppState, space: &Space, passport_id: i64) -> Result<()> {
-    let participant = super::gathering::media_participant_id(passport_id);
-    for room in rooms::visible(&state.db, space, true).await? {
-        state
-            .sfu
-            .remove_participant(&super::gathering::media_room_id(&room), &participant);
-    }
-    Ok(())
 }
 
 /// `POST /spaces/{space}/leave`
@@ -507,8 +497,7 @@ pub async fn leave(
 ) -> Result<Response> {
     let p = visitor.require()?;
     let space = spaces::by_slug(&state.db, &slug).await?;
-    spaces::remove_member(&state.db, &space, p).await?;
-    end_media_for(&state, &space, p.id).await?;
+    core::spaces::remove_member(&state.core, Actor::Person(p), &space, p).await?;
     Ok(redirect_with(
         &state,
         &routes::space(&slug),
@@ -575,7 +564,7 @@ pub async fn accept_invitation(
 ) -> Result<Response> {
     let p = visitor.require()?;
     let inv = invitations::by_secret(&state.db, &token).await?;
-    let space = invitations::accept(&state.db, &inv, p).await?;
+    let space = core::spaces::accept_invitation(&state.core, p, &inv).await?;
     Ok(redirect_with(
         &state,
         &routes::space(space.slug.as_str()),
@@ -590,7 +579,7 @@ pub async fn decline_invitation(
     Path(token): Path<String>,
 ) -> Result<Response> {
     let inv = invitations::by_secret(&state.db, &token).await?;
-    invitations::decline(&state.db, &inv).await?;
+    core::spaces::decline_invitation(&state.core, &inv).await?;
     Ok(redirect_with(
         &state,
         "/",

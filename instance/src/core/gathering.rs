@@ -1,0 +1,345 @@
+//! Entering a Room's gathering, and staying in it only while allowed.
+//!
+//! - [`issue_token`]: after the Room's rules and capacity are checked, a media token bound to
+//!   the Room and the person, recorded as a grant in `media_grants`.
+//! - [`admit`]: the signaling door spends the grant (single use across restarts and processes)
+//!   and checks that the person may still enter before the SFU sees the token.
+//! - [`reconcile_room`]: everyone inside whose grant no longer holds (the Room became
+//!   members-only, its code changed, they were removed from the Space, the Room is gone)
+//!   leaves. Use cases call it right after a change; [`spawn_reconciler`] runs it for every
+//!   live gathering every few seconds for changes made elsewhere.
+
+use std::time::Duration;
+
+use convene_media::signaling::{ClientMessage, ServerMessage};
+use convene_media::{Claims, CloseReason};
+use sqlx::Row;
+
+use super::Core;
+use crate::db::Db;
+use crate::domain::rooms::{self, Access, Entry, Room};
+use crate::domain::spaces::Space;
+use crate::error::{AppError, Result};
+use crate::shutdown;
+
+/// How long a media token is valid.
+pub const TOKEN_TTL_SECS: u64 = 120;
+/// How often live gatherings are checked against the database.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How long spent grants are kept (they justify the presence of whoever is inside).
+const GRANT_RETENTION: i64 = 7 * 24 * 3600;
+
+/// The SFU's id for a Room: its database id, so a deleted and re-created Room is another Room.
+pub fn media_room_id(room: &Room) -> String {
+    media_room_id_of(room.id)
+}
+
+fn media_room_id_of(room_id: i64) -> String {
+    format!("room-{room_id}")
+}
+
+/// The Room's database id from the SFU's id.
+fn room_id_from_media(media_id: &str) -> Option<i64> {
+    media_id.strip_prefix("room-")?.parse().ok()
+}
+
+/// The SFU's id for a Passport.
+pub fn media_participant_id(passport_id: i64) -> String {
+    format!("p{passport_id}")
+}
+
+/// The SFU's id for a guest: their session, so the same browser rejoining replaces itself.
+pub fn media_guest_id(session_hash: &str) -> String {
+    format!("g{}", session_hash.get(..16).unwrap_or(session_hash))
+}
+
+/// Who a media token is for.
+pub struct Entrant<'a> {
+    /// `None` for a guest.
+    pub passport_id: Option<i64>,
+    /// The browser session the token is issued in (guests always have one).
+    pub session_hash: Option<&'a str>,
+    pub display_name: String,
+    /// `@name@domain`, absent for guests.
+    pub handle: Option<String>,
+}
+
+/// A token and what the client needs with it.
+pub struct Issued {
+    pub token: String,
+    pub participant: String,
+}
+
+/// Issues a media token for `room` once the door has let the entrant in (`entry`), if the Room
+/// has a seat for them.
+pub async fn issue_token(
+    core: &Core,
+    room: &Room,
+    entry: Entry,
+    entrant: &Entrant<'_>,
+) -> Result<Issued> {
+    if entry != Entry::Enter {
+        return Err(AppError::Forbidden(
+            "This Room is locked: enter its access code first.",
+        ));
+    }
+    let room_id = media_room_id(room);
+    let participant = match (entrant.passport_id, entrant.session_hash) {
+        (Some(id), _) => media_participant_id(id),
+        (None, Some(hash)) => media_guest_id(hash),
+        (None, None) => return Err(AppError::Unauthenticated),
+    };
+    let capacity = u32::try_from(room.capacity).unwrap_or(u32::MAX);
+    if let Some(sfu) = &core.sfu {
+        let inside = sfu.room_participants(&room_id);
+        let rejoining = inside.iter().any(|p| p.id == participant);
+        if !rejoining && inside.len() >= room.capacity as usize {
+            return Err(AppError::Conflict {
+                field: "room",
+                message: format!("The Room is full ({capacity} people). Try again later."),
+            });
+        }
+    }
+    let sfu = core
+        .sfu
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("this process runs no SFU"))?;
+    let now = core.db.now();
+    let mut claims = Claims::new(
+        room_id,
+        participant.clone(),
+        entrant.display_name.clone(),
+        u64::try_from(now).unwrap_or(0),
+        TOKEN_TTL_SECS,
+    );
+    claims.handle = entrant.handle.clone();
+    claims.capacity = Some(capacity);
+    sqlx::query(
+        "INSERT INTO media_grants (nonce, room_id, participant, passport_id, session_hash, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&claims.nonce)
+    .bind(room.id)
+    .bind(&participant)
+    .bind(entrant.passport_id)
+    .bind(entrant.session_hash)
+    .bind(now)
+    .bind(i64::try_from(claims.expires_at).unwrap_or(i64::MAX))
+    .execute(&core.db.pool)
+    .await?;
+    Ok(Issued {
+        token: sfu.token_key().issue(&claims),
+        participant,
+    })
+}
+
+/// Why the door refused a join: sent to the client as the SFU's own refusals are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(pub &'static str);
+
+impl Refusal {
+    /// The `error` signaling frame for the client.
+    pub fn to_frame(&self) -> String {
+        ServerMessage::Error {
+            reason: self.0.to_owned(),
+        }
+        .to_json()
+    }
+}
+
+/// Checks the first signaling frame at the door of the Room whose SFU id is `media_room`
+/// (`None` when the URL names no Room: refused as the SFU refuses another Room's token).
+///
+/// Tokens that fail the SFU's own checks (malformed, forged, expired, another Room) are left
+/// to the SFU, which refuses them with its reasons. A well-formed token for this Room must
+/// match an unspent grant, which is spent here, and the person must still be allowed in.
+pub async fn admit(
+    core: &Core,
+    media_room: Option<&str>,
+    first_frame: &str,
+) -> Result<(), Refusal> {
+    let Some(sfu) = &core.sfu else {
+        return Err(Refusal("media is not served here"));
+    };
+    let token = match ClientMessage::parse(first_frame) {
+        Ok(ClientMessage::Join { token }) => token,
+        Ok(_) => return Ok(()),
+        Err(_) => first_frame.trim().to_owned(),
+    };
+    let Ok(claims) = sfu
+        .token_key()
+        .verify(&token, convene_media::token::unix_now())
+    else {
+        return Ok(());
+    };
+    let Some(media_room) = media_room else {
+        return Err(Refusal("media token is for another room"));
+    };
+    if claims.room != media_room {
+        return Ok(());
+    }
+    let Some(room_id) = room_id_from_media(media_room) else {
+        return Err(Refusal("media token is for another room"));
+    };
+    let checked = async {
+        let spent = sqlx::query(
+            "UPDATE media_grants SET used_at = $1 WHERE nonce = $2 AND room_id = $3 AND used_at IS NULL \
+             RETURNING passport_id, session_hash",
+        )
+        .bind(core.db.now())
+        .bind(&claims.nonce)
+        .bind(room_id)
+        .fetch_optional(&core.db.pool)
+        .await?;
+        let Some(row) = spent else {
+            return Ok::<_, AppError>(Some(Refusal("media token was already used")));
+        };
+        let grant = Grant {
+            passport_id: row.try_get("passport_id")?,
+            session_hash: row.try_get("session_hash")?,
+        };
+        let Some(room) = rooms::by_id(&core.db, room_id).await? else {
+            return Ok(Some(Refusal("room has ended")));
+        };
+        if !grant.holds(&core.db, &room).await? {
+            return Ok(Some(Refusal("no longer allowed in this room")));
+        }
+        Ok(None)
+    }
+    .await;
+    match checked {
+        Ok(None) => Ok(()),
+        Ok(Some(refusal)) => Err(refusal),
+        Err(err) => {
+            tracing::error!(error = %err, room = media_room, "checking a media grant");
+            Err(Refusal(
+                "the instance could not check this token; try again",
+            ))
+        }
+    }
+}
+
+/// What a spent token said about its holder.
+struct Grant {
+    passport_id: Option<i64>,
+    session_hash: Option<String>,
+}
+
+impl Grant {
+    /// Whether the holder may still be in `room`, by the same table as the Room's door.
+    async fn holds(&self, db: &Db, room: &Room) -> Result<bool> {
+        if let Some(passport_id) = self.passport_id {
+            let row = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM space_members WHERE space_id = $1 AND passport_id = $2) \
+                 + (SELECT COUNT(*) FROM passports WHERE id = $2 AND is_operator = 1) AS n",
+            )
+            .bind(room.space_id)
+            .bind(passport_id)
+            .fetch_one(&db.pool)
+            .await?;
+            if row.try_get::<i64, _>("n")? > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(match room.access {
+            Access::Open => true,
+            Access::Members => false,
+            Access::Locked => rooms::is_unlocked(db, room, self.session_hash.as_deref()).await?,
+        })
+    }
+}
+
+/// Ends the media of everyone in the Room's gathering who may no longer be there, for
+/// `reason`; ends the gathering if the Room is gone.
+pub async fn reconcile_room(core: &Core, room_id: i64, reason: CloseReason) -> Result<()> {
+    let Some(sfu) = &core.sfu else {
+        return Ok(());
+    };
+    let media_id = media_room_id_of(room_id);
+    let inside = sfu.room_participants(&media_id);
+    if inside.is_empty() {
+        return Ok(());
+    }
+    let Some(room) = rooms::by_id(&core.db, room_id).await? else {
+        sfu.end_room(&media_id);
+        return Ok(());
+    };
+    for person in inside {
+        let row = sqlx::query(
+            "SELECT passport_id, session_hash FROM media_grants \
+             WHERE room_id = $1 AND participant = $2 AND used_at IS NOT NULL \
+             ORDER BY used_at DESC LIMIT 1",
+        )
+        .bind(room_id)
+        .bind(&person.id)
+        .fetch_optional(&core.db.pool)
+        .await?;
+        let holds = match row {
+            Some(row) => {
+                Grant {
+                    passport_id: row.try_get("passport_id")?,
+                    session_hash: row.try_get("session_hash")?,
+                }
+                .holds(&core.db, &room)
+                .await?
+            }
+            None => false,
+        };
+        if !holds {
+            tracing::info!(room = room_id, participant = %person.id, "access lost; media ends");
+            sfu.end_participant(&media_id, &person.id, reason.clone());
+        }
+    }
+    Ok(())
+}
+
+/// [`reconcile_room`] for every Room of a Space.
+pub async fn reconcile_space(core: &Core, space: &Space, reason: CloseReason) -> Result<()> {
+    for room in rooms::visible(&core.db, space, true).await? {
+        reconcile_room(core, room.id, reason.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Checks every live gathering every [`RECONCILE_EVERY`], and forgets old grants hourly.
+pub fn spawn_reconciler(core: Core, mut shutdown: shutdown::Signal) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut rounds: u64 = 0;
+        loop {
+            if let Some(sfu) = &core.sfu {
+                for media_id in sfu.presence().into_keys() {
+                    let Some(room_id) = room_id_from_media(&media_id) else {
+                        continue;
+                    };
+                    if let Err(err) = reconcile_room(&core, room_id, CloseReason::AccessLost).await
+                    {
+                        tracing::warn!(error = %err, room = room_id, "reconciling a gathering");
+                    }
+                }
+            }
+            if rounds.is_multiple_of(1800)
+                && let Err(err) = sweep_grants(&core.db).await
+            {
+                tracing::warn!(error = %err, "housekeeping: media grants");
+            }
+            rounds += 1;
+            tokio::select! {
+                () = tokio::time::sleep(RECONCILE_EVERY) => {}
+                () = shutdown.wait() => break,
+            }
+        }
+    })
+}
+
+/// Forgets unspent expired grants and spent ones older than [`GRANT_RETENTION`].
+async fn sweep_grants(db: &Db) -> Result<()> {
+    let now = db.now();
+    sqlx::query(
+        "DELETE FROM media_grants WHERE (used_at IS NULL AND expires_at < $1) OR issued_at < $2",
+    )
+    .bind(now)
+    .bind(now - GRANT_RETENTION)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
