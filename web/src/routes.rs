@@ -145,6 +145,20 @@ pub fn signin_then(next: &str) -> String {
     format!("{SIGNIN}?next={}", query_value(next))
 }
 
+/// `/signin?next=N&email=E`: sign in with the email filled in, then return to `next`.
+pub fn signin_then_with_email(next: &str, email: &str) -> String {
+    format!("{}&email={}", signin_then(next), query_value(email))
+}
+
+/// `/signup?next=N&email=E`: sign up with the email filled in, then return to `next`.
+pub fn signup_then_with_email(next: &str, email: &str) -> String {
+    format!(
+        "{SIGNUP}?next={}&email={}",
+        query_value(next),
+        query_value(email)
+    )
+}
+
 /// `/signup?email=E`: the sign-up form with the email filled in.
 pub fn signup_with_email(email: &str) -> String {
     format!("{SIGNUP}?email={}", query_value(email))
@@ -293,6 +307,14 @@ mod tests {
         assert_eq!(
             signup_with_email("a+b@x.org"),
             "/signup?email=a%2Bb%40x.org"
+        );
+        assert_eq!(
+            signin_then_with_email("/invitations/t", "a@x.org"),
+            "/signin?next=%2Finvitations%2Ft&email=a%40x.org"
+        );
+        assert_eq!(
+            signup_then_with_email("/invitations/t", "a@x.org"),
+            "/signup?next=%2Finvitations%2Ft&email=a%40x.org"
         );
         assert_eq!(
             verify_with_code("a@x.org", "12 34"),
