@@ -4,8 +4,8 @@
 //! - [`Election`] and [`Ballot`]: candidates and (merged, validated) ballots.
 //! - [`blt`]: reading and writing the BLT ballot format ([`blt::parse`], [`blt::write`]).
 //! - [`count()`]: the tally — Scottish STV, Meek STV, IRV, Schulze, approval and plurality — returning
-//!   an [`Outcome`] with every round, serialisable to JSON and printable with
-//!   [`Outcome::to_text`].
+//!   an [`Outcome`] with every round, which round-trips through JSON (the stored form, read
+//!   back checked, see `count::stored`) and prints with [`Outcome::to_text`].
 //! - [`circle`]: the Circle of Stewards, whose seats are always N Resident and N Worker.
 //! - [`motion`]: the Circle's double-majority decisions.
 //! - [`budget`]: the Budget's shares.
@@ -20,7 +20,9 @@
 //! - Votes are conserved: in every STV round the candidates' votes, the non-transferable total
 //!   and the truncation loss add up to the valid vote exactly.
 //! - Nothing here panics on input from people: malformed ballots, BLT files and Circle changes
-//!   return [`Error`].
+//!   return [`Error`]; a damaged stored result fails to deserialise.
+//! - The JSON of an [`Outcome`] only ever gains optional fields, so results stored by any
+//!   earlier version read back unchanged (`tests/data/stored/` holds the oldest format).
 //! - A Circle can only be changed through operations that keep its Resident and Worker seats
 //!   equal in number and filled only from their own constituency.
 //!

@@ -13,6 +13,27 @@
 //! which is the point: the seed is fixed and published before the count, so nobody can steer a
 //! lot, and everyone can check it.
 
+/// Which generator a count drew its lots from, named in every [`crate::Outcome`] so that anyone
+/// redoing a draw knows which algorithm to run. There is one today; a result naming a generator
+/// this version does not know is refused when read back rather than shown as if it were this one.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Generator {
+    /// SplitMix64, as described in this module; written `"splitmix64"`.
+    #[default]
+    #[serde(rename = "splitmix64")]
+    SplitMix64,
+}
+
+impl std::fmt::Display for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Generator::SplitMix64 => "splitmix64",
+        })
+    }
+}
+
 /// The reproducible lot of one count.
 #[derive(Clone, Debug)]
 pub struct Lot {

@@ -55,31 +55,7 @@ impl Votes {
     /// Parses a non-negative decimal such as `12`, `0.5` or `3.00001` (at most nine decimals).
     /// Returns `None` for anything else, including values above [`MAX_TOTAL_VOTES`].
     pub fn parse_decimal(text: &str) -> Option<Votes> {
-        let (int_part, frac_part) = match text.split_once('.') {
-            Some((i, f)) => (i, Some(f)),
-            None => (text, None),
-        };
-        if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let mut whole: u64 = 0;
-        for b in int_part.bytes() {
-            whole = whole.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-            if whole > MAX_TOTAL_VOTES {
-                return None;
-            }
-        }
-        let mut frac: u64 = 0;
-        if let Some(f) = frac_part {
-            if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            for b in f.bytes() {
-                frac = frac * 10 + u64::from(b - b'0');
-            }
-            frac *= 10u64.pow(9 - u32::try_from(f.len()).ok()?);
-        }
-        Some(Votes(whole * SCALE + frac))
+        parse(text, MAX_TOTAL_VOTES * SCALE)
     }
 
     /// `self + other`, or `None` on overflow.
@@ -91,6 +67,37 @@ impl Votes {
     pub fn saturating_sub(self, other: Votes) -> Votes {
         Votes(self.0.saturating_sub(other.0))
     }
+}
+
+/// Reads the decimal form [`Votes`] prints, up to `max_units` billionths. Checked arithmetic
+/// throughout: this reads people's BLT files and stored results, so it must not overflow.
+fn parse(text: &str, max_units: u64) -> Option<Votes> {
+    let (int_part, frac_part) = match text.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (text, None),
+    };
+    if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut whole: u64 = 0;
+    for b in int_part.bytes() {
+        whole = whole.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        if whole > max_units / SCALE {
+            return None;
+        }
+    }
+    let mut frac: u64 = 0;
+    if let Some(f) = frac_part {
+        if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        for b in f.bytes() {
+            frac = frac * 10 + u64::from(b - b'0');
+        }
+        frac *= 10u64.pow(9 - u32::try_from(f.len()).ok()?);
+    }
+    let units = whole.checked_mul(SCALE)?.checked_add(frac)?;
+    (units <= max_units).then_some(Votes(units))
 }
 
 impl std::ops::Add for Votes {
@@ -146,6 +153,26 @@ impl serde::Serialize for Votes {
     }
 }
 
+/// Reads the decimal string [`Votes`] is written as, over the whole `u64` range (a stored
+/// result may hold sums no ballot file could, such as Schulze's path strengths). A number is
+/// refused rather than accepted as a float: the point of the string form is exactness.
+impl<'de> serde::Deserialize<'de> for Votes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Votes, D::Error> {
+        struct Decimal;
+        impl serde::de::Visitor<'_> for Decimal {
+            type Value = Votes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of votes as a decimal string such as \"12.5\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Votes, E> {
+                parse(text, u64::MAX)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_str(Decimal)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +206,38 @@ mod tests {
             "99999999999999999999999",
         ] {
             assert_eq!(Votes::parse_decimal(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn serde_reads_back_what_it_writes_over_the_whole_range() {
+        for units in [
+            0,
+            1,
+            SCALE / 2,
+            3 * SCALE + 10_000,
+            MAX_TOTAL_VOTES * SCALE,
+            u64::MAX,
+        ] {
+            let v = Votes::from_units(units);
+            let json = serde_json::to_string(&v).expect("serialises");
+            let back: Votes = serde_json::from_str(&json).expect("reads back");
+            assert_eq!(back, v, "{json}");
+        }
+    }
+
+    #[test]
+    fn serde_refuses_floats_and_out_of_range_strings() {
+        // A float would be inexact, and a value past u64 cannot be held: both are errors.
+        for json in [
+            "12.5",
+            "12",
+            "\"-1\"",
+            "\"18446744073.709551616\"",
+            "\"1e3\"",
+            "null",
+        ] {
+            assert!(serde_json::from_str::<Votes>(json).is_err(), "{json}");
         }
     }
 }

@@ -274,7 +274,7 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
             let space = core::spaces::create(&core, Actor::Admin, &owner, &slug, &fields)
                 .await
                 .map_err(plain)?;
-            let url = settings.url(&format!("/spaces/{}", space.slug));
+            let url = settings.url(&convene_web::routes::space(space.slug.as_str()));
             if json {
                 println!(
                     "{}",
@@ -319,7 +319,10 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
             let room = core::rooms::create(&core, Actor::Admin, &space, &slug, &fields)
                 .await
                 .map_err(plain)?;
-            let url = settings.url(&format!("/spaces/{}/rooms/{}", space.slug, room.slug));
+            let url = settings.url(&convene_web::routes::room(
+                space.slug.as_str(),
+                room.slug.as_str(),
+            ));
             if json {
                 println!(
                     "{}",
@@ -440,9 +443,9 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
                         "passports": people.iter().map(|p| json!({"handle": p.handle, "address": p.address(&domain), "display_name": p.display_name, "is_operator": p.is_operator})).collect::<Vec<_>>(),
                         "spaces": space_list.iter().map(|(s, rs)| json!({
                             "slug": s.slug, "name": s.name, "listed": s.listed,
-                            "url": settings.url(&format!("/spaces/{}", s.slug)),
+                            "url": settings.url(&convene_web::routes::space(s.slug.as_str())),
                             "rooms": rs.iter().map(|r| json!({"slug": r.slug, "name": r.name, "access": r.access, "listed": r.listed, "capacity": r.capacity,
-                                "url": settings.url(&format!("/spaces/{}/rooms/{}", s.slug, r.slug))})).collect::<Vec<_>>(),
+                                "url": settings.url(&convene_web::routes::room(s.slug.as_str(), r.slug.as_str()))})).collect::<Vec<_>>(),
                         })).collect::<Vec<_>>(),
                     })
                 );

@@ -7,13 +7,6 @@
 
 use crate::view::FormErrors;
 
-/// The public governance page.
-pub const GOVERNANCE: &str = "/governance";
-/// The new-election form.
-pub const ELECTION_NEW: &str = "/governance/elections/new";
-/// Where the new-election form posts.
-pub const ELECTIONS: &str = "/governance/elections";
-
 /// A person as linked from governance pages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PersonRef {
@@ -297,7 +290,8 @@ pub struct ReceiptsView {
     pub blt_url: Option<String>,
 }
 
-/// One round of a count, for the result page.
+/// One round of a count, for the result page. Numbers arrive as exact decimals (as the count
+/// published them), never as floats.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoundView {
     pub number: u32,
@@ -305,9 +299,54 @@ pub struct RoundView {
     pub quota: Option<String>,
     /// Votes per candidate, in the order of [`ResultView::candidates`].
     pub votes: Vec<String>,
+    /// Meek STV: each candidate's keep factor at the end of the round, in the same order.
+    pub keep_factors: Option<Vec<String>>,
     pub non_transferable: String,
-    /// What happened: elections, exclusions, transfers, tie decisions.
-    pub events: Vec<String>,
+    /// Fractions lost to truncating transfer values, when there were any.
+    pub rounding: Option<String>,
+    /// Meek STV: iterations of the keep-factor loop.
+    pub iterations: Option<u32>,
+    /// What happened, in order.
+    pub events: Vec<EventView>,
+}
+
+/// Something that happened in a round; the page words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventView {
+    Elected {
+        name: String,
+        votes: String,
+    },
+    Excluded {
+        name: String,
+        votes: String,
+    },
+    SurplusTransferred {
+        name: String,
+        surplus: String,
+        /// Credited to continuing candidates.
+        transferred: String,
+        non_transferable: String,
+        rounding: String,
+    },
+    TieBroken {
+        /// What the tie decided: "exclusion", "surplus order", "order of election", "seat".
+        purpose: String,
+        /// The tied candidates' names.
+        tied: Vec<String>,
+        /// Who the decision chose.
+        chosen: String,
+        decided_by: TieDecision,
+    },
+}
+
+/// How a tie was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TieDecision {
+    /// By the votes at this earlier round.
+    EarlierRound { round: u32 },
+    /// By lot: the `draw_number`-th draw from the published seed, with its raw value.
+    Lot { draw_number: u64, draw: u64 },
 }
 
 /// `GET /governance/elections/{id}/result`.

@@ -46,7 +46,7 @@ fn header(ctx: &PageContext) -> Markup {
                 nav.site-nav aria-label="Main" {
                     ul {
                         li { a href=(routes::HOME) { "Spaces" } }
-                        li { a href=(crate::governance_view::GOVERNANCE) { "Governance" } }
+                        li { a href=(crate::routes::GOVERNANCE) { "Governance" } }
                         @if let Some(user) = &ctx.user {
                             li {
                                 a.nav-user href=(routes::ACCOUNT) title=(user.display_name) {

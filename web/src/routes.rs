@@ -125,9 +125,133 @@ pub fn room_edit(space: &str, room: &str) -> String {
     format!("{}/edit", self::room(space, room))
 }
 
+/// `/spaces/{space}/rooms/{room}/token`: where the room client asks for a media token.
+pub fn room_token(space: &str, room: &str) -> String {
+    format!("{}/token", self::room(space, room))
+}
+
+/// `/spaces/{space}/rooms/{room}/signal`: the room client's signaling WebSocket.
+pub fn room_signal(space: &str, room: &str) -> String {
+    format!("{}/signal", self::room(space, room))
+}
+
 /// `/spaces/{space}/rooms/{room}/delete`
 pub fn room_delete(space: &str, room: &str) -> String {
     format!("{}/delete", self::room(space, room))
+}
+
+/// `/signin?next=N`: the sign-in form, returning to `next` (a local path) afterwards.
+pub fn signin_then(next: &str) -> String {
+    format!("{SIGNIN}?next={}", query_value(next))
+}
+
+/// `/signin?next=N&email=E`: sign in with the email filled in, then return to `next`.
+pub fn signin_then_with_email(next: &str, email: &str) -> String {
+    format!("{}&email={}", signin_then(next), query_value(email))
+}
+
+/// `/signup?next=N&email=E`: sign up with the email filled in, then return to `next`.
+pub fn signup_then_with_email(next: &str, email: &str) -> String {
+    format!(
+        "{SIGNUP}?next={}&email={}",
+        query_value(next),
+        query_value(email)
+    )
+}
+
+/// `/signup?email=E`: the sign-up form with the email filled in.
+pub fn signup_with_email(email: &str) -> String {
+    format!("{SIGNUP}?email={}", query_value(email))
+}
+
+/// `/verify?email=E&code=C`: the link in a verification email, which fills in both.
+pub fn verify_with_code(email: &str, code: &str) -> String {
+    format!("{}&code={}", verify(email), query_value(code))
+}
+
+/// `/governance`: the Circle, the Budget, the Objectives, elections and motions.
+pub const GOVERNANCE: &str = "/governance";
+/// `/governance/workers`: where the Worker-role form posts.
+pub const GOVERNANCE_WORKERS: &str = "/governance/workers";
+/// `/governance/circle/size`: where the Circle-size form posts.
+pub const CIRCLE_SIZE: &str = "/governance/circle/size";
+/// `/governance/circle/countback`: where a countback is asked for.
+pub const CIRCLE_COUNTBACK: &str = "/governance/circle/countback";
+/// `/governance/elections/new`: the new-election form.
+pub const ELECTION_NEW: &str = "/governance/elections/new";
+/// `/governance/elections`: where the new-election form posts.
+pub const ELECTIONS: &str = "/governance/elections";
+/// `/governance/motions`: where the motion forms post.
+pub const MOTIONS: &str = "/governance/motions";
+
+/// `/governance/circle/seats/{handle}/vacate`
+pub fn seat_vacate(handle: &str) -> String {
+    format!("{GOVERNANCE}/circle/seats/{}/vacate", segment(handle))
+}
+
+/// `/governance/elections/{id}`
+pub fn election(id: i64) -> String {
+    format!("{ELECTIONS}/{id}")
+}
+
+/// `/governance/elections/{id}/nominations`: where the nomination form posts.
+pub fn nominations(election: i64) -> String {
+    format!("{}/nominations", self::election(election))
+}
+
+/// `/governance/elections/{id}/nominations/{nid}/accept`
+pub fn nomination_accept(election: i64, nomination: i64) -> String {
+    format!("{}/{nomination}/accept", nominations(election))
+}
+
+/// `/governance/elections/{id}/nominations/{nid}/withdraw`
+pub fn nomination_withdraw(election: i64, nomination: i64) -> String {
+    format!("{}/{nomination}/withdraw", nominations(election))
+}
+
+/// `/governance/elections/{id}/ballot/{secret}`: a voter's secret ballot link.
+pub fn ballot(election: i64, secret: &str) -> String {
+    format!("{}/ballot/{}", self::election(election), segment(secret))
+}
+
+/// `/governance/elections/{id}/receipts`
+pub fn receipts(election: i64) -> String {
+    format!("{}/receipts", self::election(election))
+}
+
+/// `/governance/elections/{id}/result`
+pub fn result(election: i64) -> String {
+    format!("{}/result", self::election(election))
+}
+
+/// `/governance/elections/{id}/result.json`
+pub fn result_json(election: i64) -> String {
+    format!("{}/result.json", self::election(election))
+}
+
+/// `/governance/elections/{id}/ballots.blt`
+pub fn ballots_blt(election: i64) -> String {
+    format!("{}/ballots.blt", self::election(election))
+}
+
+/// `/governance/elections/{id}/remind`
+pub fn remind(election: i64) -> String {
+    format!("{}/remind", self::election(election))
+}
+
+/// `/governance/elections/{id}/close`
+pub fn close(election: i64) -> String {
+    format!("{}/close", self::election(election))
+}
+
+/// `/governance/motions/{id}`
+pub fn motion(id: i64) -> String {
+    format!("{MOTIONS}/{id}")
+}
+
+/// `/governance/motions/{id}/vote`
+pub fn motion_vote(id: i64) -> String {
+    format!("{}/vote", motion(id))
 }
 
 #[cfg(test)]
@@ -146,6 +270,56 @@ mod tests {
         );
         assert_eq!(token_revoke("3"), "/me/tokens/3/revoke");
         assert_eq!(room_new("a"), "/spaces/a/rooms/new");
+        assert_eq!(room_token("a", "b"), "/spaces/a/rooms/b/token");
+        assert_eq!(room_signal("a", "b"), "/spaces/a/rooms/b/signal");
+    }
+
+    #[test]
+    fn builds_the_governance_urls_the_instance_routes() {
+        assert_eq!(seat_vacate("ada"), "/governance/circle/seats/ada/vacate");
+        assert_eq!(election(7), "/governance/elections/7");
+        assert_eq!(nominations(7), "/governance/elections/7/nominations");
+        assert_eq!(
+            nomination_accept(7, 3),
+            "/governance/elections/7/nominations/3/accept"
+        );
+        assert_eq!(
+            nomination_withdraw(7, 3),
+            "/governance/elections/7/nominations/3/withdraw"
+        );
+        assert_eq!(
+            ballot(7, "s3cr/t"),
+            "/governance/elections/7/ballot/s3cr%2Ft"
+        );
+        assert_eq!(receipts(7), "/governance/elections/7/receipts");
+        assert_eq!(result(7), "/governance/elections/7/result");
+        assert_eq!(result_json(7), "/governance/elections/7/result.json");
+        assert_eq!(ballots_blt(7), "/governance/elections/7/ballots.blt");
+        assert_eq!(remind(7), "/governance/elections/7/remind");
+        assert_eq!(close(7), "/governance/elections/7/close");
+        assert_eq!(motion(2), "/governance/motions/2");
+        assert_eq!(motion_vote(2), "/governance/motions/2/vote");
+    }
+
+    #[test]
+    fn builds_the_auth_links_with_encoded_queries() {
+        assert_eq!(signin_then("/spaces/a"), "/signin?next=%2Fspaces%2Fa");
+        assert_eq!(
+            signup_with_email("a+b@x.org"),
+            "/signup?email=a%2Bb%40x.org"
+        );
+        assert_eq!(
+            signin_then_with_email("/invitations/t", "a@x.org"),
+            "/signin?next=%2Finvitations%2Ft&email=a%40x.org"
+        );
+        assert_eq!(
+            signup_then_with_email("/invitations/t", "a@x.org"),
+            "/signup?next=%2Finvitations%2Ft&email=a%40x.org"
+        );
+        assert_eq!(
+            verify_with_code("a@x.org", "12 34"),
+            "/verify?email=a%40x.org&code=12%2034"
+        );
     }
 
     #[test]

@@ -165,8 +165,11 @@ pub fn room_view(stage: Stage) -> RoomView {
 
 pub fn join_panel() -> JoinPanel {
     JoinPanel {
-        signal_url: "wss://commons.example.org/spaces/book-club/rooms/lobby/signal".to_owned(),
-        token_url: "/spaces/book-club/rooms/lobby/token".to_owned(),
+        signal_url: format!(
+            "wss://commons.example.org{}",
+            routes::room_signal("book-club", "lobby")
+        ),
+        token_url: routes::room_token("book-club", "lobby"),
         guest_name: String::new(),
     }
 }
@@ -316,7 +319,7 @@ pub fn gallery() -> Vec<(&'static str, Markup)> {
                     email: "ada@example.org".to_owned(),
                     code: String::new(),
                     resend_url: routes::signin_with_email("ada@example.org"),
-                    next: "/invitations/q2X9pLmv7Rk".to_owned(),
+                    next: routes::invitation("q2X9pLmv7Rk"),
                     errors: FormErrors::new(),
                 },
             ),

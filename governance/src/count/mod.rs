@@ -3,7 +3,9 @@
 //! [`count`] takes an [`Election`], a [`Method`], the number of seats and the published seed,
 //! and returns an [`Outcome`]: who is elected, in order, and every round with each candidate's
 //! votes, the quota, what happened and how each tie was broken. The outcome serialises to JSON
-//! (`serde_json::to_string(&outcome)`) and renders for people with [`Outcome::to_text`].
+//! (`serde_json::to_string(&outcome)`), reads back from it as the same value (checked, so a
+//! corrupt stored result is an error and never an out-of-range index; see `stored.rs`), and
+//! renders for people with [`Outcome::to_text`].
 //!
 //! Rules shared by every method:
 //! - Withdrawn candidates are skipped on every ballot, as if they had not stood.
@@ -27,16 +29,17 @@ mod irv;
 mod meek;
 mod schulze;
 mod scottish;
+mod stored;
 mod text;
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::election::Election;
 use crate::error::{Error, Result};
-use crate::lot::Lot;
+use crate::lot::{Generator, Lot};
 use crate::votes::Votes;
 
 /// A counting method.
@@ -113,8 +116,24 @@ impl Serialize for Method {
     }
 }
 
+/// Reads any name [`Method::from_str`] accepts; results are written with [`Method::as_str`].
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The result of a count.
-#[derive(Clone, Debug, Serialize)]
+///
+/// Serialised with the field names below (this is the JSON an instance stores and publishes);
+/// deserialising checks that every index and per-candidate list fits [`Outcome::candidates`],
+/// so code reading a stored outcome can index by candidate without bounds surprises.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// The derived impls become inherent functions, wrapped in `stored.rs` to add the checks.
+#[serde(remote = "Self")]
 pub struct Outcome {
     /// The method used.
     pub method: Method,
@@ -129,7 +148,7 @@ pub struct Outcome {
     /// The seed the lots were drawn from.
     pub seed: u64,
     /// The lot generator, for anyone redoing a draw.
-    pub lot: &'static str,
+    pub lot: Generator,
     /// Total weight of the ballots counted.
     pub valid_votes: Votes,
     /// Total weight of ballots that could not count (blank, or only withdrawn candidates, or,
@@ -154,7 +173,7 @@ pub struct Outcome {
 }
 
 /// One round of a count (a "stage" in the Scottish rules).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Round {
     /// 1-based round number.
     pub number: usize,
@@ -181,7 +200,7 @@ pub struct Round {
 }
 
 /// Something that happened in a round.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A candidate was elected.
@@ -235,7 +254,7 @@ pub enum Event {
 }
 
 /// How a tie was decided.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum TieRule {
     /// By the votes at an earlier round (the most recent one at which they differed).
@@ -317,7 +336,7 @@ impl<'a> Counter<'a> {
             withdrawn: election.withdrawn(),
             seats,
             seed,
-            lot: "splitmix64",
+            lot: Generator::SplitMix64,
             valid_votes: Votes::ZERO,
             invalid_votes: Votes::ZERO,
             quota: None,

@@ -92,10 +92,11 @@ impl Outcome {
                 let cells: Vec<String> = (0..self.candidates.len())
                     .filter(|j| !self.withdrawn.contains(j))
                     .map(|j| {
-                        if i == j {
-                            "-".into()
-                        } else {
-                            format!("{}/{}", d[i][j], p[i][j])
+                        let cell = |m: &[Vec<_>]| m.get(i).and_then(|row| row.get(j)).copied();
+                        match (i == j, cell(d), cell(p)) {
+                            (false, Some(dij), Some(pij)) => format!("{dij}/{pij}"),
+                            // Outcome's fields are public: a hand-built one may be ragged.
+                            _ => "-".into(),
                         }
                     })
                     .collect();

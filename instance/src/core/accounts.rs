@@ -34,10 +34,7 @@ pub async fn request_sign_in(core: &Core, email: &Email, client_key: &str) -> Re
             send_code(core, email, &code, "Here is your code to sign in.").await
         }
         None => {
-            let link = settings.url(&format!(
-                "/signup?email={}",
-                convene_web::routes::query_value(email.as_str())
-            ));
+            let link = settings.url(&convene_web::routes::signup_with_email(email.as_str()));
             let body = format!(
                 "Hello,\n\nSomeone asked to sign in to {} with this address, but no Passport uses it.\n\
                  To create one, go to:\n{link}\n\nIf it was not you, ignore this email.\n",
@@ -69,10 +66,7 @@ pub async fn request_sign_up(
     allow_mail(core, email, client_key).await?;
     let settings = &core.settings;
     if passports::by_email(&core.db, email).await?.is_some() {
-        let link = settings.url(&format!(
-            "/signin?email={}",
-            convene_web::routes::query_value(email.as_str())
-        ));
+        let link = settings.url(&convene_web::routes::signin_with_email(email.as_str()));
         let body = format!(
             "Hello,\n\nSomeone asked to create a Passport on {} with this address, but you \
              already have one. Sign in instead:\n{link}\n\nIf it was not you, ignore this email.\n",
@@ -147,10 +141,7 @@ pub async fn sweep(db: &crate::db::Db) -> Result<()> {
 
 async fn send_code(core: &Core, email: &Email, code: &str, intro: &str) -> Result<()> {
     let settings = &core.settings;
-    let link = settings.url(&format!(
-        "/verify?email={}&code={code}",
-        convene_web::routes::query_value(email.as_str())
-    ));
+    let link = settings.url(&convene_web::routes::verify_with_code(email.as_str(), code));
     core.mailer
         .enqueue(mail::Email {
             to: email.as_str(),

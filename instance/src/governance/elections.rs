@@ -159,7 +159,7 @@ impl Election {
 
     /// Where the election's page is.
     pub fn path(&self) -> String {
-        format!("/governance/elections/{}", self.id)
+        convene_web::routes::election(self.id)
     }
 }
 

@@ -274,17 +274,8 @@ pub async fn countback(db: &Db, c: Constituency) -> Result<String> {
         .iter()
         .filter(|c| c.ballot_number.is_some())
         .collect();
-    let first: serde_json::Value =
-        serde_json::from_str(election.result_json.as_deref().unwrap_or("{}"))
-            .map_err(anyhow::Error::from)?;
-    let elected_before: Vec<usize> = first["elected_indices"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_u64())
-                .filter_map(|v| usize::try_from(v).ok())
-                .collect()
-        })
+    let elected_before = stored_outcome(&election)?
+        .map(|first| first.elected_indices)
         .unwrap_or_default();
     let seats = circle::seats(db).await?;
     let holds = |pid: i64| {
@@ -349,6 +340,23 @@ pub async fn countback(db: &Db, c: Constituency) -> Result<String> {
     circle::verify(&mut tx, &circle).await?;
     tx.commit().await?;
     Ok(pick.ballot_name())
+}
+
+/// The count of an election as stored when it closed, read back as the governance core's
+/// [`Outcome`]; `None` before the count. A stored result that does not read back (damaged, or
+/// naming candidates it does not have) is an internal error with the reason in the log: pages
+/// show an error page for it, never a partial or made-up result.
+pub fn stored_outcome(election: &Election) -> Result<Option<Outcome>> {
+    let Some(json) = election.result_json.as_deref() else {
+        return Ok(None);
+    };
+    serde_json::from_str(json).map(Some).map_err(|err| {
+        anyhow::anyhow!(
+            "election {}: the stored result cannot be read: {err}",
+            election.id
+        )
+        .into()
+    })
 }
 
 /// Counts a BLT file offline: what `convene tally` runs. `seats` defaults to the file's.

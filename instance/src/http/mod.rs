@@ -254,8 +254,7 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
         response = api::problem(info.status, &info.title, &info.detail, &info.errors);
     } else if status == StatusCode::UNAUTHORIZED {
         let here = uri.path_and_query().map_or("/", |p| p.as_str());
-        let next_url: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
-        response = redirect(&format!("/signin?next={next_url}"));
+        response = redirect(&convene_web::routes::signin_then(here));
     } else if info.is_some()
         || (status.is_client_error() || status.is_server_error()) && !is_html(&response)
     {

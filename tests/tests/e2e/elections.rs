@@ -334,6 +334,45 @@ on_both!(
             "the tie decision is shown: {}",
             page.body
         );
+        // The page is rendered from the stored count read back as the governance core's type
+        // (issue 7): every round with its candidates' votes and every event, in words.
+        let rounds = result["rounds"].as_array().expect("rounds");
+        assert!(rounds.len() >= 2, "{result}");
+        for round in rounds {
+            let heading = format!(
+                "Round {}: {}",
+                round["number"],
+                round["description"].as_str().expect("a description")
+            );
+            assert!(page.body.contains(&heading), "{heading}: {}", page.body);
+        }
+        for row in [
+            r#"<th scope="row">Ann Able (@ann)</th><td class="num">2</td>"#,
+            r#"<th scope="row">Cal Cole (@cal)</th><td class="num">1</td>"#,
+            r#"<th scope="row">Olive Operator (@olive)</th><td class="num">1</td>"#,
+            "<strong>Ann Able (@ann)</strong> is elected with 2.",
+            "Tie (exclusion) between Cal Cole (@cal), Olive Operator (@olive): ",
+            " chosen by lot (draw 1 from the seed, value ",
+        ] {
+            assert!(page.body.contains(row), "{row}: {}", page.body);
+        }
+        let second = elected[1].as_str();
+        let loser = if second == "Cal Cole (@cal)" {
+            "Olive Operator (@olive)"
+        } else {
+            "Cal Cole (@cal)"
+        };
+        assert!(
+            page.body.contains(&format!("{loser} is excluded with 1.")),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains(&format!("<strong>{second}</strong> is elected with ")),
+            "{}",
+            page.body
+        );
         for r in &receipts {
             let page = inst.browser().get(&format!("{election}/receipts")).await;
             assert!(page.body.contains(r.as_str()), "receipt {r} is listed");
@@ -427,6 +466,32 @@ on_both!(
             .expect("n");
         assert_eq!(stored, 4, "each voter's ballot counted once");
         assert_eq!(result["valid_votes"], "4");
+
+        // A stored result that no longer reads back (here: an index past the candidates) is an
+        // error page on the result, never a panic or a made-up count; the rest still shows.
+        sqlx::query(
+            "UPDATE elections SET result_json = REPLACE(result_json, '\"elected_indices\":[0,', '\"elected_indices\":[7,') WHERE id = 1",
+        )
+        .execute(pool)
+        .await
+        .expect("damaging the stored result");
+        let page = inst.browser().get(&format!("{election}/result")).await;
+        assert_eq!(
+            page.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("Round 1"), "{}", page.body);
+        let page = inst.browser().get("/governance").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains("The stored result cannot be read"),
+            "{}",
+            page.body
+        );
+        let page = inst.browser().get(election).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     }
 );
 

@@ -9,10 +9,14 @@ use crate::components::{
     page_header, post_button, post_form, radio_group, select, text_field,
 };
 use crate::governance_view::{
-    BallotKind, BallotView, ELECTION_NEW, ELECTIONS, ElectionForm, ElectionView, GOVERNANCE,
-    GovernanceView, MotionView, ReceiptView, ReceiptsView, ResultView,
+    BallotKind, BallotView, ElectionForm, ElectionView, EventView, GovernanceView, MotionView,
+    ReceiptView, ReceiptsView, ResultView, TieDecision,
 };
 use crate::layout::page;
+use crate::routes::{
+    CIRCLE_COUNTBACK, CIRCLE_SIZE, ELECTION_NEW, ELECTIONS, GOVERNANCE, GOVERNANCE_WORKERS,
+    MOTIONS, SIGNIN,
+};
 use crate::view::{FormErrors, PageContext};
 
 const CRUMB: (&str, &str) = ("Governance", GOVERNANCE);
@@ -76,7 +80,7 @@ pub fn governance(ctx: &PageContext, view: &GovernanceView) -> Markup {
                     @if !view.countback.is_empty() {
                         div.actions {
                             @for (label, value) in &view.countback {
-                                form.inline-form method="post" action={ (GOVERNANCE) "/circle/countback" } {
+                                form.inline-form method="post" action=(CIRCLE_COUNTBACK) {
                                     (crate::components::csrf_input(&ctx.csrf))
                                     input type="hidden" name="constituency" value=(value);
                                     button.btn.btn-secondary.btn-small type="submit" { "Fill the " (label) " vacancy by countback" }
@@ -86,7 +90,7 @@ pub fn governance(ctx: &PageContext, view: &GovernanceView) -> Markup {
                     }
                     details.gov-details {
                         summary { "Change the size of the Circle" }
-                        (post_form(&format!("{GOVERNANCE}/circle/size"), &ctx.csrf, &view.size_form.errors, html! {
+                        (post_form(CIRCLE_SIZE, &ctx.csrf, &view.size_form.errors, html! {
                             (text_field(&TextField::new("seats", "Seats per constituency")
                                 .value(&view.size_form.seats).input_type("number").min("1").max("50").short()
                                 .help("Both constituencies always get the same number. Shrinking removes vacant seats only.")
@@ -118,7 +122,7 @@ pub fn governance(ctx: &PageContext, view: &GovernanceView) -> Markup {
                 section.card aria-labelledby="motion-new-title" {
                     h2 #motion-new-title { "Propose a motion" }
                     p.help { "A motion passes with a majority of the Resident seats and a majority of the Worker seats." }
-                    (post_form(&format!("{GOVERNANCE}/motions"), &ctx.csrf, &view.motion_form.errors, html! {
+                    (post_form(MOTIONS, &ctx.csrf, &view.motion_form.errors, html! {
                         input type="hidden" name="kind" value="budget";
                         fieldset.field.gov-shares {
                             legend { "New Budget (percent)" }
@@ -128,7 +132,7 @@ pub fn governance(ctx: &PageContext, view: &GovernanceView) -> Markup {
                         }
                         div.form-actions { (button("Propose this Budget", ButtonKind::Secondary)) }
                     }))
-                    (post_form(&format!("{GOVERNANCE}/motions"), &ctx.csrf, &FormErrors::new(), html! {
+                    (post_form(MOTIONS, &ctx.csrf, &FormErrors::new(), html! {
                         input type="hidden" name="kind" value="objectives";
                         (text_field(&TextField::new("objectives", "New Objectives").value(&view.motion_form.objectives).multiline()
                             .help("One objective per line; the list replaces the current one.")
@@ -188,7 +192,7 @@ pub fn governance(ctx: &PageContext, view: &GovernanceView) -> Markup {
                     }
                 }
                 @if view.can_manage {
-                    (post_form(&format!("{GOVERNANCE}/workers"), &ctx.csrf, &view.role_form.errors, html! {
+                    (post_form(GOVERNANCE_WORKERS, &ctx.csrf, &view.role_form.errors, html! {
                         (text_field(&TextField::new("handle", "Handle").value(&view.role_form.handle).prefix("@").required().spellcheck_off().error(view.role_form.errors.get("handle"))))
                         (select("role", "Role", &[Choice::new("maintainer", "Maintainer"), Choice::new("contributor", "Contributor"), Choice::new("none", "No Worker role")], &view.role_form.role, None, view.role_form.errors.get("role")))
                         (text_field(&TextField::new("reason", "Reason").value(&view.role_form.reason).optional().maxlength(300).error(view.role_form.errors.get("reason"))))
@@ -338,7 +342,7 @@ pub fn election(ctx: &PageContext, view: &ElectionView) -> Markup {
                         div.form-actions { (button("Nominate", ButtonKind::Primary)) }
                     }))
                 } @else if !view.signed_in && view.phase == "Nominations open" {
-                    p { a href="/signin" { "Sign in" } " to nominate." }
+                    p { a href=(SIGNIN) { "Sign in" } " to nominate." }
                 }
             }
             @if view.is_admin {
@@ -507,18 +511,26 @@ pub fn election_result(ctx: &PageContext, view: &ResultView) -> Markup {
                     h2 id={ "round-" (round.number) } { "Round " (round.number) ": " (round.description) }
                     div.gov-table-wrap {
                         table.gov-table {
-                            thead { tr { th scope="col" { "Candidate" } th scope="col" { "Votes" } } }
+                            thead { tr {
+                                th scope="col" { "Candidate" } th scope="col" { "Votes" }
+                                @if round.keep_factors.is_some() { th scope="col" { "Keep factor" } }
+                            } }
                             tbody {
-                                @for (name, votes) in view.candidates.iter().zip(&round.votes) {
-                                    tr { th scope="row" { (name) } td.num { (votes) } }
+                                @for (i, (name, votes)) in view.candidates.iter().zip(&round.votes).enumerate() {
+                                    tr {
+                                        th scope="row" { (name) } td.num { (votes) }
+                                        @if let Some(keep) = &round.keep_factors { td.num { @if let Some(k) = keep.get(i) { (k) } } }
+                                    }
                                 }
                                 tr.gov-muted-row { th scope="row" { "Non-transferable" } td.num { (round.non_transferable) } }
+                                @if let Some(r) = &round.rounding { tr.gov-muted-row { th scope="row" { "Lost to rounding" } td.num { (r) } } }
                                 @if let Some(q) = &round.quota { tr.gov-muted-row { th scope="row" { "Quota" } td.num { (q) } } }
                             }
                         }
                     }
+                    @if let Some(n) = round.iterations { p.help { (n) " iteration(s) of the keep factors." } }
                     @if !round.events.is_empty() {
-                        ul.gov-events { @for e in &round.events { li { (e) } } }
+                        ul.gov-events { @for e in &round.events { li { (event(e)) } } }
                     }
                 }
             }
@@ -529,6 +541,38 @@ pub fn election_result(ctx: &PageContext, view: &ResultView) -> Markup {
         }
     };
     page(ctx, "Result", body)
+}
+
+/// One event of a round, in words.
+fn event(e: &EventView) -> Markup {
+    match e {
+        EventView::Elected { name, votes } => {
+            html! { strong { (name) } " is elected with " (votes) "." }
+        }
+        EventView::Excluded { name, votes } => html! { (name) " is excluded with " (votes) "." },
+        EventView::SurplusTransferred {
+            name,
+            surplus,
+            transferred,
+            non_transferable,
+            rounding,
+        } => html! {
+            "The surplus of " (name) " (" (surplus) ") is transferred: " (transferred) " to continuing candidates, "
+            (non_transferable) " non-transferable, " (rounding) " lost to rounding."
+        },
+        EventView::TieBroken {
+            purpose,
+            tied,
+            chosen,
+            decided_by,
+        } => html! {
+            "Tie (" (purpose) ") between " (tied.join(", ")) ": " (chosen) " chosen "
+            @match decided_by {
+                TieDecision::EarlierRound { round } => { "by the votes at round " (round) "." }
+                TieDecision::Lot { draw_number, draw } => { "by lot (draw " (draw_number) " from the seed, value " (draw) ")." }
+            }
+        },
+    }
 }
 
 /// `GET /governance/motions/{id}`.

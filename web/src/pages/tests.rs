@@ -855,3 +855,72 @@ fn text_from_people_is_escaped_everywhere() {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     }
 }
+
+#[test]
+fn election_result_words_every_kind_of_event_and_shows_keep_factors() {
+    use crate::governance_view::{EventView, ResultView, RoundView, TieDecision};
+    let view = ResultView {
+        election_title: "Residents 2026".into(),
+        election_url: routes::election(1),
+        candidates: vec!["Ann".into(), "Ben <b>".into()],
+        elected: vec!["Ann".into()],
+        rounds: vec![RoundView {
+            number: 1,
+            description: "First preferences".into(),
+            quota: Some("6".into()),
+            votes: vec!["8".into(), "4.5".into()],
+            keep_factors: Some(vec!["0.638888889".into(), "1".into()]),
+            non_transferable: "0".into(),
+            rounding: Some("0.00001".into()),
+            iterations: Some(3),
+            events: vec![
+                EventView::Elected {
+                    name: "Ann".into(),
+                    votes: "8".into(),
+                },
+                EventView::SurplusTransferred {
+                    name: "Ann".into(),
+                    surplus: "2".into(),
+                    transferred: "1.99999".into(),
+                    non_transferable: "0".into(),
+                    rounding: "0.00001".into(),
+                },
+                EventView::TieBroken {
+                    purpose: "exclusion".into(),
+                    tied: vec!["Cal".into(), "Dee".into()],
+                    chosen: "Dee".into(),
+                    decided_by: TieDecision::Lot {
+                        draw_number: 1,
+                        draw: 42,
+                    },
+                },
+                EventView::TieBroken {
+                    purpose: "surplus order".into(),
+                    tied: vec!["Eve".into(), "Fay".into()],
+                    chosen: "Fay".into(),
+                    decided_by: TieDecision::EarlierRound { round: 2 },
+                },
+                EventView::Excluded {
+                    name: "Ben <b>".into(),
+                    votes: "4.5".into(),
+                },
+            ],
+        }],
+        ..ResultView::default()
+    };
+    let html = pages::election_result(&sample::member_context(), &view).into_string();
+    for words in [
+        "Round 1: First preferences",
+        "<strong>Ann</strong> is elected with 8.",
+        "The surplus of Ann (2) is transferred: 1.99999 to continuing candidates, 0 non-transferable, 0.00001 lost to rounding.",
+        "Tie (exclusion) between Cal, Dee: Dee chosen by lot (draw 1 from the seed, value 42).",
+        "Tie (surplus order) between Eve, Fay: Fay chosen by the votes at round 2.",
+        "Ben &lt;b&gt; is excluded with 4.5.",
+        "Keep factor",
+        "0.638888889",
+        "Lost to rounding",
+        "3 iteration(s)",
+    ] {
+        assert!(html.contains(words), "{words:?} in {html}");
+    }
+}

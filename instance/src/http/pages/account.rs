@@ -51,7 +51,7 @@ pub async fn update(
             passports::rename(&state.db, p.id, &name).await?;
             Ok(redirect_with(
                 &state,
-                "/me",
+                convene_web::routes::ACCOUNT,
                 "success",
                 "Your name is saved.",
             ))
@@ -138,7 +138,7 @@ pub async fn revoke_token(
     auth::revoke_api_token(&state.db, p, id).await?;
     Ok(redirect_with(
         &state,
-        "/me/tokens",
+        convene_web::routes::TOKENS,
         "success",
         "The token is revoked.",
     ))
