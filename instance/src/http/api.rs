@@ -25,6 +25,7 @@ use crate::domain::rooms::{self, Access, Room, RoomFields};
 use crate::domain::spaces::{self, Role, Space, SpaceFields};
 use crate::domain::values::{self, AccessCode, DisplayName, Email, Handle, Slug};
 use crate::error::{AppError, FieldError, Result};
+use convene_web::routes;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -172,7 +173,7 @@ fn space_json(state: &AppState, s: &Space) -> Value {
         "name": s.name,
         "description": s.description,
         "listed": s.listed,
-        "url": state.settings.url(&format!("/spaces/{}", s.slug)),
+        "url": state.settings.url(&routes::space(s.slug.as_str())),
         "created_at": s.created_at,
     })
 }
@@ -186,7 +187,9 @@ fn room_json(state: &AppState, space: &Space, r: &Room, show_code: bool) -> Valu
         "access": r.access,
         "listed": r.listed,
         "capacity": r.capacity,
-        "url": state.settings.url(&format!("/spaces/{}/rooms/{}", space.slug, r.slug)),
+        "url": state
+            .settings
+            .url(&routes::room(space.slug.as_str(), r.slug.as_str())),
         "is_entrance": space.entrance_room_id == Some(r.id),
         "created_at": r.created_at,
     });

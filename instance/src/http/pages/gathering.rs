@@ -80,7 +80,7 @@ pub async fn token(
     let issued = gathering::issue_token(&state.core, &room, entry, &entrant).await?;
     let mut response = Json(json!({
         "token": issued.token,
-        "signal_url": format!("{}/signal", convene_web::routes::room(&space_slug, &room_slug)),
+        "signal_url": convene_web::routes::room_signal(&space_slug, &room_slug),
         "participant": issued.participant,
         "display_name": display_name,
         "expires_in": gathering::TOKEN_TTL_SECS,

@@ -78,10 +78,9 @@ fn room_view(
 }
 
 fn join_panel(space: &Space, room: &Room, visitor: &Visitor) -> Stage {
-    let base = routes::room(space.slug.as_str(), room.slug.as_str());
     Stage::Join(JoinPanel {
-        signal_url: format!("{base}/signal"),
-        token_url: format!("{base}/token"),
+        signal_url: routes::room_signal(space.slug.as_str(), room.slug.as_str()),
+        token_url: routes::room_token(space.slug.as_str(), room.slug.as_str()),
         guest_name: visitor
             .session
             .as_ref()

@@ -528,16 +528,8 @@ pub async fn invitation(
         InvitationState::Expired => view::InvitationState::Expired,
         InvitationState::Pending => match visitor.passport() {
             None => view::InvitationState::SignInRequired {
-                signin_url: format!(
-                    "/signin?next={}&email={}",
-                    routes::query_value(&here),
-                    routes::query_value(inv.email.as_str())
-                ),
-                signup_url: format!(
-                    "/signup?next={}&email={}",
-                    routes::query_value(&here),
-                    routes::query_value(inv.email.as_str())
-                ),
+                signin_url: routes::signin_then_with_email(&here, inv.email.as_str()),
+                signup_url: routes::signup_then_with_email(&here, inv.email.as_str()),
             },
             Some(p) if spaces::role(&state.db, &space, Some(p)).await?.is_some() => {
                 view::InvitationState::AlreadyMember
