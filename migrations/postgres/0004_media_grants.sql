@@ -12,9 +12,12 @@ CREATE TABLE media_grants (
     passport_id  BIGINT REFERENCES passports (id) ON DELETE CASCADE,
     -- The browser session it was issued in (a locked Room's unlock belongs to a session).
     session_hash TEXT,
+    -- Who asked (`ip:ADDRESS`), for the guests' per-client limit.
+    client_key   TEXT   NOT NULL,
     issued_at    BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
     -- When the token was spent at the door; NULL until then.
     used_at      BIGINT
 );
 CREATE INDEX media_grants_participant ON media_grants (room_id, participant, issued_at);
+CREATE INDEX media_grants_client ON media_grants (client_key, issued_at);

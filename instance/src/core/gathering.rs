@@ -53,6 +53,11 @@ pub fn media_guest_id(session_hash: &str) -> String {
     format!("g{}", session_hash.get(..16).unwrap_or(session_hash))
 }
 
+/// Media tokens one client may take for guests in [`GUEST_TOKEN_WINDOW`] seconds: enough for
+/// a family behind one address to rejoin a few times, too few to fill Rooms with phantoms.
+pub const GUEST_TOKENS_PER_CLIENT: i64 = 30;
+pub const GUEST_TOKEN_WINDOW: i64 = 10 * 60;
+
 /// Who a media token is for.
 pub struct Entrant<'a> {
     /// `None` for a guest.
@@ -62,6 +67,8 @@ pub struct Entrant<'a> {
     pub display_name: String,
     /// `@name@domain`, absent for guests.
     pub handle: Option<String>,
+    /// Who asks (`ip:ADDRESS`); guests are limited per client.
+    pub client_key: &'a str,
 }
 
 /// A token and what the client needs with it.
@@ -105,6 +112,22 @@ pub async fn issue_token(
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("this process runs no SFU"))?;
     let now = core.db.now();
+    if entrant.passport_id.is_none() {
+        let taken: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM media_grants \
+             WHERE client_key = $1 AND passport_id IS NULL AND issued_at > $2",
+        )
+        .bind(entrant.client_key)
+        .bind(now - GUEST_TOKEN_WINDOW)
+        .fetch_one(&core.db.pool)
+        .await?
+        .try_get("n")?;
+        if taken >= GUEST_TOKENS_PER_CLIENT {
+            return Err(AppError::RateLimited {
+                retry_after: u64::try_from(GUEST_TOKEN_WINDOW).unwrap_or(600),
+            });
+        }
+    }
     let mut claims = Claims::new(
         room_id,
         participant.clone(),
@@ -115,8 +138,8 @@ pub async fn issue_token(
     claims.handle = entrant.handle.clone();
     claims.capacity = Some(capacity);
     sqlx::query(
-        "INSERT INTO media_grants (nonce, room_id, participant, passport_id, session_hash, issued_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO media_grants (nonce, room_id, participant, passport_id, session_hash, issued_at, expires_at, client_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&claims.nonce)
     .bind(room.id)
@@ -125,6 +148,7 @@ pub async fn issue_token(
     .bind(entrant.session_hash)
     .bind(now)
     .bind(i64::try_from(claims.expires_at).unwrap_or(i64::MAX))
+    .bind(entrant.client_key)
     .execute(&core.db.pool)
     .await?;
     Ok(Issued {

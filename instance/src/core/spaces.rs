@@ -3,6 +3,8 @@
 
 use convene_media::CloseReason;
 
+use sqlx::Row;
+
 use super::{Actor, Core, gathering};
 use crate::domain::invitations::{self, Invitation};
 use crate::domain::passports::Passport;
@@ -10,6 +12,11 @@ use crate::domain::spaces::{self, Role, Space, SpaceFields};
 use crate::domain::values::{Email, Slug};
 use crate::error::{AppError, Result};
 use crate::mail;
+
+/// Invitations one Space may send in [`INVITATION_WINDOW`] seconds: a large community's
+/// mail-out fits, a runaway script does not turn the instance into a spam source.
+pub const INVITATIONS_PER_HOUR: i64 = 100;
+const INVITATION_WINDOW: i64 = 3600;
 
 /// Creates a Space owned by `by`, if the instance lets them create Spaces.
 pub async fn create(
@@ -54,6 +61,19 @@ pub async fn invite(
     role: Role,
 ) -> Result<Invitation> {
     spaces::require_owner(&core.db, space, by).await?;
+    let sent: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM invitations WHERE space_id = $1 AND created_at > $2",
+    )
+    .bind(space.id)
+    .bind(core.db.now() - INVITATION_WINDOW)
+    .fetch_one(&core.db.pool)
+    .await?
+    .try_get("n")?;
+    if sent >= INVITATIONS_PER_HOUR {
+        return Err(AppError::RateLimited {
+            retry_after: u64::try_from(INVITATION_WINDOW).unwrap_or(3600),
+        });
+    }
     let (invitation, secret) = invitations::create(&core.db, space, by, email, role).await?;
     let settings = &core.settings;
     let link = settings.url(&convene_web::routes::invitation(&secret));

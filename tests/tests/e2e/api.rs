@@ -229,3 +229,28 @@ on_both!(
         }
     }
 );
+
+/// Guards issue 10 (item 7): invitations are limited per Space, so a script cannot make the
+/// instance mail hundreds of strangers in a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_limited_per_space() {
+    let (inst, owner) = instance_with_space(Backend::Sqlite).await;
+    let token = token_for(&inst, &owner).await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..101 {
+        let response = http
+            .post(inst.url("/api/v1/spaces/book-club/invitations"))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&json!({"email": format!("friend{i}@example.org")}))
+            .send()
+            .await
+            .expect("invite");
+        statuses.push(response.status());
+    }
+    assert!(
+        statuses[..100].iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[100], StatusCode::TOO_MANY_REQUESTS);
+}

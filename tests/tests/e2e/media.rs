@@ -921,3 +921,34 @@ async fn losing_access_ends_media_from_the_page_the_api_and_the_command_line() {
     cleo_peer.end().await;
     olive.end().await;
 }
+
+/// Guards issue 10 (item 3): one client cannot take guest seats without end. Tokens for
+/// guests are limited per client address; signed-in members are not limited this way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_tokens_are_limited_per_client() {
+    let (inst, owner) = instance_with_space(Backend::Sqlite).await;
+    let squatter = inst.browser();
+    for i in 0..30 {
+        ticket(&inst, &squatter, "lobby", Some("Phantom"))
+            .await
+            .unwrap_or_else(|r| panic!("guest ticket {i}: {r:?}"));
+    }
+    let refusal = ticket(&inst, &inst.browser(), "lobby", Some("Phantom"))
+        .await
+        .expect_err("the client's share of guest tokens is used up");
+    assert_eq!(
+        refusal.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        refusal.problem
+    );
+    // Members still enter.
+    ticket(&inst, &owner, "lobby", None)
+        .await
+        .expect("a member's ticket");
+    // Ten minutes later the client may take guest tokens again.
+    inst.advance_clock(601);
+    ticket(&inst, &squatter, "lobby", Some("Phantom"))
+        .await
+        .expect("a guest ticket after the window");
+}

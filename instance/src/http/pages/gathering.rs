@@ -26,6 +26,7 @@ use crate::domain::auth;
 use crate::domain::rooms::Entry;
 use crate::domain::values::DisplayName;
 use crate::error::{AppError, Result};
+use crate::http::client::ClientAddr;
 use crate::http::visitor::Visitor;
 
 /// How long the SFU waits for the `join` frame after the upgrade.
@@ -44,6 +45,7 @@ pub struct TokenInput {
 /// `POST /spaces/{space}/rooms/{room}/token`: a media token for a visitor who may enter.
 pub async fn token(
     State(state): State<AppState>,
+    client: ClientAddr,
     visitor: Visitor,
     Path((space_slug, room_slug)): Path<(String, String)>,
     Form(input): Form<TokenInput>,
@@ -54,6 +56,7 @@ pub async fn token(
             "This Room is locked: enter its access code first.",
         ));
     }
+    let client_key = client.key();
     let mut guest = None;
     let entrant = match visitor.passport() {
         Some(p) => Entrant {
@@ -61,6 +64,7 @@ pub async fn token(
             session_hash: visitor.session_hash(),
             display_name: p.display_name.to_string(),
             handle: Some(p.address(&state.settings.domain())),
+            client_key: &client_key,
         },
         None => {
             let name = DisplayName::parse(&input.guest_name)
@@ -73,6 +77,7 @@ pub async fn token(
                 session_hash: guest.as_ref().map(|s| s.hash.as_str()),
                 display_name: name.to_string(),
                 handle: None,
+                client_key: &client_key,
             }
         }
     };
