@@ -60,10 +60,13 @@ impl Db {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
                         // WAL lets readers proceed while one writer commits; the busy timeout
-                        // makes concurrent writers wait instead of failing.
+                        // makes concurrent writers wait instead of failing; secure_delete
+                        // overwrites deleted content, so a scrubbed row leaves no old copy in
+                        // freed pages.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                             PRAGMA secure_delete = ON;",
                         )
                         .await?;
                     }

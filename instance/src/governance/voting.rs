@@ -343,11 +343,14 @@ pub async fn cast(
         .await?;
         let email: String = row.try_get("email")?;
         let name: String = row.try_get("display_name")?;
+        // The receipt code is not in this mail: the mail names the voter, so a stored copy of
+        // it beside the ballots table would link the voter to their ranking. The code is shown
+        // once, on the screen, after casting.
         let body = format!(
-            "Hello {name},\n\nYour ballot in \u{201c}{}\u{201d} is received and will be counted once.\n\n\
-             Your receipt code: {code}\n\nAfter voting closes you can find it on the public list of \
-             received ballots:\n{}\n\nKeep the code to yourself: anyone who has it can find your ballot \
-             among the published ones. This email's text is removed from the instance's outbox once sent.\n\n-- \n{}\n",
+            "Hello {name},\n\nA ballot was cast with your link in \u{201c}{}\u{201d}; it is recorded and \
+             will be counted once.\n\nYour receipt code was shown on the screen when you voted. After \
+             voting closes you can find it on the public list of received ballots:\n{}\n\n\
+             If you did not vote, tell the stewards at once.\n\n-- \n{}\n",
             access.election.title,
             state
                 .settings
@@ -359,7 +362,7 @@ pub async fn cast(
             &mut tx,
             state.db.now(),
             &email,
-            &format!("Vote received: {}", access.election.title),
+            &format!("Ballot recorded: {}", access.election.title),
             &body,
             &notices::kind(election_id, "receipt"),
         )

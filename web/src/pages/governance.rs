@@ -457,6 +457,8 @@ pub fn ballot_receipt(ctx: &PageContext, view: &ReceiptView) -> Markup {
                 p { "Your receipt code:" }
                 p.gov-receipt { code #receipt { (view.receipt) } }
                 p { "Once voting closes, find it on the " a href=(view.receipts_url) { "list of received ballots" } ". Keep it to yourself: with the code anyone could pick out your ballot." }
+                p { "This is the only time the code is shown: it is not emailed, so that nothing stored links you to your ballot. Write it down or save it now." }
+                p { a.btn.btn-secondary download="ballot-receipt.txt" href=(format!("data:text/plain;charset=utf-8,{}", view.receipt)) { "Save the receipt" } }
             }
         }
     };
