@@ -301,6 +301,13 @@ pub async fn add_member(db: &Db, space: &Space, passport: &Passport, role: Role)
 /// Removes `passport` from `space`, refusing to remove the last owner.
 pub async fn remove_member(db: &Db, space: &Space, passport: &Passport) -> Result<()> {
     let mut tx = db.begin_write().await?;
+    // Changes to one Space's members take turns: on PostgreSQL this no-op update locks the
+    // Space's row until commit (SQLite's write transaction already runs alone), so two owners
+    // leaving at once cannot both count the other as the owner who stays.
+    sqlx::query("UPDATE spaces SET id = id WHERE id = $1")
+        .bind(space.id)
+        .execute(&mut *tx)
+        .await?;
     let role: Option<String> =
         sqlx::query("SELECT role FROM space_members WHERE space_id = $1 AND passport_id = $2")
             .bind(space.id)

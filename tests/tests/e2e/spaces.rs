@@ -212,3 +212,80 @@ on_both!(spaces_are_edited_and_listed, |backend| async move {
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("already uses the address"));
 });
+
+/// Guards issue 10 (item 7): two owners leaving at the same moment: one leaves, the other is
+/// told a Space needs an owner. Never a 500 ("database is locked"), never no owner at all.
+on_both!(
+    two_owners_leaving_at_once_leave_one_owner,
+    |backend| async move {
+        let (inst, owner) = instance_with_space(backend).await;
+        let bea = inst.sign_up("bea@example.org", "bea", "Bea Owner").await;
+        owner.get("/spaces/book-club/members").await;
+        owner
+            .submit(
+                "/spaces/book-club/invitations",
+                &[("email", "bea@example.org"), ("role", "owner")],
+            )
+            .await;
+        let mail = inst.mailbox.wait_for("bea@example.org", 2).await;
+        let path = link_in(&mail.body, &inst.url("/invitations/"))
+            .trim_start_matches(&inst.base)
+            .to_string();
+        bea.get(&path).await;
+        assert_eq!(
+            bea.submit(&format!("{path}/accept"), &[]).await.status,
+            StatusCode::OK
+        );
+        for _ in 0..5 {
+            owner.get("/spaces/book-club").await;
+            bea.get("/spaces/book-club").await;
+            let (a, b) = tokio::join!(
+                owner.post("/spaces/book-club/leave", &[]),
+                bea.post("/spaces/book-club/leave", &[])
+            );
+            let mut statuses = [a.status, b.status];
+            statuses.sort();
+            assert_eq!(
+                statuses,
+                [StatusCode::SEE_OTHER, StatusCode::FORBIDDEN],
+                "{} / {}",
+                a.body,
+                b.body
+            );
+            let owners: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM space_members WHERE role = 'owner'")
+                    .fetch_one(&inst.state().db.pool)
+                    .await
+                    .expect("count owners");
+            assert_eq!(owners, 1);
+            // Whoever left is invited back as an owner for the next round.
+            let (left, email) = if a.status == StatusCode::SEE_OTHER {
+                (&owner, "olive@example.org")
+            } else {
+                (&bea, "bea@example.org")
+            };
+            let stayed = if a.status == StatusCode::SEE_OTHER {
+                &bea
+            } else {
+                &owner
+            };
+            let before = inst.mailbox.to(email).len();
+            stayed.get("/spaces/book-club/members").await;
+            stayed
+                .submit(
+                    "/spaces/book-club/invitations",
+                    &[("email", email), ("role", "owner")],
+                )
+                .await;
+            let mail = inst.mailbox.wait_for(email, before + 1).await;
+            let path = link_in(&mail.body, &inst.url("/invitations/"))
+                .trim_start_matches(&inst.base)
+                .to_string();
+            left.get(&path).await;
+            assert_eq!(
+                left.submit(&format!("{path}/accept"), &[]).await.status,
+                StatusCode::OK
+            );
+        }
+    }
+);
