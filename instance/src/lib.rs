@@ -5,8 +5,23 @@
 //! `web` renders pages from view models built here, `media` runs the SFU that Rooms gather
 //! in, `governance` counts elections, `migrations` shapes the database.
 //!
+//! # Layers
+//! ```text
+//!  doors    http::pages   http::api   cli (convene admin)   (ActivityPub inbox, next)
+//!              parse input, call one use case, render its result or its error
+//!  core     core::{accounts, spaces, rooms, gathering}, governance::*
+//!              one function per operation: checks, transaction, page cache, SFU, mail
+//!  below    domain (rules and queries), db (+ clock), mail (queue), cache, convene_media::Sfu
+//! ```
+//! The core takes a [`core::Core`] (database with its clock, settings, mail, SFU, page cache),
+//! never the HTTP state, and answers with the domain's [`error::AppError`], which knows no
+//! HTTP; [`http::error`] maps it to a status, a page or `application/problem+json`, and the
+//! command line to a sentence. Nothing in `core`, `domain`, `governance`, `db`, `mail` or
+//! `cache` imports `http` or `app`.
+//!
 //! Start at [`app::Instance::start`], which connects the database, starts the background
-//! workers (mail outbox, housekeeping) and serves [`http::router`].
+//! workers (mail, housekeeping, elections, the gathering reconciler) and serves
+//! [`http::router`].
 
 pub mod app;
 pub mod cache;
