@@ -1,16 +1,20 @@
 //! Pages under load: the Space page and the Room page of a real instance, next to a bare axum
-//! "hello world" on the same machine, measured with `wrk` (64 connections), on SQLite and on
-//! PostgreSQL; and the resident memory of an idle instance.
+//! "hello world" on the same machine, measured with `wrk` at 64 connections and at 1,000 (a
+//! burst of link previews and visitors after a Space is announced on the fediverse), on SQLite
+//! and on PostgreSQL; and the resident memory of an idle instance.
 //!
-//! Run: `cargo run --release -p convene --example pages_bench [-- --seconds 10]`
+//! Run: `ulimit -n 65536; cargo run --release -p convene --example pages_bench [-- --seconds 10]`
 //! Needs `wrk` (Debian package `wrk`). PostgreSQL is measured when `CONVENE_BENCH_POSTGRES_URL`
 //! is set (e.g. `postgres://postgres@127.0.0.1:5432/test`); a fresh database is created in it.
 //!
 //! Each server runs alone while `wrk` drives it, so the numbers compare like with like; the
 //! instance serves the Space page to an anonymous visitor, as most of its traffic would be.
+//! Rows last longer than several page cache lifetimes (2 s by default), so expiries under load
+//! are part of what is measured; the "loads" column counts the Space's reloads during a row.
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -21,7 +25,8 @@ use convene::domain::rooms::{self, Access, RoomFields};
 use convene::domain::spaces::{self, SpaceFields};
 use convene::domain::values::{AccessCode, DisplayName, Email, Handle, Slug};
 
-const CONNECTIONS: u32 = 64;
+/// Connections of each row: the earlier benchmark's 64, and a burst of 1,000.
+const CONNECTIONS: [u32; 2] = [64, 1000];
 
 /// The allocator `convene` itself uses, so the instance here behaves as the binary does (the
 /// hello-world server gets it too).
@@ -32,6 +37,17 @@ struct Run {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Socket errors wrk reported (connect, read, write, timeout), summed.
+    socket_errors: u64,
+    /// Page cache loads of the Space during the run (instance rows only).
+    loads: Option<u64>,
+}
+
+/// One row of the table.
+struct Row {
+    name: String,
+    connections: u32,
+    run: Run,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,50 +67,77 @@ fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new()?;
 
-    let hello = runtime.block_on(async {
+    let mut rows = Vec::new();
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
-        let run = wrk(&format!("http://{addr}/"), seconds)?;
+        for connections in CONNECTIONS {
+            let run = wrk(&format!("http://{addr}/"), connections, seconds)?;
+            rows.push(Row {
+                name: "bare axum hello world".into(),
+                connections,
+                run,
+            });
+        }
         server.abort();
-        anyhow::Ok(run)
+        anyhow::Ok(())
     })?;
 
-    let mut rows = vec![("bare axum hello world".to_string(), hello)];
     let mut backends = vec![("SQLite", None)];
     if let Ok(url) = std::env::var("CONVENE_BENCH_POSTGRES_URL") {
         backends.push(("PostgreSQL", Some(url)));
     }
     for (name, pg) in backends {
         let results = runtime.block_on(measure_instance(pg, seconds))?;
-        for (page, run) in results {
-            rows.push((format!("{page} ({name})"), run));
+        for (page, connections, run) in results {
+            rows.push(Row {
+                name: format!("{page} ({name})"),
+                connections,
+                run,
+            });
         }
     }
     let idle_mb = idle_rss_mb()?;
 
-    let base = rows[0].1.rps;
-    println!("| server / page | requests/s | ratio to hello world | p50 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|");
-    for (name, run) in &rows {
-        println!(
-            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            run.rps,
-            run.rps / base,
-            run.p50_ms,
-            run.p99_ms
-        );
+    println!(
+        "| server / page | connections | requests/s | ratio to hello world | p50 ms | p99 ms | \
+         p99 ratio to hello world | socket errors | Space loads |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for connections in CONNECTIONS {
+        let Some(base) = rows
+            .iter()
+            .find(|r| r.connections == connections)
+            .map(|r| (r.run.rps, r.run.p99_ms))
+        else {
+            continue;
+        };
+        for row in rows.iter().filter(|r| r.connections == connections) {
+            let run = &row.run;
+            println!(
+                "| {} | {connections} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                row.name,
+                run.rps,
+                run.rps / base.0,
+                run.p50_ms,
+                run.p99_ms,
+                run.p99_ms / base.1,
+                run.socket_errors,
+                run.loads.map_or("".to_string(), |n| n.to_string()),
+            );
+        }
     }
     println!("\nIdle instance resident memory: {idle_mb:.1} MB");
-    println!("({CONNECTIONS} connections, 2 wrk threads, {seconds} s per row)");
+    println!("(2 wrk threads, {seconds} s per row)");
     Ok(())
 }
 
 async fn measure_instance(
     postgres: Option<String>,
     seconds: u64,
-) -> anyhow::Result<Vec<(String, Run)>> {
+) -> anyhow::Result<Vec<(String, u32, Run)>> {
     let dir = std::env::temp_dir().join(format!("convene-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let database_url = match postgres {
@@ -114,14 +157,22 @@ async fn measure_instance(
     let instance = Instance::start_on(settings, listener).await?;
     seed(&instance).await?;
     let base = format!("http://127.0.0.1:{port}");
-    let space = wrk(&format!("{base}/spaces/commons"), seconds)?;
-    let room = wrk(&format!("{base}/spaces/commons/rooms/lobby"), seconds)?;
+    let mut results = Vec::new();
+    for connections in CONNECTIONS {
+        for (page, path) in [
+            ("Space page", "/spaces/commons"),
+            ("Room page", "/spaces/commons/rooms/lobby"),
+        ] {
+            let stats = instance.state.pages.stats();
+            let before = stats.loads.load(Ordering::Relaxed);
+            let mut run = wrk(&format!("{base}{path}"), connections, seconds)?;
+            run.loads = Some(stats.loads.load(Ordering::Relaxed) - before);
+            results.push((page.to_string(), connections, run));
+        }
+    }
     instance.shutdown().await?;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(vec![
-        ("Space page".into(), space),
-        ("Room page".into(), room),
-    ])
+    Ok(results)
 }
 
 /// A Space with a dozen Rooms of every kind, as a small community would have.
@@ -200,11 +251,11 @@ async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
 }
 
 /// Runs wrk against `url` and reads requests/s and latency percentiles from its report.
-fn wrk(url: &str, seconds: u64) -> anyhow::Result<Run> {
+fn wrk(url: &str, connections: u32, seconds: u64) -> anyhow::Result<Run> {
     let out = Command::new("wrk")
         .args([
             "-t2",
-            &format!("-c{CONNECTIONS}"),
+            &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
             url,
@@ -230,10 +281,21 @@ fn wrk(url: &str, seconds: u64) -> anyhow::Result<Run> {
             .flatten()
             .with_context(|| format!("no {p} latency in:\n{text}"))
     };
+    // "Socket errors: connect 0, read 0, write 0, timeout 0", only when there were some.
+    let socket_errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map_or(0, |v| {
+            v.split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        });
     Ok(Run {
         rps,
         p50_ms: percentile("50%")?,
         p99_ms: percentile("99%")?,
+        socket_errors,
+        loads: None,
     })
 }
 

@@ -79,7 +79,7 @@ impl AppState {
         // One TLS crypto provider for everything (SMTP, PostgreSQL, outbound HTTP). Installing
         // it twice (tests start many instances) is harmless, so the error is ignored.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut db = Db::connect(&settings.database_url).await?;
+        let mut db = Db::connect_with(&settings.database_url, settings.db_max_connections).await?;
         db.clock = clock;
         db.migrate().await?;
         let csrf_key = secret(&db, "csrf_key").await?;
@@ -95,13 +95,14 @@ impl AppState {
             max_participants_default: u32::try_from(crate::domain::rooms::MAX_CAPACITY)
                 .unwrap_or(100),
         });
+        let pages = Arc::new(crate::cache::PageCache::new(settings.page_cache));
         Ok(Self(Arc::new(Shared {
             core: Core {
                 db,
                 settings: Arc::new(settings),
                 mailer,
                 sfu: Some(sfu.clone()),
-                pages: Arc::new(crate::cache::PageCache::default()),
+                pages,
             },
             sfu,
             csrf_key: Arc::new(csrf_key),

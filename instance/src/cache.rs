@@ -1,25 +1,62 @@
 //! A short-lived, in-process cache of what public pages show: a Space with its Rooms.
 //!
 //! The Space and Room pages are the instance's busiest reads, and between edits they show
-//! the same rows to every visitor. Entries are dropped when anything is written through this
-//! process (every successful unsafe request bumps [`PageCache::invalidate`]) and expire after
-//! [`TTL`] regardless, which bounds how stale a page can be when another process sharing the
-//! PostgreSQL database (or `convene admin`) made the change. Live presence is never cached.
+//! the same rows to every visitor. When a Space is announced on the fediverse, hundreds of
+//! servers and people ask for it within seconds, so the cache is a [`SingleFlight`]: however
+//! many requests arrive when an entry expires, one of them reloads it while the others are
+//! served the previous snapshot (within a bounded age) or wait for that one load.
+//!
+//! Entries are dropped when anything is written through this process (every successful unsafe
+//! request calls [`PageCache::invalidate`]; a request that starts after it returns never sees
+//! the old rows) and are reloaded after [`Policy::ttl`] regardless, which bounds how stale a
+//! page can be when another process sharing the PostgreSQL database (or `convene admin`) made
+//! the change. Live presence is never cached: pages rendered from a snapshot are kept per
+//! presence count and re-rendered when it changes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderValue;
 
 use crate::db::Db;
 use crate::domain::rooms::{self, Room};
 use crate::domain::spaces::{self, Space};
 use crate::error::{AppError, Result};
+pub use crate::single_flight::Policy;
+use crate::single_flight::{LoadError, SingleFlight, Stats};
 
-/// How long an entry may be served without being reloaded.
-pub const TTL: Duration = Duration::from_secs(2);
-/// Spaces kept at most; beyond it the cache is emptied (a cheap bound against slug probing).
-const MAX_ENTRIES: usize = 1024;
+/// How long an entry is served without being reloaded, by default.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
+/// How long past its lifetime an entry may be served while one request reloads it, by default.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(10);
+/// Spaces kept at most, by default.
+pub const DEFAULT_MAX_ENTRIES: usize = 1024;
+
+/// The cache's policy when no setting says otherwise.
+pub const DEFAULT_POLICY: Policy = Policy {
+    ttl: DEFAULT_TTL,
+    max_stale: DEFAULT_MAX_STALE,
+    max_entries: DEFAULT_MAX_ENTRIES,
+};
+
+/// A page rendered once from a snapshot and served to every anonymous visitor whose view of it
+/// is the same (same presence counts, same stage), with its validator.
+#[derive(Clone, Debug)]
+pub struct RenderedPage {
+    /// A digest of what the page shows besides the snapshot (presence, stage): the page is
+    /// reused only while that is unchanged.
+    pub inputs: u64,
+    pub body: Bytes,
+    /// The strong validator of `body`.
+    pub etag: HeaderValue,
+    /// Byte offsets where a per-visitor value of fixed length (the Room page's CSRF token)
+    /// replaces a placeholder; empty when the page holds nothing of the visitor.
+    pub holes: Vec<usize>,
+    /// The length of each hole: the value written there must be exactly as long.
+    pub hole_len: usize,
+}
 
 /// A Space as its pages need it.
 #[derive(Debug)]
@@ -30,10 +67,9 @@ pub struct SpaceSnapshot {
     /// Each Room's id at the SFU, in the order of `rooms`, for presence lookups.
     pub media_ids: Vec<String>,
     pub member_count: usize,
-    /// The Space page as an anonymous visitor sees it, with the presence counts it shows.
-    /// Such a page holds nothing personal (no CSRF token, no name), so it is rendered once
-    /// per snapshot and per change of presence.
-    anonymous_page: Mutex<Option<(Vec<usize>, axum::body::Bytes)>>,
+    /// Pages rendered from this snapshot for anonymous visitors, by page ("" for the Space
+    /// page, a Room's slug for its page). Bounded by the number of Rooms.
+    rendered: Mutex<HashMap<String, RenderedPage>>,
 }
 
 impl SpaceSnapshot {
@@ -44,18 +80,17 @@ impl SpaceSnapshot {
             .ok_or(AppError::NotFound)
     }
 
-    /// The anonymous Space page rendered earlier for the same presence counts, if any.
-    pub fn anonymous_page(&self, presence: &[usize]) -> Option<axum::body::Bytes> {
-        let cached = self.anonymous_page.lock().ok()?;
-        match cached.as_ref() {
-            Some((counts, page)) if counts.as_slice() == presence => Some(page.clone()),
-            _ => None,
-        }
+    /// The page `which` rendered earlier from this snapshot for the same `inputs`, if any.
+    pub fn rendered(&self, which: &str, inputs: u64) -> Option<RenderedPage> {
+        let rendered = self.rendered.lock().ok()?;
+        rendered.get(which).filter(|p| p.inputs == inputs).cloned()
     }
 
-    pub fn keep_anonymous_page(&self, presence: Vec<usize>, page: axum::body::Bytes) {
-        if let Ok(mut cached) = self.anonymous_page.lock() {
-            *cached = Some((presence, page));
+    /// Keeps a page for [`SpaceSnapshot::rendered`]; only pages that hold nothing of one
+    /// visitor (beyond the `holes`) may be kept.
+    pub fn keep_rendered(&self, which: &str, page: RenderedPage) {
+        if let Ok(mut rendered) = self.rendered.lock() {
+            rendered.insert(which.to_string(), page);
         }
     }
 
@@ -70,63 +105,146 @@ impl SpaceSnapshot {
     }
 }
 
-struct Entry {
-    generation: u64,
-    loaded: Instant,
-    snapshot: Arc<SpaceSnapshot>,
+/// The cache of Space snapshots, shared by every request of the process.
+pub struct PageCache {
+    spaces: SingleFlight<String, SpaceSnapshot, AppError>,
 }
 
-#[derive(Default)]
-pub struct PageCache {
-    generation: AtomicU64,
-    spaces: Mutex<HashMap<String, Entry>>,
+impl Default for PageCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_POLICY)
+    }
 }
 
 impl PageCache {
-    /// Forgets everything: something was written.
-    pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            spaces: SingleFlight::new(policy),
+        }
     }
 
-    /// The Space at `slug` with its Rooms, from the cache when fresh.
+    pub fn policy(&self) -> Policy {
+        self.spaces.policy()
+    }
+
+    /// Hits, stale serves, misses, single-flight waits and loads of the Space snapshots.
+    pub fn stats(&self) -> &Stats {
+        self.spaces.stats()
+    }
+
+    /// Forgets everything: something was written. Once this returns, no request is served a
+    /// snapshot read before the call.
+    pub fn invalidate(&self) {
+        self.spaces.invalidate();
+    }
+
+    /// The Space at `slug` with its Rooms: from the cache when fresh (or being refreshed), else
+    /// from the one load that every concurrent request for it shares.
     pub async fn space(&self, db: &Db, slug: &str) -> Result<Arc<SpaceSnapshot>> {
-        // Read the generation before loading: an entry loaded while a write commits is then
-        // tagged with the older generation and never served after the write.
-        let generation = self.generation.load(Ordering::SeqCst);
-        if let Ok(spaces) = self.spaces.lock()
-            && let Some(entry) = spaces.get(slug)
-            && entry.generation == generation
-            && entry.loaded.elapsed() < TTL
-        {
-            return Ok(entry.snapshot.clone());
-        }
-        let space = spaces::by_slug(db, slug).await?;
-        let rooms = rooms::visible(db, &space, true).await?;
-        let member_count = spaces::member_count(db, &space).await?;
-        let media_ids = rooms
-            .iter()
-            .map(crate::core::gathering::media_room_id)
-            .collect();
-        let snapshot = Arc::new(SpaceSnapshot {
-            space,
-            rooms,
-            media_ids,
-            member_count,
-            anonymous_page: Mutex::new(None),
-        });
-        if let Ok(mut spaces) = self.spaces.lock() {
-            if spaces.len() >= MAX_ENTRIES {
-                spaces.clear();
+        let loaded = self
+            .spaces
+            .get(slug, || {
+                let db = db.clone();
+                let slug = slug.to_string();
+                async move { load_space(&db, &slug).await }
+            })
+            .await;
+        loaded.map_err(|err| match err {
+            LoadError::Load(err) => Arc::try_unwrap(err).unwrap_or_else(|shared| share(&shared)),
+            LoadError::Abandoned => {
+                AppError::Internal(anyhow::anyhow!("loading Space {slug:?} was abandoned"))
             }
-            spaces.insert(
-                slug.to_string(),
-                Entry {
-                    generation,
-                    loaded: Instant::now(),
-                    snapshot: snapshot.clone(),
-                },
-            );
+        })
+    }
+
+    /// The cache's lines for `/metrics`, in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.stats();
+        let load_seconds = s.load_micros.load(Relaxed) as f64 / 1e6;
+        let mut out = String::new();
+        for (name, kind, help, value) in [
+            (
+                "hits_total",
+                "counter",
+                "Requests served a fresh cached Space.",
+                s.hits.load(Relaxed).to_string(),
+            ),
+            (
+                "stale_total",
+                "counter",
+                "Requests served an expired Space while one request reloaded it.",
+                s.stale.load(Relaxed).to_string(),
+            ),
+            (
+                "misses_total",
+                "counter",
+                "Requests that found no usable Space and waited for a load.",
+                s.misses.load(Relaxed).to_string(),
+            ),
+            (
+                "waits_total",
+                "counter",
+                "Misses that waited for a load another request had started (single flight).",
+                s.waits.load(Relaxed).to_string(),
+            ),
+            (
+                "loads_total",
+                "counter",
+                "Loads of a Space from the database.",
+                s.loads.load(Relaxed).to_string(),
+            ),
+            (
+                "load_errors_total",
+                "counter",
+                "Loads that failed (unknown slugs included).",
+                s.load_errors.load(Relaxed).to_string(),
+            ),
+            (
+                "load_seconds_total",
+                "counter",
+                "Time spent loading Spaces from the database.",
+                format!("{load_seconds:.6}"),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP convene_page_cache_{name} {help}\n\
+                 # TYPE convene_page_cache_{name} {kind}\n\
+                 convene_page_cache_{name} {value}\n"
+            ));
         }
-        Ok(snapshot)
+        out
+    }
+}
+
+/// The one database read behind a snapshot: the Space, its Rooms and its member count.
+async fn load_space(db: &Db, slug: &str) -> Result<SpaceSnapshot> {
+    // How long this load waits for a connection is what a burst costs the pool; /metrics
+    // shows it (see `Db::measure_pool_wait`).
+    db.measure_pool_wait().await?;
+    let space = spaces::by_slug(db, slug).await?;
+    let rooms = rooms::visible(db, &space, true).await?;
+    let member_count = spaces::member_count(db, &space).await?;
+    let media_ids = rooms
+        .iter()
+        .map(crate::core::gathering::media_room_id)
+        .collect();
+    Ok(SpaceSnapshot {
+        space,
+        rooms,
+        media_ids,
+        member_count,
+        rendered: Mutex::new(HashMap::new()),
+    })
+}
+
+/// The error a waiter of a failed load reports: the same kind as the loader's. Details of
+/// internal errors were logged by the loader's caller and are never shown anyway.
+fn share(err: &AppError) -> AppError {
+    match err {
+        AppError::NotFound => AppError::NotFound,
+        AppError::Forbidden(message) => AppError::Forbidden(message),
+        AppError::Gone(message) => AppError::Gone(message),
+        other => AppError::Internal(anyhow::anyhow!("{other}")),
     }
 }

@@ -6,10 +6,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use url::Url;
+
+/// How long, by default, a reverse proxy may reuse a public page (seconds): long enough to
+/// absorb a burst of link previews, short enough that an edit shows soon everywhere.
+pub const DEFAULT_PUBLIC_MAX_AGE: u32 = 2;
 
 /// Settings shared by every subcommand; clap reads each from its flag or its environment
 /// variable.
@@ -81,6 +86,25 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub ice_servers: Option<Vec<String>>,
+    /// Database connections at most [default: SQLite 2 per core, 4 to 16; PostgreSQL 4 per
+    /// core, 8 to 32].
+    #[arg(long, global = true, env = "CONVENE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+    /// Milliseconds a cached Space (its page and its Rooms' pages) is served before it is
+    /// reloaded [default: 2000].
+    #[arg(long, global = true, env = "CONVENE_PAGE_CACHE_TTL_MS")]
+    pub page_cache_ttl_ms: Option<u64>,
+    /// Milliseconds past that lifetime a cached Space may still be served while one request
+    /// reloads it [default: 10000].
+    #[arg(long, global = true, env = "CONVENE_PAGE_CACHE_STALE_MS")]
+    pub page_cache_stale_ms: Option<u64>,
+    /// Spaces the page cache keeps at most [default: 1024].
+    #[arg(long, global = true, env = "CONVENE_PAGE_CACHE_ENTRIES")]
+    pub page_cache_entries: Option<usize>,
+    /// Seconds a reverse proxy or browser may reuse a public page shown to anonymous visitors
+    /// (`Cache-Control: public, max-age`); 0 makes them revalidate every time [default: 2].
+    #[arg(long, global = true, env = "CONVENE_PUBLIC_MAX_AGE")]
+    pub public_max_age: Option<u32>,
 }
 
 /// The same settings from a TOML file.
@@ -103,6 +127,11 @@ pub struct FileConfig {
     pub media_bind_ip: Option<IpAddr>,
     pub source_url: Option<String>,
     pub ice_servers: Option<Vec<String>>,
+    pub db_max_connections: Option<u32>,
+    pub page_cache_ttl_ms: Option<u64>,
+    pub page_cache_stale_ms: Option<u64>,
+    pub page_cache_entries: Option<usize>,
+    pub public_max_age: Option<u32>,
 }
 
 /// Validated settings.
@@ -126,6 +155,12 @@ pub struct Settings {
     pub media_bind_ip: IpAddr,
     pub ice_servers: Vec<String>,
     pub source_url: String,
+    /// The database pool's size.
+    pub db_max_connections: u32,
+    /// Lifetimes and size of the page cache.
+    pub page_cache: crate::cache::Policy,
+    /// `max-age` of public pages for anonymous visitors, in seconds.
+    pub public_max_age: u32,
 }
 
 impl Settings {
@@ -177,6 +212,28 @@ impl Settings {
         {
             bail!("media_udp_port_min must be a port no greater than media_udp_port_max");
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let db_max_connections = match args.db_max_connections.or(file.db_max_connections) {
+            Some(0) => bail!("db_max_connections must be at least 1"),
+            Some(n) => n,
+            None => crate::db::default_max_connections(crate::db::dialect_of(&database_url), cores),
+        };
+        let defaults = crate::cache::DEFAULT_POLICY;
+        let page_cache = crate::cache::Policy {
+            ttl: args
+                .page_cache_ttl_ms
+                .or(file.page_cache_ttl_ms)
+                .map_or(defaults.ttl, Duration::from_millis),
+            max_stale: args
+                .page_cache_stale_ms
+                .or(file.page_cache_stale_ms)
+                .map_or(defaults.max_stale, Duration::from_millis),
+            max_entries: match args.page_cache_entries.or(file.page_cache_entries) {
+                Some(0) => bail!("page_cache_entries must be at least 1"),
+                Some(n) => n,
+                None => defaults.max_entries,
+            },
+        };
         Ok(Self {
             listen,
             public_url,
@@ -226,6 +283,12 @@ impl Settings {
                 .clone()
                 .or(file.source_url)
                 .unwrap_or_else(|| convene_web::view::DEFAULT_SOURCE_URL.to_string()),
+            db_max_connections,
+            page_cache,
+            public_max_age: args
+                .public_max_age
+                .or(file.public_max_age)
+                .unwrap_or(DEFAULT_PUBLIC_MAX_AGE),
         })
     }
 
@@ -343,6 +406,38 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://data/convene.db");
         assert_eq!(s.domain(), "localhost:8080");
         assert!(!s.open_space_creation);
+        assert!((4..=16).contains(&s.db_max_connections));
+        assert_eq!(s.page_cache, crate::cache::DEFAULT_POLICY);
+        assert_eq!(s.public_max_age, DEFAULT_PUBLIC_MAX_AGE);
+        Ok(())
+    }
+
+    #[test]
+    fn pool_and_cache_sizes_come_from_the_layers() -> anyhow::Result<()> {
+        let file: FileConfig = toml::from_str(
+            "db_max_connections = 3\npage_cache_ttl_ms = 500\npage_cache_stale_ms = 0\n\
+             page_cache_entries = 10\npublic_max_age = 0\n",
+        )?;
+        let args = ConfigArgs {
+            db_max_connections: Some(5),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, file)?;
+        assert_eq!(s.db_max_connections, 5);
+        assert_eq!(s.page_cache.ttl, Duration::from_millis(500));
+        assert_eq!(s.page_cache.max_stale, Duration::ZERO);
+        assert_eq!(s.page_cache.max_entries, 10);
+        assert_eq!(s.public_max_age, 0);
+        let zero = ConfigArgs {
+            db_max_connections: Some(0),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&zero, FileConfig::default()).is_err());
+        let pg = ConfigArgs {
+            database_url: Some("postgres://x/y".into()),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&pg, FileConfig::default())?.db_max_connections >= 8);
         Ok(())
     }
 

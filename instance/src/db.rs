@@ -5,6 +5,9 @@
 //! tests run on both backends.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use convene_migrations::Dialect;
@@ -19,6 +22,42 @@ pub struct Db {
     pub dialect: Dialect,
     /// The instance's one clock; see [`crate::clock`].
     pub clock: Clock,
+    /// How long reads waited for a connection, for `/metrics`.
+    pub pool_waits: Arc<PoolWaits>,
+}
+
+/// Time spent waiting for a pool connection, measured by [`Db::measure_pool_wait`].
+///
+/// sqlx keeps no statistics of its own about waiting, and the domain functions take the pool
+/// rather than a connection, so the hot read paths (the page cache's loader) ask for a
+/// connection first and time that: with one load per Space in flight, a long wait here means
+/// the pool is saturated by something else.
+#[derive(Debug, Default)]
+pub struct PoolWaits {
+    pub acquires: AtomicU64,
+    pub wait_micros: AtomicU64,
+    pub max_wait_micros: AtomicU64,
+}
+
+/// The pool size when no setting says otherwise, for a machine with `cores` cores. SQLite
+/// runs each connection on a thread of its own and commits one writer at a time, so more
+/// connections than a few per core only add threads; PostgreSQL does its work in other
+/// processes (or on other machines), so a request waiting on it holds a connection longer.
+pub fn default_max_connections(dialect: Dialect, cores: usize) -> u32 {
+    let cores = u32::try_from(cores).unwrap_or(u32::MAX);
+    match dialect {
+        Dialect::Sqlite => cores.saturating_mul(2).clamp(4, 16),
+        Dialect::Postgres => cores.saturating_mul(4).clamp(8, 32),
+    }
+}
+
+/// The database a URL names.
+pub fn dialect_of(url: &str) -> Dialect {
+    if url.starts_with("sqlite:") {
+        Dialect::Sqlite
+    } else {
+        Dialect::Postgres
+    }
 }
 
 impl Db {
@@ -38,24 +77,73 @@ impl Db {
         }
     }
 
-    /// Connects (creating the SQLite file and its folder if needed) without migrating.
+    /// Waits for a connection as a query would, records how long that took in
+    /// [`Db::pool_waits`], and gives the connection back to the pool.
+    pub async fn measure_pool_wait(&self) -> Result<Duration, sqlx::Error> {
+        let started = Instant::now();
+        let connection = self.pool.acquire().await?;
+        let waited = started.elapsed();
+        drop(connection);
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.pool_waits.acquires.fetch_add(1, Ordering::Relaxed);
+        self.pool_waits
+            .wait_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        self.pool_waits
+            .max_wait_micros
+            .fetch_max(micros, Ordering::Relaxed);
+        Ok(waited)
+    }
+
+    /// The pool's lines for `/metrics`, in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let w = &self.pool_waits;
+        let max = self.pool.options().get_max_connections();
+        format!(
+            "# HELP convene_db_pool_max_connections Connections the pool may open.\n\
+             # TYPE convene_db_pool_max_connections gauge\n\
+             convene_db_pool_max_connections {max}\n\
+             # HELP convene_db_pool_connections Connections open now.\n\
+             # TYPE convene_db_pool_connections gauge\n\
+             convene_db_pool_connections {}\n\
+             # HELP convene_db_pool_idle_connections Open connections not in use now.\n\
+             # TYPE convene_db_pool_idle_connections gauge\n\
+             convene_db_pool_idle_connections {}\n\
+             # HELP convene_db_pool_acquires_total Timed waits for a connection (page cache loads).\n\
+             # TYPE convene_db_pool_acquires_total counter\n\
+             convene_db_pool_acquires_total {}\n\
+             # HELP convene_db_pool_wait_seconds_total Time those loads waited for a connection.\n\
+             # TYPE convene_db_pool_wait_seconds_total counter\n\
+             convene_db_pool_wait_seconds_total {:.6}\n\
+             # HELP convene_db_pool_wait_max_seconds The longest of those waits.\n\
+             # TYPE convene_db_pool_wait_max_seconds gauge\n\
+             convene_db_pool_wait_max_seconds {:.6}\n",
+            self.pool.size(),
+            self.pool.num_idle(),
+            w.acquires.load(Ordering::Relaxed),
+            w.wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            w.max_wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
+
+    /// Connects (creating the SQLite file and its folder if needed) without migrating, with
+    /// the default pool size for this machine.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::connect_with(url, default_max_connections(dialect_of(url), cores)).await
+    }
+
+    /// Connects with a pool of at most `max_connections` connections.
+    pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else {
-            Dialect::Postgres
-        };
+        let dialect = dialect_of(url);
         let url = match dialect {
             Dialect::Sqlite => sqlite_url(url)?,
             Dialect::Postgres => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing database_url")?;
         let pool = AnyPoolOptions::new()
-            .max_connections(match dialect {
-                Dialect::Sqlite => 8,
-                Dialect::Postgres => 16,
-            })
+            .max_connections(max_connections.max(1))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -80,6 +168,7 @@ impl Db {
             pool,
             dialect,
             clock: Clock::system(),
+            pool_waits: Arc::new(PoolWaits::default()),
         })
     }
 

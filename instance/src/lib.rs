@@ -36,5 +36,6 @@ pub mod governance;
 pub mod http;
 pub mod mail;
 pub mod shutdown;
+pub mod single_flight;
 
 pub use config::Settings;

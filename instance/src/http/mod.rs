@@ -5,6 +5,7 @@
 //! under `/api/v1` (behind [`api::problem_layer`]: bearer tokens, `application/problem+json`).
 
 pub mod api;
+pub mod caching;
 pub mod client;
 pub mod error;
 mod openapi;
@@ -143,6 +144,7 @@ async fn metrics(
         media.keyframe_requests,
         media.joins_refused + m.joins_refused.load(Ordering::Relaxed),
     );
+    let body = body + &state.pages.metrics() + &state.db.metrics();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -265,7 +267,9 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
         response = pages::error_page(&state, session_cookie.as_deref(), &bid, &info).await;
     }
     security_headers(response.headers_mut());
-    if let Some(bid) = minted {
+    // A page shared through caches must not hand one browser id to everyone; such a page
+    // holds no CSRF token, so the browser gets its id on the first page that needs one.
+    if let Some(bid) = minted.filter(|_| !caching::is_public(response.headers())) {
         visitor::append_cookie(
             response.headers_mut(),
             visitor::set_cookie(BROWSER_COOKIE, &bid, Some(400 * 24 * 3600), secure),
@@ -277,6 +281,7 @@ async fn html_layer(State(state): State<AppState>, mut req: Request, next: Next)
             visitor::set_cookie(FLASH_COOKIE, "", Some(0), secure),
         );
     }
+    caching::default_policy(response.headers_mut());
     response
 }
 

@@ -5,6 +5,7 @@ mod accounts;
 mod api;
 mod bad_input;
 mod browser;
+mod caching;
 mod elections;
 mod media;
 mod rooms;

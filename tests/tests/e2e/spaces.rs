@@ -213,8 +213,8 @@ on_both!(spaces_are_edited_and_listed, |backend| async move {
     assert!(page.body.contains("already uses the address"));
 });
 
-/// Guards issue 10 (item 7): two owners leaving at the same moment: one leaves, the other is
-/// told a Space needs an owner. Never a 500 ("database is locked"), never no owner at all.
+// Guards issue 10 (item 7): two owners leaving at the same moment: one leaves, the other is
+// told a Space needs an owner. Never a 500 ("database is locked"), never no owner at all.
 on_both!(
     two_owners_leaving_at_once_leave_one_owner,
     |backend| async move {

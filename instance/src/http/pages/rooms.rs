@@ -1,8 +1,11 @@
 //! Room pages: the door (join, access code), and creating, editing and deleting Rooms.
 
+use std::sync::Arc;
+
 use axum::Form;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convene_web::routes;
 use convene_web::view::{
@@ -13,11 +16,13 @@ use serde::Deserialize;
 use super::spaces::web_access;
 use super::{GuestSession, context, form_errors, invalid, redirect_with};
 use crate::app::AppState;
+use crate::cache::{RenderedPage, SpaceSnapshot};
 use crate::core::{self, Actor};
 use crate::domain::rooms::{self, Access, Entry, Room, RoomFields};
 use crate::domain::spaces::{self, Space};
 use crate::domain::values::{self, AccessCode, DisplayName, Slug};
 use crate::error::{AppError, FieldError, Result};
+use crate::http::caching::{self, Sharing};
 use crate::http::client::ClientAddr;
 use crate::http::visitor::Visitor;
 
@@ -37,13 +42,14 @@ pub(super) async fn load(
 }
 
 /// [`load`] for the Room page, from the page cache: the page may lag a write made by another
-/// process by up to [`crate::cache::TTL`]; the token endpoint decides admission afresh.
+/// process by up to the cache's lifetime (see [`crate::cache`]); the token endpoint decides
+/// admission afresh.
 async fn load_cached(
     state: &AppState,
     visitor: &Visitor,
     space: &str,
     room: &str,
-) -> Result<(Space, Room, bool, Entry)> {
+) -> Result<(Arc<SpaceSnapshot>, Room, bool, Entry)> {
     let snapshot = state.pages.space(&state.db, space).await?;
     let member = spaces::is_member(&state.db, &snapshot.space, visitor.passport()).await?;
     let room = snapshot.room(room)?.clone();
@@ -51,7 +57,7 @@ async fn load_cached(
         && !member
         && rooms::is_unlocked(&state.db, &room, visitor.session_hash()).await?;
     let entry = rooms::entry(&room, member, unlocked)?;
-    Ok((snapshot.space.clone(), room, member, entry))
+    Ok((snapshot, room, member, entry))
 }
 
 fn room_view(
@@ -89,13 +95,17 @@ fn join_panel(space: &Space, room: &Room, visitor: &Visitor) -> Stage {
     })
 }
 
-/// `GET /spaces/{space}/rooms/{room}`
+/// `GET /spaces/{space}/rooms/{room}`: for an anonymous visitor, rendered once per snapshot
+/// and presence with a placeholder where the visitor's CSRF token goes, then completed per
+/// request; such a page is the browser's own (`private, no-cache`) with an `ETag`.
 pub async fn show(
     State(state): State<AppState>,
     visitor: Visitor,
+    headers: HeaderMap,
     Path((space, room)): Path<(String, String)>,
 ) -> Result<Response> {
-    let (space, room, member, entry) = load_cached(&state, &visitor, &space, &room).await?;
+    let (snapshot, room, member, entry) = load_cached(&state, &visitor, &space, &room).await?;
+    let space = &snapshot.space;
     let people = state
         .sfu
         .room_participants(&crate::core::gathering::media_room_id(&room));
@@ -106,16 +116,83 @@ pub async fn show(
         && !people.iter().any(|p| Some(&p.id) == me.as_ref());
     let stage = match entry {
         Entry::Enter if full => Stage::Full,
-        Entry::Enter => join_panel(&space, &room, &visitor),
+        Entry::Enter => join_panel(space, &room, &visitor),
         Entry::NeedsCode => Stage::Locked(UnlockForm::default()),
     };
     // Who is inside is shown to those who may enter, not to someone still at a locked door.
-    let inside = match entry {
+    let inside: Vec<String> = match entry {
         Entry::Enter => people.into_iter().map(|p| p.display_name).collect(),
         Entry::NeedsCode => Vec::new(),
     };
-    let view = room_view(&space, &room, member, stage, inside);
-    Ok(convene_web::pages::room(&context(&state, &visitor), &view).into_response())
+    let anonymous = visitor.session.is_none() && visitor.flash.is_none();
+    if !anonymous {
+        let view = room_view(space, &room, member, stage, inside);
+        return Ok(convene_web::pages::room(&context(&state, &visitor), &view).into_response());
+    }
+    // What the page shows besides the snapshot; the stage follows from the Room and `full`.
+    let inputs = caching::digest(&(entry == Entry::Enter, full, &inside));
+    let csrf = visitor.csrf(&state.csrf_key);
+    let template = match snapshot.rendered(room.slug.as_str(), inputs) {
+        Some(template) => template,
+        None => {
+            // A token no one has, so that it is found only where the page puts the token.
+            let placeholder =
+                crate::http::visitor::csrf_token(&state.csrf_key, &crate::domain::random_token());
+            let mut ctx = context(&state, &visitor);
+            ctx.csrf.clone_from(&placeholder);
+            let view = room_view(space, &room, member, stage, inside);
+            let body = Bytes::from(convene_web::pages::room(&ctx, &view).into_string());
+            let template = RenderedPage {
+                inputs,
+                etag: caching::etag(caching::digest(&body[..])),
+                holes: positions(&body, placeholder.as_bytes()),
+                hole_len: placeholder.len(),
+                body,
+            };
+            snapshot.keep_rendered(room.slug.as_str(), template.clone());
+            template
+        }
+    };
+    let Some(body) = fill(&template, csrf.as_bytes()) else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "the Room page's CSRF placeholder does not fit the token"
+        )));
+    };
+    let etag = caching::etag(caching::digest(&(template.etag.as_bytes(), &csrf)));
+    Ok(caching::page(&headers, body, etag, Sharing::Browser))
+}
+
+/// Where `needle` starts in `haystack`, non-overlapping.
+fn positions(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    let mut found = Vec::new();
+    if needle.is_empty() {
+        return found;
+    }
+    let mut at = 0;
+    while let Some(offset) = haystack
+        .get(at..)
+        .and_then(|rest| rest.windows(needle.len()).position(|w| w == needle))
+    {
+        found.push(at + offset);
+        at += offset + needle.len();
+    }
+    found
+}
+
+/// The page with `value` written into each of its holes; `None` if one does not fit.
+fn fill(page: &RenderedPage, value: &[u8]) -> Option<Bytes> {
+    if page.holes.is_empty() {
+        return Some(page.body.clone());
+    }
+    if value.len() != page.hole_len {
+        return None;
+    }
+    let mut body = page.body.to_vec();
+    for &at in &page.holes {
+        body.get_mut(at..at.checked_add(value.len())?)?
+            .copy_from_slice(value);
+    }
+    Some(Bytes::from(body))
 }
 
 #[derive(Deserialize, Default)]

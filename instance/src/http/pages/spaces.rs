@@ -2,6 +2,7 @@
 
 use axum::Form;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use convene_web::routes;
 use convene_web::view::{
@@ -12,6 +13,7 @@ use serde::Deserialize;
 
 use super::{context, date, form_errors, invalid, redirect_with, web_role};
 use crate::app::AppState;
+use crate::cache::RenderedPage;
 use crate::core::{self, Actor};
 use crate::domain::invitations::{self, InvitationState};
 use crate::domain::passports;
@@ -19,6 +21,7 @@ use crate::domain::rooms::{self, Access};
 use crate::domain::spaces::{self, Role, Space, SpaceFields};
 use crate::domain::values::{self, DisplayName, Email, Handle, Slug};
 use crate::error::{AppError, FieldError, Result};
+use crate::http::caching::{self, Sharing};
 use crate::http::visitor::Visitor;
 
 pub(super) fn web_access(access: Access) -> view::Access {
@@ -186,10 +189,12 @@ pub async fn create(
     }
 }
 
-/// `GET /spaces/{space}`
+/// `GET /spaces/{space}`: public and revalidatable (`ETag`) for anonymous visitors, who all
+/// see the same page; private for everyone else.
 pub async fn show(
     State(state): State<AppState>,
     visitor: Visitor,
+    headers: HeaderMap,
     Path(slug): Path<String>,
 ) -> Result<Response> {
     let snapshot = state.pages.space(&state.db, &slug).await?;
@@ -204,8 +209,12 @@ pub async fn show(
         .collect();
     // Anonymous visitors all see the same page: serve the one rendered for these counts.
     let anonymous = visitor.session.is_none() && visitor.flash.is_none();
-    if anonymous && let Some(page) = snapshot.anonymous_page(&presence) {
-        return Ok(html_response(page));
+    let inputs = caching::digest(&presence);
+    let public = Sharing::Public {
+        max_age: state.settings.public_max_age,
+    };
+    if anonymous && let Some(page) = snapshot.rendered(SPACE_PAGE, inputs) {
+        return Ok(caching::page(&headers, page.body, page.etag, public));
     }
     let is_operator = visitor.passport().is_some_and(|p| p.is_operator);
     let view = SpaceView {
@@ -237,16 +246,30 @@ pub async fn show(
     let page = axum::body::Bytes::from(convene_web::pages::space(&ctx, &view).into_string());
     // Only a page that carries nothing of the visitor may be shared.
     if anonymous && !contains(&page, ctx.csrf.as_bytes()) {
-        snapshot.keep_anonymous_page(presence, page.clone());
+        let etag = caching::etag(caching::digest(&page[..]));
+        snapshot.keep_rendered(
+            SPACE_PAGE,
+            RenderedPage {
+                inputs,
+                body: page.clone(),
+                etag: etag.clone(),
+                holes: Vec::new(),
+                hole_len: 0,
+            },
+        );
+        return Ok(caching::page(&headers, page, etag, public));
     }
     Ok(html_response(page))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+/// The Space page's name among the pages kept with a snapshot (Rooms go by their slugs).
+const SPACE_PAGE: &str = "";
+
+pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn html_response(page: axum::body::Bytes) -> Response {
+pub(super) fn html_response(page: axum::body::Bytes) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
         page,
