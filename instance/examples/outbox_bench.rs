@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use convene::config::{ConfigArgs, FileConfig, Settings};
 use convene::db::Db;
+use convene::jobs::{Queue, QueueConfig};
 use convene::mail::{Email, Mailer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -104,7 +105,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let db = Db::connect(&settings.database_url).await?;
     db.migrate().await?;
-    let mailer = Mailer::new(&settings, db.clone())?;
+    let queue = Queue::new(db.clone(), QueueConfig::default());
+    let mailer = Mailer::new(&settings, queue)?;
 
     let body = "Hello,\n\nVoting is open. This is your personal ballot link; it works once.\n\n\
                 http://localhost:8080/governance/elections/1/ballot/0123456789abcdef0123456789abcdef\n";

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::jobs::{Queue, QueueConfig, Worker};
 use crate::mail::Mailer;
 use crate::shutdown::{self, Trigger};
 
@@ -35,6 +36,8 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub mailer: Mailer,
+    /// The durable job queue (mail now, federation deliveries next).
+    pub queue: Queue,
     /// Key for CSRF tokens; kept in the database so forms survive a restart.
     pub csrf_key: Arc<[u8; 32]>,
     pub metrics: Arc<Metrics>,
@@ -76,7 +79,18 @@ impl AppState {
         db.migrate().await?;
         let csrf_key = secret(&db, "csrf_key").await?;
         let media_key = secret(&db, "media_key").await?;
-        let mailer = Mailer::new(&settings, db.clone())?;
+        let queue = Queue::new(
+            db.clone(),
+            QueueConfig {
+                lease: settings.queue_lease,
+                ..QueueConfig::default()
+            },
+        );
+        let mailer = Mailer::new(&settings, queue.clone())?;
+        mailer
+            .adopt_pending()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let sfu = convene_media::Sfu::new(convene_media::SfuConfig {
             udp_port_min: settings.media_udp_ports.0,
             udp_port_max: settings.media_udp_ports.1,
@@ -91,6 +105,7 @@ impl AppState {
             settings: Arc::new(settings),
             db,
             mailer,
+            queue,
             csrf_key: Arc::new(csrf_key),
             metrics: Arc::new(Metrics::default()),
             sfu,
@@ -123,7 +138,10 @@ impl Instance {
         let state = AppState::with_clock(settings, clock).await?;
         let (trigger, signal) = shutdown::channel();
         let workers = vec![
-            state.mailer.spawn_worker(signal.clone()),
+            // Every job kind's handler is registered here; federation deliveries join the mailer.
+            Worker::new(state.queue.clone())
+                .handle(Arc::new(state.mailer.clone()))
+                .spawn(signal.clone()),
             spawn_housekeeping(state.db.clone(), signal.clone()),
             crate::governance::spawn_worker(state.clone(), signal.clone()),
         ];

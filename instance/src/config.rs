@@ -68,6 +68,10 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub ice_servers: Option<Vec<String>>,
+    /// Seconds a worker holds a claimed job (mail, deliveries) before another process may take
+    /// it over; also how long a crashed process delays its jobs [default: 120].
+    #[arg(long, global = true, env = "CONVENE_QUEUE_LEASE_SECONDS")]
+    pub queue_lease_seconds: Option<u64>,
 }
 
 /// The same settings from a TOML file.
@@ -88,6 +92,7 @@ pub struct FileConfig {
     pub media_bind_ip: Option<IpAddr>,
     pub source_url: Option<String>,
     pub ice_servers: Option<Vec<String>>,
+    pub queue_lease_seconds: Option<u64>,
 }
 
 /// Validated settings.
@@ -107,6 +112,8 @@ pub struct Settings {
     pub media_bind_ip: IpAddr,
     pub ice_servers: Vec<String>,
     pub source_url: String,
+    /// How long a worker holds a claimed job; see [`crate::jobs::QueueConfig::lease`].
+    pub queue_lease: std::time::Duration,
 }
 
 impl Settings {
@@ -158,6 +165,15 @@ impl Settings {
         {
             bail!("media_udp_port_min must be a port no greater than media_udp_port_max");
         }
+        let queue_lease = std::time::Duration::from_secs(
+            args.queue_lease_seconds
+                .or(file.queue_lease_seconds)
+                .unwrap_or(120),
+        );
+        // A handler gets half the lease; under 4 s an SMTP exchange could not finish in it.
+        if queue_lease.as_secs() < 4 {
+            bail!("queue_lease_seconds must be at least 4");
+        }
         Ok(Self {
             listen,
             public_url,
@@ -194,6 +210,7 @@ impl Settings {
                 .clone()
                 .or(file.source_url)
                 .unwrap_or_else(|| convene_web::view::DEFAULT_SOURCE_URL.to_string()),
+            queue_lease,
         })
     }
 

@@ -6,7 +6,7 @@
 //! in, `governance` counts elections, `migrations` shapes the database.
 //!
 //! Start at [`app::Instance::start`], which connects the database, starts the background
-//! workers (mail outbox, housekeeping) and serves [`http::router`].
+//! workers (the job queue that sends mail, housekeeping) and serves [`http::router`].
 
 pub mod app;
 pub mod cache;
@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod governance;
 pub mod http;
+pub mod jobs;
 pub mod mail;
 pub mod shutdown;
 

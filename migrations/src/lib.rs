@@ -25,6 +25,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0002_governance.sql"),
         include_str!("../postgres/0002_governance.sql"),
     ),
+    (
+        3,
+        "jobs",
+        include_str!("../sqlite/0003_jobs.sql"),
+        include_str!("../postgres/0003_jobs.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

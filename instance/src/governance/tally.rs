@@ -5,7 +5,7 @@
 //! touches every roll row (so that on PostgreSQL neither the physical order of the rows nor
 //! their transaction ids line a ballot up with a voter), counts with the seed published when
 //! voting opened, checks the quorum, seats the elected through the Circle, scrubs the secrets
-//! from the outbox and queues the results notice.
+//! from the mail queue and queues the results notice.
 
 use convene_governance::circle::Constituency;
 use convene_governance::{Ballot, Method, Outcome, blt, count};
@@ -176,7 +176,7 @@ pub async fn close(state: &AppState, election: &Election) -> Result<()> {
     .await?;
     notices::scrub_election(&mut tx, state.db.now(), election.id).await?;
     notices::results(&mut tx, state, election, &summary).await?;
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 

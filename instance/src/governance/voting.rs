@@ -15,12 +15,13 @@ use rand::{Rng, RngCore};
 use sqlx::Row;
 
 use super::elections::{self, Candidate, Election, Phase};
-use super::notices::{self, queue};
+use super::notices;
 use super::{Tx, roll};
 use crate::app::AppState;
 use crate::db::Db;
 use crate::domain::{random_token, sha256_hex};
 use crate::error::{AppError, Result};
+use crate::mail::Email;
 
 /// The ballot link's path for a secret.
 pub fn ballot_path(election_id: i64, secret: &str) -> String {
@@ -108,10 +109,21 @@ pub async fn freeze(state: &AppState, election: &Election) -> Result<()> {
             let link = state.settings.url(&ballot_path(election.id, &secret));
             let (subject, body) =
                 notices::ballot_body(state, &frozen, &v.display_name, &link, false);
-            queue(&mut tx, state.db.now(), &v.email, &subject, &body, &k).await?;
+            state
+                .mailer
+                .enqueue_in(
+                    &mut tx,
+                    Email {
+                        to: &v.email,
+                        subject: &subject,
+                        body: &body,
+                        kind: &k,
+                    },
+                )
+                .await?;
         }
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 
@@ -347,7 +359,7 @@ pub async fn cast(
             "Hello {name},\n\nYour ballot in \u{201c}{}\u{201d} is received and will be counted once.\n\n\
              Your receipt code: {code}\n\nAfter voting closes you can find it on the public list of \
              received ballots:\n{}\n\nKeep the code to yourself: anyone who has it can find your ballot \
-             among the published ones. This email's text is removed from the instance's outbox once sent.\n\n-- \n{}\n",
+             among the published ones. This email's text is removed from the instance's mail queue once sent.\n\n-- \n{}\n",
             access.election.title,
             state
                 .settings
@@ -355,16 +367,19 @@ pub async fn cast(
             state.settings.instance_name,
         );
         let mut tx: Tx = state.db.pool.begin().await?;
-        queue(
-            &mut tx,
-            state.db.now(),
-            &email,
-            &format!("Vote received: {}", access.election.title),
-            &body,
-            &notices::kind(election_id, "receipt"),
-        )
-        .await?;
-        tx.commit().await?;
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: &email,
+                    subject: &format!("Vote received: {}", access.election.title),
+                    body: &body,
+                    kind: &notices::kind(election_id, "receipt"),
+                },
+            )
+            .await?;
+        state.queue.commit(tx).await?;
         Ok::<(), AppError>(())
     };
     if let Err(err) = confirm.await {
@@ -432,11 +447,22 @@ async fn send_reminders(
         if renewed.rows_affected() == 1 {
             let link = state.settings.url(&ballot_path(election.id, &secret));
             let (subject, body) = notices::ballot_body(state, election, &name, &link, true);
-            queue(&mut tx, state.db.now(), &email, &subject, &body, &k).await?;
+            state
+                .mailer
+                .enqueue_in(
+                    &mut tx,
+                    Email {
+                        to: &email,
+                        subject: &subject,
+                        body: &body,
+                        kind: &k,
+                    },
+                )
+                .await?;
             sent += 1;
         }
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(sent)
 }
 
