@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod elections;
 mod media;
+mod queue;
 mod rooms;
 mod spaces;
 
