@@ -348,22 +348,34 @@ impl Worker {
         let mut jobs = self.claim_probes(now, lease_until).await?;
         let room = self.queue.config.parallel.max(1).saturating_sub(jobs.len());
         if room > 0 {
-            // Postgres lets concurrent claimers skip each other's rows instead of queueing
-            // behind them; SQLite has one writer at a time, so there is nothing to skip.
-            let lock = match db.dialect {
-                convene_migrations::Dialect::Postgres => " FOR UPDATE OF j SKIP LOCKED",
-                convene_migrations::Dialect::Sqlite => "",
-            };
-            let sql = format!(
-                "UPDATE jobs SET leased_by = $1, lease_until = $2, attempts = attempts + 1 \
-                 WHERE id IN (SELECT j.id FROM jobs j LEFT JOIN job_destinations d ON d.id = j.destination \
-                   WHERE j.state = 'pending' AND j.run_at <= $3 AND (j.lease_until IS NULL OR j.lease_until <= $3) \
-                   AND (d.state IS NULL OR d.state = 'ok') AND j.kind IN ({}) \
-                   ORDER BY j.run_at, j.id LIMIT $4{lock}) \
-                 AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $3) \
-                 RETURNING {JOB_COLUMNS}",
+            let due = format!(
+                "SELECT j.id FROM jobs j LEFT JOIN job_destinations d ON d.id = j.destination \
+                 WHERE j.state = 'pending' AND j.run_at <= $3 AND (j.lease_until IS NULL OR j.lease_until <= $3) \
+                 AND (d.state IS NULL OR d.state = 'ok') AND j.kind IN ({}) ORDER BY j.run_at, j.id LIMIT $4",
                 self.kind_placeholders(5)
             );
+            let set = "leased_by = $1, lease_until = $2, attempts = attempts + 1";
+            let still_free = "state = 'pending' AND (lease_until IS NULL OR lease_until <= $3)";
+            let sql = match db.dialect {
+                // The picked ids are materialised once: a plain `IN (SELECT ... LIMIT n)` may be
+                // re-run per row by the planner and, with SKIP LOCKED, pick more than n rows.
+                // SKIP LOCKED lets concurrent claimers pass each other's rows instead of
+                // queueing behind them.
+                convene_migrations::Dialect::Postgres => format!(
+                    "WITH picked AS MATERIALIZED ({due} FOR UPDATE OF j SKIP LOCKED) \
+                     UPDATE jobs SET {set} FROM picked WHERE jobs.id = picked.id AND jobs.{still_free} \
+                     RETURNING {}",
+                    JOB_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("jobs.{c} AS {c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                // SQLite has one writer at a time and evaluates the list once.
+                convene_migrations::Dialect::Sqlite => format!(
+                    "UPDATE jobs SET {set} WHERE id IN ({due}) AND {still_free} RETURNING {JOB_COLUMNS}"
+                ),
+            };
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(me)
                 .bind(lease_until)
@@ -465,48 +477,47 @@ impl Worker {
     }
 
     /// Runs claimed jobs side by side, each in its own task (a panicking handler costs its
-    /// job an attempt, not the worker) and within half the lease.
+    /// job an attempt, not the worker) and within half the lease. Each outcome is stored as
+    /// soon as it is known, which keeps short the window in which a crash repeats a job.
     async fn run_batch(&self, batch: Vec<Job>) -> anyhow::Result<Drained> {
+        use futures_util::StreamExt;
         let limit = Duration::from_secs(
             u64::try_from(lease_seconds(&self.queue.config) / 2)
                 .unwrap_or(1)
                 .max(1),
         );
-        let mut tasks = Vec::with_capacity(batch.len());
+        let mut running = futures_util::stream::FuturesUnordered::new();
         for job in batch {
-            let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
-                // The claim only takes kinds with a handler; this cannot happen, but a job is
-                // never left leased for nothing.
-                tasks.push((job, None));
-                continue;
-            };
-            let run_job = job.clone();
-            let task = tokio::spawn(async move {
-                match tokio::time::timeout(limit, handler.run(&run_job)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Outcome::Retry {
-                        after: None,
-                        error: format!("no answer within {} s", limit.as_secs()),
-                    },
-                }
-            });
-            tasks.push((job, Some(task)));
-        }
-        let mut drained = Drained::default();
-        for (job, task) in tasks {
-            let outcome = match task {
-                Some(task) => match task.await {
+            let handler = self.handlers.get(job.kind.as_str()).cloned();
+            running.push(async move {
+                let Some(handler) = handler else {
+                    // The claim takes only kinds with a handler; should that ever change, the
+                    // job is released for a worker that has one rather than left leased.
+                    let error = format!("no handler for jobs of kind {:?}", job.kind);
+                    return (job, Outcome::Retry { after: None, error });
+                };
+                let run_job = job.clone();
+                let task = tokio::spawn(async move {
+                    match tokio::time::timeout(limit, handler.run(&run_job)).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Outcome::Retry {
+                            after: None,
+                            error: format!("no answer within {} s", limit.as_secs()),
+                        },
+                    }
+                });
+                let outcome = match task.await {
                     Ok(outcome) => outcome,
                     Err(err) => Outcome::Retry {
                         after: None,
                         error: format!("the handler failed: {err}"),
                     },
-                },
-                None => Outcome::Retry {
-                    after: None,
-                    error: format!("no handler for jobs of kind {:?}", job.kind),
-                },
-            };
+                };
+                (job, outcome)
+            });
+        }
+        let mut drained = Drained::default();
+        while let Some((job, outcome)) = running.next().await {
             match self.record(&job, outcome).await? {
                 Outcome::Done => drained.done += 1,
                 Outcome::Retry { .. } => drained.retried += 1,
