@@ -443,3 +443,136 @@ async fn cancelled_jobs_are_dead_without_payload_and_cannot_be_retried() {
     assert!(!status.dead[0].retryable);
     assert_eq!(status.kinds[0].dead, 1);
 }
+
+/// Migration 0003 on a database with an old outbox: unsent rows become pending mail jobs that
+/// the mailer sends (here to its default folder), sent rows count as done without their text,
+/// given-up rows are dead, and the old table is gone.
+async fn old_outbox_rows_become_jobs(database_url: &str, dir: &std::path::Path) {
+    let db = Db::connect(database_url).await.expect("connect");
+    convene_migrations::migrator(db.dialect)
+        .run_to(2, &db.pool)
+        .await
+        .expect("migrate to 0002");
+    for (recipient, body, sent, failed) in [
+        ("wait@example.org", "still to send", None, None),
+        ("sent@example.org", "your code 123456", Some(100_i64), None),
+        ("gone@example.org", "never went", None, Some(200_i64)),
+    ] {
+        sqlx::query(
+            "INSERT INTO email_outbox (recipient, subject, body, kind, created_at, attempts, next_attempt_at, sent_at, failed_at, last_error) \
+             VALUES ($1, 'Hello', $2, 'election:1:results', 50, 1, 60, $3, $4, $5)",
+        )
+        .bind(recipient)
+        .bind(body)
+        .bind(sent)
+        .bind(failed)
+        .bind(failed.map(|_| "550 gone"))
+        .execute(&db.pool)
+        .await
+        .expect("old row");
+    }
+    db.migrate().await.expect("migrate 0003");
+    let rows = sqlx::query(
+        "SELECT idempotency_key, state, payload, last_error FROM jobs ORDER BY idempotency_key",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("jobs");
+    let got: Vec<(String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("idempotency_key").expect("key"),
+                r.try_get("state").expect("state"),
+                r.try_get("payload").expect("payload"),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(
+        (got[0].1.as_str(), got[0].2.is_some()),
+        ("pending", true),
+        "{got:?}"
+    );
+    assert_eq!(
+        (got[1].1.as_str(), got[1].2.is_none()),
+        ("done", true),
+        "{got:?}"
+    );
+    assert_eq!(
+        (got[2].1.as_str(), got[2].2.is_some()),
+        ("dead", true),
+        "{got:?}"
+    );
+    assert!(
+        sqlx::query("SELECT COUNT(*) AS n FROM email_outbox")
+            .fetch_one(&db.pool)
+            .await
+            .is_err(),
+        "the old table is dropped"
+    );
+    let (done, pending, dead) = status::tag_counts(&db, "election:1:results")
+        .await
+        .expect("counts");
+    assert_eq!(
+        (done, pending, dead),
+        (1, 1, 1),
+        "stewards' delivery counts survive"
+    );
+
+    // The mailer adopts the unsent row and sends it to the default folder.
+    let settings = crate::config::Settings::resolve(
+        &crate::config::ConfigArgs {
+            data_dir: Some(dir.to_path_buf()),
+            database_url: Some(database_url.to_string()),
+            ..crate::config::ConfigArgs::default()
+        },
+        crate::config::FileConfig::default(),
+    )
+    .expect("settings");
+    let queue = Queue::new(db.clone(), QueueConfig::default());
+    let mailer = crate::mail::Mailer::new(&settings, queue).expect("mailer");
+    assert_eq!(mailer.adopt_pending().await.expect("adopt"), 1);
+    assert_eq!(mailer.drain().await.expect("drain"), 1);
+    let files: Vec<String> = std::fs::read_dir(settings.mail_folder())
+        .expect("mail folder")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0].contains("still to send") && files[0].contains("Message-ID: <"),
+        "{}",
+        files[0]
+    );
+    db.pool.close().await;
+}
+
+#[tokio::test]
+async fn migration_0003_moves_the_old_outbox_into_jobs_on_sqlite() {
+    let f = fixture().await;
+    let dir = f.dir.join("old");
+    old_outbox_rows_become_jobs(&format!("sqlite://{}/old.db", dir.display()), &dir).await;
+}
+
+#[tokio::test]
+async fn migration_0003_moves_the_old_outbox_into_jobs_on_postgres() {
+    let Ok(base) = std::env::var("CONVENE_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED migration_0003 on PostgreSQL: set CONVENE_TEST_POSTGRES_URL");
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("convene_m3_{:08x}", rand::thread_rng().r#gen::<u32>());
+    let pool = sqlx::AnyPool::connect(&base).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    let url = match base.rfind('/') {
+        Some(at) => format!("{}/{name}", &base[..at]),
+        None => panic!("no database in {base}"),
+    };
+    let f = fixture().await;
+    old_outbox_rows_become_jobs(&url, &f.dir.join("pg")).await;
+}
