@@ -291,11 +291,24 @@ impl Worker {
     }
 
     /// Runs until `shutdown` fires: drains, then sleeps until woken or for the poll interval.
+    /// Shutdown is checked between batches, so stopping waits for the jobs in hand (at most
+    /// half a lease), not for the whole queue.
     pub fn spawn(self, mut shutdown: crate::shutdown::Signal) -> tokio::task::JoinHandle<()> {
+        use futures_util::FutureExt;
         tokio::spawn(async move {
             loop {
-                if let Err(err) = self.drain().await {
-                    tracing::error!(error = %format!("{err:#}"), "job queue");
+                loop {
+                    if shutdown.clone().wait().now_or_never().is_some() {
+                        return;
+                    }
+                    match self.step().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(err) => {
+                            tracing::error!(error = %format!("{err:#}"), "job queue");
+                            break;
+                        }
+                    }
                 }
                 tokio::select! {
                     () = self.queue.wake.notified() => {}
@@ -309,16 +322,21 @@ impl Worker {
     /// Runs every job that is due now (and probes due destinations) until none is left.
     pub async fn drain(&self) -> anyhow::Result<Drained> {
         let mut total = Drained::default();
-        loop {
-            let batch = self.claim().await?;
-            if batch.is_empty() {
-                return Ok(total);
-            }
-            let step = self.run_batch(batch).await?;
+        while let Some(step) = self.step().await? {
             total.done += step.done;
             total.retried += step.retried;
             total.dead += step.dead;
         }
+        Ok(total)
+    }
+
+    /// Claims and runs one batch; `None` when nothing was due.
+    async fn step(&self) -> anyhow::Result<Option<Drained>> {
+        let batch = self.claim().await?;
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.run_batch(batch).await?))
     }
 
     fn kinds(&self) -> Vec<&'static str> {
@@ -566,8 +584,7 @@ impl Worker {
                     .execute(&db.pool)
                     .await?;
                 }
-                destination_failed(db, policy, &job.destination, now, after, &error, jitter)
-                    .await?;
+                destination_failed(db, policy, job, now, after, &error, jitter).await?;
                 tracing::warn!(job = job.id.0, kind = %job.kind, destination = %job.destination,
                     attempt = job.attempt, %error, dead, "job failed");
                 Ok(if dead {
@@ -673,12 +690,13 @@ async fn destination_answered(db: &Db, destination: &str, now: i64) -> anyhow::R
 async fn destination_failed(
     db: &Db,
     policy: &Policy,
-    destination: &str,
+    job: &Job,
     now: i64,
     retry_after: Option<Duration>,
     error: &str,
     jitter: f64,
 ) -> anyhow::Result<()> {
+    let destination = job.destination.as_str();
     let failures: i64 = sqlx::query(
         "INSERT INTO job_destinations (id, consecutive_failures, last_error, last_failure_at) VALUES ($1, 1, $2, $3) \
          ON CONFLICT (id) DO UPDATE SET consecutive_failures = job_destinations.consecutive_failures + 1, \
@@ -691,10 +709,17 @@ async fn destination_failed(
     .await?
     .try_get("consecutive_failures")?;
     let (state, next_probe) = policy.after_failure(failures, now, retry_after, jitter);
-    sqlx::query(
-        "UPDATE job_destinations SET state = $1, next_probe_at = $2, probe_by = NULL, probe_until = NULL \
-         WHERE id = $3 AND consecutive_failures = $4",
-    )
+    // Only the probe's own failure ends the probe lease: a job that was already running when
+    // the destination started failing must not let a second probe start beside the first.
+    let release = if job.probe {
+        ", probe_by = NULL, probe_until = NULL"
+    } else {
+        ""
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE job_destinations SET state = $1, next_probe_at = $2{release} \
+         WHERE id = $3 AND consecutive_failures = $4"
+    )))
     .bind(state.as_str())
     .bind(next_probe)
     .bind(destination)
