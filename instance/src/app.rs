@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::core::Core;
 use crate::db::Db;
+use crate::jobs::{Queue, QueueConfig, Worker};
 use crate::mail::Mailer;
 use crate::shutdown::{self, Trigger};
 
@@ -84,7 +85,18 @@ impl AppState {
         db.migrate().await?;
         let csrf_key = secret(&db, "csrf_key").await?;
         let media_key = secret(&db, "media_key").await?;
-        let mailer = Mailer::new(&settings, db.clone())?;
+        let queue = Queue::new(
+            db.clone(),
+            QueueConfig {
+                lease: settings.queue_lease,
+                ..QueueConfig::default()
+            },
+        );
+        let mailer = Mailer::new(&settings, queue.clone())?;
+        mailer
+            .adopt_pending()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let sfu = convene_media::Sfu::new(convene_media::SfuConfig {
             udp_port_min: settings.media_udp_ports.0,
             udp_port_max: settings.media_udp_ports.1,
@@ -101,6 +113,7 @@ impl AppState {
                 db,
                 settings: Arc::new(settings),
                 mailer,
+                queue,
                 sfu: Some(sfu.clone()),
                 pages,
             },
@@ -135,7 +148,10 @@ impl Instance {
         let state = AppState::with_clock(settings, clock).await?;
         let (trigger, signal) = shutdown::channel();
         let workers = vec![
-            state.mailer.spawn_worker(signal.clone()),
+            // Every job kind's handler is registered here; federation deliveries join the mailer.
+            Worker::new(state.queue.clone())
+                .handle(Arc::new(state.mailer.clone()))
+                .spawn(signal.clone()),
             spawn_housekeeping(state.db.clone(), signal.clone()),
             crate::governance::spawn_worker(state.core.clone(), signal.clone()),
             crate::core::gathering::spawn_reconciler(state.core.clone(), signal.clone()),

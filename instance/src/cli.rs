@@ -13,6 +13,7 @@ use crate::domain::passports::{self, NewPassport};
 use crate::domain::rooms::{self, Access, RoomFields};
 use crate::domain::spaces::{self, SpaceFields};
 use crate::domain::values::{AccessCode, DisplayName, Email, Handle, Slug};
+use crate::jobs;
 use crate::mail::Mailer;
 
 #[derive(Debug, Parser)]
@@ -79,6 +80,37 @@ pub enum AdminCommand {
     },
     /// List Passports, Spaces and Rooms.
     List,
+    /// The job queue (mail, deliveries): counts by kind and state, destinations, dead jobs.
+    Queue {
+        #[command(subcommand)]
+        command: Option<QueueCommand>,
+    },
+    /// Outgoing mail.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Give a dead job a fresh set of attempts.
+    Retry {
+        /// The job's id, as `convene admin queue` lists it.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Queue test messages, to check the SMTP settings: a running `convene serve` sends them.
+    Test {
+        #[arg(long)]
+        to: String,
+        /// How many messages to queue (at most 10000).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,8 +232,16 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
     let domain = settings.domain();
     // The command line acts through the same use cases as the pages, as the administrator.
     // It runs no SFU: the serving process's reconciler ends the media of whoever lost access.
+    let queue = jobs::Queue::new(
+        db.clone(),
+        jobs::QueueConfig {
+            lease: settings.queue_lease,
+            ..jobs::QueueConfig::default()
+        },
+    );
     let core = Core {
-        mailer: Mailer::new(&settings, db.clone())?,
+        mailer: Mailer::new(&settings, queue.clone())?,
+        queue,
         db: db.clone(),
         settings: std::sync::Arc::new(settings.clone()),
         sfu: None,
@@ -428,6 +468,70 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
                 println!("Deleted Room {}", room.name);
             }
         }
+        AdminCommand::Queue { command: None } => {
+            let status = jobs::status::status(&db).await.map_err(plain)?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print!("{}", queue_text(&status));
+            }
+        }
+        AdminCommand::Queue {
+            command: Some(QueueCommand::Retry { id }),
+        } => {
+            if !jobs::status::retry(&db, jobs::JobId(id))
+                .await
+                .map_err(plain)?
+            {
+                bail!("job {id} is not a dead job with something left to send");
+            }
+            if json {
+                println!("{}", json!({"retried": id}));
+            } else {
+                println!("Job {id} will be tried again.");
+            }
+        }
+        AdminCommand::Mail {
+            command: MailCommand::Test { to, count },
+        } => {
+            let to = arg("--to", Email::parse(&to))?;
+            if !(1..=10_000).contains(&count) {
+                bail!("--count must be between 1 and 10000");
+            }
+            let mailer = &core.mailer;
+            let mut tx = db.begin_write().await?;
+            for n in 1..=count {
+                let body = format!(
+                    "This is test message {n} of {count} from {}, queued by `convene admin mail test`.\n\n\
+                     If it arrived, {} can send mail.\n",
+                    settings.instance_name, settings.instance_name
+                );
+                mailer
+                    .enqueue_in(
+                        &mut tx,
+                        crate::mail::Email {
+                            to: to.as_str(),
+                            subject: &format!("Test message {n} of {count}"),
+                            body: &body,
+                            kind: "test",
+                        },
+                    )
+                    .await
+                    .map_err(plain)?;
+            }
+            tx.commit().await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"queued": count, "to": to.as_str(), "destination": mailer.destination()})
+                );
+            } else {
+                println!(
+                    "Queued {count} test message(s) to {to} for {}; a running `convene serve` sends them.",
+                    mailer.destination()
+                );
+            }
+        }
         AdminCommand::List => {
             let people = passports::list_local(&db).await.map_err(plain)?;
             let all_spaces = spaces::all(&db).await.map_err(plain)?;
@@ -483,6 +587,76 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
     }
     db.pool.close().await;
     Ok(())
+}
+
+/// The queue's status as text for the terminal.
+fn queue_text(status: &jobs::status::QueueStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let when = |t: Option<i64>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map_or_else(
+                || "-".to_string(),
+                |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            )
+    };
+    let _ = writeln!(out, "Jobs by kind:");
+    if status.kinds.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for k in &status.kinds {
+        let _ = writeln!(
+            out,
+            "  {:<12} queued {}  running {}  retrying {}  done {}  dead {}",
+            k.kind, k.queued, k.running, k.retrying, k.done, k.dead
+        );
+    }
+    let _ = writeln!(out, "Destinations:");
+    if status.destinations.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for d in &status.destinations {
+        let _ = write!(
+            out,
+            "  {}  {}  {} pending",
+            d.destination,
+            d.state.as_str(),
+            d.pending
+        );
+        if d.consecutive_failures > 0 {
+            let _ = write!(
+                out,
+                ", {} failure(s) in a row, last at {}: {}",
+                d.consecutive_failures,
+                when(d.last_failure_at),
+                d.last_error.as_deref().unwrap_or("")
+            );
+        }
+        if d.next_probe_at.is_some() {
+            let _ = write!(out, ", next try {}", when(d.next_probe_at));
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "Dead jobs ({}):", status.dead.len());
+    for j in &status.dead {
+        let _ = writeln!(
+            out,
+            "  #{} {} {} to {}, {} attempt(s), {}: {}{}",
+            j.id.0,
+            j.kind,
+            j.tag,
+            j.destination,
+            j.attempts,
+            when(j.finished_at),
+            j.last_error.as_deref().unwrap_or(""),
+            if j.retryable {
+                ""
+            } else {
+                " [nothing left to send]"
+            }
+        );
+    }
+    out
 }
 
 pub fn tally(

@@ -105,6 +105,10 @@ pub struct ConfigArgs {
     /// (`Cache-Control: public, max-age`); 0 makes them revalidate every time [default: 2].
     #[arg(long, global = true, env = "CONVENE_PUBLIC_MAX_AGE")]
     pub public_max_age: Option<u32>,
+    /// Seconds a worker holds a claimed job (mail, deliveries) before another process may take
+    /// it over; also how long a crashed process delays its jobs [default: 120].
+    #[arg(long, global = true, env = "CONVENE_QUEUE_LEASE_SECONDS")]
+    pub queue_lease_seconds: Option<u64>,
 }
 
 /// The same settings from a TOML file.
@@ -132,6 +136,7 @@ pub struct FileConfig {
     pub page_cache_stale_ms: Option<u64>,
     pub page_cache_entries: Option<usize>,
     pub public_max_age: Option<u32>,
+    pub queue_lease_seconds: Option<u64>,
 }
 
 /// Validated settings.
@@ -161,6 +166,8 @@ pub struct Settings {
     pub page_cache: crate::cache::Policy,
     /// `max-age` of public pages for anonymous visitors, in seconds.
     pub public_max_age: u32,
+    /// How long a worker holds a claimed job; see [`crate::jobs::QueueConfig::lease`].
+    pub queue_lease: std::time::Duration,
 }
 
 impl Settings {
@@ -234,6 +241,15 @@ impl Settings {
                 None => defaults.max_entries,
             },
         };
+        let queue_lease = std::time::Duration::from_secs(
+            args.queue_lease_seconds
+                .or(file.queue_lease_seconds)
+                .unwrap_or(120),
+        );
+        // A handler gets half the lease; under 4 s an SMTP exchange could not finish in it.
+        if queue_lease.as_secs() < 4 {
+            bail!("queue_lease_seconds must be at least 4");
+        }
         Ok(Self {
             listen,
             public_url,
@@ -289,6 +305,7 @@ impl Settings {
                 .public_max_age
                 .or(file.public_max_age)
                 .unwrap_or(DEFAULT_PUBLIC_MAX_AGE),
+            queue_lease,
         })
     }
 

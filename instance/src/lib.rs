@@ -20,8 +20,8 @@
 //! `cache` imports `http` or `app`.
 //!
 //! Start at [`app::Instance::start`], which connects the database, starts the background
-//! workers (mail, housekeeping, elections, the gathering reconciler) and serves
-//! [`http::router`].
+//! workers (the job queue that sends mail, housekeeping, elections, the gathering reconciler)
+//! and serves [`http::router`].
 
 pub mod app;
 pub mod cache;
@@ -34,6 +34,7 @@ pub mod domain;
 pub mod error;
 pub mod governance;
 pub mod http;
+pub mod jobs;
 pub mod mail;
 pub mod shutdown;
 pub mod single_flight;

@@ -1,29 +1,34 @@
-//! Outgoing email through a database outbox.
+//! Outgoing email, as jobs of kind [`KIND`] on the instance's [job queue](crate::jobs).
 //!
-//! [`Mailer::enqueue`] writes one row per recipient and message; the worker started by
-//! [`Mailer::spawn_worker`] sends due rows with lettre (SMTP when `smtp_url` is set, otherwise
-//! `.eml` files in the data folder), marks them sent, and retries failures with exponential
-//! backoff up to [`MAX_ATTEMPTS`]. A row is claimed before sending so that several instance
-//! processes sharing one database do not send it twice.
+//! [`Mailer::enqueue_in`] is the one way mail is written: one job per recipient and message,
+//! inside the caller's transaction ([`Mailer::enqueue`] wraps it in a transaction of its own
+//! for callers that have none). The queue's worker hands each job to the [`Mailer`]'s
+//! [`Handler`] impl, which sends it with lettre: over SMTP when `smtp_url` is set, otherwise as
+//! `.eml` files in the data folder.
+//!
+//! Each message's `Message-ID` is derived from its job's idempotency key, so a message sent
+//! again after a worker died between "sent" and "marked sent" carries the same `Message-ID` and
+//! the receiving side can tell it is a duplicate. SMTP answers map onto the queue's outcomes:
+//! a permanent (5xx) refusal makes the job dead, anything else is retried and counts against
+//! the SMTP server as a destination.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sqlx::Row;
-use tokio::sync::Notify;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::config::Settings;
-use crate::db::Db;
+use crate::jobs::{self, Handler, Job, JobId, NewJob, Outcome, Queue, Tx, Worker};
 
+/// The job kind of an email.
+pub const KIND: &str = "mail";
+/// Attempts before a message is given up (about a day and a half of backoff).
 pub const MAX_ATTEMPTS: i64 = 8;
-/// Messages handed to the transport at the same time.
-pub const PARALLEL_SENDS: usize = 8;
-/// How long a claimed row is left alone by other workers while it is being sent.
-const CLAIM_SECONDS: i64 = 120;
 
 #[derive(Clone)]
 enum Transport {
@@ -33,19 +38,11 @@ enum Transport {
 
 #[derive(Clone)]
 pub struct Mailer {
-    db: Db,
+    queue: Queue,
     from: Mailbox,
     transport: Transport,
-    wake: Arc<Notify>,
-}
-
-/// A claimed outbox row on its way out.
-struct Outgoing {
-    id: i64,
-    recipient: String,
-    subject: String,
-    body: String,
-    attempts: i64,
+    /// The destination of every mail job: the SMTP server, or the folder.
+    destination: Arc<str>,
 }
 
 /// One outgoing message.
@@ -53,227 +50,234 @@ pub struct Email<'a> {
     pub to: &'a str,
     pub subject: &'a str,
     pub body: &'a str,
-    /// What it is about (sign-in code, invitation, ...), for the delivery status page.
+    /// What it is about (sign-in code, invitation, `election:3:ballot`, ...): the job's tag,
+    /// which is how delivery is counted for the people who follow it.
     pub kind: &'a str,
 }
 
+/// A mail job's payload.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    to: String,
+    subject: String,
+    body: String,
+}
+
 impl Mailer {
-    pub fn new(settings: &Settings, db: Db) -> anyhow::Result<Self> {
+    pub fn new(settings: &Settings, queue: Queue) -> anyhow::Result<Self> {
         let from: Mailbox = settings
             .mail_from
             .parse()
             .with_context(|| format!("mail_from {:?} is not an address", settings.mail_from))?;
-        let transport = match &settings.smtp_url {
-            Some(url) => Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .context("smtp_url is not a valid SMTP URL")?
-                    .timeout(Some(Duration::from_secs(20)))
-                    .build(),
+        let (transport, destination) = match &settings.smtp_url {
+            Some(url) => (
+                Transport::Smtp(
+                    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                        .context("smtp_url is not a valid SMTP URL")?
+                        .timeout(Some(Duration::from_secs(20)))
+                        .build(),
+                ),
+                smtp_destination(url),
             ),
             None => {
                 let folder = settings.mail_folder();
                 std::fs::create_dir_all(&folder)
                     .with_context(|| format!("creating {}", folder.display()))?;
-                Transport::Folder(AsyncFileTransport::new(&folder), folder)
+                let destination = format!("folder:{}", folder.display());
+                (
+                    Transport::Folder(AsyncFileTransport::new(&folder), folder),
+                    destination,
+                )
             }
         };
         Ok(Self {
-            db,
+            queue,
             from,
             transport,
-            wake: Arc::new(Notify::new()),
+            destination: destination.into(),
         })
     }
 
     /// Where mail goes, for the startup log.
     pub fn describe(&self) -> String {
         match &self.transport {
-            Transport::Smtp(_) => "mail is sent over SMTP".to_string(),
+            Transport::Smtp(_) => format!("mail is sent over SMTP to {}", self.destination),
             Transport::Folder(_, folder) => {
                 format!("mail is written as .eml files to {}", folder.display())
             }
         }
     }
 
-    /// Queues a message; it is sent by the worker shortly after.
-    pub async fn enqueue(&self, email: Email<'_>) -> crate::error::Result<()> {
-        let t = self.db.now();
-        sqlx::query(
-            "INSERT INTO email_outbox (recipient, subject, body, kind, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(email.to)
-        .bind(email.subject)
-        .bind(email.body)
-        .bind(email.kind)
-        .bind(t)
-        .execute(&self.db.pool)
-        .await?;
-        self.wake.notify_one();
-        Ok(())
+    /// The destination mail jobs are queued for.
+    pub fn destination(&self) -> &str {
+        &self.destination
     }
 
-    /// Sends every due message once; returns how many were sent.
-    ///
-    /// Up to [`PARALLEL_SENDS`] messages are in flight at once over the transport's pooled
-    /// connections: an SMTP exchange is mostly waiting on the network, so one at a time would
-    /// leave a ballot mail-out to a thousand voters taking most of a minute.
-    pub async fn drain(&self) -> anyhow::Result<usize> {
-        let mut sent = 0;
-        loop {
-            let t = self.db.now();
-            let rows = sqlx::query(
-                "SELECT id, recipient, subject, body, attempts, next_attempt_at FROM email_outbox \
-                 WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT 50",
-            )
-            .bind(t)
-            .fetch_all(&self.db.pool)
-            .await?;
-            if rows.is_empty() {
-                return Ok(sent);
-            }
-            let mut claimed = Vec::with_capacity(rows.len());
-            for row in rows {
-                let id: i64 = row.try_get("id")?;
-                let due: i64 = row.try_get("next_attempt_at")?;
-                let taken = sqlx::query(
-                    "UPDATE email_outbox SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at = $3 AND sent_at IS NULL",
-                )
-                .bind(t + CLAIM_SECONDS)
-                .bind(id)
-                .bind(due)
-                .execute(&self.db.pool)
-                .await?;
-                if taken.rows_affected() == 1 {
-                    claimed.push(Outgoing {
-                        id,
-                        recipient: row.try_get("recipient")?,
-                        subject: row.try_get("subject")?,
-                        body: row.try_get("body")?,
-                        attempts: row.try_get("attempts")?,
-                    });
-                }
-            }
-            let results: Vec<anyhow::Result<bool>> = futures_util::stream::iter(claimed)
-                .map(|message| self.deliver(message, t))
-                .buffer_unordered(PARALLEL_SENDS)
-                .collect()
-                .await;
-            for result in results {
-                if result? {
-                    sent += 1;
-                }
-            }
-        }
-    }
-
-    /// Sends one claimed message and records the outcome; `Ok(true)` when it went out.
-    async fn deliver(&self, message: Outgoing, claimed_at: i64) -> anyhow::Result<bool> {
-        let Outgoing {
-            id,
-            recipient,
-            subject,
-            body,
-            attempts,
-        } = message;
-        match self.send(&recipient, &subject, body).await {
-            Ok(()) => {
-                sqlx::query("UPDATE email_outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2")
-                    .bind(self.db.now())
-                    .bind(id)
-                    .execute(&self.db.pool)
-                    .await?;
-                Ok(true)
-            }
-            Err(err) => {
-                let attempts = attempts + 1;
-                tracing::warn!(id, %recipient, attempts, error = %err, "sending mail failed");
-                let (next, failed) = if attempts >= MAX_ATTEMPTS {
-                    (claimed_at, Some(self.db.now()))
-                } else {
-                    (claimed_at + backoff(attempts), None)
-                };
-                sqlx::query(
-                    "UPDATE email_outbox SET attempts = $1, next_attempt_at = $2, failed_at = $3, last_error = $4 WHERE id = $5",
-                )
-                .bind(attempts)
-                .bind(next)
-                .bind(failed)
-                .bind(format!("{err:#}"))
-                .bind(id)
-                .execute(&self.db.pool)
-                .await?;
-                Ok(false)
-            }
-        }
-    }
-
-    async fn send(&self, to: &str, subject: &str, body: String) -> anyhow::Result<()> {
-        let to: Mailbox = to.parse().context("recipient address")?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .context("building the message")?;
-        match &self.transport {
-            Transport::Smtp(smtp) => {
-                smtp.send(message).await.context("SMTP delivery")?;
-            }
-            Transport::Folder(files, folder) => {
-                let id = files.send(message).await.context("writing the .eml file")?;
-                tracing::info!(file = %folder.join(format!("{id}.eml")).display(), "mail written");
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs the outbox worker until `shutdown` fires.
-    pub fn spawn_worker(&self, shutdown: crate::shutdown::Signal) -> tokio::task::JoinHandle<()> {
-        let mailer = self.clone();
-        tokio::spawn(async move {
-            let mut shutdown = shutdown;
-            loop {
-                if let Err(err) = mailer.drain().await {
-                    tracing::error!(error = %format!("{err:#}"), "mail outbox");
-                }
-                tokio::select! {
-                    () = mailer.wake.notified() => {}
-                    () = tokio::time::sleep(Duration::from_secs(15)) => {}
-                    () = shutdown.wait() => break,
-                }
-            }
+    /// Queues a message inside the caller's transaction: the one code path that writes mail.
+    /// Commit with [`Queue::commit`] (or call [`Queue::wake`] after committing) so the worker
+    /// starts on it at once; otherwise it goes within the queue's poll interval.
+    pub async fn enqueue_in(
+        &self,
+        tx: &mut Tx<'_>,
+        email: Email<'_>,
+    ) -> crate::error::Result<JobId> {
+        let payload = serde_json::to_string(&Payload {
+            to: email.to.to_string(),
+            subject: email.subject.to_string(),
+            body: email.body.to_string(),
         })
+        .map_err(anyhow::Error::from)?;
+        // A fresh random key: every call is a new message. The key's job is to keep retries of
+        // this one message recognisable (its Message-ID), not to merge separate messages.
+        let key = format!("mail:{}", crate::domain::random_token());
+        let id = jobs::enqueue(
+            tx,
+            self.queue.db().now(),
+            &NewJob {
+                kind: KIND,
+                key: &key,
+                destination: &self.destination,
+                tag: email.kind,
+                payload: &payload,
+                max_attempts: MAX_ATTEMPTS,
+            },
+        )
+        .await?;
+        id.ok_or_else(|| anyhow::anyhow!("a fresh mail key was already queued").into())
+    }
+
+    /// Queues a message in a transaction of its own and wakes the worker.
+    pub async fn enqueue(&self, email: Email<'_>) -> crate::error::Result<()> {
+        let mut tx = self.queue.db().pool.begin().await?;
+        self.enqueue_in(&mut tx, email).await?;
+        self.queue.commit(tx).await
+    }
+
+    /// Sends every message that is due now; returns how many went out. Tests call it to send
+    /// the queue's mail without waiting for the worker.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let worker = Worker::new(self.queue.clone()).handle(Arc::new(self.clone()));
+        Ok(worker.drain().await?.done)
+    }
+
+    /// Points unsent mail at this process's mail destination: rows migrated from the old
+    /// outbox have none, and after the SMTP settings change the old server is not where they
+    /// will go.
+    pub async fn adopt_pending(&self) -> crate::error::Result<u64> {
+        let moved = sqlx::query(
+            "UPDATE jobs SET destination = $1 WHERE kind = $2 AND state = 'pending' AND destination <> $1",
+        )
+        .bind(&*self.destination)
+        .bind(KIND)
+        .execute(&self.queue.db().pool)
+        .await?;
+        Ok(moved.rows_affected())
     }
 
     /// Messages not yet sent (queued or retrying), for `/metrics`.
     pub async fn depth(&self) -> crate::error::Result<i64> {
-        Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM email_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
-        )
-        .fetch_one(&self.db.pool)
-        .await?
-        .try_get("n")?)
+        jobs::status::depth(self.queue.db(), KIND).await
+    }
+
+    async fn deliver(&self, job: &Job) -> Outcome {
+        let payload: Payload = match serde_json::from_str(&job.payload) {
+            Ok(p) => p,
+            Err(err) => return Outcome::Dead(format!("unreadable mail job: {err}")),
+        };
+        let message = match self.build(&job.key, payload) {
+            Ok(m) => m,
+            Err(err) => return Outcome::Dead(format!("{err:#}")),
+        };
+        match &self.transport {
+            Transport::Smtp(smtp) => match smtp.send(message).await {
+                Ok(_) => Outcome::Done,
+                Err(err) if err.is_permanent() => Outcome::Dead(format!("SMTP refused it: {err}")),
+                Err(err) => Outcome::Retry {
+                    after: None,
+                    error: format!("SMTP delivery: {err}"),
+                },
+            },
+            Transport::Folder(files, folder) => match files.send(message).await {
+                Ok(id) => {
+                    tracing::info!(file = %folder.join(format!("{id}.eml")).display(), "mail written");
+                    Outcome::Done
+                }
+                Err(err) => Outcome::Retry {
+                    after: None,
+                    error: format!("writing the .eml file: {err}"),
+                },
+            },
+        }
+    }
+
+    fn build(&self, key: &str, payload: Payload) -> anyhow::Result<Message> {
+        let to: Mailbox = payload.to.parse().context("recipient address")?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(payload.subject)
+            .message_id(Some(message_id(key, self.from.email.domain())))
+            .header(ContentType::TEXT_PLAIN)
+            .body(payload.body)
+            .context("building the message")
     }
 }
 
-/// Seconds to wait after the `attempts`-th failure: 30 s, 1 min, 2 min, ... capped at 1 h.
-fn backoff(attempts: i64) -> i64 {
-    let exp = u32::try_from(attempts.clamp(1, 8) - 1).unwrap_or(0);
-    (30_i64 << exp).min(3600)
+impl Handler for Mailer {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.deliver(job))
+    }
+}
+
+/// The `Message-ID` of the message queued under `key`: the same for every attempt, different
+/// for every job, and revealing nothing of the key.
+pub fn message_id(key: &str, domain: &str) -> String {
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("<{hex}@{domain}>")
+}
+
+/// An SMTP URL as a destination name: scheme, host and port, without credentials or options.
+fn smtp_destination(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("localhost");
+            match u.port() {
+                Some(port) => format!("{}://{host}:{port}", u.scheme()),
+                None => format!("{}://{host}", u.scheme()),
+            }
+        }
+        Err(_) => "smtp".to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::*;
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1), 30);
-        assert_eq!(backoff(2), 60);
-        assert_eq!(backoff(3), 120);
-        assert_eq!(backoff(8), 3600);
-        assert_eq!(backoff(50), 3600);
+    fn message_ids_are_stable_per_key_and_distinct_between_keys() {
+        let a = message_id("mail:abc", "example.org");
+        assert_eq!(a, message_id("mail:abc", "example.org"));
+        assert_ne!(a, message_id("mail:abd", "example.org"));
+        assert!(a.starts_with('<') && a.ends_with("@example.org>"), "{a}");
+        assert!(!a.contains("abc"));
+    }
+
+    #[test]
+    fn smtp_destinations_leave_out_credentials() {
+        assert_eq!(
+            smtp_destination("smtps://user:secret@mail.example.org:465?tls=required"),
+            "smtps://mail.example.org:465"
+        );
+        assert_eq!(
+            smtp_destination("smtp://127.0.0.1:2525"),
+            "smtp://127.0.0.1:2525"
+        );
+        assert_eq!(smtp_destination("not a url"), "smtp");
     }
 }

@@ -26,6 +26,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../postgres/0002_governance.sql"),
     ),
     (
+        3,
+        "jobs",
+        include_str!("../sqlite/0003_jobs.sql"),
+        include_str!("../postgres/0003_jobs.sql"),
+    ),
+    (
         4,
         "media grants",
         include_str!("../sqlite/0004_media_grants.sql"),

@@ -16,6 +16,8 @@ pub struct Mail {
     pub to: Vec<String>,
     pub subject: String,
     pub body: String,
+    /// The `Message-ID` header as sent (with its angle brackets).
+    pub message_id: String,
 }
 
 #[derive(Clone, Default)]
@@ -24,6 +26,10 @@ pub struct Mailbox {
     arrived: Arc<Notify>,
     /// When set, the server answers DATA with a temporary failure (to test retries).
     pub refuse: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, the server answers DATA with a permanent failure (to test dead jobs).
+    pub reject: Arc<std::sync::atomic::AtomicBool>,
+    /// Messages answered with a failure (temporary or permanent), to count attempts.
+    pub refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Mailbox {
@@ -134,7 +140,17 @@ async fn session(socket: tokio::net::TcpStream, mailbox: Mailbox) -> std::io::Re
                 data.push_str(l);
             }
             if mailbox.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                mailbox
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 write.write_all(b"451 try again later\r\n").await?;
+                continue;
+            }
+            if mailbox.reject.load(std::sync::atomic::Ordering::SeqCst) {
+                mailbox
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                write.write_all(b"550 no such mailbox here\r\n").await?;
                 continue;
             }
             let mail = parse(&data, std::mem::take(&mut to));
@@ -182,6 +198,7 @@ fn parse(data: &str, to: Vec<String>) -> Mail {
         to,
         subject: decode_subject(&header("Subject")),
         body,
+        message_id: header("Message-ID"),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod error;
 pub mod governance_view;
 pub mod layout;
 pub mod pages;
+pub mod queue_view;
 pub mod routes;
 pub mod sample;
 pub mod view;

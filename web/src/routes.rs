@@ -34,6 +34,13 @@ pub const ACCOUNT: &str = "/me";
 pub const TOKENS: &str = "/me/tokens";
 pub const SPACE_NEW: &str = "/spaces/new";
 pub const SPACES: &str = "/spaces";
+/// The job queue, for operators.
+pub const ADMIN_QUEUE: &str = "/admin/queue";
+
+/// `/admin/queue/jobs/{id}/retry`
+pub fn admin_queue_retry(id: i64) -> String {
+    format!("{ADMIN_QUEUE}/jobs/{id}/retry")
+}
 
 /// `/verify?email=E`
 pub fn verify(email: &str) -> String {

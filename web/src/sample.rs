@@ -273,6 +273,54 @@ pub fn tokens() -> TokensView {
     }
 }
 
+/// A job queue with a failing SMTP server and two dead jobs, one of them retryable.
+pub fn queue() -> crate::queue_view::QueueView {
+    use crate::queue_view::{QueueDeadRow, QueueDestinationRow, QueueKindRow, QueueView};
+    QueueView {
+        kinds: vec![QueueKindRow {
+            kind: "mail".to_owned(),
+            queued: 112,
+            running: 1,
+            retrying: 3,
+            done: 1480,
+            dead: 2,
+        }],
+        destinations: vec![QueueDestinationRow {
+            name: "smtps://mail.example.org:465".to_owned(),
+            state: "failing".to_owned(),
+            pending: 116,
+            consecutive_failures: 4,
+            last_error: Some(
+                "SMTP delivery: transient error (421): too many connections".to_owned(),
+            ),
+            last_failure: Some("28 Nov 2026, 16:04:05 UTC".to_owned()),
+            next_try: Some("28 Nov 2026, 16:05:05 UTC".to_owned()),
+        }],
+        dead: vec![
+            QueueDeadRow {
+                id: 42,
+                kind: "mail".to_owned(),
+                tag: "invitation".to_owned(),
+                destination: "smtps://mail.example.org:465".to_owned(),
+                attempts: 1,
+                error: "SMTP refused it: permanent error (550): no such mailbox".to_owned(),
+                when: "28 Nov 2026, 15:58:12 UTC".to_owned(),
+                retry_url: Some(routes::admin_queue_retry(42)),
+            },
+            QueueDeadRow {
+                id: 17,
+                kind: "mail".to_owned(),
+                tag: "election:3:ballot".to_owned(),
+                destination: "smtps://mail.example.org:465".to_owned(),
+                attempts: 0,
+                error: "voting closed before it was sent".to_owned(),
+                when: "27 Nov 2026, 18:00:00 UTC".to_owned(),
+                retry_url: None,
+            },
+        ],
+    }
+}
+
 /// Every page with sample data: `(file stem, document)`.
 pub fn gallery() -> Vec<(&'static str, Markup)> {
     let guest = guest_context();
@@ -282,6 +330,11 @@ pub fn gallery() -> Vec<(&'static str, Markup)> {
         ..guest_context()
     };
     vec![
+        ("admin-queue", pages::queue(&member, &queue())),
+        (
+            "admin-queue-empty",
+            pages::queue(&member, &crate::queue_view::QueueView::default()),
+        ),
         ("landing", pages::landing(&guest, &landing())),
         (
             "landing-signed-in",

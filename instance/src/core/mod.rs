@@ -43,8 +43,10 @@ pub struct Core {
     /// The database, with the instance's one clock.
     pub db: Db,
     pub settings: Arc<Settings>,
-    /// The outgoing mail queue.
+    /// Outgoing mail, through the job queue.
     pub mailer: Mailer,
+    /// The durable job queue (mail now, federation deliveries next).
+    pub queue: crate::jobs::Queue,
     /// The instance's SFU; `None` in `convene admin`, whose changes reach gatherings through
     /// the serving process's reconciler.
     pub sfu: Option<convene_media::Sfu>,

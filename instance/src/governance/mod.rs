@@ -11,7 +11,7 @@
 //!   links, casting and receipts, reminders; [`tally`]: closing, counting, publishing, seating
 //!   the elected, the BLT export and countback.
 //! - [`motions`]: the Circle's double-majority decisions on the Budget and the Objectives.
-//! - [`notices`]: the emails, through the outbox, and their delivery status.
+//! - [`notices`]: the emails, through the job queue, and their delivery status.
 //!
 //! Where to start: [`tick`], which every governance page runs first. Phase changes happen
 //! lazily there (nominations open, candidate list, roll frozen, election closed and counted),
@@ -23,8 +23,9 @@
 //!   Casting flips the roll row's `voted` flag and inserts the ballot in one transaction guarded
 //!   by `voted = 0`, so a ballot link counts once and a counted vote is never lost.
 //! - The seed of the lot is drawn and published when voting opens, before any count.
-//! - Emails that carry a ballot secret or a receipt have their text removed from the outbox
-//!   once sent (and at the close), so the stored mail cannot link a voter to a ballot either.
+//! - Emails that carry a ballot secret or a receipt have their text removed from the job queue
+//!   once sent (the queue keeps no payload of a done job) and at the close, so the stored mail
+//!   cannot link a voter to a ballot either.
 //! - The Circle's rows hold as many Resident as Worker seats after every transaction.
 
 pub mod circle;
@@ -101,8 +102,8 @@ pub async fn may_set_roles(db: &Db, p: &Passport) -> Result<bool> {
 }
 
 /// Moves every election along: sends the notices that are due, freezes rolls whose voting has
-/// opened, closes and counts elections whose voting has ended, and clears secrets from sent
-/// mail. Safe to run concurrently: each step claims its work with a guarded update.
+/// opened, and closes and counts elections whose voting has ended. Safe to run concurrently:
+/// each step claims its work with a guarded update.
 pub async fn tick(state: &Core) -> Result<()> {
     let t = state.db.now();
     let due = sqlx::query(
@@ -132,7 +133,6 @@ pub async fn tick(state: &Core) -> Result<()> {
             }
         }
     }
-    notices::scrub_sent(&state.db).await?;
     Ok(())
 }
 

@@ -1,14 +1,14 @@
-//! The emails of an election, through the instance's outbox: one row per recipient and
-//! notice, sent once and retried by the mail worker.
+//! The emails of an election, through the instance's job queue: one mail job per recipient and
+//! notice, written with [`crate::mail::Mailer::enqueue_in`], sent once and retried by the worker.
 //!
-//! Each row's `kind` is `election:{id}:{notice}` (nominations, nomination, candidates, ballot,
+//! Each job's tag is `election:{id}:{notice}` (nominations, nomination, candidates, ballot,
 //! receipt, reminder, results), which is how the delivery status for stewards is counted.
 //! Notices that go to a whole roll are queued in the same transaction that marks them sent on
 //! the election, so a notice goes out once even when two requests race to send it.
 //!
 //! Ballot links, reminders (which carry a fresh link) and receipts are secrets that would tie a
-//! voter to a ballot or let someone vote in their place, so their text is replaced once the
-//! message has been sent, and at the close for any still waiting.
+//! voter to a ballot or let someone vote in their place. The queue clears every job's text when
+//! it is sent, and at the close those still waiting are given up and cleared too.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -20,10 +20,7 @@ use crate::core::Core;
 use crate::db::Db;
 use crate::domain::passports::Passport;
 use crate::error::Result;
-
-/// What replaces the text of a sent message that carried a ballot secret or a receipt.
-pub const SCRUBBED: &str = "(This message carried a ballot link or a ballot receipt. \
-     Its text was removed from the outbox after sending, to keep ballots secret.)";
+use crate::mail::Email;
 
 /// The notices, in the order an election sends them, with their names for people.
 pub const NOTICES: &[(&str, &str)] = &[
@@ -36,33 +33,9 @@ pub const NOTICES: &[(&str, &str)] = &[
     ("results", "Results"),
 ];
 
-/// The outbox `kind` of an election's notice.
+/// The mail tag of an election's notice (how its delivery is counted).
 pub fn kind(election_id: i64, notice: &str) -> String {
     format!("election:{election_id}:{notice}")
-}
-
-/// Queues one message in the outbox (inside the caller's transaction).
-pub(crate) async fn queue(
-    tx: &mut Tx,
-    now: i64,
-    to: &str,
-    subject: &str,
-    body: &str,
-    kind: &str,
-) -> Result<()> {
-    let t = now;
-    sqlx::query(
-        "INSERT INTO email_outbox (recipient, subject, body, kind, created_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
-    )
-    .bind(to)
-    .bind(subject)
-    .bind(body)
-    .bind(kind)
-    .bind(t)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Claims a once-only notice by setting its column; false if already sent.
@@ -93,7 +66,7 @@ fn footer(state: &Core) -> String {
 /// "Nominations are open" to everyone on the roll.
 pub async fn nominations_open(state: &Core, election: &Election) -> Result<()> {
     let voters = roll::eligible(&state.db, election.constituency).await?;
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     if !claim(
         &mut tx,
         state.db.now(),
@@ -123,9 +96,20 @@ pub async fn nominations_open(state: &Core, election: &Election) -> Result<()> {
     );
     let k = kind(election.id, "nominations");
     for v in &voters {
-        queue(&mut tx, state.db.now(), &v.email, &subject, &body, &k).await?;
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: &v.email,
+                    subject: &subject,
+                    body: &body,
+                    kind: &k,
+                },
+            )
+            .await?;
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 
@@ -137,7 +121,7 @@ pub async fn candidate_list(state: &Core, election: &Election) -> Result<()> {
         .into_iter()
         .filter(Candidate::standing)
         .collect();
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     if !claim(&mut tx, state.db.now(), election.id, "candidates_notice_at").await? {
         return Ok(());
     }
@@ -162,9 +146,20 @@ pub async fn candidate_list(state: &Core, election: &Election) -> Result<()> {
     );
     let k = kind(election.id, "candidates");
     for v in &voters {
-        queue(&mut tx, state.db.now(), &v.email, &subject, &body, &k).await?;
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: &v.email,
+                    subject: &subject,
+                    body: &body,
+                    kind: &k,
+                },
+            )
+            .await?;
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 
@@ -178,7 +173,7 @@ pub async fn nomination_received(
 ) -> Result<()> {
     let link = state.settings.url(&election.path());
     let k = kind(election.id, "nomination");
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     if let Some(email) = &candidate.email {
         let body = if own {
             format!(
@@ -200,15 +195,18 @@ pub async fn nomination_received(
                 footer(state)
             )
         };
-        queue(
-            &mut tx,
-            state.db.now(),
-            email.as_str(),
-            &format!("Nomination received: {}", election.title),
-            &body,
-            &k,
-        )
-        .await?;
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: email.as_str(),
+                    subject: &format!("Nomination received: {}", election.title),
+                    body: &body,
+                    kind: &k,
+                },
+            )
+            .await?;
     }
     if !own && let Some(email) = &by.email {
         let body = format!(
@@ -220,17 +218,20 @@ pub async fn nomination_received(
             election.title,
             footer(state)
         );
-        queue(
-            &mut tx,
-            state.db.now(),
-            email.as_str(),
-            &format!("Nomination received: {}", election.title),
-            &body,
-            &k,
-        )
-        .await?;
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: email.as_str(),
+                    subject: &format!("Nomination received: {}", election.title),
+                    body: &body,
+                    kind: &k,
+                },
+            )
+            .await?;
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 
@@ -248,7 +249,7 @@ pub async fn nomination_accepted(
             .nominated_by_id
             .filter(|&id| id != candidate.passport_id),
     );
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     for id in ids {
         let Some(p) = crate::domain::passports::by_id(&state.db, id).await? else {
             continue;
@@ -261,17 +262,20 @@ pub async fn nomination_accepted(
             election.title,
             footer(state)
         );
-        queue(
-            &mut tx,
-            state.db.now(),
-            email.as_str(),
-            &format!("Nomination accepted: {}", election.title),
-            &body,
-            &k,
-        )
-        .await?;
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: email.as_str(),
+                    subject: &format!("Nomination accepted: {}", election.title),
+                    body: &body,
+                    kind: &k,
+                },
+            )
+            .await?;
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 
@@ -332,7 +336,18 @@ pub(crate) async fn results(
             election.title,
             footer(state)
         );
-        queue(tx, state.db.now(), &email, &subject, &body, &k).await?;
+        state
+            .mailer
+            .enqueue_in(
+                tx,
+                Email {
+                    to: &email,
+                    subject: &subject,
+                    body: &body,
+                    kind: &k,
+                },
+            )
+            .await?;
     }
     Ok(())
 }
@@ -347,62 +362,35 @@ pub struct Delivery {
     pub failed: i64,
 }
 
-/// Sent, pending and failed counts per notice of an election, from the outbox.
+/// Sent, pending and failed counts per notice of an election, from the job queue.
 pub async fn delivery(db: &Db, election_id: i64) -> Result<Vec<Delivery>> {
     let mut out = Vec::new();
     for &(notice, label) in NOTICES {
-        let r = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS sent, \
-             COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed, \
-             COUNT(*) AS total FROM email_outbox WHERE kind = $1",
-        )
-        .bind(kind(election_id, notice))
-        .fetch_one(&db.pool)
-        .await?;
-        let sent: i64 = r.try_get("sent")?;
-        let failed: i64 = r.try_get("failed")?;
-        let total: i64 = r.try_get("total")?;
+        let (sent, pending, failed) =
+            crate::jobs::status::tag_counts(db, &kind(election_id, notice)).await?;
         out.push(Delivery {
             notice,
             label,
             sent,
-            pending: total - sent - failed,
+            pending,
             failed,
         });
     }
     Ok(out)
 }
 
-/// Replaces the text of sent messages that carried a ballot secret or a receipt.
-pub async fn scrub_sent(db: &Db) -> Result<()> {
-    sqlx::query(
-        "UPDATE email_outbox SET body = $1 WHERE sent_at IS NOT NULL AND kind LIKE 'election:%' \
-         AND (kind LIKE '%:ballot' OR kind LIKE '%:reminder' OR kind LIKE '%:receipt') AND body <> $1",
-    )
-    .bind(SCRUBBED)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
-/// At the close: scrubs every secret-bearing message of the election, and gives up on those not
-/// yet sent (their links no longer work, and a late receipt would only be a risk).
+/// At the close: gives up on the secret-bearing messages of the election not yet sent (their
+/// links no longer work, and a late receipt would only be a risk) and clears the text of all
+/// of them. Sent ones kept no text already: the queue clears a job's payload when it is done.
 pub(crate) async fn scrub_election(tx: &mut Tx, now: i64, election_id: i64) -> Result<()> {
-    let t = now;
     for notice in ["ballot", "reminder", "receipt"] {
-        sqlx::query(
-            "UPDATE email_outbox SET failed_at = $1, last_error = 'voting closed before it was sent' \
-             WHERE kind = $2 AND sent_at IS NULL AND failed_at IS NULL",
+        crate::jobs::cancel_tagged(
+            tx,
+            now,
+            &kind(election_id, notice),
+            "voting closed before it was sent",
         )
-        .bind(t)
-        .bind(kind(election_id, notice))
-        .execute(&mut **tx)
         .await?;
-        sqlx::query("UPDATE email_outbox SET body = $1 WHERE kind = $2")
-            .bind(SCRUBBED)
-            .bind(kind(election_id, notice))
-            .execute(&mut **tx)
-            .await?;
     }
     Ok(())
 }

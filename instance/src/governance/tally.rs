@@ -5,7 +5,7 @@
 //! touches every roll row (so that on PostgreSQL neither the physical order of the rows nor
 //! their transaction ids line a ballot up with a voter), counts with the seed published when
 //! voting opened, checks the quorum, seats the elected through the Circle, scrubs the secrets
-//! from the outbox and queues the results notice.
+//! from the mail queue and queues the results notice.
 
 use convene_governance::circle::Constituency;
 use convene_governance::{Ballot, Method, Outcome, blt, count};
@@ -84,7 +84,7 @@ pub async fn close(state: &Core, election: &Election) -> Result<()> {
         }
     }
     let candidates = elections::candidates(&state.db, election.id).await?;
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     let claimed = sqlx::query(
         "UPDATE elections SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL \
          AND roll_frozen_at IS NOT NULL AND voting_close_at <= $1",
@@ -176,7 +176,7 @@ pub async fn close(state: &Core, election: &Election) -> Result<()> {
     .await?;
     notices::scrub_election(&mut tx, state.db.now(), election.id).await?;
     notices::results(&mut tx, state, election, &summary).await?;
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 
@@ -309,7 +309,7 @@ pub async fn countback(db: &Db, c: Constituency) -> Result<String> {
                 format!("The countback could not be run: {e}. Hold a by-election."),
             )
         })?;
-    let mut tx: Tx = db.pool.begin().await?;
+    let mut tx: Tx = db.begin_write().await?;
     let mut circle = circle::load(&mut tx).await?;
     if circle.vacancies(c) == 0 {
         return Err(AppError::invalid(

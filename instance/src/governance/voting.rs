@@ -15,12 +15,13 @@ use rand::{Rng, RngCore};
 use sqlx::Row;
 
 use super::elections::{self, Candidate, Election, Phase};
-use super::notices::{self, queue};
+use super::notices;
 use super::{Tx, roll};
 use crate::core::Core;
 use crate::db::Db;
 use crate::domain::{random_token, sha256_hex};
 use crate::error::{AppError, Result};
+use crate::mail::Email;
 
 /// The ballot link's path for a secret.
 pub fn ballot_path(election_id: i64, secret: &str) -> String {
@@ -56,7 +57,7 @@ pub async fn freeze(state: &Core, election: &Election) -> Result<()> {
     });
     let seed = rand::rngs::OsRng.next_u64();
     let t = state.db.now();
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     let claimed = sqlx::query(
         "UPDATE elections SET roll_frozen_at = $1, seed = $2, roll_size = $3 \
          WHERE id = $4 AND roll_frozen_at IS NULL AND closed_at IS NULL",
@@ -108,10 +109,21 @@ pub async fn freeze(state: &Core, election: &Election) -> Result<()> {
             let link = state.settings.url(&ballot_path(election.id, &secret));
             let (subject, body) =
                 notices::ballot_body(state, &frozen, &v.display_name, &link, false);
-            queue(&mut tx, state.db.now(), &v.email, &subject, &body, &k).await?;
+            state
+                .mailer
+                .enqueue_in(
+                    &mut tx,
+                    Email {
+                        to: &v.email,
+                        subject: &subject,
+                        body: &body,
+                        kind: &k,
+                    },
+                )
+                .await?;
         }
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(())
 }
 
@@ -300,7 +312,7 @@ pub async fn cast(
     let hash = sha256_hex(secret);
     let code = receipt();
     let t = state.db.now();
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     let open = sqlx::query(
         "UPDATE elections SET ballots_cast = ballots_cast + 1 WHERE id = $1 AND closed_at IS NULL \
          AND roll_frozen_at IS NOT NULL AND voting_open_at <= $2 AND voting_close_at > $2",
@@ -357,17 +369,20 @@ pub async fn cast(
                 .url(&format!("{}/receipts", access.election.path())),
             state.settings.instance_name,
         );
-        let mut tx: Tx = state.db.pool.begin().await?;
-        queue(
-            &mut tx,
-            state.db.now(),
-            &email,
-            &format!("Ballot recorded: {}", access.election.title),
-            &body,
-            &notices::kind(election_id, "receipt"),
-        )
-        .await?;
-        tx.commit().await?;
+        let mut tx: Tx = state.db.begin_write().await?;
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: &email,
+                    subject: &format!("Ballot recorded: {}", access.election.title),
+                    body: &body,
+                    kind: &notices::kind(election_id, "receipt"),
+                },
+            )
+            .await?;
+        state.queue.commit(tx).await?;
         Ok::<(), AppError>(())
     };
     if let Err(err) = confirm.await {
@@ -393,7 +408,7 @@ pub async fn auto_remind(state: &Core, election: &Election) -> Result<usize> {
 }
 
 async fn send_reminders(state: &Core, election: &Election, automatic: Option<()>) -> Result<usize> {
-    let mut tx: Tx = state.db.pool.begin().await?;
+    let mut tx: Tx = state.db.begin_write().await?;
     if automatic.is_some() {
         let claimed = sqlx::query(
             "UPDATE elections SET auto_reminder_at = $1 WHERE id = $2 AND auto_reminder_at IS NULL",
@@ -431,11 +446,22 @@ async fn send_reminders(state: &Core, election: &Election, automatic: Option<()>
         if renewed.rows_affected() == 1 {
             let link = state.settings.url(&ballot_path(election.id, &secret));
             let (subject, body) = notices::ballot_body(state, election, &name, &link, true);
-            queue(&mut tx, state.db.now(), &email, &subject, &body, &k).await?;
+            state
+                .mailer
+                .enqueue_in(
+                    &mut tx,
+                    Email {
+                        to: &email,
+                        subject: &subject,
+                        body: &body,
+                        kind: &k,
+                    },
+                )
+                .await?;
             sent += 1;
         }
     }
-    tx.commit().await?;
+    state.queue.commit(tx).await?;
     Ok(sent)
 }
 

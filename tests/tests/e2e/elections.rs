@@ -528,23 +528,22 @@ on_both!(
             "the roll has a bare voted flag and no time"
         );
         for r in &receipts {
-            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM email_outbox WHERE body LIKE $1")
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE payload LIKE $1")
                 .bind(format!("%{r}%"))
                 .fetch_one(pool)
                 .await
                 .expect("count")
                 .try_get("n")
                 .expect("n");
-            assert_eq!(n, 0, "the outbox no longer holds receipt {r}");
+            assert_eq!(n, 0, "the mail queue no longer holds receipt {r}");
         }
-        let n: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM email_outbox WHERE body LIKE '%/ballot/%'")
-                .fetch_one(pool)
-                .await
-                .expect("count")
-                .try_get("n")
-                .expect("n");
-        assert_eq!(n, 0, "no ballot link is left in the outbox");
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE payload LIKE '%/ballot/%'")
+            .fetch_one(pool)
+            .await
+            .expect("count")
+            .try_get("n")
+            .expect("n");
+        assert_eq!(n, 0, "no ballot link is left in the mail queue");
         let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ballots WHERE election_id = 1")
             .fetch_one(pool)
             .await

@@ -8,6 +8,7 @@ mod browser;
 mod caching;
 mod elections;
 mod media;
+mod queue;
 mod rooms;
 mod spaces;
 

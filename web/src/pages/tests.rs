@@ -924,3 +924,26 @@ fn election_result_words_every_kind_of_event_and_shows_keep_factors() {
         assert!(html.contains(words), "{words:?} in {html}");
     }
 }
+
+/// The job queue page shows every destination's state, each dead job's error, and a retry
+/// button only where something is left to send.
+#[test]
+fn queue_page_lists_destinations_and_dead_jobs() {
+    let html = pages::queue(&sample::member_context(), &sample::queue()).into_string();
+    assert!(html.contains("smtps://mail.example.org:465"));
+    assert!(html.contains(">failing<"), "the state badge");
+    assert!(html.contains("(421): too many connections"));
+    assert!(html.contains("(550): no such mailbox"));
+    assert!(html.contains(&format!("action=\"{}\"", routes::admin_queue_retry(42))));
+    assert!(
+        !html.contains(&routes::admin_queue_retry(17)),
+        "nothing left to send"
+    );
+    assert!(html.contains("nothing left to send"));
+    let empty = pages::queue(
+        &sample::member_context(),
+        &crate::queue_view::QueueView::default(),
+    )
+    .into_string();
+    assert!(empty.contains("No dead jobs") && empty.contains("Nothing has been queued yet"));
+}

@@ -8,6 +8,7 @@ mod account;
 mod auth;
 pub mod gathering;
 mod governance;
+mod queue;
 mod rooms;
 mod spaces;
 
@@ -80,6 +81,8 @@ pub fn routes() -> Router<AppState> {
             "/spaces/{space}/rooms/{room}/delete",
             get(rooms::delete_page).post(rooms::delete),
         )
+        .route(convene_web::routes::ADMIN_QUEUE, get(queue::page))
+        .route("/admin/queue/jobs/{id}/retry", post(queue::retry))
         .merge(governance::routes())
         .fallback(|| async { AppError::NotFound })
 }
