@@ -28,6 +28,7 @@ pub mod error;
 pub mod json;
 pub mod keys;
 pub mod policy;
+pub mod protocol;
 pub mod signature;
 pub mod urls;
 
