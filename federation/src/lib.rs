@@ -27,10 +27,12 @@ pub mod address;
 pub mod error;
 pub mod json;
 pub mod keys;
+pub mod nodeinfo;
 pub mod policy;
 pub mod protocol;
 pub mod signature;
 pub mod urls;
+pub mod webfinger;
 
 pub use address::Address;
 pub use error::{Error, Result, SignatureError};
