@@ -25,6 +25,7 @@
 
 pub mod address;
 pub mod error;
+pub mod fetch;
 pub mod json;
 pub mod keys;
 pub mod nodeinfo;
