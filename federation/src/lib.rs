@@ -24,6 +24,7 @@
 //! `DEPENDENCIES-NOTES.md` at the repository root for why).
 
 pub mod address;
+pub mod delivery;
 pub mod error;
 pub mod fetch;
 pub mod json;
