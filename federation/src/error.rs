@@ -10,7 +10,7 @@
 //! | 403 | we know who signed, and they may not do this | [`SignatureError::ActorHostMismatch`], [`Error::Refused`] |
 //! | 413 | the body is over [`crate::json::MAX_BODY_BYTES`] | [`Error::TooLarge`] |
 //! | 502 / 504 | a remote server answered badly or not at all (outbound only) | [`Error::Fetch`], [`Error::Timeout`] |
-//! | 500 | our own state is broken (a stored key that does not parse) | [`Error::Key`] |
+//! | 500 | our own state is broken (a stored key that does not parse, the database) | [`Error::Key`], [`Error::Directory`] |
 //!
 //! No variant carries more than a short excerpt of remote input, so logging one is safe.
 
@@ -61,6 +61,9 @@ pub enum Error {
     /// One of our own keys could not be made, read or used.
     #[error("key error: {0}")]
     Key(String),
+    /// The instance's storage behind a [`crate::directory`] trait failed.
+    #[error("directory error: {0}")]
+    Directory(String),
 }
 
 impl Error {
@@ -80,7 +83,7 @@ impl Error {
             Self::Refused(_) => 403,
             Self::Fetch(_) => 502,
             Self::Timeout(_) => 504,
-            Self::Key(_) => 500,
+            Self::Key(_) | Self::Directory(_) => 500,
         }
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod address;
 pub mod delivery;
+pub mod directory;
 pub mod error;
 pub mod fetch;
 pub mod json;
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod nodeinfo;
 pub mod policy;
 pub mod protocol;
+pub mod receive;
 pub mod signature;
 pub mod urls;
 pub mod webfinger;
