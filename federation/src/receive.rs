@@ -83,7 +83,7 @@ pub struct Inbound<T> {
 /// What [`receive`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Received<T> {
-    New(Inbound<T>),
+    New(Box<Inbound<T>>),
     /// Already processed: answer 202 and do nothing.
     Duplicate(Id),
 }
@@ -107,12 +107,12 @@ pub async fn receive<T: InboxActivity>(
     }
     let activity =
         T::from_activity(activity).ok_or_else(|| Error::UnsupportedActivity(excerpt(&id)))?;
-    Ok(Received::New(Inbound {
+    Ok(Received::New(Box::new(Inbound {
         activity,
         id,
         actor,
         signer,
-    }))
+    })))
 }
 
 /// A [`KeySource`] that fetches the actor document behind a key id (no cache: the instance
