@@ -313,7 +313,7 @@ impl VerifiedRequest {
 /// be forgotten after `keep_until` (the end of the signature's validity window). The instance
 /// can back this with a table when several processes share the inbox; activity ids are
 /// deduplicated separately (see [`crate::directory::SeenActivities`]).
-pub trait ReplayGuard {
+pub trait ReplayGuard: Send + Sync {
     fn first_use(&self, fingerprint: [u8; 32], keep_until: SystemTime) -> bool;
 }
 
