@@ -4,7 +4,9 @@
 //! One exchange exercises both directions:
 //! - our [`deliver`] POSTs a signed Follow to bovine's inbox; bovine verifies it (it answers
 //!   202 only for a good signature and digest), which makes it fetch our actor with a signed GET;
-//! - our [`authenticate`] verifies that GET, fetching bovine's actor through [`FetchKeySource`].
+//! - our [`authenticate`] verifies that GET, fetching bovine's actor through [`FetchKeySource`];
+//! - bovine's `BovineActor` (with the test server's own key, saved with `--save_config`) signs
+//!   a POST of a Follow to our inbox, and our [`receive`] accepts it as a new activity.
 //!
 //! Skipped (with a `SKIPPED` line) when bovine is not installed, unless
 //! `CONVENE_TEST_REQUIRE_ALL=1`. Python is taken from `CONVENE_BOVINE_PYTHON`, else
@@ -15,18 +17,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use convene_federation::delivery::{DeliveryOutcome, Recipient, deliver, plan};
+use convene_federation::directory::SeenActivities;
 use convene_federation::fetch::{FetchClient, FetchSettings};
 use convene_federation::protocol::Id;
 use convene_federation::protocol::activity::{Action, Activity};
 use convene_federation::protocol::actor::{Actor, ActorKind, LocalActor};
 use convene_federation::protocol::context::with_context;
-use convene_federation::receive::{FetchKeySource, authenticate};
+use convene_federation::receive::{FetchKeySource, Received, authenticate, receive};
 use convene_federation::signature::{InboundRequest, MemoryReplayGuard};
 use convene_federation::{ActorKeys, Address, PartnerPolicy, webfinger};
 
@@ -63,7 +68,81 @@ struct Ours {
     keys: FetchKeySource,
     guard: Arc<MemoryReplayGuard>,
     seen: Arc<Mutex<Vec<Result<String, String>>>>,
+    /// What our inbox made of bovine's POSTs: the activity type and actor, or the error.
+    inbox: Arc<Mutex<Vec<Result<String, String>>>>,
 }
+
+struct NothingSeen;
+
+impl SeenActivities for NothingSeen {
+    async fn seen(&self, _: &Id) -> convene_federation::Result<bool> {
+        Ok(false)
+    }
+}
+
+async fn inbox_route(
+    State(ours): State<Ours>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = InboundRequest {
+        method: &Method::POST,
+        path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        headers: &headers,
+        body: &body,
+        host: None,
+    };
+    let outcome = receive::<Activity>(
+        &request,
+        &ours.keys,
+        &PartnerPolicy::default(),
+        &NothingSeen,
+        ours.guard.as_ref(),
+        SystemTime::now(),
+    )
+    .await;
+    let (status, record) = match outcome {
+        Ok(Received::New(inbound)) => (
+            StatusCode::ACCEPTED,
+            Ok(format!("{} by {}", inbound.activity.kind(), inbound.actor)),
+        ),
+        Ok(Received::Duplicate(id)) => (StatusCode::ACCEPTED, Err(format!("duplicate {id}"))),
+        Err(e) => (
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            Err(e.to_string()),
+        ),
+    };
+    if let Ok(mut inbox) = ours.inbox.lock() {
+        inbox.push(record);
+    }
+    status.into_response()
+}
+
+/// Signs and POSTs a Follow of `object` to `inbox` as bovine's test actor.
+const BOVINE_POST: &str = r#"
+import asyncio, sys
+from bovine.testing.server import ServerConfig
+
+async def main(config_file, inbox, object_id):
+    config = ServerConfig.load(config_file)
+    actor = config.create_actor()
+    await actor.init()
+    follow = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "type": "Follow",
+        "id": config.make_id(),
+        "actor": config.actor_id,
+        "object": object_id,
+    }
+    try:
+        response = await actor.post(inbox, follow)
+        print(response.status)
+    finally:
+        await actor.session.close()
+
+asyncio.run(main(*sys.argv[1:4]))
+"#;
 
 async fn actor_route(State(ours): State<Ours>, uri: Uri, headers: HeaderMap) -> Response {
     if headers.contains_key("signature") {
@@ -113,6 +192,8 @@ async fn bovine_verifies_our_post_and_we_verify_its_get() -> TestResult {
     // bovine, on localhost:PORT.
     let bovine_port = free_port().await?;
     let bovine_host = format!("localhost:{bovine_port}");
+    let config_file = std::env::temp_dir().join(format!("convene-bovine-{bovine_port}.toml"));
+    let config_arg = config_file.to_string_lossy().into_owned();
     let mut child = tokio::process::Command::new(&python)
         .args([
             "-m",
@@ -120,6 +201,8 @@ async fn bovine_verifies_our_post_and_we_verify_its_get() -> TestResult {
             "serve",
             "--port",
             &bovine_port.to_string(),
+            "--save_config",
+            &config_arg,
         ])
         .env("BOVINE_TEST_PROTOCOL", "http")
         .env("BOVINE_TEST_HOSTNAME", &bovine_host)
@@ -139,6 +222,7 @@ async fn bovine_verifies_our_post_and_we_verify_its_get() -> TestResult {
         },
         guard: Arc::new(MemoryReplayGuard::new(100)),
         seen: Arc::new(Mutex::new(Vec::new())),
+        inbox: Arc::new(Mutex::new(Vec::new())),
     };
     // The actor document names our port, so listen first, then fill it in.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -164,6 +248,7 @@ async fn bovine_verifies_our_post_and_we_verify_its_get() -> TestResult {
     };
     let app = Router::new()
         .route("/passports/ada", get(actor_route))
+        .route("/inbox", post(inbox_route))
         .with_state(state.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -235,6 +320,29 @@ async fn bovine_verifies_our_post_and_we_verify_its_get() -> TestResult {
         "{outcome:?}"
     );
 
+    // bovine signs a POST to our inbox; we fetch its key and accept the Follow.
+    let posted = tokio::process::Command::new(&python)
+        .args([
+            "-c",
+            BOVINE_POST,
+            &config_arg,
+            &format!("http://localhost:{our_port}/inbox"),
+            ada.as_str(),
+        ])
+        .output()
+        .await?;
+    let inbox = state.inbox.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        posted.status.success(),
+        "bovine's POST failed: {}\nour inbox: {inbox:?}",
+        String::from_utf8_lossy(&posted.stderr)
+    );
+    assert_eq!(
+        inbox,
+        vec![Ok(format!("Follow by http://{bovine_host}/actor"))]
+    );
+
     child.kill().await?;
+    let _ = std::fs::remove_file(&config_file);
     Ok(())
 }
