@@ -35,6 +35,7 @@ pub mod policy;
 pub mod protocol;
 pub mod receive;
 pub mod signature;
+pub mod text;
 pub mod urls;
 pub mod webfinger;
 

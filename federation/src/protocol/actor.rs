@@ -10,6 +10,7 @@
 //! Remote actors may also be `Service` or `Organization` (bots, Lemmy instances); we read them
 //! the same way.
 
+use activitypub_federation::protocol::helpers::deserialize_skip_error;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -90,10 +91,20 @@ pub struct Actor {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
-    /// The HTML page for people.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The HTML page for people. Decorative, so a shape we do not understand (some servers
+    /// send a Link object or a list) reads as absent rather than refusing the actor.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_skip_error"
+    )]
     pub url: Option<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Decorative too, read like `url`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_skip_error"
+    )]
     pub icon: Option<Image>,
     pub public_key: PublicKey,
     /// A Room's Space.
@@ -354,6 +365,12 @@ mod tests {
         let mut wrong_type = good.clone();
         wrong_type["capacity"] = "twelve".into();
         assert!(Actor::parse(wrong_type.to_string().as_bytes()).is_err());
+        // Decorative fields of an unknown shape are dropped, not fatal.
+        let mut odd_icon = good.clone();
+        odd_icon["icon"] = serde_json::json!([{"type": "Image", "url": "https://b.example/a.png"}]);
+        odd_icon["url"] = serde_json::json!({"type": "Link", "href": "https://b.example/@x"});
+        let parsed = Actor::parse(odd_icon.to_string().as_bytes())?;
+        assert_eq!((parsed.icon, parsed.url), (None, None));
         let mut unknown_kind = good;
         unknown_kind["type"] = "Bird".into();
         assert!(Actor::parse(unknown_kind.to_string().as_bytes()).is_err());

@@ -65,3 +65,43 @@ mod tests {
         Ok(())
     }
 }
+
+/// The content type we serve ActivityPub documents with.
+pub const ACTIVITY_CONTENT_TYPE: &str = "application/activity+json";
+
+/// Whether a request's `Accept` header asks for ActivityPub JSON rather than HTML: the same URL
+/// serves both. `application/activity+json`, and `application/ld+json` with the ActivityStreams
+/// profile (or any `ld+json`, as Mastodon accepts), count; browsers' `text/html` does not.
+pub fn wants_activity_json(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+        !refused && (media == ACTIVITY_CONTENT_TYPE || media == "application/ld+json")
+    })
+}
+
+#[cfg(test)]
+mod negotiation_tests {
+    use super::*;
+
+    #[test]
+    fn activitypub_clients_get_json_and_browsers_html() {
+        for json in [
+            "application/activity+json",
+            "application/ld+json; profile=\"https://www.w3.org/ns/activitystreams\"",
+            "text/html;q=0.5, Application/Activity+JSON",
+        ] {
+            assert!(wants_activity_json(json), "{json}");
+        }
+        for html in [
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "*/*",
+            "",
+            "application/json",
+            "application/activity+json;q=0",
+        ] {
+            assert!(!wants_activity_json(html), "{html}");
+        }
+    }
+}
