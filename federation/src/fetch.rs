@@ -252,6 +252,14 @@ impl FetchClient {
         &self.settings
     }
 
+    /// The underlying client, with the address guard in its resolver, no proxy, no automatic
+    /// redirects and the timeouts. For `activitypub_federation`'s `FederationConfig::client` if
+    /// the instance ever uses that crate's own fetching: it then keeps the address guard, but not
+    /// this type's body cap and re-checked redirects.
+    pub fn guarded_reqwest(&self) -> reqwest::Client {
+        self.client.clone()
+    }
+
     /// Refuses a URL whose host is an address we may not reach. Names are checked again, on
     /// the addresses actually used, by the resolver.
     pub async fn check_destination(&self, url: &Url) -> Result<()> {
