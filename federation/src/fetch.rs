@@ -16,7 +16,7 @@
 //! - asks for `application/activity+json` unless told otherwise, and signs GETs when given a
 //!   [`Signer`] (authorized fetch).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -84,38 +84,37 @@ enum Reach {
 }
 
 fn classify(ip: IpAddr) -> Reach {
-    match ip {
-        IpAddr::V4(v4) => classify_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return classify_v4(v4);
-            }
-            let segments = v6.segments();
-            // NAT64 (64:ff9b::/96) reaches the embedded IPv4 address.
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                return classify_v4(Ipv4Addr::new(a, b, c, d));
-            }
-            if v6.is_loopback() {
-                Reach::Loopback
-            } else if v6.is_unspecified()
-                || v6.is_multicast()
-                || segments[0] == 0x2001 && segments[1] == 0x0db8
-            {
-                Reach::Never
-            } else if segments[0] & 0xfe00 == 0xfc00 // unique local fc00::/7
-                || segments[0] & 0xffc0 == 0xfe80 // link-local fe80::/10
-                || segments[0] & 0xffc0 == 0xfec0
-            // old site-local fec0::/10
-            {
-                Reach::Private
-            } else if v6 == Ipv6Addr::from(0u128) {
-                Reach::Never
-            } else {
-                Reach::Public
-            }
-        }
+    let v6 = match ip {
+        IpAddr::V4(v4) => return classify_v4(v4),
+        IpAddr::V6(v6) => v6,
+    };
+    let s = v6.segments();
+    let embedded = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        classify_v4(Ipv4Addr::new(a, b, c, d))
+    };
+    if v6.is_loopback() {
+        Reach::Loopback
+    } else if let Some(v4) = v6.to_ipv4_mapped() {
+        classify_v4(v4)
+    } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        // NAT64 reaches the embedded IPv4 address.
+        embedded(s[6], s[7])
+    } else if s[0] == 0x2002 {
+        // 6to4 embeds the IPv4 address of its relay.
+        embedded(s[1], s[2])
+    } else if v6.is_unspecified()
+        || v6.is_multicast()
+        || s[..6] == [0, 0, 0, 0, 0, 0] // deprecated IPv4-compatible ::a.b.c.d
+        || (s[0] == 0x2001 && s[1] == 0x0db8)
+    {
+        Reach::Never
+    } else if s[0] & 0xfe00 == 0xfc00 || s[0] & 0xffc0 == 0xfe80 || s[0] & 0xffc0 == 0xfec0 {
+        // Unique local fc00::/7, link-local fe80::/10, old site-local fec0::/10.
+        Reach::Private
+    } else {
+        Reach::Public
     }
 }
 
@@ -692,7 +691,7 @@ pub(crate) mod tests {
             allow_private_networks: true,
             ..FetchSettings::default()
         };
-        let cases: [(&str, bool, bool, bool); 16] = [
+        let cases: [(&str, bool, bool, bool); 19] = [
             // address, strict, dev (loopback), lan (private)
             ("93.184.216.34", true, true, true),
             ("2606:4700::1111", true, true, true),
@@ -710,6 +709,9 @@ pub(crate) mod tests {
             ("::", false, false, false),
             ("224.0.0.1", false, false, false),
             ("64:ff9b::a00:1", false, false, true),
+            ("2002:7f00:1::1", false, true, false),
+            ("::7f00:1", false, false, false),
+            ("2001:db8::1", false, false, false),
         ];
         for (ip, s, d, l) in cases {
             let Ok(ip) = ip.parse::<IpAddr>() else {

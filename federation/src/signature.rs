@@ -31,8 +31,10 @@ use crate::error::{Error, Result, SignatureError, excerpt};
 use crate::keys::{ActorKeys, parse_public_key_pem, verify_sha256};
 use crate::urls::authority;
 
-/// How old a `Date` may be. Mastodon's figure: `EXPIRATION_WINDOW_LIMIT = 12.hours` in
-/// `app/lib/signed_request.rb` (formerly `app/controllers/concerns/signature_verification.rb`).
+/// How old a `Date` may be. Mastodon's figure: `EXPIRATION_WINDOW_LIMIT = 12.hours`, in its
+/// `SignedRequest` class (`signed_request.rb`) and earlier in
+/// `app/controllers/concerns/signature_verification.rb`. Mastodon also accepts exactly the
+/// algorithms we do, `rsa-sha256` and `hs2019`.
 pub const MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
 /// How far in the future a `Date` may be. Mastodon's figure: `CLOCK_SKEW_MARGIN = 1.hour`,
 /// beside the one above.
