@@ -107,6 +107,9 @@ pub enum SignatureError {
     /// A header we require to be covered by the signature is not in its `headers` list.
     #[error("the signature does not cover {0}")]
     HeaderNotSigned(String),
+    /// The request's `Host` is another server: it was signed for someone else.
+    #[error("request addressed to {0}, not to us")]
+    WrongHost(String),
     /// The signature covers a header that the request does not have.
     #[error("signed header {0} is absent from the request")]
     SignedHeaderAbsent(String),

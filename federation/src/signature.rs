@@ -9,7 +9,8 @@
 //! the signature's `keyId` (see [`parse_signature`]), the time and a [`ReplayGuard`], and checks,
 //! in order: the header parses and uses `rsa-sha256`/`hs2019`; `(request-target)`, `host`,
 //! `date` (and `digest` when there is a body) are covered; the key belongs to the `keyId` and
-//! its owner is on the `keyId`'s host; `Date` is inside Mastodon's window; `Digest` matches the
+//! its owner is on the `keyId`'s host; the request's `Host` is ours (when the caller says which
+//! that is); `Date` is inside Mastodon's window; `Digest` matches the
 //! body; the signature verifies; it has not been seen before. The caller then checks that the
 //! activity's actor is on the signer's host with [`VerifiedRequest::check_actor`].
 //!
@@ -276,8 +277,10 @@ pub struct InboundRequest<'a> {
     pub path_and_query: &'a str,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
-    /// The host the request was addressed to, used when it carries no `Host` header
-    /// (HTTP/2 puts it in `:authority`).
+    /// Our own host (`convene.example.org`, `localhost:PORT`). When given, a request whose
+    /// `Host` names another server is refused ([`SignatureError::WrongHost`]): a delivery
+    /// captured on its way to another instance cannot be replayed to us. It also stands in for
+    /// a missing `Host` header (HTTP/2 carries `:authority` instead).
     pub host: Option<&'a str>,
 }
 
@@ -397,6 +400,12 @@ pub fn verify_request(
         || authority(&key.owner) != authority(&params.key_id)
     {
         return Err(SignatureError::KeyMismatch);
+    }
+
+    if let (Some(ours), Some(theirs)) = (request.host, header_text(request.headers, "host")?)
+        && !ours.eq_ignore_ascii_case(&theirs)
+    {
+        return Err(SignatureError::WrongHost(excerpt(theirs)));
     }
 
     let date = header_text(request.headers, "date")?.ok_or(SignatureError::BadDate)?;
@@ -767,6 +776,34 @@ mod tests {
         };
         verify_request(
             &request,
+            &key(test_keys().public_key_pem())?,
+            now(),
+            &AcceptReplays,
+        )?;
+
+        // Sent to b.example, replayed to us at c.example.
+        let replayed_elsewhere = InboundRequest {
+            method: &Method::POST,
+            path_and_query: path,
+            headers: &headers,
+            body: BODY,
+            host: Some("c.example"),
+        };
+        assert_eq!(
+            verify_request(
+                &replayed_elsewhere,
+                &key(test_keys().public_key_pem())?,
+                now(),
+                &AcceptReplays
+            ),
+            Err(SignatureError::WrongHost("b.example".into()))
+        );
+        let addressed_to_us = InboundRequest {
+            host: Some("B.example"),
+            ..replayed_elsewhere
+        };
+        verify_request(
+            &addressed_to_us,
             &key(test_keys().public_key_pem())?,
             now(),
             &AcceptReplays,

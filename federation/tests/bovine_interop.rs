@@ -64,6 +64,8 @@ fn settings() -> FetchSettings {
 /// What our server saw of bovine's signed GETs: the verified signer, or the error.
 #[derive(Clone)]
 struct Ours {
+    /// `localhost:PORT`: requests must be addressed to it.
+    host: String,
     actor: serde_json::Value,
     keys: FetchKeySource,
     guard: Arc<MemoryReplayGuard>,
@@ -91,7 +93,7 @@ async fn inbox_route(
         path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
         headers: &headers,
         body: &body,
-        host: None,
+        host: Some(&ours.host),
     };
     let outcome = receive::<Activity>(
         &request,
@@ -151,7 +153,7 @@ async fn actor_route(State(ours): State<Ours>, uri: Uri, headers: HeaderMap) -> 
             path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
             headers: &headers,
             body: b"",
-            host: None,
+            host: Some(&ours.host),
         };
         let outcome = authenticate(
             &request,
@@ -215,6 +217,7 @@ async fn bovine_verifies_our_post_and_we_verify_its_get() -> TestResult {
     let keys = ActorKeys::generate()?;
     let client = FetchClient::new(settings())?;
     let state = Ours {
+        host: String::new(),
         actor: serde_json::Value::Null,
         keys: FetchKeySource {
             client: client.clone(),
@@ -243,6 +246,7 @@ async fn bovine_verifies_our_post_and_we_verify_its_get() -> TestResult {
         manually_approves_followers: false,
     })?;
     let state = Ours {
+        host: format!("localhost:{our_port}"),
         actor: serde_json::to_value(with_context(actor))?,
         ..state
     };
