@@ -4,16 +4,21 @@
 //! Where to start:
 //! - [`Address`] and [`PartnerPolicy`]: naming people across instances and deciding whom to
 //!   talk to.
-//! - [`protocol`]: the ActivityStreams shapes (actors, activities, collections) and one enum
-//!   per inbox; [`json`] reads remote JSON within size and depth limits before serde sees it.
+//! - [`protocol`]: the ActivityStreams shapes (actors, activities, collections, the `convene:`
+//!   context) and one enum per inbox; [`json`] reads remote JSON within size and depth limits
+//!   before serde sees it.
 //! - [`keys`] and [`signature`]: RSA actor keys, signing outbound requests, verifying inbound
 //!   ones as pure functions of (request, key, time).
+//! - [`receive`]: the inbound pipeline the instance's inbox and signed-GET routes call
+//!   (policy, key lookup with rotation, verification, parsing, origin and duplicate checks).
 //! - [`webfinger`] and [`nodeinfo`]: discovery documents, built and parsed.
 //! - [`fetch`]: outbound HTTP that refuses private addresses, caps bodies and times out.
 //! - [`delivery`]: one job per remote shared inbox, and one signed attempt per call, classified
 //!   for the instance's durable queue.
 //! - [`directory`]: the small traits the instance implements (local actors, keys, followers,
-//!   seen activity ids).
+//!   remote keys, seen activity ids) and the documents served from them.
+//! - [`admission`]: the signed ticket request that lets a member of a remote Room walk in.
+//! - [`text`]: remote HTML reduced to plain text for display.
 //!
 //! Invariants: nothing here panics on remote input; every remote body is read through
 //! [`json::from_slice`]; every error maps to an HTTP status ([`Error::status`]).
@@ -24,6 +29,7 @@
 //! `DEPENDENCIES-NOTES.md` at the repository root for why).
 
 pub mod address;
+pub mod admission;
 pub mod delivery;
 pub mod directory;
 pub mod error;
