@@ -324,6 +324,9 @@ impl Activity {
     ///   or Join of it, or an Invite of it);
     /// - Create/Update/Delete touch only objects on the actor's host.
     ///
+    /// When the object is only named (an Undo or Accept with an id), the instance looks the
+    /// named activity up in its own records and applies the same rule there.
+    ///
     /// Announce may carry others' activities (a Space repeats its members); the instance
     /// trusts an announced activity only after fetching it from its origin or checking that
     /// it is on the announcer's host.
