@@ -139,17 +139,20 @@ mod tests {
     use super::*;
     use crate::fetch::tests::{serve, test_settings};
     use crate::keys::tests::{other_keys, test_keys};
-    use crate::signature::{AcceptReplays, InboundRequest, PublicKey, verify_request};
+    use crate::signature::{AcceptReplays, InboundRequest, PublicKey, RemoteKey, verify_request};
 
     /// B: verifies the instance actor of `localhost` (A), then grants.
     async fn tickets(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         let Ok(owner) = Url::parse("http://localhost/actor") else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let key = PublicKey {
+        let key = RemoteKey::new(PublicKey {
             id: "http://localhost/actor#main-key".into(),
             owner,
             public_key_pem: test_keys().public_key_pem().into(),
+        });
+        let Ok(key) = key else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let request = InboundRequest {
             method: &Method::POST,

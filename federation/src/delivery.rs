@@ -190,7 +190,9 @@ mod tests {
     use crate::policy::PolicyMode;
     use crate::protocol::activity::Action;
     use crate::protocol::inbox::{GroupInbox, parse_inbox};
-    use crate::signature::{InboundRequest, MemoryReplayGuard, PublicKey, verify_request};
+    use crate::signature::{
+        InboundRequest, MemoryReplayGuard, PublicKey, RemoteKey, verify_request,
+    };
 
     fn id(s: &str) -> Result<Id> {
         Id::parse(s)
@@ -351,10 +353,13 @@ mod tests {
         let Ok(owner) = Url::parse("http://localhost/passports/ada") else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let key = PublicKey {
+        let key = RemoteKey::new(PublicKey {
             id: "http://localhost/passports/ada#main-key".into(),
             owner,
             public_key_pem: test_keys().public_key_pem().into(),
+        });
+        let Ok(key) = key else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let request = InboundRequest {
             method: &Method::POST,

@@ -25,7 +25,7 @@ use crate::protocol::activity::Activity;
 use crate::protocol::actor::{Actor, LocalActor};
 use crate::protocol::context::with_context;
 use crate::protocol::object::OrderedCollection;
-use crate::signature::PublicKey;
+use crate::signature::RemoteKey;
 use crate::urls::authority;
 use crate::webfinger::{self, Resource, Webfinger};
 
@@ -51,7 +51,7 @@ pub trait KeySource: Send + Sync {
         &self,
         key_id: &Id,
         refresh: bool,
-    ) -> impl Future<Output = Result<PublicKey>> + Send;
+    ) -> impl Future<Output = Result<RemoteKey>> + Send;
 }
 
 /// Activity ids already processed.

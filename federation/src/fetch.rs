@@ -456,7 +456,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::keys::tests::test_keys;
-    use crate::signature::{AcceptReplays, InboundRequest, PublicKey, verify_request};
+    use crate::signature::{AcceptReplays, InboundRequest, PublicKey, RemoteKey, verify_request};
 
     /// Serves `router` on 127.0.0.1, port 0; returns the address.
     pub(crate) async fn serve(router: Router) -> Result<SocketAddr> {
@@ -495,13 +495,16 @@ pub(crate) mod tests {
 
     /// Verifies the signature with our own verifier and answers who signed.
     async fn signed_only(headers: HeaderMap) -> Response {
-        let key = PublicKey {
+        let key = RemoteKey::new(PublicKey {
             id: "http://localhost/actor#main-key".into(),
             owner: match Url::parse("http://localhost/actor") {
                 Ok(u) => u,
                 Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             },
             public_key_pem: test_keys().public_key_pem().into(),
+        });
+        let Ok(key) = key else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let request = InboundRequest {
             method: &Method::GET,

@@ -36,7 +36,7 @@ use crate::protocol::activity::Activity;
 use crate::protocol::actor::Actor;
 use crate::protocol::inbox::{InboxActivity, parse_inbox};
 use crate::signature::{
-    InboundRequest, PublicKey, ReplayGuard, VerifiedRequest, parse_signature, verify_request,
+    InboundRequest, RemoteKey, ReplayGuard, VerifiedRequest, parse_signature, verify_request,
 };
 use crate::urls::authority;
 
@@ -147,8 +147,8 @@ impl FetchKeySource {
 }
 
 impl KeySource for FetchKeySource {
-    async fn public_key(&self, key_id: &Id, _refresh: bool) -> Result<PublicKey> {
-        Ok(self.fetch_actor(key_id).await?.public_key)
+    async fn public_key(&self, key_id: &Id, _refresh: bool) -> Result<RemoteKey> {
+        RemoteKey::new(self.fetch_actor(key_id).await?.public_key)
     }
 }
 
@@ -172,22 +172,22 @@ mod tests {
     use crate::protocol::actor::{ActorKind, LocalActor};
     use crate::protocol::context::with_context;
     use crate::protocol::inbox::GroupInbox;
-    use crate::signature::{AcceptReplays, MemoryReplayGuard, sign_request};
+    use crate::signature::{AcceptReplays, MemoryReplayGuard, PublicKey, sign_request};
 
     const ADA: &str = "https://a.example/passports/ada";
     const KEY: &str = "https://a.example/passports/ada#main-key";
 
     /// Keys by id; `stale` answers with an old key until refreshed; counts fetches.
     struct FakeKeys {
-        current: PublicKey,
-        stale: Option<PublicKey>,
+        current: RemoteKey,
+        stale: Option<RemoteKey>,
         fetches: AtomicUsize,
     }
 
     impl KeySource for FakeKeys {
-        async fn public_key(&self, key_id: &Id, refresh: bool) -> Result<PublicKey> {
+        async fn public_key(&self, key_id: &Id, refresh: bool) -> Result<RemoteKey> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
-            if key_id.as_str() != self.current.id {
+            if key_id.as_str() != self.current.key().id {
                 return Err(Error::Fetch("no such key".into()));
             }
             Ok(match (&self.stale, refresh) {
@@ -205,8 +205,8 @@ mod tests {
         }
     }
 
-    fn key(pem: &str) -> Result<PublicKey> {
-        Ok(PublicKey {
+    fn key(pem: &str) -> Result<RemoteKey> {
+        RemoteKey::new(PublicKey {
             id: KEY.into(),
             owner: Url::parse(ADA).map_err(|e| Error::BadUrl(e.to_string()))?,
             public_key_pem: pem.into(),
@@ -495,7 +495,7 @@ mod tests {
             addr.port()
         ))?;
         let key = source.public_key(&key_id, false).await?;
-        assert_eq!(key.public_key_pem, test_keys().public_key_pem());
+        assert_eq!(key.key().public_key_pem, test_keys().public_key_pem());
         let wrong_id = Id::parse(&format!(
             "http://localhost:{}/passports/ada#other-key",
             addr.port()

@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::error::{Error, Result, SignatureError, excerpt};
+use rsa::RsaPublicKey;
+
 use crate::keys::{ActorKeys, parse_public_key_pem, verify_sha256};
 use crate::urls::authority;
 
@@ -287,6 +289,26 @@ pub struct InboundRequest<'a> {
 /// A remote actor's public key as its actor document publishes it.
 pub use activitypub_federation::protocol::public_key::PublicKey;
 
+/// A remote [`PublicKey`] with its PEM already decoded: reading the PEM costs about as much as
+/// verifying a signature, so key caches hold these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteKey {
+    key: PublicKey,
+    rsa: RsaPublicKey,
+}
+
+impl RemoteKey {
+    /// Decodes the PEM (an RSA key of 2048 to 4096 bits).
+    pub fn new(key: PublicKey) -> Result<Self> {
+        let rsa = parse_public_key_pem(&key.public_key_pem)?;
+        Ok(Self { key, rsa })
+    }
+
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+}
+
 /// A request whose signature checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedRequest {
@@ -378,7 +400,7 @@ impl ReplayGuard for AcceptReplays {
 /// Verifies a draft-cavage signature; see the module docs for every check, in order.
 pub fn verify_request(
     request: &InboundRequest<'_>,
-    key: &PublicKey,
+    remote: &RemoteKey,
     now: SystemTime,
     replay: &dyn ReplayGuard,
 ) -> Result<VerifiedRequest, SignatureError> {
@@ -395,6 +417,7 @@ pub fn verify_request(
     }
 
     // The key must be the one named, and live on the same host as the key id.
+    let key = &remote.key;
     if key.id != params.key_id.as_str()
         || authority(&key.owner).is_none()
         || authority(&key.owner) != authority(&params.key_id)
@@ -427,9 +450,7 @@ pub fn verify_request(
     }
 
     let signing_string = signing_string(request, &params)?;
-    let public =
-        parse_public_key_pem(&key.public_key_pem).map_err(|_| SignatureError::KeyMismatch)?;
-    if !verify_sha256(&public, signing_string.as_bytes(), &params.signature) {
+    if !verify_sha256(&remote.rsa, signing_string.as_bytes(), &params.signature) {
         return Err(SignatureError::BadSignature);
     }
 
@@ -531,8 +552,8 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_790_000_000)
     }
 
-    fn key(pem: &str) -> Result<PublicKey> {
-        Ok(PublicKey {
+    fn key(pem: &str) -> Result<RemoteKey> {
+        RemoteKey::new(PublicKey {
             id: KEY.into(),
             owner: Url::parse(ACTOR).map_err(|e| Error::BadUrl(e.to_string()))?,
             public_key_pem: pem.into(),
@@ -719,14 +740,16 @@ mod tests {
             body: BODY,
             host: None,
         };
-        let mut elsewhere = key(test_keys().public_key_pem())?;
+        let mut elsewhere = key(test_keys().public_key_pem())?.key().clone();
         elsewhere.owner = url("https://evil.example/passports/ada")?;
+        let elsewhere = RemoteKey::new(elsewhere)?;
         assert_eq!(
             verify_request(&request, &elsewhere, now(), &AcceptReplays),
             Err(SignatureError::KeyMismatch)
         );
-        let mut renamed = key(test_keys().public_key_pem())?;
+        let mut renamed = key(test_keys().public_key_pem())?.key().clone();
         renamed.id = "https://a.example/passports/bob#main-key".into();
+        let renamed = RemoteKey::new(renamed)?;
         assert_eq!(
             verify_request(&request, &renamed, now(), &AcceptReplays),
             Err(SignatureError::KeyMismatch)
