@@ -439,8 +439,11 @@ pub fn verify_request(
     if signed_at > now + MAX_CLOCK_SKEW {
         return Err(SignatureError::FromTheFuture);
     }
+    // `checked_add`: a remote `expires` far beyond what SystemTime holds means "not expired".
     if let Some(expires) = params.expires
-        && UNIX_EPOCH + Duration::from_secs(expires) < now
+        && UNIX_EPOCH
+            .checked_add(Duration::from_secs(expires))
+            .is_some_and(|at| at < now)
     {
         return Err(SignatureError::Expired);
     }
@@ -838,6 +841,36 @@ mod tests {
             verify(&Method::POST, path, &unsigned, BODY, now()),
             Err(SignatureError::Missing.into())
         );
+        Ok(())
+    }
+
+    #[test]
+    fn absurd_expires_values_do_not_panic() -> Result<()> {
+        let mut headers = signed_post(BODY, now())?;
+        let signature = headers
+            .get("signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        for expires in ["18446744073709551615", "1"] {
+            let with_expires = format!("{signature},expires={expires}");
+            headers.insert(
+                "signature",
+                HeaderValue::from_str(&with_expires).map_err(|e| Error::Key(e.to_string()))?,
+            );
+            let result = verify(
+                &Method::POST,
+                "/rooms/shed/inbox?x=1",
+                &headers,
+                BODY,
+                now(),
+            );
+            if expires == "1" {
+                assert_eq!(result, Err(SignatureError::Expired.into()));
+            } else {
+                assert!(result.is_ok(), "{result:?}");
+            }
+        }
         Ok(())
     }
 
