@@ -126,21 +126,54 @@ pub struct FetchKeySource {
 }
 
 impl FetchKeySource {
-    /// Fetches and validates the actor that owns `key_id`, and returns it.
-    pub async fn fetch_actor(&self, key_id: &Id) -> Result<Actor> {
-        let mut url = key_id.url().clone();
-        url.set_fragment(None);
+    async fn get(&self, url: &url::Url) -> Result<Vec<u8>> {
         let signer = self.signer.as_ref().map(|(id, keys)| Signer {
             key_id: id.url(),
             keys,
         });
-        let response = self.client.get_activity(&url, signer).await?;
+        let response = self.client.get_activity(url, signer).await?;
         if !response.status.is_success() {
             return Err(Error::Fetch(format!("{url} answered {}", response.status)));
         }
-        let actor = Actor::parse(&response.body)?;
+        Ok(response.body)
+    }
+
+    /// Fetches and validates the actor that owns `key_id`, and returns it.
+    ///
+    /// Most servers name keys `{actor}#main-key`, so the key id's document is the actor. Some
+    /// (GoToSocial) give keys their own URL serving a key document or a stub; then the key's
+    /// `owner` is fetched and must publish the same key id, so nobody can claim another's key.
+    pub async fn fetch_actor(&self, key_id: &Id) -> Result<Actor> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct KeyDocument {
+            owner: Id,
+        }
+        let mut url = key_id.url().clone();
+        url.set_fragment(None);
+        let body = self.get(&url).await?;
+        let actor = match Actor::parse(&body) {
+            Ok(actor) if actor.id.url() == &url => actor,
+            _ => {
+                // A key document, or a stub actor: find the owner and ask it.
+                let owner = match json::from_slice::<KeyDocument>(&body) {
+                    Ok(doc) => doc.owner,
+                    Err(_) => json::from_slice::<serde_json::Value>(&body)?
+                        .get("publicKey")
+                        .and_then(|k| k.get("owner"))
+                        .and_then(|o| o.as_str())
+                        .map(Id::parse)
+                        .transpose()?
+                        .ok_or_else(|| Error::BadDocument(format!("no key or actor at {url}")))?,
+                };
+                if authority(&owner) != authority(key_id) {
+                    return Err(SignatureError::KeyMismatch.into());
+                }
+                Actor::parse(&self.get(owner.url()).await?)?
+            }
+        };
         if actor.public_key.id != key_id.as_str() {
-            return Err(Error::Signature(SignatureError::KeyMismatch));
+            return Err(SignatureError::KeyMismatch.into());
         }
         Ok(actor)
     }
@@ -474,16 +507,79 @@ mod tests {
         // The document names the server's own port, known only once it listens.
         let port_cell = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
         let cell = port_cell.clone();
-        let app = Router::new().route(
-            "/passports/ada",
-            get(move || {
-                let cell = cell.clone();
-                async move {
-                    let port = cell.get().copied().unwrap_or(0);
-                    axum::Json(listener_actor(port).unwrap_or_default())
-                }
-            }),
-        );
+        let key_cell = cell.clone();
+        let stray_cell = cell.clone();
+        let bob_cell = cell.clone();
+        let bob_key_cell = cell.clone();
+        let app = Router::new()
+            .route(
+                "/passports/ada",
+                get(move || {
+                    let cell = cell.clone();
+                    async move {
+                        let port = cell.get().copied().unwrap_or(0);
+                        axum::Json(listener_actor(port).unwrap_or_default())
+                    }
+                }),
+            )
+            // A key with its own URL, as GoToSocial does; ada's actor does not list it.
+            .route(
+                "/keys/ada",
+                get(move || {
+                    let port = key_cell.get().copied().unwrap_or(0);
+                    async move {
+                        axum::Json(serde_json::json!({
+                            "id": format!("http://localhost:{port}/keys/ada"),
+                            "owner": format!("http://localhost:{port}/passports/ada"),
+                            "publicKeyPem": test_keys().public_key_pem(),
+                        }))
+                    }
+                }),
+            )
+            // Bob publishes his key at its own URL, and his actor lists it.
+            .route(
+                "/passports/bob",
+                get(move || {
+                    let port = bob_cell.get().copied().unwrap_or(0);
+                    async move {
+                        let mut bob = listener_actor(port).unwrap_or_default();
+                        bob["id"] = format!("http://localhost:{port}/passports/bob").into();
+                        bob["inbox"] =
+                            format!("http://localhost:{port}/passports/bob/inbox").into();
+                        bob["publicKey"]["id"] = format!("http://localhost:{port}/keys/bob").into();
+                        bob["publicKey"]["owner"] =
+                            format!("http://localhost:{port}/passports/bob").into();
+                        axum::Json(bob)
+                    }
+                }),
+            )
+            .route(
+                "/keys/bob",
+                get(move || {
+                    let port = bob_key_cell.get().copied().unwrap_or(0);
+                    async move {
+                        axum::Json(serde_json::json!({
+                            "id": format!("http://localhost:{port}/keys/bob"),
+                            "owner": format!("http://localhost:{port}/passports/bob"),
+                            "publicKeyPem": test_keys().public_key_pem(),
+                        }))
+                    }
+                }),
+            )
+            // A key document claiming an owner on another host.
+            .route(
+                "/keys/stray",
+                get(move || {
+                    let port = stray_cell.get().copied().unwrap_or(0);
+                    async move {
+                        axum::Json(serde_json::json!({
+                            "id": format!("http://localhost:{port}/keys/stray"),
+                            "owner": "http://elsewhere.example/passports/ada",
+                            "publicKeyPem": test_keys().public_key_pem(),
+                        }))
+                    }
+                }),
+            );
         let addr = serve(app).await?;
         let _ = port_cell.set(addr.port());
         let source = FetchKeySource {
@@ -501,6 +597,29 @@ mod tests {
             addr.port()
         ))?;
         assert!(source.public_key(&wrong_id, false).await.is_err());
+        // A key at its own URL whose owner publishes it: accepted, owned by bob.
+        let bob_key = Id::parse(&format!("http://localhost:{}/keys/bob", addr.port()))?;
+        let key = source.public_key(&bob_key, false).await?;
+        assert_eq!(key.key().owner.path(), "/passports/bob");
+        // A key document whose owner does not publish that key id: refused.
+        let key_url = Id::parse(&format!("http://localhost:{}/keys/ada", addr.port()))?;
+        assert_eq!(
+            source
+                .public_key(&key_url, false)
+                .await
+                .map_err(|e| e.status())
+                .err(),
+            Some(401)
+        );
+        let stray = Id::parse(&format!("http://localhost:{}/keys/stray", addr.port()))?;
+        assert_eq!(
+            source
+                .public_key(&stray, false)
+                .await
+                .map_err(|e| e.status())
+                .err(),
+            Some(401)
+        );
         Ok(())
     }
 }
