@@ -1,0 +1,163 @@
+//! Objects that are not actors: the Note/Page a Space announces so Mastodon timelines show its
+//! Rooms, and the ordered collections behind `followers` and `outbox`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Id, one_or_many};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoteKind {
+    Note,
+    Page,
+}
+
+/// A `Note` or a `Page`: what Mastodon-like timelines show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    #[serde(rename = "type")]
+    pub kind: NoteKind,
+    pub id: Id,
+    pub attributed_to: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// HTML; the instance renders remote content escaped and stripped of markup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The page the note points to (a Room's page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Id>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub to: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub cc: Vec<String>,
+    /// FEP-1b12: the Space this belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderedCollectionKind {
+    OrderedCollection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderedCollectionPageKind {
+    OrderedCollectionPage,
+}
+
+/// `followers` (items are actor ids) or `outbox` (items are activities). Small collections
+/// inline their items; large ones point at a `first` page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderedCollection<T> {
+    #[serde(rename = "type")]
+    pub kind: OrderedCollectionKind,
+    pub id: Id,
+    pub total_items: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Id>,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub ordered_items: Vec<T>,
+}
+
+impl<T> OrderedCollection<T> {
+    /// A collection that shows only its size (followers of a Space are not listed publicly).
+    pub fn count_only(id: Id, total_items: u64) -> Self {
+        Self {
+            kind: OrderedCollectionKind::OrderedCollection,
+            id,
+            total_items,
+            first: None,
+            ordered_items: Vec::new(),
+        }
+    }
+
+    /// A collection with its items inline.
+    pub fn with_items(id: Id, ordered_items: Vec<T>) -> Self {
+        Self {
+            kind: OrderedCollectionKind::OrderedCollection,
+            id,
+            total_items: ordered_items.len() as u64,
+            first: None,
+            ordered_items,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderedCollectionPage<T> {
+    #[serde(rename = "type")]
+    pub kind: OrderedCollectionPageKind,
+    pub id: Id,
+    pub part_of: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<Id>,
+    #[serde(default = "Vec::new")]
+    pub ordered_items: Vec<T>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Result;
+    use crate::json;
+
+    #[test]
+    fn collections_round_trip_and_count() -> Result<()> {
+        let id = Id::parse("https://b.example/spaces/garden/followers")?;
+        let followers =
+            OrderedCollection::with_items(id.clone(), vec![Id::parse("https://a.example/u/ada")?]);
+        let body = json::to_vec(&followers)?;
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(r#""type":"OrderedCollection""#));
+        assert!(text.contains(r#""totalItems":1"#));
+        let back: OrderedCollection<Id> = json::from_slice(&body)?;
+        assert_eq!(back, followers);
+        let count: OrderedCollection<Id> = OrderedCollection::count_only(id, 40);
+        assert!(!String::from_utf8_lossy(&json::to_vec(&count)?).contains("orderedItems"));
+        assert!(
+            json::from_slice::<OrderedCollection<Id>>(
+                br#"{"type":"Collection","id":"https://b.example/f","totalItems":1}"#
+            )
+            .is_err()
+        );
+        assert!(
+            json::from_slice::<OrderedCollection<Id>>(
+                br#"{"type":"OrderedCollection","id":"https://b.example/f","totalItems":-1}"#
+            )
+            .is_err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_page_reads_with_its_links() -> Result<()> {
+        let page: OrderedCollectionPage<Id> = json::from_slice(
+            br#"{"type":"OrderedCollectionPage","id":"https://b.example/o?page=2","partOf":"https://b.example/o",
+                "next":"https://b.example/o?page=3","orderedItems":["https://a.example/u/1"]}"#,
+        )?;
+        assert_eq!(
+            page.next.map(|n| n.to_string()).as_deref(),
+            Some("https://b.example/o?page=3")
+        );
+        assert_eq!(page.ordered_items.len(), 1);
+        Ok(())
+    }
+}
