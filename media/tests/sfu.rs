@@ -291,3 +291,142 @@ async fn a_stuck_peer_does_not_slow_the_others_and_garbage_closes_only_its_sende
         p.abort();
     }
 }
+
+fn sfu_with(threads: usize) -> Sfu {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut config = SfuConfig::loopback(TokenKey::generate());
+    config.media_threads = Some(threads);
+    Sfu::new(config)
+}
+
+/// UDP sockets of this process bound to `port` on loopback, from /proc/net/udp.
+fn udp_sockets_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_their_room() {
+    const THREADS: usize = 3;
+    let sfu = sfu_with(THREADS);
+    let port = sfu.media_port().expect("one shared media port");
+    // One socket per media thread, all on the one port, before anyone joins...
+    assert_eq!(udp_sockets_on(port), THREADS);
+    let ids = ids(30);
+    let room_of = |i: usize| format!("space/r{}", i % 4);
+    let epoch = Instant::now();
+    let mut clients = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let c = join(&sfu, &room_of(i), id, i as u8, None).await;
+        publishers.push(start_publishing(&c, 15, 1, 600, epoch));
+        clients.push(c);
+    }
+    let presence = sfu.presence();
+    assert_eq!(
+        (0..4)
+            .map(|r| presence[&format!("space/r{r}")])
+            .collect::<Vec<_>>(),
+        vec![8, 8, 7, 7]
+    );
+    // ...and still only those once thirty are in.
+    assert_eq!(udp_sockets_on(port), THREADS);
+
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mates: Vec<u8> = (0..30)
+            .filter(|j| *j != i && j % 4 == i % 4)
+            .map(|j| j as u8)
+            .collect();
+        let mut tally = Tally::new();
+        receive_from(c, &ids, &mates, 10, &mut tally).await;
+        // Nothing from another Room (or from oneself) ever arrives.
+        for (sender, _) in tally.keys() {
+            assert!(mates.contains(sender), "{} got media of p{sender}", c.id);
+        }
+    }
+    let m = sfu.metrics();
+    assert_eq!(
+        (m.gatherings, m.participants, m.published_tracks),
+        (4, 30, 60)
+    );
+    assert_eq!(m.room_failures, 0);
+    for p in publishers {
+        p.abort();
+    }
+    for c in clients {
+        c.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_one_rooms_media_ends_that_room_alone_and_its_people_can_rejoin() {
+    // One media thread, so both Rooms share it: the panic must not take it down.
+    let sfu = sfu_with(1);
+    let ids = ids(5);
+    let epoch = Instant::now();
+    let rooms = ["space/a", "space/a", "space/b", "space/b"];
+    let mut clients = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, room) in rooms.iter().enumerate() {
+        let c = join(&sfu, room, &ids[i], i as u8, None).await;
+        publishers.push(start_publishing(&c, 30, 1, 800, epoch));
+        clients.push(c);
+    }
+    let mut tallies: Vec<Tally> = (0..4).map(|_| Tally::new()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mate = (i ^ 1) as u8;
+        receive_from(c, &ids, &[mate], 20, &mut tallies[i]).await;
+    }
+
+    assert!(sfu.inject_media_fault("space/a"));
+    let mut b_clients = clients.split_off(2);
+    for c in clients {
+        let reason = tokio::time::timeout(LIMIT, c.session.expect("in process"))
+            .await
+            .expect("room a's sessions end")
+            .expect("join");
+        assert_eq!(reason, CloseReason::Reconnect);
+        assert!(reason.text().starts_with("reconnecting"));
+    }
+    for p in publishers.drain(..2) {
+        p.abort();
+    }
+    assert_eq!(sfu.room_presence("space/a"), 0);
+    assert_eq!(sfu.metrics().room_failures, 1);
+
+    // Room B never noticed: 60 more consecutive packets each way (2 s of video).
+    for (k, c) in b_clients.iter_mut().enumerate() {
+        let i = k + 2;
+        let mate = (i ^ 1) as u8;
+        let run = checked_tail_run(&tallies[i][&(mate, 1)]);
+        receive_from(c, &ids, &[mate], run + 60, &mut tallies[i]).await;
+    }
+    assert_eq!(sfu.room_presence("space/b"), 2);
+
+    // Room A's people rejoin and meet again on the same, surviving thread.
+    let mut again = Vec::new();
+    for i in [0usize, 4] {
+        let c = join(&sfu, "space/a", &ids[i], i as u8, None).await;
+        publishers.push(start_publishing(&c, 30, 1, 800, epoch));
+        again.push(c);
+    }
+    let mut t = Tally::new();
+    receive_from(&mut again[0], &ids, &[4], 20, &mut t).await;
+    let mut t = Tally::new();
+    receive_from(&mut again[1], &ids, &[0], 20, &mut t).await;
+    assert_eq!(sfu.metrics().room_failures, 1);
+    for p in publishers {
+        p.abort();
+    }
+    for c in again.into_iter().chain(b_clients) {
+        c.close().await;
+    }
+}
