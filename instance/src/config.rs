@@ -46,9 +46,13 @@ pub struct ConfigArgs {
     /// First UDP port for media [default: 40000].
     #[arg(long, global = true, env = "CONVENE_MEDIA_UDP_PORT_MIN")]
     pub media_udp_port_min: Option<u16>,
-    /// Last UDP port for media [default: 40199].
+    /// Last UDP port for media; equal to the first, every participant shares that one
+    /// port, above it each gets a port of the range [default: the first].
     #[arg(long, global = true, env = "CONVENE_MEDIA_UDP_PORT_MAX")]
     pub media_udp_port_max: Option<u16>,
+    /// Media threads, each serving whole Rooms [default: one per core].
+    #[arg(long, global = true, env = "CONVENE_MEDIA_THREADS")]
+    pub media_threads: Option<usize>,
     /// The public IP announced in media candidates, for a host behind 1:1 NAT.
     #[arg(long, global = true, env = "CONVENE_MEDIA_PUBLIC_IP")]
     pub media_public_ip: Option<IpAddr>,
@@ -84,6 +88,7 @@ pub struct FileConfig {
     pub open_space_creation: Option<bool>,
     pub media_udp_port_min: Option<u16>,
     pub media_udp_port_max: Option<u16>,
+    pub media_threads: Option<usize>,
     pub media_public_ip: Option<IpAddr>,
     pub media_bind_ip: Option<IpAddr>,
     pub source_url: Option<String>,
@@ -103,6 +108,8 @@ pub struct Settings {
     pub mail_from: String,
     pub open_space_creation: bool,
     pub media_udp_ports: (u16, u16),
+    /// `None`: one per core.
+    pub media_threads: Option<usize>,
     pub media_public_ip: Option<IpAddr>,
     pub media_bind_ip: IpAddr,
     pub ice_servers: Vec<String>,
@@ -144,13 +151,15 @@ impl Settings {
             bail!("database_url must start with sqlite:// or postgres://");
         }
         let domain = public_url.host_str().unwrap_or("localhost").to_string();
+        let media_udp_port_min = args
+            .media_udp_port_min
+            .or(file.media_udp_port_min)
+            .unwrap_or(40000);
         let media_udp_ports = (
-            args.media_udp_port_min
-                .or(file.media_udp_port_min)
-                .unwrap_or(40000),
+            media_udp_port_min,
             args.media_udp_port_max
                 .or(file.media_udp_port_max)
-                .unwrap_or(40199),
+                .unwrap_or(media_udp_port_min),
         );
         // 0 and 0 let the system choose each port (development and tests).
         if media_udp_ports.0 > media_udp_ports.1
@@ -179,6 +188,7 @@ impl Settings {
                 .or(file.open_space_creation)
                 .unwrap_or(false),
             media_udp_ports,
+            media_threads: args.media_threads.or(file.media_threads).filter(|n| *n > 0),
             media_public_ip: args.media_public_ip.or(file.media_public_ip),
             media_bind_ip: args
                 .media_bind_ip

@@ -107,7 +107,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
          convene_keyframe_requests_total {}\n\
          # HELP convene_joins_refused_total Joins the SFU refused (bad token, full or ended Room).\n\
          # TYPE convene_joins_refused_total counter\n\
-         convene_joins_refused_total {}\n",
+         convene_joins_refused_total {}\n\
+         # HELP convene_media_room_failures_total Rooms whose media panicked and was restarted.\n\
+         # TYPE convene_media_room_failures_total counter\n\
+         convene_media_room_failures_total {}\n",
         m.requests.load(Ordering::Relaxed),
         m.errors.load(Ordering::Relaxed),
         media.gatherings,
@@ -118,6 +121,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         media.packets_dropped,
         media.keyframe_requests,
         media.joins_refused,
+        media.room_failures,
     );
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
