@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -63,7 +64,7 @@ use rtc::rtp_transceiver::{
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::core::{
@@ -71,6 +72,7 @@ use crate::core::{
 };
 use crate::error::{Error, Result};
 use crate::signaling::Kind;
+use crate::tcp::{self, Deframer, TcpConn};
 use crate::udp::{self, Inbox, Outbox, RECV_BATCH, Route, Router, Tag};
 
 /// Minimum gap between keyframe requests relayed to one publisher track.
@@ -139,10 +141,18 @@ impl Binding {
     }
 }
 
-/// A datagram another media thread read for a connection of this one.
-struct Handover {
-    from: SocketAddr,
-    data: BytesMut,
+/// What another media thread received for a connection of this one.
+enum Handover {
+    /// A datagram read on that thread's socket of the shared port.
+    Datagram { from: SocketAddr, data: BytesMut },
+    /// An ICE-TCP stream whose first frame (a Binding request) named one of ours.
+    Tcp {
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        session: u64,
+        first: BytesMut,
+        rest: Deframer,
+    },
 }
 
 /// Everything one media thread starts with.
@@ -156,6 +166,8 @@ struct Shard {
     handovers: mpsc::Receiver<Handover>,
     /// This thread's socket on the shared port; `None` with a port range.
     shared: Option<std::net::UdpSocket>,
+    /// This thread's ICE-TCP listener on the shared port number.
+    tcp: Option<std::net::TcpListener>,
 }
 
 /// The media threads and which Room lives on which.
@@ -182,6 +194,18 @@ impl MediaThreads {
             Some(Some(s)) => Some(s.local_addr().map_err(io_error)?.port()),
             _ => None,
         };
+        // ICE-TCP on the TCP port of the same number. Without it clients that
+        // can use UDP lose nothing, so a port taken by someone else is a warning.
+        let mut listeners: Vec<Option<std::net::TcpListener>> = match port {
+            Some(port) => match tcp::bind_shared(SocketAddr::new(binding.bind_ip, port), count) {
+                Ok(listeners) => listeners.into_iter().map(Some).collect(),
+                Err(e) => {
+                    tracing::warn!(port, "no ICE-TCP on the media port: {e}");
+                    (0..count).map(|_| None).collect()
+                }
+            },
+            None => (0..count).map(|_| None).collect(),
+        };
         let router = Arc::new(Router::default());
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..count).map(|_| mpsc::channel(HANDOVER_QUEUE)).unzip();
@@ -196,6 +220,7 @@ impl MediaThreads {
                 peers: peers.clone(),
                 handovers,
                 shared: shared.get_mut(index).and_then(Option::take),
+                tcp: listeners.get_mut(index).and_then(Option::take),
             })?);
         }
         Ok(Self {
@@ -460,7 +485,9 @@ struct Engine {
     /// Remote addresses of this thread's connections on the shared port: the
     /// lock-free first look before the shared [`Router`].
     local_addrs: HashMap<SocketAddr, u64>,
-    outbox: Outbox,
+    wire: Wire,
+    /// Whether connections offer an ICE-TCP candidate (this thread listens).
+    tcp_enabled: bool,
     /// Rooms whose next datagram panics (the test hook).
     #[cfg(feature = "test-client")]
     faulty: std::collections::HashSet<String>,
@@ -548,6 +575,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
         peers,
         mut handovers,
         shared,
+        tcp,
     } = shard;
     let shared = match shared.map(|s| (s.local_addr(), UdpSocket::from_std(s))) {
         Some((Ok(local), Ok(socket))) => {
@@ -570,7 +598,8 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
         peers,
         shared: shared.clone(),
         local_addrs: HashMap::new(),
-        outbox: Outbox::default(),
+        wire: Wire::default(),
+        tcp_enabled: false,
         #[cfg(feature = "test-client")]
         faulty: std::collections::HashSet::new(),
         pcs: HashMap::new(),
@@ -594,6 +623,14 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
     let inbox = Rc::new(RefCell::new(Inbox::default()));
     if let Some((socket, _)) = shared {
         tokio::task::spawn_local(shared_reader(engine.clone(), inbox.clone(), socket));
+        match tcp.map(TcpListener::from_std) {
+            Some(Ok(listener)) => {
+                engine.borrow_mut().tcp_enabled = true;
+                tokio::task::spawn_local(tcp_acceptor(engine.clone(), listener));
+            }
+            Some(Err(e)) => tracing::warn!(thread = index, "no ICE-TCP listener: {e}"),
+            None => {}
+        }
     }
     loop {
         tokio::select! {
@@ -618,8 +655,20 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
             Some(first) = handovers.recv() => {
                 let mut next = Some(first);
                 let mut n = 0;
-                while let Some(Handover { from, data }) = next {
-                    demux(&engine, &data, from);
+                while let Some(handover) = next {
+                    match handover {
+                        Handover::Datagram { from, data } => demux(&engine, &data, from),
+                        Handover::Tcp { stream, peer, session, first, rest } => {
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => {
+                                    tokio::task::spawn_local(tcp_stream(
+                                        engine.clone(), stream, peer, session, first, rest,
+                                    ));
+                                }
+                                Err(e) => tracing::debug!("ICE-TCP stream not adopted: {e}"),
+                            }
+                        }
+                    }
                     n += 1;
                     next = if n < RECV_BATCH { handovers.try_recv().ok() } else { None };
                 }
@@ -663,10 +712,14 @@ fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr) {
     };
     if route.shard == here {
         guarded(engine, route.session, |e| {
-            e.datagram(route.session, data, from)
+            e.datagram(route.session, data, from, TransportProtocol::UDP)
         });
     } else {
-        engine.borrow_mut().hand_over(route.shard, data, from);
+        let handover = Handover::Datagram {
+            from,
+            data: BytesMut::from(data),
+        };
+        engine.borrow_mut().hand_over(route.shard, handover);
     }
 }
 
@@ -702,6 +755,153 @@ async fn shared_reader(
             engine.borrow_mut().settle();
         }
     }
+}
+
+/// Accepts ICE-TCP connections on this thread's listener.
+async fn tcp_acceptor(engine: Rc<RefCell<Engine>>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::task::spawn_local(tcp_first(engine.clone(), stream, peer));
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off rather than spin.
+                tracing::debug!("ICE-TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Reads a new ICE-TCP stream's first frame and takes the stream to the thread
+/// of the connection it names; anything else closes it.
+async fn tcp_first(engine: Rc<RefCell<Engine>>, stream: TcpStream, peer: SocketAddr) {
+    let mut deframer = Deframer::default();
+    let mut buf = vec![0u8; tcp::MAX_FRAME];
+    let first = tokio::time::timeout(tcp::FIRST_FRAME_TIMEOUT, async {
+        loop {
+            match deframer.next_frame() {
+                Ok(Some(frame)) => return Some(frame),
+                Ok(None) => {}
+                Err(()) => return None,
+            }
+            stream.readable().await.ok()?;
+            match stream.try_read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => deframer.extend(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some(first)) = first else {
+        return;
+    };
+    let (route, here) = {
+        let e = engine.borrow();
+        let route = core::stun_binding_ufrag(&first).and_then(|u| e.router.by_ufrag(u));
+        (route, e.shard)
+    };
+    let Some(route) = route else {
+        return;
+    };
+    if route.shard == here {
+        tcp_stream(engine, stream, peer, route.session, first, deframer).await;
+        return;
+    }
+    match stream.into_std() {
+        Ok(stream) => engine.borrow_mut().hand_over(
+            route.shard,
+            Handover::Tcp {
+                stream,
+                peer,
+                session: route.session,
+                first,
+                rest: deframer,
+            },
+        ),
+        Err(e) => tracing::debug!("ICE-TCP stream not handed over: {e}"),
+    }
+}
+
+/// One ICE-TCP stream of a connection of this thread: frames in, backlog out.
+async fn tcp_stream(
+    engine: Rc<RefCell<Engine>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    session: u64,
+    first: BytesMut,
+    mut deframer: Deframer,
+) {
+    let stream = Rc::new(stream);
+    let kick = Rc::new(Notify::new());
+    {
+        let mut e = engine.borrow_mut();
+        if !e.pcs.contains_key(&session) {
+            return;
+        }
+        let conn = TcpConn {
+            stream: stream.clone(),
+            session,
+            backlog: BytesMut::new(),
+            kick: kick.clone(),
+        };
+        // A second stream from the same address replaces the first.
+        if let Some(old) = e.wire.tcp.insert(peer, conn) {
+            old.kick.notify_one();
+        }
+    }
+    let mut frame = Some(first);
+    let mut buf = vec![0u8; tcp::MAX_FRAME];
+    loop {
+        while let Some(data) = frame.take() {
+            guarded(&engine, session, |e| {
+                e.datagram(session, &data, peer, TransportProtocol::TCP)
+            });
+            match deframer.next_frame() {
+                Ok(next) => frame = next,
+                Err(()) => {
+                    engine.borrow_mut().drop_tcp(peer, &stream);
+                    return;
+                }
+            }
+        }
+        engine.borrow_mut().settle();
+        let wants_write = match engine.borrow().wire.tcp.get(&peer) {
+            Some(c) if Rc::ptr_eq(&c.stream, &stream) => !c.backlog.is_empty(),
+            // Closed with its connection, or replaced.
+            _ => return,
+        };
+        tokio::select! {
+            ready = stream.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                match stream.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        deframer.extend(&buf[..n]);
+                        match deframer.next_frame() {
+                            Ok(next) => frame = next,
+                            Err(()) => break,
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+            ready = stream.writable(), if wants_write => {
+                if ready.is_err() {
+                    break;
+                }
+                engine.borrow_mut().tcp_write(peer);
+            }
+            () = kick.notified() => {}
+        }
+    }
+    engine.borrow_mut().drop_tcp(peer, &stream);
 }
 
 /// One connection's task: its protocol timers, and its own socket in port-range mode.
@@ -763,7 +963,9 @@ async fn connection(
                     };
                     for i in 0..n {
                         if let Some((data, from)) = inbox.datagram(i) {
-                            guarded(&engine, session, |e| e.datagram(session, data, from));
+                            guarded(&engine, session, |e| {
+                                e.datagram(session, data, from, TransportProtocol::UDP)
+                            });
                         }
                     }
                 }
@@ -1021,6 +1223,25 @@ impl Engine {
                 .to_json()
                 .map_err(rtc_error)?;
             pc.core.add_local_candidate(init).map_err(rtc_error)?;
+            if self.tcp_enabled {
+                // Ranked below UDP by ICE's type preferences: only used when UDP fails.
+                let candidate = CandidateHostConfig {
+                    base_config: CandidateConfig {
+                        network: "tcp".to_owned(),
+                        address: pc.advertised.ip().to_string(),
+                        port: pc.advertised.port(),
+                        component: 1,
+                        ..Default::default()
+                    },
+                    tcp_type: TcpType::Passive,
+                }
+                .new_candidate_host()
+                .map_err(|e| Error::WebRtc(e.to_string()))?;
+                let init = RTCIceCandidate::from(&candidate)
+                    .to_json()
+                    .map_err(rtc_error)?;
+                pc.core.add_local_candidate(init).map_err(rtc_error)?;
+            }
             pc.core
                 .add_local_candidate(RTCIceCandidateInit::default())
                 .map_err(rtc_error)?;
@@ -1189,8 +1410,7 @@ impl Engine {
         };
         let _ = pc.core.close();
         while let Some(out) = pc.core.poll_write() {
-            self.outbox
-                .push(&pc.socket, out.transport.peer_addr, out.message, None);
+            self.wire.send(&pc.socket, out, None);
         }
         pc.wake.notify_one();
         self.forget_routes(session, &pc.ufrag);
@@ -1230,12 +1450,8 @@ impl Engine {
         self.router.by_addr(&from)
     }
 
-    /// Passes a datagram read here to the thread that owns its connection.
-    fn hand_over(&mut self, shard: usize, data: &[u8], from: SocketAddr) {
-        let handover = Handover {
-            from,
-            data: BytesMut::from(data),
-        };
+    /// Passes what arrived here to the thread that owns its connection.
+    fn hand_over(&mut self, shard: usize, handover: Handover) {
         if self
             .peers
             .get(shard)
@@ -1252,6 +1468,39 @@ impl Engine {
         };
         self.router.forget(route, ufrag);
         self.local_addrs.retain(|_, s| *s != session);
+        self.wire.tcp.retain(|_, conn| {
+            let keep = conn.session != session;
+            if !keep {
+                // Its task sees the stream gone and ends, closing it.
+                conn.kick.notify_one();
+            }
+            keep
+        });
+    }
+
+    /// Writes what an ICE-TCP stream's kernel buffer takes now.
+    fn tcp_write(&mut self, peer: SocketAddr) {
+        let Some(conn) = self.wire.tcp.get_mut(&peer) else {
+            return;
+        };
+        if let Err(e) = conn.write_some() {
+            tracing::debug!(%peer, "ICE-TCP write: {e}");
+            if let Some(conn) = self.wire.tcp.remove(&peer) {
+                conn.kick.notify_one();
+            }
+        }
+    }
+
+    /// The stream ended: forget it unless it was already replaced.
+    fn drop_tcp(&mut self, peer: SocketAddr, stream: &Rc<TcpStream>) {
+        if self
+            .wire
+            .tcp
+            .get(&peer)
+            .is_some_and(|c| Rc::ptr_eq(&c.stream, stream))
+        {
+            self.wire.tcp.remove(&peer);
+        }
     }
 
     /// A panic unwound out of work for `session`: its whole Room's media ends
@@ -1314,7 +1563,13 @@ impl Engine {
         self.pump(session);
     }
 
-    fn datagram(&mut self, session: u64, data: &[u8], from: SocketAddr) {
+    fn datagram(
+        &mut self,
+        session: u64,
+        data: &[u8],
+        from: SocketAddr,
+        protocol: TransportProtocol,
+    ) {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
         };
@@ -1329,7 +1584,7 @@ impl Engine {
                 local_addr: pc.advertised,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
             message: BytesMut::from(data),
         };
@@ -1382,8 +1637,9 @@ impl Engine {
             return;
         };
         while let Some(out) = pc.core.poll_write() {
-            self.outbox
-                .push(&pc.socket, out.transport.peer_addr, out.message, None);
+            if self.wire.send(&pc.socket, out, None) == Sent::Dropped {
+                self.dropped += 1;
+            }
         }
     }
 
@@ -1564,12 +1820,17 @@ impl Engine {
                 payload_len,
             };
             while let Some(datagram) = pc.core.poll_write() {
-                self.outbox.push(
-                    &pc.socket,
-                    datagram.transport.peer_addr,
-                    datagram.message,
-                    Some(tag),
-                );
+                match self.wire.send(&pc.socket, datagram, Some(tag)) {
+                    Sent::Queued => {}
+                    Sent::Framed => {
+                        self.forwarded += 1;
+                        self.forwarded_bytes += payload_len;
+                    }
+                    Sent::Dropped => {
+                        self.dropped += 1;
+                        link.needs_keyframe |= track.kind == Kind::Video;
+                    }
+                }
             }
             // A copy after a lost one: the subscriber's decoder needs a keyframe.
             want_keyframe |= std::mem::take(&mut link.needs_keyframe);
@@ -1623,10 +1884,19 @@ impl Engine {
     /// After a burst: publish the counters and wake connections whose next
     /// deadline moved earlier than the one their task sleeps until.
     fn settle(&mut self) {
-        if !self.outbox.is_empty() {
+        for peer in std::mem::take(&mut self.wire.dirty) {
+            self.tcp_write(peer);
+            if let Some(conn) = self.wire.tcp.get(&peer)
+                && !conn.backlog.is_empty()
+            {
+                // The kernel buffer is full: the stream's task waits for room.
+                conn.kick.notify_one();
+            }
+        }
+        if !self.wire.outbox.is_empty() {
             let tracks = &mut self.tracks;
             let (mut forwarded, mut bytes, mut dropped) = (0, 0, 0);
-            self.outbox.flush(|tag, taken| match (tag, taken) {
+            self.wire.outbox.flush(|tag, taken| match (tag, taken) {
                 (Some(tag), true) => {
                     forwarded += 1;
                     bytes += tag.payload_len;
@@ -1682,6 +1952,47 @@ impl Engine {
                 pc.wake.notify_one();
             }
         }
+    }
+}
+
+/// Where a datagram the core wrote went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Queued for the UDP socket: counted when the outbox is flushed.
+    Queued,
+    /// Framed into its ICE-TCP stream's backlog.
+    Framed,
+    /// Dropped at once: the stream's backlog is full, or it has no stream.
+    Dropped,
+}
+
+/// Everything leaving the thread: UDP datagrams for the end of the burst, and
+/// the ICE-TCP streams of this thread's connections by remote address.
+#[derive(Default)]
+struct Wire {
+    outbox: Outbox,
+    tcp: HashMap<SocketAddr, TcpConn>,
+    /// Streams with frames queued since the last `settle`.
+    dirty: Vec<SocketAddr>,
+}
+
+impl Wire {
+    fn send(&mut self, socket: &Rc<UdpSocket>, out: TaggedBytesMut, tag: Option<Tag>) -> Sent {
+        let peer = out.transport.peer_addr;
+        if out.transport.transport_protocol != TransportProtocol::TCP {
+            self.outbox.push(socket, peer, out.message, tag);
+            return Sent::Queued;
+        }
+        let Some(conn) = self.tcp.get_mut(&peer) else {
+            return Sent::Dropped;
+        };
+        if !conn.queue(&out.message) {
+            return Sent::Dropped;
+        }
+        if !self.dirty.contains(&peer) {
+            self.dirty.push(peer);
+        }
+        Sent::Framed
     }
 }
 

@@ -21,7 +21,8 @@
 //!   peer connections (the sans-IO `rtc` core under webrtc-rs) of the Rooms
 //!   placed on it, and forwarding their packets.
 //! - `udp`: the one media port all connections share, how each thread finds the
-//!   owner of a datagram on it, and `sendmmsg`/`recvmmsg` batches.
+//!   owner of a datagram on it, and `sendmmsg`/`recvmmsg` batches; `tcp`: ICE
+//!   over TCP (RFC 6544) on the same port number, for networks without UDP.
 //!
 //! # Invariants
 //! - No media without a verified, unexpired, unused token for that very Room.
@@ -52,6 +53,7 @@ pub mod error;
 mod forwarder;
 pub mod sfu;
 pub mod signaling;
+mod tcp;
 #[cfg(feature = "test-client")]
 pub mod testing;
 pub mod token;

@@ -724,7 +724,7 @@ impl Session {
                         },
                     };
                     if let Err(reason) = step {
-                        return reason;
+                        return self.true_reason(reason);
                     }
                 }
             };
@@ -761,6 +761,18 @@ impl Session {
             |tx, m: String| async move { tx.send(m).await.map(|()| tx) },
         ));
         self.run(incoming, outgoing).await
+    }
+
+    /// A media command can fail because the Room's media was just torn down
+    /// after a panic; the event saying so is then already queued, and the
+    /// client must hear "reconnect" rather than a failure of its own.
+    fn true_reason(&mut self, reason: CloseReason) -> CloseReason {
+        while let Ok(event) = self.pc_events.try_recv() {
+            if matches!(event, PcEvent::RoomFailed) {
+                return CloseReason::Reconnect;
+            }
+        }
+        reason
     }
 
     fn push(&self, live: &Live, message: ServerMessage) -> Result<(), CloseReason> {

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use convene_media::signaling::{ClientMessage, Kind, ServerMessage};
 use convene_media::testing::{
-    self, Client, Tally, checked_tail_run, join, join_with_token, start_publishing,
+    self, Client, Tally, Transport, checked_tail_run, join, join_over, join_with_token,
+    start_publishing,
 };
 use convene_media::{Claims, CloseReason, Error, Sfu, SfuConfig, TokenKey};
 
@@ -429,4 +430,38 @@ async fn a_panic_in_one_rooms_media_ends_that_room_alone_and_its_people_can_rejo
     for c in again.into_iter().chain(b_clients) {
         c.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_without_udp_exchanges_media_over_ice_tcp_on_the_media_port() {
+    let sfu = sfu_with(2);
+    let port = sfu.media_port().expect("one shared media port");
+    let ids = ids(2);
+    let epoch = Instant::now();
+    let mut udp = join(&sfu, "space/tcp", &ids[0], 0, None).await;
+    let mut tcp = join_over(&sfu, "space/tcp", &ids[1], 1, None, Transport::TcpOnly).await;
+    let publishers = [
+        start_publishing(&udp, 30, 1, 1000, epoch),
+        start_publishing(&tcp, 30, 1, 1000, epoch),
+    ];
+    let (mut t0, mut t1) = (Tally::new(), Tally::new());
+    receive_from(&mut tcp, &ids, &[0], 60, &mut t1).await;
+    receive_from(&mut udp, &ids, &[1], 60, &mut t0).await;
+    // The TCP client's only way in: an established stream to the media port.
+    let tcp_table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!("0100007F:{port:04X}");
+    let established = tcp_table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"01")
+        })
+        .count();
+    assert!(established >= 1, "no ICE-TCP stream to port {port}");
+    for p in publishers {
+        p.abort();
+    }
+    udp.close().await;
+    tcp.close().await;
 }
