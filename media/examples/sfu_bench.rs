@@ -279,6 +279,9 @@ struct Step {
     p50_added_us: u64,
     p99_added_us: u64,
     loss: f64,
+    /// The machine's one-minute load average at the end of the step: on a
+    /// shared machine, what else competed for the cores.
+    load: f64,
 }
 
 impl Step {
@@ -306,13 +309,13 @@ async fn saturation_bench(window: u64, max_rooms: usize, with_janus: bool) {
     );
     println!("direct peer-to-peer baseline latency: p50 {base_p50} µs, p99 {base_p99} µs\n");
     println!(
-        "| server | participants | forwarded packets/s | server CPU µs/packet | server cores | client cores | added p50 / p99 (µs) | loss | within limits |"
+        "| server | participants | forwarded packets/s | server CPU µs/packet | server cores | client cores | added p50 / p99 (µs) | loss | load average | within limits |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (name, steps) in &runs {
         for s in steps {
             println!(
-                "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} / {} | {:.3} % | {} |",
+                "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} / {} | {:.3} % | {:.1} | {} |",
                 s.participants,
                 s.forwarded_pps,
                 s.cpu_us_per_packet,
@@ -321,6 +324,7 @@ async fn saturation_bench(window: u64, max_rooms: usize, with_janus: bool) {
                 s.p50_added_us,
                 s.p99_added_us,
                 s.loss * 100.0,
+                s.load,
                 if s.within_limits() { "yes" } else { "no" },
             );
         }
@@ -485,6 +489,7 @@ async fn saturate(target: Target, window: u64, max_rooms: usize, base: (u64, u64
             } else {
                 1.0
             },
+            load: load_average(),
         };
         eprintln!("{name}: {step:?}");
         let done = !step.within_limits();
@@ -610,6 +615,14 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// The one-minute load average (`/proc/loadavg`), 0 if unreadable.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// User plus system CPU time of a process, all threads, in seconds.

@@ -465,3 +465,38 @@ async fn a_participant_without_udp_exchanges_media_over_ice_tcp_on_the_media_por
     udp.close().await;
     tcp.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut config = SfuConfig::loopback(TokenKey::generate());
+    // A range picked at random below Linux's ephemeral ports (32768 and up,
+    // where the clients' own sockets land), so parallel runs rarely meet; the
+    // SFU skips ports someone else holds.
+    let min = 20_000 + rand::random::<u16>() % 12_000;
+    (config.udp_port_min, config.udp_port_max) = (min, min + 200);
+    config.media_threads = Some(2);
+    let sfu = Sfu::new(config);
+    assert_eq!(sfu.media_port(), None);
+    let ids = ids(2);
+    let epoch = Instant::now();
+    let mut a = join(&sfu, "space/range", &ids[0], 0, None).await;
+    let mut b = join(&sfu, "space/range", &ids[1], 1, None).await;
+    let publishers = [
+        start_publishing(&a, 30, 1, 1000, epoch),
+        start_publishing(&b, 30, 1, 1000, epoch),
+    ];
+    let ports: usize = (min..=min + 200).map(udp_sockets_on).sum();
+    assert_eq!(ports, 2, "one port of the range per participant");
+    let (mut ta, mut tb) = (Tally::new(), Tally::new());
+    receive_from(&mut a, &ids, &[1], 30, &mut ta).await;
+    receive_from(&mut b, &ids, &[0], 30, &mut tb).await;
+    for p in publishers {
+        p.abort();
+    }
+    a.close().await;
+    b.close().await;
+}
