@@ -906,7 +906,12 @@ fn serve() {
     }
     let runtime = builder.enable_all().build().expect("server runtime");
     runtime.block_on(async move {
-        let sfu = Sfu::new(SfuConfig::loopback(TokenKey::from_bytes(key)));
+        let mut config = SfuConfig::loopback(TokenKey::from_bytes(key));
+        // CONVENE_BENCH_MEDIA_THREADS overrides the SFU's media threads (one per core).
+        config.media_threads = std::env::var("CONVENE_BENCH_MEDIA_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let sfu = Sfu::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
