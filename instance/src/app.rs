@@ -100,6 +100,7 @@ impl AppState {
         let sfu = convene_media::Sfu::new(convene_media::SfuConfig {
             udp_port_min: settings.media_udp_ports.0,
             udp_port_max: settings.media_udp_ports.1,
+            media_threads: settings.media_threads,
             public_ip: settings.media_public_ip,
             bind_ip: settings.media_bind_ip,
             ice_servers: settings.ice_servers()?,

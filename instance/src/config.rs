@@ -64,9 +64,13 @@ pub struct ConfigArgs {
     /// First UDP port for media [default: 40000].
     #[arg(long, global = true, env = "CONVENE_MEDIA_UDP_PORT_MIN")]
     pub media_udp_port_min: Option<u16>,
-    /// Last UDP port for media [default: 40199].
+    /// Last UDP port for media; equal to the first, every participant shares that one
+    /// port, above it each gets a port of the range [default: the first].
     #[arg(long, global = true, env = "CONVENE_MEDIA_UDP_PORT_MAX")]
     pub media_udp_port_max: Option<u16>,
+    /// Media threads, each serving whole Rooms [default: one per core].
+    #[arg(long, global = true, env = "CONVENE_MEDIA_THREADS")]
+    pub media_threads: Option<usize>,
     /// The public IP announced in media candidates, for a host behind 1:1 NAT.
     #[arg(long, global = true, env = "CONVENE_MEDIA_PUBLIC_IP")]
     pub media_public_ip: Option<IpAddr>,
@@ -127,6 +131,7 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     pub media_udp_port_min: Option<u16>,
     pub media_udp_port_max: Option<u16>,
+    pub media_threads: Option<usize>,
     pub media_public_ip: Option<IpAddr>,
     pub media_bind_ip: Option<IpAddr>,
     pub source_url: Option<String>,
@@ -156,6 +161,8 @@ pub struct Settings {
     /// Opens /metrics to non-loopback clients that present it.
     pub metrics_token: Option<String>,
     pub media_udp_ports: (u16, u16),
+    /// `None`: one per core.
+    pub media_threads: Option<usize>,
     pub media_public_ip: Option<IpAddr>,
     pub media_bind_ip: IpAddr,
     pub ice_servers: Vec<String>,
@@ -205,13 +212,15 @@ impl Settings {
             bail!("database_url must start with sqlite:// or postgres://");
         }
         let domain = public_url.host_str().unwrap_or("localhost").to_string();
+        let media_udp_port_min = args
+            .media_udp_port_min
+            .or(file.media_udp_port_min)
+            .unwrap_or(40000);
         let media_udp_ports = (
-            args.media_udp_port_min
-                .or(file.media_udp_port_min)
-                .unwrap_or(40000),
+            media_udp_port_min,
             args.media_udp_port_max
                 .or(file.media_udp_port_max)
-                .unwrap_or(40199),
+                .unwrap_or(media_udp_port_min),
         );
         // 0 and 0 let the system choose each port (development and tests).
         if media_udp_ports.0 > media_udp_ports.1
@@ -284,6 +293,7 @@ impl Settings {
                 .or(file.metrics_token)
                 .filter(|t| !t.is_empty()),
             media_udp_ports,
+            media_threads: args.media_threads.or(file.media_threads).filter(|n| *n > 0),
             media_public_ip: args.media_public_ip.or(file.media_public_ip),
             media_bind_ip: args
                 .media_bind_ip

@@ -3,6 +3,18 @@
 //!
 //! `cargo run --release -p convene-media --example sfu_bench [-- --seconds 10] [--only 8] [--no-janus]`
 //!
+//! `… --example sfu_bench -- --saturate [--seconds 4] [--max-rooms 12]`: the
+//! saturation run instead. Rooms of 8 publishers are added to one server, one
+//! Room at a time; after each, the whole server is measured for `--seconds`
+//! (after a 2 s warm-up) and the run stops once p99 added latency passes 50 ms,
+//! more than 0.1 % of packets are lost, a Room cannot join within a minute, or
+//! `--max-rooms` is reached. It reports the most participants each server held
+//! within both limits and the CPU per forwarded packet near 50 % and 90 % of
+//! that. Loss is counted per received stream from its sequence numbers (a
+//! stream that never arrived counts as wholly lost). The clients run in this
+//! process on one thread; their CPU share is printed beside each step, since on
+//! a small machine the load generator can saturate before the server does.
+//!
 //! Rooms of 4, 6 and 8 publishers, each sending synthetic VP8 (30 fps, 3
 //! packets of ~1000 bytes per frame) and Opus (50 packets/s, 160 bytes with an
 //! audio level) to everyone else. Every server runs as a child process of the
@@ -92,6 +104,8 @@ fn main() {
         Some(n) => vec![n as usize],
         None => vec![4, 6, 8],
     };
+    let saturation = args.iter().any(|a| a == "--saturate");
+    let max_rooms = value("--max-rooms").unwrap_or(12) as usize;
     let mut with_janus = !args.iter().any(|a| a == "--no-janus");
     if with_janus && std::env::var_os(NETNS_ENV).is_none() {
         match in_private_network(&args) {
@@ -109,7 +123,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("client runtime");
-    clients.block_on(bench(seconds, sizes, with_janus));
+    if saturation {
+        let window = value("--seconds").unwrap_or(4);
+        clients.block_on(saturation_bench(window, max_rooms, with_janus));
+    } else {
+        clients.block_on(bench(seconds, sizes, with_janus));
+    }
 }
 
 /// Set (to the media address) once the benchmark runs in its private network.
@@ -232,6 +251,263 @@ async fn bench(seconds: u64, sizes: Vec<usize>, with_janus: bool) {
     );
 }
 
+// ---------------------------------------------------------------------------
+// The saturation run.
+
+/// Publishers per Room in the saturation run.
+const SATURATION_ROOM: usize = 8;
+/// A step fails when p99 added latency passes this...
+const SATURATION_P99_US: u64 = 50_000;
+/// ...or more than this fraction of packets is lost.
+const SATURATION_LOSS: f64 = 0.001;
+const SATURATION_WARMUP: Duration = Duration::from_secs(2);
+/// Longest a Room of 8 may take to join before the server counts as saturated.
+const SATURATION_JOIN_LIMIT: Duration = Duration::from_secs(60);
+/// Packets per second each publisher sends of video and of audio.
+const NOMINAL_PPS: [f64; 2] = [50.0, (FPS * PER_FRAME) as f64];
+
+/// One server with `participants` people in Rooms of 8, measured.
+#[derive(Debug, Clone)]
+struct Step {
+    participants: usize,
+    forwarded_pps: f64,
+    cpu_us_per_packet: f64,
+    /// Server CPU time over wall time (1.0 = one core busy).
+    server_cores: f64,
+    /// This process's (the clients') CPU time over wall time.
+    client_cores: f64,
+    p50_added_us: u64,
+    p99_added_us: u64,
+    loss: f64,
+    /// The machine's one-minute load average at the end of the step: on a
+    /// shared machine, what else competed for the cores.
+    load: f64,
+}
+
+impl Step {
+    fn within_limits(&self) -> bool {
+        self.p99_added_us <= SATURATION_P99_US && self.loss <= SATURATION_LOSS
+    }
+}
+
+async fn saturation_bench(window: u64, max_rooms: usize, with_janus: bool) {
+    let (base_p50, base_p99) = baseline(window.max(4)).await;
+    let janus = if with_janus { janus_install() } else { None };
+    let mut runs = vec![(
+        "Convene",
+        saturate(Target::Convene, window, max_rooms, (base_p50, base_p99)).await,
+    )];
+    if let Some(lib) = janus {
+        runs.push((
+            "Janus",
+            saturate(Target::Janus(lib), window, max_rooms, (base_p50, base_p99)).await,
+        ));
+    }
+    println!(
+        "\nSFU saturation, Rooms of {SATURATION_ROOM} publishers added one at a time, {window} s measured after {} s warm-up per step; VP8 {FPS} fps x {PER_FRAME} packets x {VIDEO_BYTES} B + Opus 50 pps per publisher",
+        SATURATION_WARMUP.as_secs()
+    );
+    println!("direct peer-to-peer baseline latency: p50 {base_p50} µs, p99 {base_p99} µs\n");
+    println!(
+        "| server | participants | forwarded packets/s | server CPU µs/packet | server cores | client cores | added p50 / p99 (µs) | loss | load average | within limits |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (name, steps) in &runs {
+        for s in steps {
+            println!(
+                "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} / {} | {:.3} % | {:.1} | {} |",
+                s.participants,
+                s.forwarded_pps,
+                s.cpu_us_per_packet,
+                s.server_cores,
+                s.client_cores,
+                s.p50_added_us,
+                s.p99_added_us,
+                s.loss * 100.0,
+                s.load,
+                if s.within_limits() { "yes" } else { "no" },
+            );
+        }
+    }
+    println!(
+        "\n| server | most participants within limits | CPU µs/packet near 50 % of that | near 90 % |"
+    );
+    println!("|---|---:|---:|---:|");
+    let mut summary = Vec::new();
+    for (name, steps) in &runs {
+        let held = steps
+            .iter()
+            .take_while(|s| s.within_limits())
+            .map(|s| s.participants)
+            .max()
+            .unwrap_or(0);
+        let near = |fraction: f64| {
+            let want = held as f64 * fraction;
+            steps
+                .iter()
+                .filter(|s| s.participants <= held)
+                .min_by(|a, b| {
+                    let da = (a.participants as f64 - want).abs();
+                    let db = (b.participants as f64 - want).abs();
+                    da.total_cmp(&db)
+                })
+                .map(|s| (s.participants, s.cpu_us_per_packet))
+        };
+        let (half, ninety) = (near(0.5), near(0.9));
+        let show =
+            |x: Option<(usize, f64)>| x.map_or("-".to_owned(), |(p, c)| format!("{c:.2} (at {p})"));
+        println!("| {name} | {held} | {} | {} |", show(half), show(ninety));
+        summary.push((held, half, ninety));
+    }
+    if let [(c_held, c_half, c_ninety), (j_held, j_half, j_ninety)] = summary.as_slice() {
+        let ratio = |a: Option<(usize, f64)>, b: Option<(usize, f64)>| match (a, b) {
+            (Some((_, a)), Some((_, b))) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "\nRatios Convene / Janus: participants held {:.2}, CPU per packet near 50 % {}, near 90 % {}",
+            *c_held as f64 / (*j_held).max(1) as f64,
+            ratio(*c_half, *j_half),
+            ratio(*c_ninety, *j_ninety),
+        );
+    }
+}
+
+/// Adds Rooms of 8 to one fresh server until it saturates; one [`Step`] per Room.
+async fn saturate(target: Target, window: u64, max_rooms: usize, base: (u64, u64)) -> Vec<Step> {
+    let epoch = Instant::now();
+    let server = match &target {
+        Target::Convene => Server::convene().await,
+        Target::Janus(lib) => Server::janus(lib).await,
+    };
+    let name = match &target {
+        Target::Convene => "convene",
+        Target::Janus(_) => "janus",
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let endpoint = server.endpoint();
+    let mut people: Vec<(u8, Participant)> = Vec::new();
+    let mut steps = Vec::new();
+    for room in 0..max_rooms {
+        let endpoint = endpoint.clone();
+        let target = target.clone();
+        // In a task of its own so a client that panics on a refusal (the Janus
+        // client does) ends the run, not the benchmark.
+        let added = tokio::spawn(async move {
+            let mut joined = Vec::new();
+            match target {
+                Target::Convene => {
+                    let room = format!("sat{room}");
+                    for i in 0..SATURATION_ROOM as u8 {
+                        joined.push((i, convene_participant_in(&endpoint, &room, i, epoch).await?));
+                    }
+                }
+                Target::Janus(_) => {
+                    let room = JANUS_ROOM + 1 + room as u64;
+                    let mut publishers = Vec::new();
+                    for i in 0..SATURATION_ROOM as u8 {
+                        publishers.push(janus_publisher_in(&endpoint, room, i, epoch).await);
+                    }
+                    for (i, p) in publishers.into_iter().enumerate() {
+                        let i = i as u8;
+                        joined.push((
+                            i,
+                            janus_subscriber_in(&endpoint, room, i, SATURATION_ROOM, p).await,
+                        ));
+                    }
+                }
+            }
+            Ok::<_, String>(joined)
+        });
+        match tokio::time::timeout(SATURATION_JOIN_LIMIT, added).await {
+            Ok(Ok(Ok(joined))) => people.extend(joined),
+            outcome => {
+                let why = match outcome {
+                    Ok(Ok(Err(refused))) => refused,
+                    Ok(Err(panicked)) => panicked.to_string(),
+                    _ => format!("not within {SATURATION_JOIN_LIMIT:?}"),
+                };
+                eprintln!("{name}: Room {} could not join ({why}); stopping", room + 1);
+                break;
+            }
+        }
+        tokio::time::sleep(SATURATION_WARMUP).await;
+        for (_, p) in people.iter_mut() {
+            while p.received.try_recv().is_ok() {}
+        }
+        let (cpu0, me0) = (proc_cpu_secs(server.pid), proc_cpu_secs(std::process::id()));
+        let t0 = Instant::now();
+        let start = t0.duration_since(epoch).as_micros() as u64;
+        tokio::time::sleep(Duration::from_secs(window)).await;
+        let (cpu1, me1) = (proc_cpu_secs(server.pid), proc_cpu_secs(std::process::id()));
+        let elapsed = t0.elapsed().as_secs_f64();
+        // Packets sent in the last 200 ms may still be on their way: not counted.
+        let end = start + (window * 1_000_000).saturating_sub(200_000);
+        let counted_secs = (end - start) as f64 / 1e6;
+        let mut latencies = Vec::new();
+        let (mut expected, mut received) = (0.0f64, 0.0f64);
+        for (index, p) in people.iter_mut() {
+            let mut streams: HashMap<(u8, u8), (u32, u32, u64)> = HashMap::new();
+            while let Ok(r) = p.received.try_recv() {
+                let Some((sender, kind, seq, sent)) = decode(&r.payload) else {
+                    continue;
+                };
+                if sent < start || sent >= end {
+                    continue;
+                }
+                let arrived = r.at.duration_since(epoch).as_micros() as u64;
+                latencies.push(arrived.saturating_sub(sent));
+                let s = streams.entry((sender, kind)).or_insert((seq, seq, 0));
+                s.0 = s.0.min(seq);
+                s.1 = s.1.max(seq);
+                s.2 += 1;
+            }
+            for sender in (0..SATURATION_ROOM as u8).filter(|s| s != index) {
+                for kind in [0u8, 1] {
+                    match streams.get(&(sender, kind)) {
+                        Some((lo, hi, n)) => {
+                            expected += f64::from(hi - lo + 1);
+                            received += *n as f64;
+                        }
+                        None => expected += NOMINAL_PPS[usize::from(kind)] * counted_secs,
+                    }
+                }
+            }
+        }
+        latencies.sort_unstable();
+        let forwarded = latencies.len() as f64;
+        let step = Step {
+            participants: people.len(),
+            forwarded_pps: forwarded / counted_secs,
+            cpu_us_per_packet: (cpu1 - cpu0) * 1e6 / (forwarded / counted_secs * elapsed).max(1.0),
+            server_cores: (cpu1 - cpu0) / elapsed,
+            client_cores: (me1 - me0) / elapsed,
+            p50_added_us: percentile(&latencies, 0.5).saturating_sub(base.0),
+            p99_added_us: percentile(&latencies, 0.99).saturating_sub(base.1),
+            loss: if expected > 0.0 {
+                (1.0 - received / expected).max(0.0)
+            } else {
+                1.0
+            },
+            load: load_average(),
+        };
+        eprintln!("{name}: {step:?}");
+        let done = !step.within_limits();
+        steps.push(step);
+        if done {
+            break;
+        }
+    }
+    for (_, p) in people {
+        p.publisher.abort();
+        for pc in p.connections {
+            let _ = pc.close().await;
+        }
+    }
+    server.stop().await;
+    steps
+}
+
 /// The server under test.
 #[derive(Clone)]
 enum Target {
@@ -341,6 +617,14 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The one-minute load average (`/proc/loadavg`), 0 if unreadable.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// User plus system CPU time of a process, all threads, in seconds.
 fn proc_cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -390,7 +674,21 @@ struct Server {
     dir: Option<PathBuf>,
 }
 
+/// What clients need to reach a server; cheap to clone into tasks.
+#[derive(Clone)]
+struct Endpoint {
+    port: u16,
+    key: TokenKey,
+}
+
 impl Server {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            port: self.port,
+            key: self.key.clone(),
+        }
+    }
+
     /// This benchmark re-executed with `--serve`: the SFU behind a WebSocket.
     async fn convene() -> Self {
         let key: [u8; 32] = rand::random();
@@ -608,7 +906,12 @@ fn serve() {
     }
     let runtime = builder.enable_all().build().expect("server runtime");
     runtime.block_on(async move {
-        let sfu = Sfu::new(SfuConfig::loopback(TokenKey::from_bytes(key)));
+        let mut config = SfuConfig::loopback(TokenKey::from_bytes(key));
+        // CONVENE_BENCH_MEDIA_THREADS overrides the SFU's media threads (one per core).
+        config.media_threads = std::env::var("CONVENE_BENCH_MEDIA_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let sfu = Sfu::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -626,10 +929,29 @@ fn serve() {
                 let config = WebSocketConfig::default()
                     .read_buffer_size(SIGNALING_BUFFER)
                     .write_buffer_size(0);
-                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+                // The Room is the path's last segment (`/signal/<room>`), as in the
+                // instance's route; a bare `/signal` is the one-room benchmark's.
+                let room = Arc::new(Mutex::new(ROOM.to_owned()));
+                let seen = room.clone();
+                // The callback's signature (and its large error type) is tungstenite's.
+                #[allow(clippy::result_large_err)]
+                let callback =
+                    move |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                          response| {
+                        if let Some(r) = request.uri().path().strip_prefix("/signal/")
+                            && let Ok(mut slot) = seen.lock()
+                        {
+                            *slot = r.to_owned();
+                        }
+                        Ok(response)
+                    };
+                let Ok(ws) =
+                    tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config))
+                        .await
                 else {
                     return;
                 };
+                let room = room.lock().map(|r| r.clone()).unwrap_or_default();
                 let (mut sink, mut stream) = ws.split();
                 let first = loop {
                     match stream.next().await {
@@ -638,7 +960,7 @@ fn serve() {
                         _ => return,
                     }
                 };
-                let session = match sfu.connect(ROOM, &first).await {
+                let session = match sfu.connect(&room, &first).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = sink.send(Message::text(e.to_frame())).await;
@@ -691,32 +1013,44 @@ where
 }
 
 async fn convene_participant(server: &Server, index: u8, epoch: Instant) -> Participant {
+    convene_participant_in(&server.endpoint(), ROOM, index, epoch)
+        .await
+        .unwrap_or_else(|why| panic!("p{index} not admitted: {why}"))
+}
+
+async fn convene_participant_in(
+    server: &Endpoint,
+    room: &str,
+    index: u8,
+    epoch: Instant,
+) -> Result<Participant, String> {
     let id = format!("p{index}");
     let token = server.key.issue(&Claims::new(
-        ROOM,
+        room,
         &id,
         &id,
         convene_media::token::unix_now(),
-        120,
+        3600,
     ));
     let (ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/signal", server.port))
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/signal/{room}", server.port))
             .await
-            .expect("signaling socket");
+            .map_err(|e| format!("signaling socket: {e}"))?;
     let (to_server, from_server) = bridge(ws);
     let join = serde_json::to_string(&ClientMessage::Join { token }).expect("json");
-    to_server.send(join).await.expect("join sent");
-    let mut client = testing::start(&id, index, true, to_server, from_server)
+    to_server
+        .send(join)
         .await
-        .unwrap_or_else(|why| panic!("{id} not admitted: {why}"));
+        .map_err(|_| "signaling closed".to_owned())?;
+    let mut client = testing::start(&id, index, true, to_server, from_server).await?;
     let publisher = testing::start_publishing(&client, FPS, PER_FRAME, VIDEO_BYTES, epoch);
     let received = std::mem::replace(&mut client.received, mpsc::unbounded_channel().1);
-    Participant {
+    Ok(Participant {
         received,
         publisher,
         connections: vec![client.pc.clone()],
         _keep: vec![Box::new(client)],
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -887,13 +1221,22 @@ fn feed_id(index: u8) -> u64 {
 }
 
 async fn janus_publisher(server: &Server, index: u8, epoch: Instant) -> JanusPublisher {
+    janus_publisher_in(&server.endpoint(), JANUS_ROOM, index, epoch).await
+}
+
+async fn janus_publisher_in(
+    server: &Endpoint,
+    room: u64,
+    index: u8,
+    epoch: Instant,
+) -> JanusPublisher {
     let conn = JanusConn::open(server.port).await;
     let handle = conn.attach().await;
     if index == 0 {
         conn.message(
             handle,
             json!({
-                "request": "create", "room": JANUS_ROOM, "publishers": 64,
+                "request": "create", "room": room, "publishers": 64,
                 "audiocodec": "opus", "videocodec": "vp8", "bitrate": 0,
                 "fir_freq": 0, "audiolevel_ext": true, "notify_joining": false,
             }),
@@ -903,7 +1246,7 @@ async fn janus_publisher(server: &Server, index: u8, epoch: Instant) -> JanusPub
     }
     conn.message(
         handle,
-        json!({"request": "join", "ptype": "publisher", "room": JANUS_ROOM,
+        json!({"request": "join", "ptype": "publisher", "room": room,
                "id": feed_id(index), "display": format!("p{index}")}),
         None,
     )
@@ -975,6 +1318,16 @@ async fn janus_publisher(server: &Server, index: u8, epoch: Instant) -> JanusPub
 
 /// Subscribes `index` to everyone else's feeds on one multistream handle.
 async fn janus_subscriber(server: &Server, index: u8, n: usize, p: JanusPublisher) -> Participant {
+    janus_subscriber_in(&server.endpoint(), JANUS_ROOM, index, n, p).await
+}
+
+async fn janus_subscriber_in(
+    server: &Endpoint,
+    room: u64,
+    index: u8,
+    n: usize,
+    p: JanusPublisher,
+) -> Participant {
     let _ = server;
     let conn = p.conn.clone();
     let handle = conn.attach().await;
@@ -986,7 +1339,7 @@ async fn janus_subscriber(server: &Server, index: u8, n: usize, p: JanusPublishe
     let deadline = Instant::now() + Duration::from_secs(15);
     let attached = loop {
         let join = json!({"janus": "message", "handle_id": handle, "body": {
-            "request": "join", "ptype": "subscriber", "room": JANUS_ROOM, "streams": streams,
+            "request": "join", "ptype": "subscriber", "room": room, "streams": streams,
         }});
         match conn.try_call(join).await {
             Ok(v) => break v,

@@ -541,6 +541,121 @@ impl Negotiator {
     }
 }
 
+/// Which media thread each Room lives on.
+///
+/// A Room is placed when its first participant arrives, on the thread with the
+/// fewest participants at that moment (participants rather than Rooms, because
+/// a Room of 30 costs about 30 times a Room of one), and stays there until its
+/// last participant is gone, so its packets never cross threads. A Room that
+/// grows after placement is not moved: moving would need its connections'
+/// state to change threads mid-call.
+#[derive(Debug, Clone)]
+pub struct Placement<R> {
+    rooms: HashMap<R, (usize, usize)>,
+    load: Vec<usize>,
+}
+
+impl<R: Hash + Eq> Placement<R> {
+    /// `threads` threads (at least one), all empty.
+    pub fn new(threads: usize) -> Self {
+        Self {
+            rooms: HashMap::new(),
+            load: vec![0; threads.max(1)],
+        }
+    }
+
+    /// One more participant of `room`: its thread.
+    pub fn place(&mut self, room: R) -> usize {
+        let least = self
+            .load
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, load)| **load)
+            .map_or(0, |(i, _)| i);
+        let entry = self.rooms.entry(room).or_insert((least, 0));
+        entry.1 += 1;
+        if let Some(load) = self.load.get_mut(entry.0) {
+            *load += 1;
+        }
+        entry.0
+    }
+
+    /// One participant of `room` left; the Room is forgotten with its last one.
+    pub fn release<Q>(&mut self, room: &Q)
+    where
+        R: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return;
+        };
+        entry.1 = entry.1.saturating_sub(1);
+        if let Some(load) = self.load.get_mut(entry.0) {
+            *load = load.saturating_sub(1);
+        }
+        if entry.1 == 0 {
+            self.rooms.remove(room);
+        }
+    }
+
+    /// The thread `room` lives on, if anyone is in it.
+    pub fn thread_of<Q>(&self, room: &Q) -> Option<usize>
+    where
+        R: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.rooms.get(room).map(|(thread, _)| *thread)
+    }
+
+    /// Participants per thread.
+    pub fn load(&self) -> &[usize] {
+        &self.load
+    }
+}
+
+/// The STUN magic cookie (RFC 5389 §6), bytes 4..8 of every STUN message.
+const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+/// STUN Binding request message type.
+const STUN_BINDING_REQUEST: u16 = 0x0001;
+/// STUN USERNAME attribute type.
+const STUN_USERNAME: u16 = 0x0006;
+
+/// The local ICE username fragment a STUN Binding request is addressed to.
+///
+/// ICE puts `"<receiver ufrag>:<sender ufrag>"` in the USERNAME attribute of
+/// every connectivity check (RFC 8445 §7.2.2), so on a port shared by every
+/// connection this is what names the connection a new remote address belongs
+/// to. Returns `None` for anything else (RTP, RTCP, DTLS, STUN responses,
+/// truncated or malformed messages); it reads only inside `datagram`, so no
+/// input can make it panic. The request's integrity is not checked here: the
+/// connection's ICE agent checks it with the password and drops forgeries.
+pub fn stun_binding_ufrag(datagram: &[u8]) -> Option<&str> {
+    // RFC 7983: STUN messages start with a byte in 0..=3; the header is 20 bytes.
+    let header = datagram.get(..20)?;
+    if header[0] > 3 || header[4..8] != STUN_MAGIC_COOKIE {
+        return None;
+    }
+    if u16::from_be_bytes([header[0], header[1]]) != STUN_BINDING_REQUEST {
+        return None;
+    }
+    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut attributes = datagram.get(20..20 + length)?;
+    while attributes.len() >= 4 {
+        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
+        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
+        let value = attributes.get(4..4 + len)?;
+        if kind == STUN_USERNAME {
+            let username = std::str::from_utf8(value).ok()?;
+            let (ours, _) = username.split_once(':')?;
+            return (!ours.is_empty()).then_some(ours);
+        }
+        // Attributes are padded to a multiple of four bytes.
+        let padded = (4 + len).div_ceil(4) * 4;
+        attributes = attributes.get(padded.min(attributes.len())..)?;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -839,5 +954,88 @@ mod tests {
         assert!(h.extensions.is_empty());
         assert!(!h.extension);
         assert_eq!(plan.id(4), 0);
+    }
+
+    fn stun_request(username: &[u8], before: &[u8]) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        attrs.extend_from_slice(before);
+        attrs.extend_from_slice(&6u16.to_be_bytes());
+        attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(username);
+        while attrs.len() % 4 != 0 {
+            attrs.push(0);
+        }
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        m.extend_from_slice(&STUN_MAGIC_COOKIE);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    #[test]
+    fn stun_binding_ufrag_names_the_receiving_side_and_ignores_everything_else() {
+        let m = stun_request(b"serverUfrag:clientUf", &[]);
+        assert_eq!(stun_binding_ufrag(&m), Some("serverUfrag"));
+        // An attribute before USERNAME (odd length, so padded) is skipped.
+        let m = stun_request(b"abcd:efgh", &[0x80, 0x22, 0x00, 0x03, b'x', b'y', b'z', 0]);
+        assert_eq!(stun_binding_ufrag(&m), Some("abcd"));
+        // A Binding success response is not a request.
+        let mut response = stun_request(b"abcd:efgh", &[]);
+        response[0] = 0x01;
+        response[1] = 0x01;
+        assert_eq!(stun_binding_ufrag(&response), None);
+        // Not STUN: RTP (version 2 sets the top bits) and DTLS (content type 20..63).
+        let mut rtp = stun_request(b"abcd:efgh", &[]);
+        rtp[0] = 0x80;
+        assert_eq!(stun_binding_ufrag(&rtp), None);
+        assert_eq!(stun_binding_ufrag(&[22, 254, 253, 0, 0]), None);
+        // No colon, an empty local part, bad UTF-8: nothing to route by.
+        assert_eq!(stun_binding_ufrag(&stun_request(b"abcd", &[])), None);
+        assert_eq!(stun_binding_ufrag(&stun_request(b":efgh", &[])), None);
+        assert_eq!(
+            stun_binding_ufrag(&stun_request(&[0xff, b':', b'a'], &[])),
+            None
+        );
+    }
+
+    #[test]
+    fn stun_binding_ufrag_never_reads_past_a_truncated_or_lying_message() {
+        let m = stun_request(b"serverUfrag:clientUf", &[]);
+        for end in 0..m.len() {
+            assert_eq!(stun_binding_ufrag(&m[..end]), None, "cut at {end}");
+        }
+        // The header claims more attributes than there are.
+        let mut long = m.clone();
+        long[3] = 0xff;
+        assert_eq!(stun_binding_ufrag(&long), None);
+        // An attribute claims more bytes than the message holds.
+        let mut lying = m;
+        lying[23] = 0xff;
+        assert_eq!(stun_binding_ufrag(&lying), None);
+    }
+
+    #[test]
+    fn rooms_go_to_the_least_loaded_thread_and_stay_there_until_empty() {
+        let mut p = Placement::new(3);
+        // A Room of three on thread 0, then new Rooms fill the emptier threads.
+        assert_eq!((p.place("a"), p.place("a"), p.place("a")), (0, 0, 0));
+        assert_eq!(p.place("b"), 1);
+        assert_eq!(p.place("c"), 2);
+        assert_eq!(p.place("d"), 1);
+        // A Room's later participants join it wherever it is, however loaded.
+        assert_eq!(p.place("a"), 0);
+        assert_eq!(p.load(), &[4, 2, 1]);
+        assert_eq!(p.thread_of("d"), Some(1));
+        for _ in 0..4 {
+            p.release("a");
+        }
+        assert_eq!(p.thread_of("a"), None);
+        assert_eq!(p.load(), &[0, 2, 1]);
+        // Releasing an unknown Room changes nothing; an empty thread takes the next Room.
+        p.release("zzz");
+        assert_eq!(p.place("e"), 0);
+        // Zero threads means one.
+        assert_eq!(Placement::new(0).place("x"), 0);
     }
 }

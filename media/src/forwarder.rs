@@ -1,30 +1,46 @@
-//! The media thread: every participant's peer connection (the sans-IO `rtc`
-//! core), its UDP socket, and the forwarding between them.
+//! The media threads: every participant's peer connection (the sans-IO `rtc`
+//! core), the sockets, and the forwarding between them.
 //!
-//! One dedicated thread runs a current-thread tokio runtime. Each peer
-//! connection has a small task that waits for its socket or its next protocol
-//! deadline; when a datagram arrives it is decrypted, and every RTP packet it
-//! yields is rewritten and written to each subscriber's connection and sent on
-//! that subscriber's socket, all in the same call. There is no queue, no lock
-//! and no task switch between a publisher's packet and its copies: the whole
-//! forwarding path is a loop on one thread. Signaling sessions on other threads
-//! reach the connections through [`MediaThread`] commands (one round trip per
-//! SDP step, rare next to media).
+//! Each media thread runs a current-thread tokio runtime and owns the Rooms
+//! placed on it ([`MediaThreads::place`]: a new Room goes to the thread with
+//! the fewest participants, and stays there while anyone is in it). A Room's
+//! connections all live on its thread, so when a datagram arrives it is
+//! decrypted and every RTP packet it yields is rewritten and written to each
+//! subscriber's connection in the same call: there is no lock, channel or task
+//! switch between a publisher's packet and its copies. The copies queue in an
+//! [`Outbox`] and leave in `sendmmsg` batches at the end of the burst (see
+//! [`crate::udp`], which also explains how the one shared media port is read by
+//! every thread). Signaling sessions on other threads reach the connections
+//! through [`MediaThread`] commands (one round trip per SDP step, rare next to
+//! media).
 //!
 //! Sends are non-blocking: a subscriber whose socket buffer is full loses that
 //! packet (video losses ask the publisher for a keyframe), so nobody waits for
 //! anybody.
+//!
+//! # A panic ends one Room
+//! All work for a connection (a datagram, a timer, a command) runs under
+//! `catch_unwind`. The thread's state is keyed by Room: every connection and
+//! track records its Room and only ever touches connections of that Room, so
+//! when a panic unwinds out of one Room's work (a bug in the WebRTC stack or
+//! here), that Room's connections and tracks are dropped whole, its sessions
+//! are told to end with [`crate::CloseReason::Reconnect`] (clients rejoin
+//! afresh), the Room is logged and counted, and the thread goes on serving the
+//! other Rooms. Only a panic in the thread's own bookkeeping between Rooms
+//! (counters, the outbox) would still end the thread.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -48,7 +64,7 @@ use rtc::rtp_transceiver::{
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::core::{
@@ -56,19 +72,22 @@ use crate::core::{
 };
 use crate::error::{Error, Result};
 use crate::signaling::Kind;
+use crate::tcp::{self, Deframer, TcpConn};
+use crate::udp::{self, Inbox, Outbox, RECV_BATCH, Route, Router, Tag};
 
 /// Minimum gap between keyframe requests relayed to one publisher track.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 /// How often the active speaker is re-evaluated.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
-/// Datagrams read from one socket before the others get a turn.
-const RECV_BURST: usize = 32;
+/// `recvmmsg` batches read from one socket before the other tasks get a turn.
+const RECV_ROUNDS: usize = 4;
+/// Datagrams queued for a media thread by the others (read on their socket of
+/// the shared port) before more are dropped.
+const HANDOVER_QUEUE: usize = 4096;
 /// How long one DTLS certificate serves new connections before a fresh one is made.
 const CERTIFICATE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Shortest gap between two runs of one connection's timers.
 const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
-/// Largest datagram read: above any path MTU, so nothing is truncated.
-const RECV_BUFFER: usize = 2048;
 
 /// Identifies a published track inside the media thread.
 pub(crate) type TrackKey = u64;
@@ -90,6 +109,8 @@ pub(crate) enum PcEvent {
     Speaker,
     /// The connection failed.
     Failed,
+    /// The Room's media panicked and was torn down: rejoin.
+    RoomFailed,
 }
 
 /// Counters the media thread keeps for `/metrics`.
@@ -99,15 +120,163 @@ pub(crate) struct Counters {
     pub bytes_forwarded: AtomicU64,
     pub packets_dropped: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    /// Rooms whose media panicked and was ended.
+    pub room_failures: AtomicU64,
 }
 
-/// How the media thread binds sockets.
+/// How the media threads bind sockets: one port shared by every connection
+/// when `port_min == port_max` (0 and 0: one the system chooses), else one
+/// port of the range per connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
     pub bind_ip: IpAddr,
     pub public_ip: Option<IpAddr>,
     pub port_min: u16,
     pub port_max: u16,
+}
+
+impl Binding {
+    fn shared(&self) -> bool {
+        self.port_min == self.port_max
+    }
+}
+
+/// What another media thread received for a connection of this one.
+enum Handover {
+    /// A datagram read on that thread's socket of the shared port.
+    Datagram { from: SocketAddr, data: BytesMut },
+    /// An ICE-TCP stream whose first frame (a Binding request) named one of ours.
+    Tcp {
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        session: u64,
+        first: BytesMut,
+        rest: Deframer,
+    },
+}
+
+/// Everything one media thread starts with.
+struct Shard {
+    index: usize,
+    binding: Binding,
+    counters: Arc<Counters>,
+    router: Arc<Router>,
+    /// Every thread's handover channel, by thread index.
+    peers: Arc<[mpsc::Sender<Handover>]>,
+    handovers: mpsc::Receiver<Handover>,
+    /// This thread's socket on the shared port; `None` with a port range.
+    shared: Option<std::net::UdpSocket>,
+    /// This thread's ICE-TCP listener on the shared port number.
+    tcp: Option<std::net::TcpListener>,
+}
+
+/// The media threads and which Room lives on which.
+pub(crate) struct MediaThreads {
+    threads: Vec<MediaThread>,
+    placement: std::sync::Mutex<core::Placement<String>>,
+    port: Option<u16>,
+}
+
+impl MediaThreads {
+    /// Binds the shared port (if one is configured) and starts `count` threads.
+    pub(crate) fn start(binding: Binding, count: usize, counters: Arc<Counters>) -> Result<Self> {
+        let count = count.max(1);
+        let mut shared: Vec<Option<std::net::UdpSocket>> = if binding.shared() {
+            udp::bind_shared(binding.bind_ip, binding.port_min, count)
+                .map_err(io_error)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        } else {
+            (0..count).map(|_| None).collect()
+        };
+        let port = match shared.first() {
+            Some(Some(s)) => Some(s.local_addr().map_err(io_error)?.port()),
+            _ => None,
+        };
+        // ICE-TCP on the TCP port of the same number. Without it clients that
+        // can use UDP lose nothing, so a port taken by someone else is a warning.
+        let mut listeners: Vec<Option<std::net::TcpListener>> = match port {
+            Some(port) => match tcp::bind_shared(SocketAddr::new(binding.bind_ip, port), count) {
+                Ok(listeners) => listeners.into_iter().map(Some).collect(),
+                Err(e) => {
+                    tracing::warn!(port, "no ICE-TCP on the media port: {e}");
+                    (0..count).map(|_| None).collect()
+                }
+            },
+            None => (0..count).map(|_| None).collect(),
+        };
+        let router = Arc::new(Router::default());
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..count).map(|_| mpsc::channel(HANDOVER_QUEUE)).unzip();
+        let peers: Arc<[mpsc::Sender<Handover>]> = senders.into();
+        let mut threads = Vec::with_capacity(count);
+        for (index, handovers) in receivers.into_iter().enumerate() {
+            threads.push(MediaThread::start(Shard {
+                index,
+                binding: binding.clone(),
+                counters: counters.clone(),
+                router: router.clone(),
+                peers: peers.clone(),
+                handovers,
+                shared: shared.get_mut(index).and_then(Option::take),
+                tcp: listeners.get_mut(index).and_then(Option::take),
+            })?);
+        }
+        Ok(Self {
+            threads,
+            placement: std::sync::Mutex::new(core::Placement::new(count)),
+            port,
+        })
+    }
+
+    /// The shared media port, unless each connection has its own.
+    pub(crate) fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The thread for one more participant of `room` (see [`core::Placement`]).
+    pub(crate) fn place(&self, room: &str) -> usize {
+        self.placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .place(room.to_owned())
+    }
+
+    /// A participant of `room` is gone.
+    pub(crate) fn release(&self, room: &str) {
+        self.placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(room);
+    }
+
+    /// The thread `index` ([`MediaThreads::place`] returns only valid ones).
+    pub(crate) fn thread(&self, index: usize) -> &MediaThread {
+        self.threads
+            .get(index)
+            .or_else(|| self.threads.first())
+            .expect("there is at least one media thread")
+    }
+
+    /// Makes the next datagram of `room`'s media panic (tests of isolation).
+    #[cfg(feature = "test-client")]
+    pub(crate) fn inject_fault(&self, room: &str) -> bool {
+        let shard = self
+            .placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .thread_of(room);
+        match shard {
+            Some(shard) => {
+                self.thread(shard).tell(Command::Fault {
+                    room: room.to_owned(),
+                });
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -152,6 +321,29 @@ enum Command {
     Close {
         session: u64,
     },
+    /// Test hook: the Room's next datagram panics.
+    #[cfg(feature = "test-client")]
+    Fault {
+        room: String,
+    },
+}
+
+impl Command {
+    /// The connection the command is for (0, which no session has, for none).
+    fn session(&self) -> u64 {
+        match self {
+            Command::Open { session, .. }
+            | Command::Offer { session, .. }
+            | Command::CreateOffer { session, .. }
+            | Command::Answer { session, .. }
+            | Command::Candidate { session, .. }
+            | Command::Subscribe { session, .. }
+            | Command::Unsubscribe { session, .. }
+            | Command::Close { session } => *session,
+            #[cfg(feature = "test-client")]
+            Command::Fault { .. } => 0,
+        }
+    }
 }
 
 /// A handle on the media thread. Cheap to clone; the thread ends when the last
@@ -163,17 +355,17 @@ pub(crate) struct MediaThread {
 
 impl MediaThread {
     /// Starts the thread.
-    pub(crate) fn start(binding: Binding, counters: Arc<Counters>) -> Result<Self> {
+    fn start(shard: Shard) -> Result<Self> {
         let (commands, rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::WebRtc(format!("media runtime: {e}")))?;
         std::thread::Builder::new()
-            .name("convene-media".to_owned())
+            .name(format!("convene-media-{}", shard.index))
             .spawn(move || {
                 let local = tokio::task::LocalSet::new();
-                local.block_on(&runtime, run(rx, binding, counters));
+                local.block_on(&runtime, run(rx, shard));
             })
             .map_err(|e| Error::WebRtc(format!("media thread: {e}")))?;
         Ok(Self { commands })
@@ -281,9 +473,24 @@ fn rtc_error(e: rtc::shared::error::Error) -> Error {
 
 /// Everything the media thread owns.
 struct Engine {
+    /// This thread's index among the media threads.
+    shard: usize,
     binding: Binding,
     next_port: usize,
     counters: Arc<Counters>,
+    router: Arc<Router>,
+    peers: Arc<[mpsc::Sender<Handover>]>,
+    /// This thread's socket on the shared port, and the address it announces.
+    shared: Option<(Rc<UdpSocket>, SocketAddr)>,
+    /// Remote addresses of this thread's connections on the shared port: the
+    /// lock-free first look before the shared [`Router`].
+    local_addrs: HashMap<SocketAddr, u64>,
+    wire: Wire,
+    /// Whether connections offer an ICE-TCP candidate (this thread listens).
+    tcp_enabled: bool,
+    /// Rooms whose next datagram panics (the test hook).
+    #[cfg(feature = "test-client")]
+    faulty: std::collections::HashSet<String>,
     pcs: HashMap<u64, Pc>,
     tracks: HashMap<TrackKey, Track>,
     next_track: TrackKey,
@@ -311,7 +518,10 @@ struct Speaking {
 /// One participant's connection.
 struct Pc {
     core: RTCPeerConnection,
+    /// The shared socket, or the connection's own in port-range mode.
     socket: Rc<UdpSocket>,
+    /// Our ICE username fragment: how datagrams on the shared port find us.
+    ufrag: String,
     /// The address in our candidate: the bound one, or the public one behind a 1:1 NAT.
     advertised: SocketAddr,
     candidate_added: bool,
@@ -356,15 +566,42 @@ struct Link {
     needs_keyframe: bool,
 }
 
-async fn run(
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    binding: Binding,
-    counters: Arc<Counters>,
-) {
+async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
+    let Shard {
+        index,
+        binding,
+        counters,
+        router,
+        peers,
+        mut handovers,
+        shared,
+        tcp,
+    } = shard;
+    let shared = match shared.map(|s| (s.local_addr(), UdpSocket::from_std(s))) {
+        Some((Ok(local), Ok(socket))) => {
+            let advertised = SocketAddr::new(binding.public_ip.unwrap_or(local.ip()), local.port());
+            Some((Rc::new(socket), advertised))
+        }
+        Some((Err(e), _) | (_, Err(e))) => {
+            // Joins on this thread then fail to connect; the others still serve.
+            tracing::error!(thread = index, "media socket unusable: {e}");
+            None
+        }
+        None => None,
+    };
     let engine = Rc::new(RefCell::new(Engine {
+        shard: index,
         binding,
         next_port: 0,
         counters,
+        router,
+        peers,
+        shared: shared.clone(),
+        local_addrs: HashMap::new(),
+        wire: Wire::default(),
+        tcp_enabled: false,
+        #[cfg(feature = "test-client")]
+        faulty: std::collections::HashSet::new(),
         pcs: HashMap::new(),
         tracks: HashMap::new(),
         next_track: 1,
@@ -381,15 +618,62 @@ async fn run(
     if let Err(e) = engine.borrow_mut().certificate() {
         tracing::warn!("no DTLS certificate yet: {e}");
     }
-    while let Some(command) = commands.recv().await {
-        let spawn = {
-            let mut e = engine.borrow_mut();
-            let spawn = e.command(command);
-            e.settle();
-            spawn
-        };
-        if let Some((session, socket, wake)) = spawn {
-            tokio::task::spawn_local(connection(engine.clone(), session, socket, wake));
+    // One set of receive buffers for every socket of the thread: its tasks
+    // never hold them across an await.
+    let inbox = Rc::new(RefCell::new(Inbox::default()));
+    if let Some((socket, _)) = shared {
+        tokio::task::spawn_local(shared_reader(engine.clone(), inbox.clone(), socket));
+        match tcp.map(TcpListener::from_std) {
+            Some(Ok(listener)) => {
+                engine.borrow_mut().tcp_enabled = true;
+                tokio::task::spawn_local(tcp_acceptor(engine.clone(), listener));
+            }
+            Some(Err(e)) => tracing::warn!(thread = index, "no ICE-TCP listener: {e}"),
+            None => {}
+        }
+    }
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else {
+                    break;
+                };
+                let session = command.session();
+                let mut spawn = None;
+                guarded(&engine, session, |e| spawn = e.command(command));
+                engine.borrow_mut().settle();
+                if let Some((session, socket, wake)) = spawn {
+                    tokio::task::spawn_local(connection(
+                        engine.clone(),
+                        inbox.clone(),
+                        session,
+                        socket,
+                        wake,
+                    ));
+                }
+            }
+            Some(first) = handovers.recv() => {
+                let mut next = Some(first);
+                let mut n = 0;
+                while let Some(handover) = next {
+                    match handover {
+                        Handover::Datagram { from, data } => demux(&engine, &data, from),
+                        Handover::Tcp { stream, peer, session, first, rest } => {
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => {
+                                    tokio::task::spawn_local(tcp_stream(
+                                        engine.clone(), stream, peer, session, first, rest,
+                                    ));
+                                }
+                                Err(e) => tracing::debug!("ICE-TCP stream not adopted: {e}"),
+                            }
+                        }
+                    }
+                    n += 1;
+                    next = if n < RECV_BATCH { handovers.try_recv().ok() } else { None };
+                }
+                engine.borrow_mut().settle();
+            }
         }
     }
     // Every handle is gone: close what is left so peers hear of it.
@@ -398,16 +682,236 @@ async fn run(
     for session in sessions {
         e.close(session);
     }
+    e.settle();
 }
 
-/// One connection's task: its socket and its protocol timers.
+/// Runs one connection's work; a panic in it ends that connection's Room only.
+///
+/// Never called with the engine already borrowed (no caller holds a borrow
+/// across it), so the borrow here cannot fail; the unwinding drops it.
+fn guarded(engine: &RefCell<Engine>, session: u64, work: impl FnOnce(&mut Engine)) {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(&mut engine.borrow_mut())));
+    if let Err(payload) = outcome {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        engine.borrow_mut().room_panicked(session, &what);
+    }
+}
+
+/// Routes one datagram of the shared port to its connection, here or on its thread.
+fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr) {
+    let (route, here) = {
+        let mut e = engine.borrow_mut();
+        let Some(route) = e.route(data, from) else {
+            return;
+        };
+        (route, e.shard)
+    };
+    if route.shard == here {
+        guarded(engine, route.session, |e| {
+            e.datagram(route.session, data, from, TransportProtocol::UDP)
+        });
+    } else {
+        let handover = Handover::Datagram {
+            from,
+            data: BytesMut::from(data),
+        };
+        engine.borrow_mut().hand_over(route.shard, handover);
+    }
+}
+
+/// Reads this thread's socket on the shared port.
+async fn shared_reader(
+    engine: Rc<RefCell<Engine>>,
+    inbox: Rc<RefCell<Inbox>>,
+    socket: Rc<UdpSocket>,
+) {
+    loop {
+        if let Err(e) = socket.readable().await {
+            tracing::error!("shared media socket: {e}");
+            return;
+        }
+        for _ in 0..RECV_ROUNDS {
+            let mut inbox = inbox.borrow_mut();
+            let n = match inbox.recv(&socket) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // An ICMP error for an earlier send to some peer: read on.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::debug!("shared media socket: {e}");
+                    break;
+                }
+            };
+            for i in 0..n {
+                if let Some((data, from)) = inbox.datagram(i) {
+                    demux(&engine, data, from);
+                }
+            }
+            drop(inbox);
+            engine.borrow_mut().settle();
+        }
+    }
+}
+
+/// Accepts ICE-TCP connections on this thread's listener.
+async fn tcp_acceptor(engine: Rc<RefCell<Engine>>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::task::spawn_local(tcp_first(engine.clone(), stream, peer));
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off rather than spin.
+                tracing::debug!("ICE-TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Reads a new ICE-TCP stream's first frame and takes the stream to the thread
+/// of the connection it names; anything else closes it.
+async fn tcp_first(engine: Rc<RefCell<Engine>>, stream: TcpStream, peer: SocketAddr) {
+    let mut deframer = Deframer::default();
+    let mut buf = vec![0u8; tcp::MAX_FRAME];
+    let first = tokio::time::timeout(tcp::FIRST_FRAME_TIMEOUT, async {
+        loop {
+            match deframer.next_frame() {
+                Ok(Some(frame)) => return Some(frame),
+                Ok(None) => {}
+                Err(()) => return None,
+            }
+            stream.readable().await.ok()?;
+            match stream.try_read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => deframer.extend(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some(first)) = first else {
+        return;
+    };
+    let (route, here) = {
+        let e = engine.borrow();
+        let route = core::stun_binding_ufrag(&first).and_then(|u| e.router.by_ufrag(u));
+        (route, e.shard)
+    };
+    let Some(route) = route else {
+        return;
+    };
+    if route.shard == here {
+        tcp_stream(engine, stream, peer, route.session, first, deframer).await;
+        return;
+    }
+    match stream.into_std() {
+        Ok(stream) => engine.borrow_mut().hand_over(
+            route.shard,
+            Handover::Tcp {
+                stream,
+                peer,
+                session: route.session,
+                first,
+                rest: deframer,
+            },
+        ),
+        Err(e) => tracing::debug!("ICE-TCP stream not handed over: {e}"),
+    }
+}
+
+/// One ICE-TCP stream of a connection of this thread: frames in, backlog out.
+async fn tcp_stream(
+    engine: Rc<RefCell<Engine>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    session: u64,
+    first: BytesMut,
+    mut deframer: Deframer,
+) {
+    let stream = Rc::new(stream);
+    let kick = Rc::new(Notify::new());
+    {
+        let mut e = engine.borrow_mut();
+        if !e.pcs.contains_key(&session) {
+            return;
+        }
+        let conn = TcpConn {
+            stream: stream.clone(),
+            session,
+            backlog: BytesMut::new(),
+            kick: kick.clone(),
+        };
+        // A second stream from the same address replaces the first.
+        if let Some(old) = e.wire.tcp.insert(peer, conn) {
+            old.kick.notify_one();
+        }
+    }
+    let mut frame = Some(first);
+    let mut buf = vec![0u8; tcp::MAX_FRAME];
+    loop {
+        while let Some(data) = frame.take() {
+            guarded(&engine, session, |e| {
+                e.datagram(session, &data, peer, TransportProtocol::TCP)
+            });
+            match deframer.next_frame() {
+                Ok(next) => frame = next,
+                Err(()) => {
+                    engine.borrow_mut().drop_tcp(peer, &stream);
+                    return;
+                }
+            }
+        }
+        engine.borrow_mut().settle();
+        let wants_write = match engine.borrow().wire.tcp.get(&peer) {
+            Some(c) if Rc::ptr_eq(&c.stream, &stream) => !c.backlog.is_empty(),
+            // Closed with its connection, or replaced.
+            _ => return,
+        };
+        tokio::select! {
+            ready = stream.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                match stream.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        deframer.extend(&buf[..n]);
+                        match deframer.next_frame() {
+                            Ok(next) => frame = next,
+                            Err(()) => break,
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+            ready = stream.writable(), if wants_write => {
+                if ready.is_err() {
+                    break;
+                }
+                engine.borrow_mut().tcp_write(peer);
+            }
+            () = kick.notified() => {}
+        }
+    }
+    engine.borrow_mut().drop_tcp(peer, &stream);
+}
+
+/// One connection's task: its protocol timers, and its own socket in port-range mode.
 async fn connection(
     engine: Rc<RefCell<Engine>>,
+    inbox: Rc<RefCell<Inbox>>,
     session: u64,
-    socket: Rc<UdpSocket>,
+    socket: Option<Rc<UdpSocket>>,
     wake: Rc<Notify>,
 ) {
-    let mut buf = vec![0u8; RECV_BUFFER];
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
@@ -430,32 +934,47 @@ async fn connection(
             let at = deadline.map_or(far, tokio::time::Instant::from_std);
             sleep.as_mut().reset(at);
         }
+        let readable = async {
+            match &socket {
+                Some(s) => s.readable().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            ready = socket.readable() => {
+            ready = readable => {
+                let Some(socket) = &socket else {
+                    continue;
+                };
                 if ready.is_err() {
                     engine.borrow_mut().fail(session);
                     return;
                 }
-                let mut e = engine.borrow_mut();
-                for _ in 0..RECV_BURST {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, from)) => e.datagram(session, &buf[..n], from),
+                for _ in 0..RECV_ROUNDS {
+                    let mut inbox = inbox.borrow_mut();
+                    let n = match inbox.recv(socket) {
+                        Ok(n) => n,
                         Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                         Err(err) if err.kind() == ErrorKind::ConnectionRefused => continue,
                         Err(err) => {
                             tracing::debug!(session, "media socket: {err}");
                             break;
                         }
+                    };
+                    for i in 0..n {
+                        if let Some((data, from)) = inbox.datagram(i) {
+                            guarded(&engine, session, |e| {
+                                e.datagram(session, data, from, TransportProtocol::UDP)
+                            });
+                        }
                     }
                 }
-                e.settle();
+                engine.borrow_mut().settle();
             }
             () = &mut sleep => {
-                let mut e = engine.borrow_mut();
                 let now = Instant::now();
-                e.timeout(session, now);
-                e.settle();
+                guarded(&engine, session, |e| e.timeout(session, now));
+                engine.borrow_mut().settle();
                 last_run = Some(now);
                 armed = None;
             }
@@ -466,7 +985,7 @@ async fn connection(
 
 impl Engine {
     /// Runs one command; returns a connection task to spawn.
-    fn command(&mut self, command: Command) -> Option<(u64, Rc<UdpSocket>, Rc<Notify>)> {
+    fn command(&mut self, command: Command) -> Option<(u64, Option<Rc<UdpSocket>>, Rc<Notify>)> {
         match command {
             Command::Open {
                 session,
@@ -523,6 +1042,10 @@ impl Engine {
             }
             Command::Unsubscribe { session, track } => self.unsubscribe(session, track),
             Command::Close { session } => self.close(session),
+            #[cfg(feature = "test-client")]
+            Command::Fault { room } => {
+                self.faulty.insert(room);
+            }
         }
         None
     }
@@ -533,12 +1056,26 @@ impl Engine {
         room: String,
         participant: String,
         events: mpsc::UnboundedSender<PcEvent>,
-    ) -> Result<(Rc<UdpSocket>, Rc<Notify>)> {
-        let std_socket = self.bind()?;
-        let local = std_socket.local_addr().map_err(io_error)?;
-        let socket = Rc::new(UdpSocket::from_std(std_socket).map_err(io_error)?);
-        let advertised =
-            SocketAddr::new(self.binding.public_ip.unwrap_or(local.ip()), local.port());
+    ) -> Result<(Option<Rc<UdpSocket>>, Rc<Notify>)> {
+        // On the shared port the connection is found by its ufrag, so it is
+        // chosen here rather than by the ICE agent. RFC 8445 asks for at least
+        // 24 bits of randomness in the ufrag and 128 in the password.
+        let ufrag = random_ice_string(16);
+        let password = random_ice_string(32);
+        let (socket, advertised, own) = if self.binding.shared() {
+            let (socket, advertised) = self
+                .shared
+                .clone()
+                .ok_or_else(|| Error::WebRtc("this media thread has no socket".to_owned()))?;
+            (socket, advertised, false)
+        } else {
+            let std_socket = self.bind()?;
+            let local = std_socket.local_addr().map_err(io_error)?;
+            let socket = Rc::new(UdpSocket::from_std(std_socket).map_err(io_error)?);
+            let advertised =
+                SocketAddr::new(self.binding.public_ip.unwrap_or(local.ip()), local.port());
+            (socket, advertised, true)
+        };
         let mut media_engine = crate::engine::media_engine()?;
         let registry = crate::engine::interceptors(&mut media_engine)?;
         let certificate = self.certificate()?;
@@ -550,7 +1087,11 @@ impl Engine {
             )
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
-            .with_setting_engine(SettingEngineBuilder::new().build())
+            .with_setting_engine(
+                SettingEngineBuilder::new()
+                    .with_ice_credentials(ufrag.clone(), password)
+                    .build(),
+            )
             .build(Instant::now())
             .map_err(rtc_error)?;
         let wake = Rc::new(Notify::new());
@@ -562,11 +1103,21 @@ impl Engine {
                 members: 0,
             })
             .members += 1;
+        if !own {
+            self.router.add_ufrag(
+                &ufrag,
+                Route {
+                    shard: self.shard,
+                    session,
+                },
+            );
+        }
         self.pcs.insert(
             session,
             Pc {
                 core,
                 socket: socket.clone(),
+                ufrag,
                 advertised,
                 candidate_added: false,
                 room,
@@ -579,7 +1130,7 @@ impl Engine {
                 failed: false,
             },
         );
-        Ok((socket, wake))
+        Ok((own.then_some(socket), wake))
     }
 
     /// The DTLS certificate for a new connection, made afresh once a day.
@@ -618,11 +1169,8 @@ impl Engine {
                 self.next_port = self.next_port.wrapping_add(1);
                 min + n as u16
             };
-            match std::net::UdpSocket::bind(SocketAddr::new(b.bind_ip, port)) {
-                Ok(socket) => {
-                    socket.set_nonblocking(true).map_err(io_error)?;
-                    return Ok(socket);
-                }
+            match udp::bind_one(SocketAddr::new(b.bind_ip, port)) {
+                Ok(socket) => return Ok(socket),
                 Err(e) => {
                     tracing::debug!(port, "media port not bound: {e}");
                     last = io_error(e);
@@ -675,6 +1223,25 @@ impl Engine {
                 .to_json()
                 .map_err(rtc_error)?;
             pc.core.add_local_candidate(init).map_err(rtc_error)?;
+            if self.tcp_enabled {
+                // Ranked below UDP by ICE's type preferences: only used when UDP fails.
+                let candidate = CandidateHostConfig {
+                    base_config: CandidateConfig {
+                        network: "tcp".to_owned(),
+                        address: pc.advertised.ip().to_string(),
+                        port: pc.advertised.port(),
+                        component: 1,
+                        ..Default::default()
+                    },
+                    tcp_type: TcpType::Passive,
+                }
+                .new_candidate_host()
+                .map_err(|e| Error::WebRtc(e.to_string()))?;
+                let init = RTCIceCandidate::from(&candidate)
+                    .to_json()
+                    .map_err(rtc_error)?;
+                pc.core.add_local_candidate(init).map_err(rtc_error)?;
+            }
             pc.core
                 .add_local_candidate(RTCIceCandidateInit::default())
                 .map_err(rtc_error)?;
@@ -843,9 +1410,10 @@ impl Engine {
         };
         let _ = pc.core.close();
         while let Some(out) = pc.core.poll_write() {
-            let _ = pc.socket.try_send_to(&out.message, out.transport.peer_addr);
+            self.wire.send(&pc.socket, out, None);
         }
         pc.wake.notify_one();
+        self.forget_routes(session, &pc.ufrag);
         for key in pc.published.values() {
             self.tracks.remove(key);
         }
@@ -859,6 +1427,114 @@ impl Engine {
                 self.rooms.remove(&pc.room);
             }
         }
+    }
+
+    /// The connection a datagram on the shared port is for (learning the
+    /// sender's address from a connectivity check for one of ours).
+    fn route(&mut self, data: &[u8], from: SocketAddr) -> Option<Route> {
+        if let Some(ufrag) = core::stun_binding_ufrag(data) {
+            let route = self.router.by_ufrag(ufrag)?;
+            if route.shard == self.shard
+                && self.local_addrs.insert(from, route.session) != Some(route.session)
+            {
+                self.router.learn(from, route);
+            }
+            return Some(route);
+        }
+        if let Some(&session) = self.local_addrs.get(&from) {
+            return Some(Route {
+                shard: self.shard,
+                session,
+            });
+        }
+        self.router.by_addr(&from)
+    }
+
+    /// Passes what arrived here to the thread that owns its connection.
+    fn hand_over(&mut self, shard: usize, handover: Handover) {
+        if self
+            .peers
+            .get(shard)
+            .is_none_or(|peer| peer.try_send(handover).is_err())
+        {
+            self.dropped += 1;
+        }
+    }
+
+    fn forget_routes(&mut self, session: u64, ufrag: &str) {
+        let route = Route {
+            shard: self.shard,
+            session,
+        };
+        self.router.forget(route, ufrag);
+        self.local_addrs.retain(|_, s| *s != session);
+        self.wire.tcp.retain(|_, conn| {
+            let keep = conn.session != session;
+            if !keep {
+                // Its task sees the stream gone and ends, closing it.
+                conn.kick.notify_one();
+            }
+            keep
+        });
+    }
+
+    /// Writes what an ICE-TCP stream's kernel buffer takes now.
+    fn tcp_write(&mut self, peer: SocketAddr) {
+        let Some(conn) = self.wire.tcp.get_mut(&peer) else {
+            return;
+        };
+        if let Err(e) = conn.write_some() {
+            tracing::debug!(%peer, "ICE-TCP write: {e}");
+            if let Some(conn) = self.wire.tcp.remove(&peer) {
+                conn.kick.notify_one();
+            }
+        }
+    }
+
+    /// The stream ended: forget it unless it was already replaced.
+    fn drop_tcp(&mut self, peer: SocketAddr, stream: &Rc<TcpStream>) {
+        if self
+            .wire
+            .tcp
+            .get(&peer)
+            .is_some_and(|c| Rc::ptr_eq(&c.stream, stream))
+        {
+            self.wire.tcp.remove(&peer);
+        }
+    }
+
+    /// A panic unwound out of work for `session`: its whole Room's media ends
+    /// here, so no half-updated state of it is ever used again, and its
+    /// sessions end with a reason that makes clients rejoin.
+    fn room_panicked(&mut self, session: u64, what: &str) {
+        let Some(room) = self.pcs.get(&session).map(|pc| pc.room.clone()) else {
+            tracing::error!(session, "media panicked for a closed connection: {what}");
+            return;
+        };
+        tracing::error!(room = %room, "room media panicked; its participants reconnect: {what}");
+        self.counters.room_failures.fetch_add(1, Ordering::Relaxed);
+        let sessions: Vec<u64> = self
+            .pcs
+            .iter()
+            .filter(|(_, pc)| pc.room == room)
+            .map(|(s, _)| *s)
+            .collect();
+        for session in sessions {
+            let Some(pc) = self.pcs.remove(&session) else {
+                continue;
+            };
+            let _ = pc.events.send(PcEvent::RoomFailed);
+            pc.wake.notify_one();
+            self.forget_routes(session, &pc.ufrag);
+            self.touched.retain(|s| *s != session);
+            // The connection may be in any state: even dropping it must not
+            // take the thread down.
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(pc)));
+        }
+        self.tracks.retain(|_, t| t.room != room);
+        self.rooms.remove(&room);
+        #[cfg(feature = "test-client")]
+        self.faulty.remove(&room);
     }
 
     fn fail(&mut self, session: u64) {
@@ -887,10 +1563,20 @@ impl Engine {
         self.pump(session);
     }
 
-    fn datagram(&mut self, session: u64, data: &[u8], from: SocketAddr) {
+    fn datagram(
+        &mut self,
+        session: u64,
+        data: &[u8],
+        from: SocketAddr,
+        protocol: TransportProtocol,
+    ) {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
         };
+        #[cfg(feature = "test-client")]
+        if self.faulty.contains(&pc.room) {
+            panic!("fault injected into the media of room {}", pc.room);
+        }
         let now = Instant::now();
         let msg = TaggedBytesMut {
             now,
@@ -898,7 +1584,7 @@ impl Engine {
                 local_addr: pc.advertised,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
             message: BytesMut::from(data),
         };
@@ -945,17 +1631,14 @@ impl Engine {
         }
     }
 
-    /// Puts the connection's outgoing datagrams on the wire.
+    /// Queues the connection's outgoing datagrams for the end of the burst.
     fn flush(&mut self, session: u64) {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
         };
         while let Some(out) = pc.core.poll_write() {
-            if let Err(e) = pc.socket.try_send_to(&out.message, out.transport.peer_addr) {
+            if self.wire.send(&pc.socket, out, None) == Sent::Dropped {
                 self.dropped += 1;
-                if e.kind() != ErrorKind::WouldBlock {
-                    tracing::debug!(session, "media send: {e}");
-                }
             }
         }
     }
@@ -1129,24 +1812,28 @@ impl Engine {
                 self.dropped += 1;
                 continue;
             }
-            let mut lost = false;
+            // Counted, and a loss handled, once the outbox knows whether the
+            // kernel took the datagram (see `settle`).
+            let tag = Tag {
+                track: key,
+                subscriber: link.subscriber,
+                payload_len,
+            };
             while let Some(datagram) = pc.core.poll_write() {
-                if pc
-                    .socket
-                    .try_send_to(&datagram.message, datagram.transport.peer_addr)
-                    .is_err()
-                {
-                    lost = true;
+                match self.wire.send(&pc.socket, datagram, Some(tag)) {
+                    Sent::Queued => {}
+                    Sent::Framed => {
+                        self.forwarded += 1;
+                        self.forwarded_bytes += payload_len;
+                    }
+                    Sent::Dropped => {
+                        self.dropped += 1;
+                        link.needs_keyframe |= track.kind == Kind::Video;
+                    }
                 }
             }
-            if lost {
-                self.dropped += 1;
-                link.needs_keyframe |= track.kind == Kind::Video;
-            } else {
-                self.forwarded += 1;
-                self.forwarded_bytes += payload_len;
-                want_keyframe |= std::mem::take(&mut link.needs_keyframe);
-            }
+            // A copy after a lost one: the subscriber's decoder needs a keyframe.
+            want_keyframe |= std::mem::take(&mut link.needs_keyframe);
             if !self.touched.contains(&link.subscriber) {
                 self.touched.push(link.subscriber);
             }
@@ -1197,6 +1884,42 @@ impl Engine {
     /// After a burst: publish the counters and wake connections whose next
     /// deadline moved earlier than the one their task sleeps until.
     fn settle(&mut self) {
+        for peer in std::mem::take(&mut self.wire.dirty) {
+            self.tcp_write(peer);
+            if let Some(conn) = self.wire.tcp.get(&peer)
+                && !conn.backlog.is_empty()
+            {
+                // The kernel buffer is full: the stream's task waits for room.
+                conn.kick.notify_one();
+            }
+        }
+        if !self.wire.outbox.is_empty() {
+            let tracks = &mut self.tracks;
+            let (mut forwarded, mut bytes, mut dropped) = (0, 0, 0);
+            self.wire.outbox.flush(|tag, taken| match (tag, taken) {
+                (Some(tag), true) => {
+                    forwarded += 1;
+                    bytes += tag.payload_len;
+                }
+                (Some(tag), false) => {
+                    dropped += 1;
+                    if let Some(track) = tracks.get_mut(&tag.track)
+                        && track.kind == Kind::Video
+                        && let Some(link) = track
+                            .links
+                            .iter_mut()
+                            .find(|l| l.subscriber == tag.subscriber)
+                    {
+                        link.needs_keyframe = true;
+                    }
+                }
+                (None, true) => {}
+                (None, false) => dropped += 1,
+            });
+            self.forwarded += forwarded;
+            self.forwarded_bytes += bytes;
+            self.dropped += dropped;
+        }
         let c = &self.counters;
         if self.forwarded > 0 {
             c.packets_forwarded
@@ -1230,6 +1953,57 @@ impl Engine {
             }
         }
     }
+}
+
+/// Where a datagram the core wrote went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Queued for the UDP socket: counted when the outbox is flushed.
+    Queued,
+    /// Framed into its ICE-TCP stream's backlog.
+    Framed,
+    /// Dropped at once: the stream's backlog is full, or it has no stream.
+    Dropped,
+}
+
+/// Everything leaving the thread: UDP datagrams for the end of the burst, and
+/// the ICE-TCP streams of this thread's connections by remote address.
+#[derive(Default)]
+struct Wire {
+    outbox: Outbox,
+    tcp: HashMap<SocketAddr, TcpConn>,
+    /// Streams with frames queued since the last `settle`.
+    dirty: Vec<SocketAddr>,
+}
+
+impl Wire {
+    fn send(&mut self, socket: &Rc<UdpSocket>, out: TaggedBytesMut, tag: Option<Tag>) -> Sent {
+        let peer = out.transport.peer_addr;
+        if out.transport.transport_protocol != TransportProtocol::TCP {
+            self.outbox.push(socket, peer, out.message, tag);
+            return Sent::Queued;
+        }
+        let Some(conn) = self.tcp.get_mut(&peer) else {
+            return Sent::Dropped;
+        };
+        if !conn.queue(&out.message) {
+            return Sent::Dropped;
+        }
+        if !self.dirty.contains(&peer) {
+            self.dirty.push(peer);
+        }
+        Sent::Framed
+    }
+}
+
+/// Random ICE ufrag/password characters (RFC 8445 `ice-char`, alphanumeric part).
+fn random_ice_string(len: usize) -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 fn io_error(e: std::io::Error) -> Error {

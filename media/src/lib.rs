@@ -17,8 +17,12 @@
 //!   crate's tests, its benchmark and the instance's end-to-end tests share.
 //! - [`core`]: the forwarding decisions (rewriting, header extensions, keyframe
 //!   throttling, speaker detection, negotiation order) as pure code with unit tests.
-//! - `forwarder`: the media thread that owns every peer connection (the sans-IO
-//!   `rtc` core under webrtc-rs) and its UDP socket, and forwards packets.
+//! - `forwarder`: the media threads (one per core by default), each owning the
+//!   peer connections (the sans-IO `rtc` core under webrtc-rs) of the Rooms
+//!   placed on it, and forwarding their packets.
+//! - `udp`: the one media port all connections share, how each thread finds the
+//!   owner of a datagram on it, and `sendmmsg`/`recvmmsg` batches; `tcp`: ICE
+//!   over TCP (RFC 6544) on the same port number, for networks without UDP.
 //!
 //! # Invariants
 //! - No media without a verified, unexpired, unused token for that very Room.
@@ -31,14 +35,17 @@
 //!   the publisher's mid or rid), so a browser never routes them to a wrong m-line.
 //! - Negotiation is serialised by each participant's session task, which avoids
 //!   glare by construction.
+//! - A Room's connections all live on one media thread, so its packets never
+//!   cross threads after they are read; a panic in a Room's media ends that
+//!   Room's sessions with [`CloseReason::Reconnect`] and nothing else.
 //!
 //! # Why this shape
 //! The crate knows nothing of HTTP, databases or other Convene crates; the
 //! instance glues a WebSocket to [`Session::run`] and maps its own Room and person
-//! ids to the opaque strings used here. Media runs on a thread of its own, with
-//! every connection of the instance on it: forwarding a packet is then a plain
-//! loop with no locks, channels or task switches, and the instance's HTTP runtime
-//! is never slowed by media.
+//! ids to the opaque strings used here. Media runs on threads of its own, each
+//! with whole Rooms on it: forwarding a packet is then a plain loop with no
+//! locks, channels or task switches, every core can forward, and the instance's
+//! HTTP runtime is never slowed by media.
 
 pub mod core;
 pub mod engine;
@@ -46,9 +53,11 @@ pub mod error;
 mod forwarder;
 pub mod sfu;
 pub mod signaling;
+mod tcp;
 #[cfg(feature = "test-client")]
 pub mod testing;
 pub mod token;
+mod udp;
 
 pub use error::{Error, Result};
 pub use sfu::{CloseReason, Metrics, Session, Sfu, SfuConfig};

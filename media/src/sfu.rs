@@ -1,5 +1,6 @@
 //! Rooms, participants and their signaling sessions. Media lives on the media
-//! thread ([`crate::forwarder`]); decisions are delegated to [`crate::core`].
+//! threads ([`crate::forwarder`]), each Room on one of them; decisions are
+//! delegated to [`crate::core`].
 //!
 //! Each participant has one **session** task ([`Session::run`]): signaling, and
 //! every negotiation step on the participant's peer connection (so negotiation
@@ -20,7 +21,7 @@ use webrtc::peer_connection::RTCIceServer;
 
 use crate::core::{Negotiator, OnRemoteOffer};
 use crate::error::{Error, Result};
-use crate::forwarder::{Binding, Counters, MediaThread, PcEvent, TrackKey};
+use crate::forwarder::{Binding, Counters, MediaThread, MediaThreads, PcEvent, TrackKey};
 use crate::signaling::{
     Candidate, ClientMessage, IceServer, Kind, ParticipantInfo, RATE_BURST, RATE_PER_SEC,
     RateLimiter, ServerMessage, TrackInfo,
@@ -37,10 +38,16 @@ const ENDED_ROOM_MEMORY: Duration = Duration::from_secs(600);
 /// How the SFU binds and what it tells clients.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// First UDP port for media (0 with `udp_port_max` 0: any free port).
+    /// First UDP port for media. When it equals `udp_port_max`, every
+    /// participant shares that one port (0 and 0: one the system chooses),
+    /// demultiplexed by ICE ufrag and remote address: the one port a firewall
+    /// must open.
     pub udp_port_min: u16,
-    /// Last UDP port for media, inclusive. Each participant uses one port.
+    /// Last UDP port for media, inclusive. Above `udp_port_min`, each
+    /// participant binds a port of its own from the range.
     pub udp_port_max: u16,
+    /// Media threads; `None`: one per available core. Each Room lives on one.
+    pub media_threads: Option<usize>,
     /// The address clients reach when the SFU sits behind a 1:1 NAT; advertised
     /// instead of the bound address in host candidates.
     pub public_ip: Option<IpAddr>,
@@ -60,6 +67,7 @@ impl SfuConfig {
         Self {
             udp_port_min: 0,
             udp_port_max: 0,
+            media_threads: None,
             public_ip: None,
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ice_servers: Vec::new(),
@@ -88,6 +96,8 @@ pub struct Metrics {
     pub keyframe_requests: u64,
     /// Joins refused (bad token, full or ended Room).
     pub joins_refused: u64,
+    /// Rooms whose media panicked and was ended (their people rejoin).
+    pub room_failures: u64,
 }
 
 /// Why a session ended. [`CloseReason::text`] is meant for the WebSocket close frame.
@@ -111,6 +121,8 @@ pub enum CloseReason {
     TooSlow,
     /// The media connection failed or could not be negotiated.
     Failed(String),
+    /// The Room's media hit an internal error and was restarted: join again.
+    Reconnect,
 }
 
 impl CloseReason {
@@ -126,6 +138,7 @@ impl CloseReason {
             CloseReason::Protocol(why) => format!("protocol error: {why}"),
             CloseReason::TooSlow => "not reading messages".to_owned(),
             CloseReason::Failed(why) => format!("media failed: {why}"),
+            CloseReason::Reconnect => "reconnecting: the room's media restarted".to_owned(),
         };
         let mut end = s.len().min(123);
         while !s.is_char_boundary(end) {
@@ -148,7 +161,7 @@ struct Inner {
     next_session: AtomicU64,
     counters: Arc<Counters>,
     joins_refused: AtomicU64,
-    media: MediaThread,
+    media: MediaThreads,
 }
 
 /// The instance's SFU. Cheap to clone; all clones share the same rooms.
@@ -244,8 +257,11 @@ impl Sfu {
             port_min: config.udp_port_min,
             port_max: config.udp_port_max,
         };
-        let media = MediaThread::start(binding, counters.clone())
-            .expect("the operating system starts the media thread");
+        let threads = config.media_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        let media = MediaThreads::start(binding, threads, counters.clone())
+            .expect("the operating system starts the media threads and binds the media port");
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -307,10 +323,17 @@ impl Sfu {
 
         let session_id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
-        self.inner
+        let shard = self.inner.media.place(&claims.room);
+        let opened = self
+            .inner
             .media
+            .thread(shard)
             .open(session_id, &claims.room, &claims.participant, pc_tx)
-            .await?;
+            .await;
+        if let Err(e) = opened {
+            self.inner.media.release(&claims.room);
+            return Err(e);
+        }
         let (events_tx, events_rx) = mpsc::channel(ROOM_EVENTS);
         let (kick_tx, kick_rx) = watch::channel(None);
         let member = Arc::new(Member {
@@ -332,7 +355,8 @@ impl Sfu {
         let (room, others) = match joined {
             Ok(v) => v,
             Err(e) => {
-                self.inner.media.close(session_id);
+                self.inner.media.thread(shard).close(session_id);
+                self.inner.media.release(&claims.room);
                 return Err(e);
             }
         };
@@ -342,6 +366,7 @@ impl Sfu {
             room,
             claims,
             session_id,
+            shard,
             member,
             others,
             pc_events: pc_rx,
@@ -543,7 +568,20 @@ impl Sfu {
         m.packets_dropped = c.packets_dropped.load(Ordering::Relaxed);
         m.keyframe_requests = c.keyframe_requests.load(Ordering::Relaxed);
         m.joins_refused = self.inner.joins_refused.load(Ordering::Relaxed);
+        m.room_failures = c.room_failures.load(Ordering::Relaxed);
         m
+    }
+
+    /// The one UDP port every participant's media uses, unless each has its own.
+    pub fn media_port(&self) -> Option<u16> {
+        self.inner.media.port()
+    }
+
+    /// Test hook: makes the next datagram of `room`'s media panic, as a bug in
+    /// the WebRTC stack would. Returns whether anyone is in the Room.
+    #[cfg(feature = "test-client")]
+    pub fn inject_media_fault(&self, room: &str) -> bool {
+        self.inner.media.inject_fault(room)
     }
 }
 
@@ -586,6 +624,8 @@ pub struct Session {
     room: Arc<Room>,
     claims: Claims,
     session_id: u64,
+    /// The media thread the Room lives on.
+    shard: usize,
     member: Arc<Member>,
     others: Vec<ParticipantInfo>,
     pc_events: mpsc::UnboundedReceiver<PcEvent>,
@@ -692,7 +732,7 @@ impl Session {
                         },
                     };
                     if let Err(reason) = step {
-                        return reason;
+                        return self.true_reason(reason);
                     }
                 }
             };
@@ -729,6 +769,18 @@ impl Session {
             |tx, m: String| async move { tx.send(m).await.map(|()| tx) },
         ));
         self.run(incoming, outgoing).await
+    }
+
+    /// A media command can fail because the Room's media was just torn down
+    /// after a panic; the event saying so is then already queued, and the
+    /// client must hear "reconnect" rather than a failure of its own.
+    fn true_reason(&mut self, reason: CloseReason) -> CloseReason {
+        while let Ok(event) = self.pc_events.try_recv() {
+            if matches!(event, PcEvent::RoomFailed) {
+                return CloseReason::Reconnect;
+            }
+        }
+        reason
     }
 
     fn push(&self, live: &Live, message: ServerMessage) -> Result<(), CloseReason> {
@@ -828,7 +880,7 @@ impl Session {
     }
 
     fn media(&self) -> &MediaThread {
-        &self.sfu.inner.media
+        self.sfu.inner.media.thread(self.shard)
     }
 
     async fn maybe_offer(&mut self, live: &mut Live) -> Result<(), CloseReason> {
@@ -892,6 +944,7 @@ impl Session {
                 }),
             ),
             PcEvent::Failed => Err(CloseReason::Failed("connection failed".to_owned())),
+            PcEvent::RoomFailed => Err(CloseReason::Reconnect),
             PcEvent::Track { key, mid, kind } => {
                 self.publish(live, key, mid, kind);
                 Ok(())
@@ -954,6 +1007,7 @@ impl Session {
         self.finished = true;
         live.subscriptions.clear();
         self.media().close(self.session_id);
+        self.sfu.inner.media.release(&self.claims.room);
         leave_room(
             &self.sfu,
             &self.room,
@@ -966,7 +1020,8 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if !self.finished {
-            self.sfu.inner.media.close(self.session_id);
+            self.media().close(self.session_id);
+            self.sfu.inner.media.release(&self.claims.room);
             leave_room(
                 &self.sfu,
                 &self.room,

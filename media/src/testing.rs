@@ -186,9 +186,31 @@ pub struct Client {
     pump: JoinHandle<()>,
 }
 
+/// How a client's peer connection reaches the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP on loopback, as every browser tries first.
+    Udp,
+    /// No UDP socket at all, as behind a firewall that blocks UDP: only ICE-TCP
+    /// candidates (RFC 6544), so media flows over the SFU's passive TCP candidate.
+    TcpOnly,
+}
+
 /// Joins `room` of an in-process `sfu` as `id` with a fresh token, returning
 /// once the SFU answered the first offer.
 pub async fn join(sfu: &Sfu, room: &str, id: &str, index: u8, capacity: Option<u32>) -> Client {
+    join_over(sfu, room, id, index, capacity, Transport::Udp).await
+}
+
+/// Like [`join`], over `transport`.
+pub async fn join_over(
+    sfu: &Sfu,
+    room: &str,
+    id: &str,
+    index: u8,
+    capacity: Option<u32>,
+    transport: Transport,
+) -> Client {
     let mut claims = Claims::new(
         room,
         id,
@@ -198,9 +220,16 @@ pub async fn join(sfu: &Sfu, room: &str, id: &str, index: u8, capacity: Option<u
     );
     claims.capacity = capacity;
     let token = sfu.token_key().issue(&claims);
-    join_with_token(sfu, room, id, index, &token, true)
-        .await
-        .expect("join accepted")
+    join_inner(
+        &tokio::runtime::Handle::current(),
+        sfu,
+        (room, id, index),
+        &token,
+        true,
+        transport,
+    )
+    .await
+    .expect("join accepted")
 }
 
 /// Joins an in-process `sfu` with a given token; `Err` is the SFU's refusal.
@@ -235,6 +264,25 @@ pub async fn join_on(
     token: &str,
     capture: bool,
 ) -> crate::Result<Client> {
+    join_inner(
+        sfu_runtime,
+        sfu,
+        (room, id, index),
+        token,
+        capture,
+        Transport::Udp,
+    )
+    .await
+}
+
+async fn join_inner(
+    sfu_runtime: &tokio::runtime::Handle,
+    sfu: &Sfu,
+    (room, id, index): (&str, &str, u8),
+    token: &str,
+    capture: bool,
+    transport: Transport,
+) -> crate::Result<Client> {
     let first = serde_json::to_string(&ClientMessage::Join {
         token: token.to_owned(),
     })
@@ -248,7 +296,7 @@ pub async fn join_on(
     let (in_tx, in_rx) = mpsc::channel::<String>(1024);
     let (out_tx, out_rx) = mpsc::channel::<String>(64);
     let session = sfu_runtime.spawn(session.run_channels(in_rx, out_tx));
-    let mut client = start(id, index, capture, in_tx, out_rx)
+    let mut client = start_over(id, index, capture, in_tx, out_rx, transport)
         .await
         .unwrap_or_else(|why| panic!("{id}: admitted but not connected: {why}"));
     client.session = Some(session);
@@ -265,21 +313,36 @@ pub async fn start(
     index: u8,
     capture: bool,
     to_server: mpsc::Sender<String>,
+    from_server: mpsc::Receiver<String>,
+) -> Result<Client, String> {
+    start_over(id, index, capture, to_server, from_server, Transport::Udp).await
+}
+
+/// Like [`start`], over `transport`.
+pub async fn start_over(
+    id: &str,
+    index: u8,
+    capture: bool,
+    to_server: mpsc::Sender<String>,
     mut from_server: mpsc::Receiver<String>,
+    transport: Transport,
 ) -> Result<Client, String> {
     let (signal_tx, mut signal_rx) = mpsc::unbounded_channel::<String>();
     let (received_tx, received_rx) = mpsc::unbounded_channel();
     let paused = Arc::new(AtomicBool::new(false));
     let resume = Arc::new(Notify::new());
 
-    let pc = client_peer_connection(Handler {
+    let handler = Handler {
         signal: signal_tx.clone(),
         received: received_tx,
         paused: paused.clone(),
         resume: resume.clone(),
         capture,
-    })
-    .await;
+    };
+    let pc = match transport {
+        Transport::Udp => client_peer_connection(handler).await,
+        Transport::TcpOnly => client_peer_connection_tcp_only(handler).await,
+    };
     let audio_ssrc: u32 = rand::random();
     let video_ssrc: u32 = rand::random();
     let audio = local_track(
@@ -445,6 +508,28 @@ pub async fn client_peer_connection_on(handler: Handler, ip: &str) -> Arc<dyn Pe
         .build()
         .await
         .expect("client peer connection on a local address");
+    Arc::new(pc)
+}
+
+/// A client peer connection with no UDP socket: ICE-TCP from loopback only.
+pub async fn client_peer_connection_tcp_only(handler: Handler) -> Arc<dyn PeerConnection> {
+    let mut me = crate::engine::media_engine().expect("media engine");
+    let registry = crate::engine::interceptors(&mut me).expect("interceptors");
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(
+            SettingEngineBuilder::new()
+                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                .with_include_loopback_candidate(true)
+                .build(),
+        )
+        .with_handler(Arc::new(handler))
+        .with_udp_addrs(Vec::<String>::new())
+        .with_tcp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .build()
+        .await
+        .expect("client peer connection over TCP");
     Arc::new(pc)
 }
 

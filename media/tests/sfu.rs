@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use convene_media::signaling::{ClientMessage, Kind, ServerMessage};
 use convene_media::testing::{
-    self, Client, Tally, checked_tail_run, join, join_with_token, start_publishing,
+    self, Client, Tally, Transport, checked_tail_run, join, join_over, join_with_token,
+    start_publishing,
 };
 use convene_media::{Claims, CloseReason, Error, Sfu, SfuConfig, TokenKey};
 
@@ -290,4 +291,212 @@ async fn a_stuck_peer_does_not_slow_the_others_and_garbage_closes_only_its_sende
     for p in publishers {
         p.abort();
     }
+}
+
+fn sfu_with(threads: usize) -> Sfu {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut config = SfuConfig::loopback(TokenKey::generate());
+    config.media_threads = Some(threads);
+    Sfu::new(config)
+}
+
+/// UDP sockets of this process bound to `port` on loopback, from /proc/net/udp.
+fn udp_sockets_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_their_room() {
+    const THREADS: usize = 3;
+    let sfu = sfu_with(THREADS);
+    let port = sfu.media_port().expect("one shared media port");
+    // One socket per media thread, all on the one port, before anyone joins...
+    assert_eq!(udp_sockets_on(port), THREADS);
+    let ids = ids(30);
+    let room_of = |i: usize| format!("space/r{}", i % 4);
+    let epoch = Instant::now();
+    let mut clients = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let c = join(&sfu, &room_of(i), id, i as u8, None).await;
+        publishers.push(start_publishing(&c, 15, 1, 600, epoch));
+        clients.push(c);
+    }
+    let presence = sfu.presence();
+    assert_eq!(
+        (0..4)
+            .map(|r| presence[&format!("space/r{r}")])
+            .collect::<Vec<_>>(),
+        vec![8, 8, 7, 7]
+    );
+    // ...and still only those once thirty are in.
+    assert_eq!(udp_sockets_on(port), THREADS);
+
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mates: Vec<u8> = (0..30)
+            .filter(|j| *j != i && j % 4 == i % 4)
+            .map(|j| j as u8)
+            .collect();
+        let mut tally = Tally::new();
+        receive_from(c, &ids, &mates, 10, &mut tally).await;
+        // Nothing from another Room (or from oneself) ever arrives.
+        for (sender, _) in tally.keys() {
+            assert!(mates.contains(sender), "{} got media of p{sender}", c.id);
+        }
+    }
+    let m = sfu.metrics();
+    assert_eq!(
+        (m.gatherings, m.participants, m.published_tracks),
+        (4, 30, 60)
+    );
+    assert_eq!(m.room_failures, 0);
+    for p in publishers {
+        p.abort();
+    }
+    for c in clients {
+        c.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_one_rooms_media_ends_that_room_alone_and_its_people_can_rejoin() {
+    // One media thread, so both Rooms share it: the panic must not take it down.
+    let sfu = sfu_with(1);
+    let ids = ids(5);
+    let epoch = Instant::now();
+    let rooms = ["space/a", "space/a", "space/b", "space/b"];
+    let mut clients = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, room) in rooms.iter().enumerate() {
+        let c = join(&sfu, room, &ids[i], i as u8, None).await;
+        publishers.push(start_publishing(&c, 30, 1, 800, epoch));
+        clients.push(c);
+    }
+    let mut tallies: Vec<Tally> = (0..4).map(|_| Tally::new()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mate = (i ^ 1) as u8;
+        receive_from(c, &ids, &[mate], 20, &mut tallies[i]).await;
+    }
+
+    assert!(sfu.inject_media_fault("space/a"));
+    let mut b_clients = clients.split_off(2);
+    for c in clients {
+        let reason = tokio::time::timeout(LIMIT, c.session.expect("in process"))
+            .await
+            .expect("room a's sessions end")
+            .expect("join");
+        assert_eq!(reason, CloseReason::Reconnect);
+        assert!(reason.text().starts_with("reconnecting"));
+    }
+    for p in publishers.drain(..2) {
+        p.abort();
+    }
+    assert_eq!(sfu.room_presence("space/a"), 0);
+    assert_eq!(sfu.metrics().room_failures, 1);
+
+    // Room B never noticed: 60 more consecutive packets each way (2 s of video).
+    for (k, c) in b_clients.iter_mut().enumerate() {
+        let i = k + 2;
+        let mate = (i ^ 1) as u8;
+        let run = checked_tail_run(&tallies[i][&(mate, 1)]);
+        receive_from(c, &ids, &[mate], run + 60, &mut tallies[i]).await;
+    }
+    assert_eq!(sfu.room_presence("space/b"), 2);
+
+    // Room A's people rejoin and meet again on the same, surviving thread.
+    let mut again = Vec::new();
+    for i in [0usize, 4] {
+        let c = join(&sfu, "space/a", &ids[i], i as u8, None).await;
+        publishers.push(start_publishing(&c, 30, 1, 800, epoch));
+        again.push(c);
+    }
+    let mut t = Tally::new();
+    receive_from(&mut again[0], &ids, &[4], 20, &mut t).await;
+    let mut t = Tally::new();
+    receive_from(&mut again[1], &ids, &[0], 20, &mut t).await;
+    assert_eq!(sfu.metrics().room_failures, 1);
+    for p in publishers {
+        p.abort();
+    }
+    for c in again.into_iter().chain(b_clients) {
+        c.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_without_udp_exchanges_media_over_ice_tcp_on_the_media_port() {
+    let sfu = sfu_with(2);
+    let port = sfu.media_port().expect("one shared media port");
+    let ids = ids(2);
+    let epoch = Instant::now();
+    let mut udp = join(&sfu, "space/tcp", &ids[0], 0, None).await;
+    let mut tcp = join_over(&sfu, "space/tcp", &ids[1], 1, None, Transport::TcpOnly).await;
+    let publishers = [
+        start_publishing(&udp, 30, 1, 1000, epoch),
+        start_publishing(&tcp, 30, 1, 1000, epoch),
+    ];
+    let (mut t0, mut t1) = (Tally::new(), Tally::new());
+    receive_from(&mut tcp, &ids, &[0], 60, &mut t1).await;
+    receive_from(&mut udp, &ids, &[1], 60, &mut t0).await;
+    // The TCP client's only way in: an established stream to the media port.
+    let tcp_table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!("0100007F:{port:04X}");
+    let established = tcp_table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"01")
+        })
+        .count();
+    assert!(established >= 1, "no ICE-TCP stream to port {port}");
+    for p in publishers {
+        p.abort();
+    }
+    udp.close().await;
+    tcp.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut config = SfuConfig::loopback(TokenKey::generate());
+    // A range picked at random below Linux's ephemeral ports (32768 and up,
+    // where the clients' own sockets land), so parallel runs rarely meet; the
+    // SFU skips ports someone else holds.
+    let min = 20_000 + rand::random::<u16>() % 12_000;
+    (config.udp_port_min, config.udp_port_max) = (min, min + 200);
+    config.media_threads = Some(2);
+    let sfu = Sfu::new(config);
+    assert_eq!(sfu.media_port(), None);
+    let ids = ids(2);
+    let epoch = Instant::now();
+    let mut a = join(&sfu, "space/range", &ids[0], 0, None).await;
+    let mut b = join(&sfu, "space/range", &ids[1], 1, None).await;
+    let publishers = [
+        start_publishing(&a, 30, 1, 1000, epoch),
+        start_publishing(&b, 30, 1, 1000, epoch),
+    ];
+    let ports: usize = (min..=min + 200).map(udp_sockets_on).sum();
+    assert_eq!(ports, 2, "one port of the range per participant");
+    let (mut ta, mut tb) = (Tally::new(), Tally::new());
+    receive_from(&mut a, &ids, &[1], 30, &mut ta).await;
+    receive_from(&mut b, &ids, &[0], 30, &mut tb).await;
+    for p in publishers {
+        p.abort();
+    }
+    a.close().await;
+    b.close().await;
 }

@@ -132,7 +132,10 @@ async fn metrics(
          convene_keyframe_requests_total {}\n\
          # HELP convene_joins_refused_total Joins refused (bad or spent token, access lost, full or ended Room).\n\
          # TYPE convene_joins_refused_total counter\n\
-         convene_joins_refused_total {}\n",
+         convene_joins_refused_total {}\n\
+         # HELP convene_media_room_failures_total Rooms whose media panicked and was restarted.\n\
+         # TYPE convene_media_room_failures_total counter\n\
+         convene_media_room_failures_total {}\n",
         m.requests.load(Ordering::Relaxed),
         m.errors.load(Ordering::Relaxed),
         media.gatherings,
@@ -143,6 +146,7 @@ async fn metrics(
         media.packets_dropped,
         media.keyframe_requests,
         media.joins_refused + m.joins_refused.load(Ordering::Relaxed),
+        media.room_failures,
     );
     let body = body + &state.pages.metrics() + &state.db.metrics();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
@@ -318,13 +322,38 @@ fn is_html(response: &Response) -> bool {
         .is_some_and(|v| v.starts_with("text/html"))
 }
 
+/// How much of an oversized form is read and thrown away before answering, so that the
+/// browser, still sending, gets the "too large" page instead of a reset connection.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Reads a form body of at most [`FORM_LIMIT`] bytes.
+async fn read_form(body: Body) -> Result<axum::body::Bytes, AppError> {
+    use futures_util::StreamExt;
+    let too_large = || AppError::BadRequest("The form is too large (at most 64 KiB).".into());
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| AppError::BadRequest("The form could not be read.".into()))?;
+        seen += chunk.len();
+        if seen <= FORM_LIMIT {
+            bytes.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            return Err(too_large());
+        }
+    }
+    if seen > FORM_LIMIT {
+        return Err(too_large());
+    }
+    Ok(bytes.into())
+}
+
 /// Reads the body (bounded), checks its `csrf` field (or the `x-csrf-token` header), and gives
 /// the request back with the body intact.
 async fn check_csrf(state: &AppState, bid: &str, req: Request) -> Result<Request, AppError> {
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, FORM_LIMIT)
-        .await
-        .map_err(|_| AppError::BadRequest("The form is too large (at most 64 KiB).".into()))?;
+    let bytes = read_form(body).await?;
     let submitted = parts
         .headers
         .get("x-csrf-token")

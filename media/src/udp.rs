@@ -1,0 +1,497 @@
+//! The media threads' UDP plumbing: the one media port, which thread a datagram
+//! on it belongs to, and sending and receiving in batches.
+//!
+//! # One port for every connection, several threads
+//! Every media thread binds its own socket to the same address and port with
+//! `SO_REUSEPORT`. The kernel spreads incoming datagrams over those sockets by a
+//! hash of the remote address, so a client's datagrams always reach the same
+//! thread, but not necessarily the thread that owns the client's Room. Each
+//! thread therefore looks up the owner in the shared [`Router`]:
+//!
+//! - a STUN Binding request names the connection it is for by the local ICE
+//!   username fragment (every connection gets its own, registered here when it
+//!   is created), which also teaches the router the client's address;
+//! - anything else (DTLS, SRTP, SRTCP) is routed by the remote address learnt so.
+//!
+//! A datagram for a connection on another thread is handed to that thread over
+//! a bounded channel (and dropped if that thread is far behind); the reply and
+//! all forwarding to the Room's subscribers then leave from the owner's own
+//! socket, which shares the port. This was chosen over one reader thread for
+//! the port (every datagram would cross threads, and one core would read for
+//! all) and over per-client connected sockets (a packet to N subscribers would
+//! then need N sockets, so it could not leave in one `sendmmsg`). On a machine
+//! with N media threads about (N-1)/N of what publishers send crosses a thread
+//! once; the N copies that go out never do.
+//!
+//! The address table is learnt from Binding requests before the connection's
+//! ICE agent has checked their integrity: someone who knows a connection's
+//! ufrag (it only travels in that participant's signaling) could point the
+//! table at another address, but what arrives from there must still pass ICE,
+//! DTLS and SRTP, so the worst is lost packets for that participant.
+//!
+//! # Batches
+//! Everything a thread sends while handling a burst of datagrams (each copy of
+//! a forwarded packet, its own ICE/DTLS/RTCP traffic) is queued in an
+//! [`Outbox`] and leaves in `sendmmsg` calls of up to [`SEND_BATCH`] datagrams,
+//! so a packet to N subscribers costs one system call rather than N. Reads use
+//! `recvmmsg` the same way. Sends never wait: what the kernel does not take is
+//! dropped and reported, so a slow subscriber never stalls a Room.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::RwLock;
+
+use bytes::BytesMut;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Datagrams read in one `recvmmsg`.
+pub(crate) const RECV_BATCH: usize = 32;
+/// Datagrams written in one `sendmmsg`.
+pub(crate) const SEND_BATCH: usize = 64;
+/// Largest datagram read: above any path MTU, so nothing is truncated.
+pub(crate) const MAX_DATAGRAM: usize = 2048;
+/// Socket buffers asked for (the kernel caps them at `net.core.[rw]mem_max`):
+/// room for bursts of keyframes to many subscribers.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Where a connection lives: its media thread and its session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub shard: usize,
+    pub session: u64,
+}
+
+/// Which thread and connection a datagram on the shared port belongs to.
+#[derive(Default)]
+pub(crate) struct Router {
+    tables: RwLock<Tables>,
+}
+
+#[derive(Default)]
+struct Tables {
+    ufrags: HashMap<String, Route>,
+    addrs: HashMap<SocketAddr, Route>,
+}
+
+impl Router {
+    /// A new connection's local ICE username fragment.
+    pub(crate) fn add_ufrag(&self, ufrag: &str, route: Route) {
+        if let Ok(mut t) = self.tables.write() {
+            t.ufrags.insert(ufrag.to_owned(), route);
+        }
+    }
+
+    pub(crate) fn by_ufrag(&self, ufrag: &str) -> Option<Route> {
+        self.tables.read().ok()?.ufrags.get(ufrag).copied()
+    }
+
+    pub(crate) fn by_addr(&self, addr: &SocketAddr) -> Option<Route> {
+        self.tables.read().ok()?.addrs.get(addr).copied()
+    }
+
+    /// `addr` sent a connectivity check for `route`'s connection.
+    pub(crate) fn learn(&self, addr: SocketAddr, route: Route) {
+        // Checks repeat every few seconds: take the write lock only for news.
+        if self.by_addr(&addr) == Some(route) {
+            return;
+        }
+        if let Ok(mut t) = self.tables.write() {
+            t.addrs.insert(addr, route);
+        }
+    }
+
+    /// The connection closed: forget its ufrag and addresses.
+    pub(crate) fn forget(&self, route: Route, ufrag: &str) {
+        if let Ok(mut t) = self.tables.write() {
+            if t.ufrags.get(ufrag) == Some(&route) {
+                t.ufrags.remove(ufrag);
+            }
+            t.addrs.retain(|_, r| *r != route);
+        }
+    }
+}
+
+fn udp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    // Best effort: a smaller buffer only means earlier drops under bursts.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Binds `count` sockets on one port (`port` 0: one the system chooses), one
+/// per media thread.
+pub(crate) fn bind_shared(
+    ip: IpAddr,
+    port: u16,
+    count: usize,
+) -> io::Result<Vec<std::net::UdpSocket>> {
+    let first = udp_socket(SocketAddr::new(ip, port), true)?;
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(udp_socket(addr, true)?);
+    }
+    Ok(sockets)
+}
+
+/// Binds one socket of a connection's own (the port-range mode).
+pub(crate) fn bind_one(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    udp_socket(addr, false)
+}
+
+/// Why a datagram is queued: a forwarded RTP packet is counted (and its loss
+/// handled) per subscriber once the kernel took it or not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tag {
+    pub track: u64,
+    pub subscriber: u64,
+    pub payload_len: u64,
+}
+
+struct Outgoing {
+    socket: Rc<UdpSocket>,
+    to: SocketAddr,
+    data: BytesMut,
+    tag: Option<Tag>,
+}
+
+/// Datagrams waiting for the end of the current burst.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: Vec<Outgoing>,
+    batch: Batch,
+}
+
+impl Outbox {
+    pub(crate) fn push(
+        &mut self,
+        socket: &Rc<UdpSocket>,
+        to: SocketAddr,
+        data: BytesMut,
+        tag: Option<Tag>,
+    ) {
+        self.queue.push(Outgoing {
+            socket: socket.clone(),
+            to,
+            data,
+            tag,
+        });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Sends everything queued, socket by socket in queue order, and reports
+    /// each datagram's tag with whether the kernel took it.
+    pub(crate) fn flush(&mut self, mut sent: impl FnMut(Option<Tag>, bool)) {
+        let queue = std::mem::take(&mut self.queue);
+        let mut start = 0;
+        while start < queue.len() {
+            let socket = &queue[start].socket;
+            let mut end = start + 1;
+            while end < queue.len()
+                && end - start < SEND_BATCH
+                && Rc::ptr_eq(&queue[end].socket, socket)
+            {
+                end += 1;
+            }
+            let run = &queue[start..end];
+            let mut done = 0;
+            while done < run.len() {
+                match self.batch.send(socket, &run[done..]) {
+                    Ok(n) => {
+                        for o in &run[done..done + n] {
+                            sent(o.tag, true);
+                        }
+                        done += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // The socket buffer is full: the rest of this run is lost.
+                        for o in &run[done..] {
+                            sent(o.tag, false);
+                        }
+                        done = run.len();
+                    }
+                    Err(e) => {
+                        // The first datagram failed alone (an unreachable peer
+                        // and the like): skip it and go on with the rest.
+                        tracing::debug!(to = %run[done].to, "media send: {e}");
+                        sent(run[done].tag, false);
+                        done += 1;
+                    }
+                }
+            }
+            start = end;
+        }
+        // Keep the allocation for the next burst.
+        self.queue = queue;
+        self.queue.clear();
+    }
+}
+
+/// Reused `recvmmsg` buffers.
+pub(crate) struct Inbox {
+    bufs: Vec<Vec<u8>>,
+    got: Vec<(usize, SocketAddr)>,
+    batch: Batch,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Self {
+            bufs: vec![vec![0; MAX_DATAGRAM]; RECV_BATCH],
+            got: Vec::with_capacity(RECV_BATCH),
+            batch: Batch::default(),
+        }
+    }
+}
+
+impl Inbox {
+    /// Reads what is waiting (up to [`RECV_BATCH`] datagrams); `WouldBlock` when nothing is.
+    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        self.batch.recv(socket, &mut self.bufs, &mut self.got)?;
+        Ok(self.got.len())
+    }
+
+    /// The `i`th datagram of the last [`Inbox::recv`] and its sender.
+    pub(crate) fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let (len, from) = *self.got.get(i)?;
+        Some((self.bufs.get(i)?.get(..len)?, from))
+    }
+}
+
+#[cfg(target_os = "linux")]
+use linux::Batch;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io::{self, IoSlice, IoSliceMut};
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+
+    use super::{Interest, Outgoing, RECV_BATCH, SEND_BATCH, UdpSocket};
+
+    /// Preallocated `mmsghdr` arrays for `sendmmsg` and `recvmmsg`.
+    pub(crate) struct Batch {
+        send: MultiHeaders<SockaddrStorage>,
+        recv: MultiHeaders<SockaddrStorage>,
+    }
+
+    impl Default for Batch {
+        fn default() -> Self {
+            Self {
+                send: MultiHeaders::preallocate(SEND_BATCH, None),
+                recv: MultiHeaders::preallocate(RECV_BATCH, None),
+            }
+        }
+    }
+
+    impl Batch {
+        /// Sends up to [`SEND_BATCH`] of `out` in one call; how many the kernel took.
+        pub(super) fn send(&mut self, socket: &UdpSocket, out: &[Outgoing]) -> io::Result<usize> {
+            let out = &out[..out.len().min(SEND_BATCH)];
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                out.iter().map(|o| [IoSlice::new(&o.data)]).collect();
+            let addrs: Vec<Option<SockaddrStorage>> = out
+                .iter()
+                .map(|o| Some(SockaddrStorage::from(o.to)))
+                .collect();
+            let headers = &mut self.send;
+            // try_io clears tokio's readiness on WouldBlock, as try_send_to would.
+            socket.try_io(Interest::WRITABLE, || {
+                let results = sendmmsg(
+                    socket.as_raw_fd(),
+                    headers,
+                    &slices,
+                    &addrs,
+                    [],
+                    MsgFlags::MSG_DONTWAIT,
+                )
+                .map_err(io::Error::from)?;
+                Ok(results.count())
+            })
+        }
+
+        pub(super) fn recv(
+            &mut self,
+            socket: &UdpSocket,
+            bufs: &mut [Vec<u8>],
+            got: &mut Vec<(usize, SocketAddr)>,
+        ) -> io::Result<()> {
+            let headers = &mut self.recv;
+            socket.try_io(Interest::READABLE, || {
+                let mut slices: Vec<[IoSliceMut<'_>; 1]> = bufs
+                    .iter_mut()
+                    .map(|b| [IoSliceMut::new(b.as_mut_slice())])
+                    .collect();
+                let results = recvmmsg(
+                    socket.as_raw_fd(),
+                    headers,
+                    slices.iter_mut(),
+                    MsgFlags::MSG_DONTWAIT,
+                    None,
+                )
+                .map_err(io::Error::from)?;
+                for m in results {
+                    // A datagram with no IP address cannot come from a peer.
+                    let from = m.address.and_then(|a| {
+                        a.as_sockaddr_in()
+                            .map(|v4| SocketAddr::from(*v4))
+                            .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
+                    });
+                    got.push((m.bytes, from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))));
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+use portable::Batch;
+
+/// Elsewhere, one datagram per system call.
+#[cfg(not(target_os = "linux"))]
+mod portable {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use super::{Outgoing, UdpSocket};
+
+    #[derive(Default)]
+    pub(crate) struct Batch;
+
+    impl Batch {
+        pub(super) fn send(&mut self, socket: &UdpSocket, out: &[Outgoing]) -> io::Result<usize> {
+            let mut n = 0;
+            for o in out {
+                match socket.try_send_to(&o.data, o.to) {
+                    Ok(_) => n += 1,
+                    Err(e) if n == 0 => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            Ok(n)
+        }
+
+        pub(super) fn recv(
+            &mut self,
+            socket: &UdpSocket,
+            bufs: &mut [Vec<u8>],
+            got: &mut Vec<(usize, SocketAddr)>,
+        ) -> io::Result<()> {
+            for buf in bufs.iter_mut() {
+                match socket.try_recv_from(buf) {
+                    Ok(r) => got.push(r),
+                    Err(e) if got.is_empty() => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn router_learns_addresses_from_ufrags_and_forgets_a_closed_connection() {
+        let router = Router::default();
+        let a = Route {
+            shard: 0,
+            session: 1,
+        };
+        let b = Route {
+            shard: 1,
+            session: 2,
+        };
+        router.add_ufrag("ua", a);
+        router.add_ufrag("ub", b);
+        let addr: SocketAddr = "127.0.0.1:5000".parse().expect("address");
+        assert_eq!(router.by_ufrag("ub"), Some(b));
+        assert_eq!(router.by_addr(&addr), None);
+        router.learn(addr, b);
+        assert_eq!(router.by_addr(&addr), Some(b));
+        router.forget(b, "ub");
+        assert_eq!((router.by_ufrag("ub"), router.by_addr(&addr)), (None, None));
+        assert_eq!(router.by_ufrag("ua"), Some(a));
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_several_peers_and_comes_back_in_one_read() {
+        let shared = bind_shared(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, 2).expect("bind");
+        let port = shared[0].local_addr().expect("addr").port();
+        assert!(
+            shared
+                .iter()
+                .all(|s| s.local_addr().expect("addr").port() == port)
+        );
+        let sender =
+            Rc::new(UdpSocket::from_std(shared.into_iter().next().expect("one")).expect("tokio"));
+        let peers: Vec<UdpSocket> = (0..3)
+            .map(|_| {
+                let s = bind_one("127.0.0.1:0".parse().expect("addr")).expect("bind");
+                UdpSocket::from_std(s).expect("tokio")
+            })
+            .collect();
+        let mut outbox = Outbox::default();
+        for (i, p) in peers.iter().enumerate() {
+            for k in 0..5u8 {
+                let tag = Tag {
+                    track: i as u64,
+                    subscriber: u64::from(k),
+                    payload_len: 1,
+                };
+                let to = p.local_addr().expect("addr");
+                outbox.push(&sender, to, BytesMut::from(&[i as u8, k][..]), Some(tag));
+            }
+        }
+        sender.writable().await.expect("writable");
+        let mut taken = 0;
+        outbox.flush(|tag, ok| {
+            assert!(tag.is_some());
+            taken += usize::from(ok);
+        });
+        assert_eq!(taken, 15);
+        assert!(outbox.is_empty());
+        for (i, p) in peers.iter().enumerate() {
+            p.readable().await.expect("readable");
+            let mut inbox = Inbox::default();
+            let mut seen = Vec::new();
+            while seen.len() < 5 {
+                match inbox.recv(p) {
+                    Ok(n) => {
+                        for j in 0..n {
+                            let (data, from) = inbox.datagram(j).expect("datagram");
+                            assert_eq!(from.port(), port);
+                            seen.push(data.to_vec());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        p.readable().await.expect("readable");
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            let want: Vec<Vec<u8>> = (0..5u8).map(|k| vec![i as u8, k]).collect();
+            assert_eq!(seen, want);
+        }
+    }
+}
