@@ -48,6 +48,9 @@ fn header(ctx: &PageContext) -> Markup {
                         li { a href=(routes::HOME) { "Spaces" } }
                         li { a href=(crate::routes::GOVERNANCE) { "Governance" } }
                         @if let Some(user) = &ctx.user {
+                            @if user.is_operator {
+                                li { a href=(routes::ADMIN_QUEUE) { "Queue" } }
+                            }
                             li {
                                 a.nav-user href=(routes::ACCOUNT) title=(user.display_name) {
                                     "@" (user.handle)

@@ -13,6 +13,31 @@
 //! - Admins see the queue through [`status::status`] (the `/admin/queue` page and
 //!   `convene admin queue`).
 //!
+//! A new kind, e.g. federation deliveries, is one impl and one line in `app.rs`:
+//!
+//! ```text
+//! struct Deliveries { /* HTTP client, keys */ }
+//! impl Handler for Deliveries {
+//!     fn kind(&self) -> &'static str { "federation" }
+//!     fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Outcome> {
+//!         Box::pin(async move {
+//!             // job.payload: the prepared activity; job.destination: "https://remote.example";
+//!             // job.key: the activity id, which the remote deduplicates on.
+//!             match post_signed(&job.destination, &job.payload).await {
+//!                 Ok(()) => Outcome::Done,
+//!                 Err(e) if e.is_permanent() => Outcome::Dead(e.to_string()),   // 4xx but 429
+//!                 Err(e) => Outcome::Retry { after: e.retry_after(), error: e.to_string() },
+//!             }
+//!         })
+//!     }
+//! }
+//! // enqueue, in the transaction that created the Room:
+//! jobs::enqueue(&mut tx, now, &NewJob { kind: "federation", key: &activity_id,
+//!     destination: &inbox_origin, tag: "announce", payload: &json, max_attempts: 10 }).await?;
+//! // app.rs:
+//! Worker::new(queue).handle(Arc::new(mailer)).handle(Arc::new(deliveries)).spawn(signal)
+//! ```
+//!
 //! # Why it is built this way
 //! - **Leases, not locks.** A worker claims a job by writing its worker id and a lease expiry
 //!   on the row in one conditional `UPDATE`; another worker (in this or another process) skips

@@ -65,9 +65,18 @@ pub struct DeadJob {
     pub retryable: bool,
 }
 
-/// Reads the queue's status.
+/// Reads the queue's status, all parts from one snapshot of the database (so the counts, the
+/// destinations and the dead jobs agree with each other while workers keep going).
 pub async fn status(db: &Db) -> Result<QueueStatus> {
     let now = db.now();
+    let mut tx = db.pool.begin().await?;
+    if db.dialect == convene_migrations::Dialect::Postgres {
+        // PostgreSQL's default gives each statement its own snapshot; SQLite's read
+        // transaction already keeps one.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
     let rows = sqlx::query(
         "SELECT kind, \
          CAST(COALESCE(SUM(CASE WHEN state = 'pending' AND attempts = 0 AND (lease_until IS NULL OR lease_until <= $1) THEN 1 ELSE 0 END), 0) AS BIGINT) AS queued, \
@@ -78,7 +87,7 @@ pub async fn status(db: &Db) -> Result<QueueStatus> {
          FROM jobs GROUP BY kind ORDER BY kind",
     )
     .bind(now)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut kinds = Vec::with_capacity(rows.len());
     for r in rows {
@@ -99,7 +108,7 @@ pub async fn status(db: &Db) -> Result<QueueStatus> {
          (SELECT COUNT(*) FROM jobs j WHERE j.destination = d.id AND j.state = 'pending') AS pending \
          FROM job_destinations d ORDER BY d.id",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut destinations = Vec::with_capacity(rows.len());
     for r in rows {
@@ -118,7 +127,7 @@ pub async fn status(db: &Db) -> Result<QueueStatus> {
         "SELECT destination, COUNT(*) AS pending FROM jobs WHERE state = 'pending' \
          AND destination NOT IN (SELECT id FROM job_destinations) GROUP BY destination ORDER BY destination",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *tx)
     .await?;
     for r in rows {
         destinations.push(DestinationStatus {
@@ -140,7 +149,7 @@ pub async fn status(db: &Db) -> Result<QueueStatus> {
          FROM jobs WHERE state = 'dead' ORDER BY finished_at DESC, id DESC LIMIT $1",
     )
     .bind(DEAD_LISTED)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut dead = Vec::with_capacity(rows.len());
     for r in rows {
@@ -156,6 +165,7 @@ pub async fn status(db: &Db) -> Result<QueueStatus> {
             retryable: r.try_get::<i64, _>("retryable")? != 0,
         });
     }
+    tx.commit().await?;
     Ok(QueueStatus {
         now,
         kinds,

@@ -576,3 +576,29 @@ async fn migration_0003_moves_the_old_outbox_into_jobs_on_postgres() {
     let f = fixture().await;
     old_outbox_rows_become_jobs(&url, &f.dir.join("pg")).await;
 }
+
+/// A handler that panics costs its job an attempt, not the worker.
+struct Panics;
+
+impl Handler for Panics {
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+
+    fn run<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Outcome> {
+        Box::pin(async { panic!("a handler bug") })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_makes_a_retry_and_the_worker_goes_on() {
+    let f = fixture().await;
+    let id = put(&f, "k", "d").await.expect("stored");
+    let worker = Worker::new(f.queue.clone()).handle(Arc::new(Panics));
+    let drained = worker.drain().await.expect("the worker survives");
+    assert_eq!(drained.retried, 1);
+    let (state, attempts, _, _) = job_state(&f.db, id).await;
+    assert_eq!((state.as_str(), attempts), ("pending", 1));
+    let s = status::status(&f.db).await.expect("status");
+    assert_eq!(s.kinds[0].retrying, 1);
+}

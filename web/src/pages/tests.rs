@@ -947,3 +947,19 @@ fn queue_page_lists_destinations_and_dead_jobs() {
     .into_string();
     assert!(empty.contains("No dead jobs") && empty.contains("Nothing has been queued yet"));
 }
+
+/// Operators reach the job queue from the navigation; nobody else is shown the link.
+#[test]
+fn only_operators_see_the_queue_in_the_navigation() {
+    let link = format!("href=\"{}\"", routes::ADMIN_QUEUE);
+    let operator = pages::landing(&sample::member_context(), &sample::landing()).into_string();
+    assert!(operator.contains(&link));
+    let guest = pages::landing(&sample::guest_context(), &sample::landing()).into_string();
+    assert!(!guest.contains(&link));
+    let mut member = sample::member_context();
+    if let Some(user) = member.user.as_mut() {
+        user.is_operator = false;
+    }
+    let member = pages::landing(&member, &sample::landing()).into_string();
+    assert!(!member.contains(&link));
+}
