@@ -176,6 +176,31 @@ impl Announce {
     }
 }
 
+impl Announce {
+    /// The announced activity when it can be trusted as embedded: it is by an actor on the
+    /// announcer's host and passes its own [`Activity::check_origin`]. `Ok(None)` when the
+    /// object is a Note/Page or only named (fetch it from its origin); an embedded activity
+    /// from another host is refused, because the announcer cannot vouch for it (fetch it from
+    /// its origin instead).
+    pub fn trusted_activity(&self) -> Result<Option<&Activity>> {
+        let Embedded::Object(announced) = &self.object else {
+            return Ok(None);
+        };
+        let Announced::Activity(inner) = announced.as_ref() else {
+            return Ok(None);
+        };
+        if authority(inner.actor()) != authority(&self.actor) {
+            return Err(Error::Refused(format!(
+                "Announce {} embeds an activity from another host; fetch {} instead",
+                self.id,
+                inner.id()
+            )));
+        }
+        inner.check_origin()?;
+        Ok(Some(inner))
+    }
+}
+
 /// What Create and Update carry: an actor (a Room, a changed profile) or a Note/Page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -547,6 +572,55 @@ mod tests {
         assert_eq!(value["to"][0], PUBLIC);
         assert_eq!(value["cc"][0], "https://b.example/spaces/garden/followers");
         assert_eq!(value["object"]["type"], "Follow");
+        Ok(())
+    }
+
+    #[test]
+    fn only_same_host_embedded_activities_are_trusted_from_an_announce() -> Result<()> {
+        let space = id("https://b.example/spaces/garden")?;
+        let followers = id("https://b.example/spaces/garden/followers")?;
+        let by_space = Activity::Delete(Delete {
+            id: id("https://b.example/activities/d1")?,
+            actor: space.clone(),
+            object: id("https://b.example/rooms/shed")?,
+            to: vec![],
+            cc: vec![],
+            audience: Some(space.clone()),
+        });
+        let announce = Announce::new(
+            id("https://b.example/activities/a1")?,
+            space.clone(),
+            &followers,
+            Announced::Activity(by_space.clone()),
+        );
+        assert_eq!(announce.trusted_activity()?, Some(&by_space));
+        // A member's Join on another host, repeated by the Space: fetch it from its origin.
+        let announce_foreign = Announce::new(
+            id("https://b.example/activities/a2")?,
+            space.clone(),
+            &followers,
+            Announced::Activity(follow()?),
+        );
+        assert!(matches!(
+            announce_foreign.trusted_activity(),
+            Err(Error::Refused(_))
+        ));
+        // The Space claiming to delete another host's object.
+        let forged = Activity::Delete(Delete {
+            id: id("https://b.example/activities/d2")?,
+            actor: space.clone(),
+            object: id("https://c.example/rooms/x")?,
+            to: vec![],
+            cc: vec![],
+            audience: None,
+        });
+        let announce_forged = Announce::new(
+            id("https://b.example/activities/a3")?,
+            space,
+            &followers,
+            Announced::Activity(forged),
+        );
+        assert!(announce_forged.trusted_activity().is_err());
         Ok(())
     }
 

@@ -49,6 +49,57 @@ pub struct Note {
     pub published: Option<DateTime<Utc>>,
 }
 
+impl Note {
+    /// The `Page` a Space announces so Mastodon-like timelines show a Room: titled with the
+    /// Room's name, its content a short HTML paragraph (escaped) and a link to the Room's page,
+    /// addressed to the public and the Space's followers, `audience` the Space (FEP-1b12).
+    pub fn room_page(
+        id: Id,
+        space: &Id,
+        followers: &Id,
+        room_page: Id,
+        name: &str,
+        summary: Option<&str>,
+    ) -> Self {
+        let mut content = String::new();
+        if let Some(summary) = summary {
+            content.push_str(&format!("<p>{}</p>", escape_html(summary)));
+        }
+        content.push_str(&format!(
+            "<p><a href=\"{url}\">{url}</a></p>",
+            url = escape_html(room_page.as_str())
+        ));
+        Self {
+            kind: NoteKind::Page,
+            id,
+            attributed_to: space.clone(),
+            name: Some(name.to_owned()),
+            content: Some(content),
+            summary: None,
+            url: Some(room_page),
+            to: vec![crate::protocol::PUBLIC.to_owned()],
+            cc: vec![followers.to_string()],
+            audience: Some(space.clone()),
+            published: None,
+        }
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderedCollectionKind {
     OrderedCollection,
@@ -143,6 +194,32 @@ mod tests {
                 br#"{"type":"OrderedCollection","id":"https://b.example/f","totalItems":-1}"#
             )
             .is_err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_room_page_links_the_room_and_escapes_text() -> Result<()> {
+        let space = Id::parse("https://b.example/spaces/garden")?;
+        let page = Note::room_page(
+            Id::parse("https://b.example/rooms/shed/page")?,
+            &space,
+            &Id::parse("https://b.example/spaces/garden/followers")?,
+            Id::parse("https://b.example/rooms/shed")?,
+            "Potting <Shed>",
+            Some("Seeds & <script>"),
+        );
+        let value: serde_json::Value = json::from_slice(&json::to_vec(&page)?)?;
+        assert_eq!(value["type"], "Page");
+        assert_eq!(value["name"], "Potting <Shed>");
+        assert_eq!(value["url"], "https://b.example/rooms/shed");
+        assert_eq!(value["audience"], space.as_str());
+        assert_eq!(value["to"][0], crate::protocol::PUBLIC);
+        let content = value["content"].as_str().unwrap_or_default();
+        assert!(content.contains("Seeds &amp; &lt;script&gt;"), "{content}");
+        assert!(
+            content.contains(r#"<a href="https://b.example/rooms/shed">"#),
+            "{content}"
         );
         Ok(())
     }
