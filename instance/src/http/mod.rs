@@ -149,6 +149,19 @@ async fn metrics(
         media.room_failures,
     );
     let body = body + &state.pages.metrics() + &state.db.metrics();
+    let mut body = body;
+    body.push_str(
+        "# HELP convene_jobs Jobs in the durable queue, by kind (mail, deliveries) and state.\n\
+         # TYPE convene_jobs gauge\n",
+    );
+    for (kind, job_state, n) in crate::jobs::status::counts(&state.db)
+        .await
+        .unwrap_or_default()
+    {
+        body.push_str(&format!(
+            "convene_jobs{{kind=\"{kind}\",state=\"{job_state}\"}} {n}\n"
+        ));
+    }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -207,6 +207,18 @@ pub async fn tag_counts(db: &Db, tag: &str) -> Result<(i64, i64, i64)> {
 }
 
 /// Pending jobs of `kind` (queued, running or retrying), for `/metrics`.
+/// Jobs by kind and state, for `/metrics`.
+pub async fn counts(db: &Db) -> Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("kind")?, r.try_get("state")?, r.try_get("n")?)))
+        .collect()
+}
+
 pub async fn depth(db: &Db, kind: &str) -> Result<i64> {
     Ok(
         sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE kind = $1 AND state = 'pending'")

@@ -128,6 +128,14 @@ on_both!(
         for p in &people {
             assert_eq!(inst.mailbox.to(p).len(), 1, "{p} got one message");
         }
+        // /metrics counts the queue's jobs by kind and state.
+        let metrics = inst.browser().get("/metrics").await.body;
+        let done = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("convene_jobs{kind=\"mail\",state=\"done\"} "))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("mail jobs in {metrics}"));
+        assert!(done >= people.len(), "{done} done mail jobs");
     }
 );
 
