@@ -107,6 +107,7 @@ impl AppState {
             token_key: convene_media::TokenKey::from_bytes(media_key),
             max_participants_default: u32::try_from(crate::domain::rooms::MAX_CAPACITY)
                 .unwrap_or(100),
+            media_grace: convene_media::sfu::MEDIA_GRACE,
         });
         let pages = Arc::new(crate::cache::PageCache::new(settings.page_cache));
         Ok(Self(Arc::new(Shared {

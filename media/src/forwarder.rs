@@ -107,6 +107,10 @@ pub(crate) enum PcEvent {
     TrackEnded(TrackKey),
     /// This participant became the Room's active speaker.
     Speaker,
+    /// The media connection is up (ICE and DTLS done).
+    Connected,
+    /// The media connection stopped answering; it may come back.
+    Disconnected,
     /// The connection failed.
     Failed,
     /// The Room's media panicked and was torn down: rejoin.
@@ -1660,6 +1664,16 @@ impl Engine {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
                     RTCPeerConnectionState::Failed,
                 ) => self.fail(session),
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Connected,
+                ) => {
+                    let _ = pc.events.send(PcEvent::Connected);
+                }
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Disconnected,
+                ) => {
+                    let _ = pc.events.send(PcEvent::Disconnected);
+                }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                     self.track_opened(session, init.receiver_id, init.track_id, init.ssrc);
                 }

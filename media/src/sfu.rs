@@ -59,7 +59,15 @@ pub struct SfuConfig {
     pub token_key: TokenKey,
     /// Capacity of a Room whose token carries none.
     pub max_participants_default: u32,
+    /// How long a participant may hold a seat without a media connection: after joining,
+    /// and after their media stops answering. Past it the session closes, so a seat is held
+    /// by people whose media flows, not by sockets that never connect.
+    pub media_grace: Duration,
 }
+
+/// The default [`SfuConfig::media_grace`]: ICE over a slow TURN relay takes a few seconds;
+/// a minute of silence means the person is gone.
+pub const MEDIA_GRACE: Duration = Duration::from_secs(20);
 
 impl SfuConfig {
     /// Loopback only, any free port, no ICE servers: for development and tests.
@@ -73,6 +81,7 @@ impl SfuConfig {
             ice_servers: Vec::new(),
             token_key,
             max_participants_default: 50,
+            media_grace: MEDIA_GRACE,
         }
     }
 }
@@ -654,6 +663,8 @@ struct Subscription {
 
 /// Mutable state of a running session.
 struct Live {
+    /// When the session closes unless media connects (again); `None` while media flows.
+    media_deadline: Option<tokio::time::Instant>,
     negotiator: Negotiator,
     subscriptions: HashMap<String, Subscription>,
     outbox: mpsc::Sender<String>,
@@ -689,6 +700,7 @@ impl Session {
             outbox,
             limiter: RateLimiter::new(RATE_BURST, RATE_PER_SEC, 0.0),
             published_mids: HashSet::new(),
+            media_deadline: Some(tokio::time::Instant::now() + self.sfu.inner.config.media_grace),
         };
         let welcome = ServerMessage::Welcome {
             you: self.claims.participant.clone(),
@@ -709,7 +721,14 @@ impl Session {
                     return r;
                 }
                 loop {
+                    let deadline = live.media_deadline;
                     let step = tokio::select! {
+                        () = async {
+                            match deadline {
+                                Some(at) => tokio::time::sleep_until(at).await,
+                                None => std::future::pending().await,
+                            }
+                        } => Err(CloseReason::Failed("no media connection".to_owned())),
                         frame = incoming.next() => match frame {
                             None => Err(CloseReason::Disconnected),
                             Some(text) => {
@@ -943,6 +962,15 @@ impl Session {
                     sdp_mline_index: init.sdp_mline_index,
                 }),
             ),
+            PcEvent::Connected => {
+                live.media_deadline = None;
+                Ok(())
+            }
+            PcEvent::Disconnected => {
+                live.media_deadline =
+                    Some(tokio::time::Instant::now() + self.sfu.inner.config.media_grace);
+                Ok(())
+            }
             PcEvent::Failed => Err(CloseReason::Failed("connection failed".to_owned())),
             PcEvent::RoomFailed => Err(CloseReason::Reconnect),
             PcEvent::Track { key, mid, kind } => {

@@ -500,3 +500,47 @@ async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
     a.close().await;
     b.close().await;
 }
+
+/// Guards issue 10 (item 3): a socket that joins but never connects media holds its seat only
+/// for the grace period; then the session closes and the seat is free again, while a
+/// participant whose media connected stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_without_media_is_given_back_after_the_grace_period() {
+    let mut config = SfuConfig::loopback(TokenKey::generate());
+    config.media_grace = Duration::from_secs(2);
+    let sfu = Sfu::new(config);
+    let real = join(&sfu, "space/small", "real", 0, Some(2)).await;
+
+    // A squatter: a valid token and a join, then silence (no offer, no ICE).
+    let now = convene_media::token::unix_now();
+    let mut claims = Claims::new("space/small", "squatter", "Phantom", now, 120);
+    claims.capacity = Some(2);
+    let token = sfu.token_key().issue(&claims);
+    let session = sfu
+        .connect(
+            "space/small",
+            &serde_json::to_string(&ClientMessage::Join { token }).expect("json"),
+        )
+        .await
+        .expect("the squatter is admitted at first");
+    assert_eq!(sfu.room_presence("space/small"), 2);
+    let (_to_sfu, from_client) = tokio::sync::mpsc::channel::<String>(16);
+    let (to_client, mut _from_sfu) = tokio::sync::mpsc::channel::<String>(64);
+    let started = Instant::now();
+    let reason = tokio::time::timeout(LIMIT, session.run_channels(from_client, to_client))
+        .await
+        .expect("the squatter's session ends");
+    assert_eq!(
+        reason,
+        CloseReason::Failed("no media connection".to_owned())
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(
+        sfu.room_presence("space/small"),
+        1,
+        "the seat is free again"
+    );
+
+    // The participant whose media connected is still there after the grace period.
+    assert!(real.session.as_ref().is_some_and(|s| !s.is_finished()));
+}
