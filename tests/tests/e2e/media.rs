@@ -868,6 +868,49 @@ async fn losing_access_ends_media_from_the_page_the_api_and_the_command_line() {
     );
     bea_lobby.end().await;
 
+    // API: the vault becomes members-only; the guest who unlocked it with the new code leaves.
+    // Then the API deletes it with the owner inside: the gathering ends.
+    let api = reqwest::Client::new();
+    guest
+        .submit(
+            "/spaces/book-club/rooms/vault/unlock",
+            &[("code", "new sesame")],
+        )
+        .await;
+    let mut gus_vault = enter(&inst, &guest, "vault", 6, Some("Gus")).await;
+    let mut olive_vault = enter(&inst, &owner, "vault", 7, None).await;
+    let patched = api
+        .patch(inst.url("/api/v1/spaces/book-club/rooms/vault"))
+        .header("authorization", format!("Bearer {token}"))
+        .json(&serde_json::json!({"access": "members"}))
+        .send()
+        .await
+        .expect("patch through the API");
+    assert_eq!(
+        patched.status(),
+        StatusCode::OK,
+        "{:?}",
+        patched.text().await
+    );
+    assert_eq!(
+        gus_vault.closed().await,
+        (4000, "no longer allowed in this room".to_string())
+    );
+    assert!(olive_vault.closed.borrow().is_none(), "the owner stays");
+    let deleted = api
+        .delete(inst.url("/api/v1/spaces/book-club/rooms/vault"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("delete through the API");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        olive_vault.closed().await,
+        (4000, "room has ended".to_string())
+    );
+    gus_vault.end().await;
+    olive_vault.end().await;
+
     // Command line: the hideout becomes members-only from another process; the serving
     // process's reconciler sends the guest out within a few seconds.
     let mut gus_hideout = enter(&inst, &guest, "hideout", 3, Some("Gus")).await;
