@@ -59,7 +59,7 @@ fn footer(state: &Core) -> String {
     format!(
         "\n-- \n{} · {}\n",
         state.settings.instance_name,
-        state.settings.url("/governance")
+        state.settings.url(convene_web::routes::GOVERNANCE)
     )
 }
 
@@ -325,7 +325,9 @@ pub(crate) async fn results(
     .fetch_all(&mut **tx)
     .await?;
     let subject = format!("Results: {}", election.title);
-    let link = state.settings.url(&format!("{}/result", election.path()));
+    let link = state
+        .settings
+        .url(&convene_web::routes::result(election.id));
     let k = kind(election.id, "results");
     for r in rows {
         let email: String = r.try_get("email")?;

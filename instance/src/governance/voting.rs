@@ -25,7 +25,7 @@ use crate::mail::Email;
 
 /// The ballot link's path for a secret.
 pub fn ballot_path(election_id: i64, secret: &str) -> String {
-    format!("/governance/elections/{election_id}/ballot/{secret}")
+    convene_web::routes::ballot(election_id, secret)
 }
 
 /// A receipt code: 60 random bits in Crockford's base32, grouped for reading aloud.
@@ -366,7 +366,7 @@ pub async fn cast(
             access.election.title,
             state
                 .settings
-                .url(&format!("{}/receipts", access.election.path())),
+                .url(&convene_web::routes::receipts(access.election.id)),
             state.settings.instance_name,
         );
         let mut tx: Tx = state.db.begin_write().await?;
