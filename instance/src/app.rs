@@ -110,6 +110,7 @@ impl AppState {
             media_grace: convene_media::sfu::MEDIA_GRACE,
         });
         let pages = Arc::new(crate::cache::PageCache::new(settings.page_cache));
+        let (node_url, node_lease) = (settings.node_url.clone(), settings.gathering_lease_seconds);
         Ok(Self(Arc::new(Shared {
             core: Core {
                 db,
@@ -118,6 +119,7 @@ impl AppState {
                 queue,
                 sfu: Some(sfu.clone()),
                 pages,
+                node: Arc::new(crate::core::gathering::Node::new(&node_url, node_lease)),
             },
             sfu,
             csrf_key: Arc::new(csrf_key),

@@ -246,6 +246,10 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
         settings: std::sync::Arc::new(settings.clone()),
         sfu: None,
         pages: std::sync::Arc::default(),
+        node: std::sync::Arc::new(core::gathering::Node::new(
+            &settings.node_url,
+            settings.gathering_lease_seconds,
+        )),
     };
     match command {
         AdminCommand::Passport {

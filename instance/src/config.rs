@@ -57,6 +57,14 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// This process's address for the other processes sharing the database, which hand it the
+    /// signaling of the gatherings it holds [default: http://LISTEN].
+    #[arg(long, global = true, env = "CONVENE_NODE_URL")]
+    pub node_url: Option<String>,
+    /// Seconds a process's claim on a gathering lasts unless renewed; when a process dies, its
+    /// gatherings move after this long [default: 30].
+    #[arg(long, global = true, env = "CONVENE_GATHERING_LEASE_SECONDS")]
+    pub gathering_lease_seconds: Option<u64>,
     /// Bearer token that opens /metrics to any address; without it /metrics answers only
     /// clients on this machine (loopback) [default: none].
     #[arg(long, global = true, env = "CONVENE_METRICS_TOKEN")]
@@ -128,6 +136,8 @@ pub struct FileConfig {
     pub mail_from: Option<String>,
     pub open_space_creation: Option<bool>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub node_url: Option<String>,
+    pub gathering_lease_seconds: Option<u64>,
     pub metrics_token: Option<String>,
     pub media_udp_port_min: Option<u16>,
     pub media_udp_port_max: Option<u16>,
@@ -160,6 +170,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Opens /metrics to non-loopback clients that present it.
     pub metrics_token: Option<String>,
+    /// Where the other processes on this database reach this one (no trailing slash).
+    pub node_url: String,
+    /// How long a claim on a gathering lasts unless renewed, in seconds.
+    pub gathering_lease_seconds: u64,
     pub media_udp_ports: (u16, u16),
     /// `None`: one per core.
     pub media_threads: Option<usize>,
@@ -292,6 +306,21 @@ impl Settings {
                 .clone()
                 .or(file.metrics_token)
                 .filter(|t| !t.is_empty()),
+            node_url: match args.node_url.clone().or(file.node_url) {
+                Some(url) => parse_public_url(&url)?
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_string(),
+                None => format!("http://{listen}"),
+            },
+            gathering_lease_seconds: match args
+                .gathering_lease_seconds
+                .or(file.gathering_lease_seconds)
+            {
+                Some(0) => bail!("gathering_lease_seconds must be at least 1"),
+                Some(n) => n,
+                None => 30,
+            },
             media_udp_ports,
             media_threads: args.media_threads.or(file.media_threads).filter(|n| *n > 0),
             media_public_ip: args.media_public_ip.or(file.media_public_ip),

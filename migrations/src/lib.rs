@@ -43,6 +43,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0005_sign_in_mail.sql"),
         include_str!("../postgres/0005_sign_in_mail.sql"),
     ),
+    (
+        7,
+        "gathering nodes",
+        include_str!("../sqlite/0007_gathering_nodes.sql"),
+        include_str!("../postgres/0007_gathering_nodes.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

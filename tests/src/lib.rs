@@ -159,6 +159,13 @@ impl TestInstance {
         &self.instance.as_ref().expect("instance is running").state
     }
 
+    /// Stops the instance (its port closes, its database stays).
+    pub async fn stop(&mut self) {
+        if let Some(instance) = self.instance.take() {
+            instance.shutdown().await.expect("clean shutdown");
+        }
+    }
+
     /// Stops the instance and starts it again on the same port and database.
     pub async fn restart(&mut self) {
         if let Some(instance) = self.instance.take() {

@@ -29,6 +29,94 @@ pub const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How long spent grants are kept (they justify the presence of whoever is inside).
 const GRANT_RETENTION: i64 = 7 * 24 * 3600;
 
+/// This process as a media node: several `convene serve` processes may share one database,
+/// and each gathering lives on exactly one of them.
+#[derive(Debug)]
+pub struct Node {
+    /// Random, new at each start: a restarted process does not inherit a dead one's claims.
+    pub id: String,
+    /// Where the other processes reach this one.
+    pub url: String,
+    /// How long a claim lasts unless renewed, in seconds.
+    pub lease_seconds: i64,
+}
+
+impl Node {
+    pub fn new(url: &str, lease_seconds: u64) -> Self {
+        Self {
+            id: crate::domain::random_token(),
+            url: url.trim_end_matches('/').to_string(),
+            lease_seconds: i64::try_from(lease_seconds).unwrap_or(30),
+        }
+    }
+}
+
+/// Where a Room's gathering lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Home {
+    /// On this process's SFU.
+    Here,
+    /// On another process, reached at this URL.
+    Elsewhere(String),
+}
+
+/// Claims the Room's gathering for this process unless another live process holds it.
+pub async fn claim(core: &Core, room_id: i64) -> Result<Home> {
+    let now = core.db.now();
+    let node = &core.node;
+    sqlx::query(
+        "INSERT INTO gathering_nodes (room_id, node_id, node_url, lease_until) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (room_id) DO UPDATE SET node_id = excluded.node_id, node_url = excluded.node_url, \
+         lease_until = excluded.lease_until \
+         WHERE gathering_nodes.lease_until < $5 OR gathering_nodes.node_id = excluded.node_id",
+    )
+    .bind(room_id)
+    .bind(&node.id)
+    .bind(&node.url)
+    .bind(now + node.lease_seconds)
+    .bind(now)
+    .execute(&core.db.pool)
+    .await?;
+    let row = sqlx::query("SELECT node_id, node_url FROM gathering_nodes WHERE room_id = $1")
+        .bind(room_id)
+        .fetch_optional(&core.db.pool)
+        .await?;
+    Ok(match row {
+        Some(row) if row.try_get::<String, _>("node_id")? != node.id => {
+            Home::Elsewhere(row.try_get("node_url")?)
+        }
+        _ => Home::Here,
+    })
+}
+
+/// Renews this process's claims on the gatherings it has people in.
+async fn renew_claims(core: &Core, room_ids: &[i64]) -> Result<()> {
+    let now = core.db.now();
+    for room_id in room_ids {
+        sqlx::query(
+            "UPDATE gathering_nodes SET lease_until = $1 WHERE room_id = $2 AND node_id = $3",
+        )
+        .bind(now + core.node.lease_seconds)
+        .bind(room_id)
+        .bind(&core.node.id)
+        .execute(&core.db.pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// How many gatherings this process holds now, for `/metrics`.
+pub async fn claimed_here(core: &Core) -> Result<i64> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) AS n FROM gathering_nodes WHERE node_id = $1 AND lease_until >= $2",
+    )
+    .bind(&core.node.id)
+    .bind(core.db.now())
+    .fetch_one(&core.db.pool)
+    .await?
+    .try_get("n")?)
+}
+
 /// The SFU's id for a Room: its database id, so a deleted and re-created Room is another Room.
 pub fn media_room_id(room: &Room) -> String {
     media_room_id_of(room.id)
@@ -97,7 +185,9 @@ pub async fn issue_token(
         (None, None) => return Err(AppError::Unauthenticated),
     };
     let capacity = u32::try_from(room.capacity).unwrap_or(u32::MAX);
-    if let Some(sfu) = &core.sfu {
+    // The holder's SFU enforces capacity for a gathering held elsewhere (the token carries it).
+    let here = claim(core, room.id).await? == Home::Here;
+    if let Some(sfu) = core.sfu.as_ref().filter(|_| here) {
         let inside = sfu.room_participants(&room_id);
         let rejoining = inside.iter().any(|p| p.id == participant);
         if !rejoining && inside.len() >= room.capacity as usize {
@@ -331,10 +421,15 @@ pub fn spawn_reconciler(core: Core, mut shutdown: shutdown::Signal) -> tokio::ta
         let mut rounds: u64 = 0;
         loop {
             if let Some(sfu) = &core.sfu {
-                for media_id in sfu.presence().into_keys() {
-                    let Some(room_id) = room_id_from_media(&media_id) else {
-                        continue;
-                    };
+                let present: Vec<i64> = sfu
+                    .presence()
+                    .into_keys()
+                    .filter_map(|id| room_id_from_media(&id))
+                    .collect();
+                if let Err(err) = renew_claims(&core, &present).await {
+                    tracing::warn!(error = %err, "renewing gathering claims");
+                }
+                for room_id in present {
                     if let Err(err) = reconcile_room(&core, room_id, CloseReason::AccessLost).await
                     {
                         tracing::warn!(error = %err, room = room_id, "reconciling a gathering");

@@ -52,6 +52,8 @@ pub struct Core {
     pub sfu: Option<convene_media::Sfu>,
     /// What public pages show, briefly cached; every write that changes it invalidates it.
     pub pages: Arc<PageCache>,
+    /// This process among those sharing the database: which gatherings it holds.
+    pub node: Arc<gathering::Node>,
 }
 
 /// Who asks for an operation: a person (checked against the Space's roles) or the instance's

@@ -150,6 +150,14 @@ async fn metrics(
     );
     let body = body + &state.pages.metrics() + &state.db.metrics();
     let mut body = body;
+    body.push_str(&format!(
+        "# HELP convene_gatherings_held Gatherings this process holds for the processes sharing its database.\n\
+         # TYPE convene_gatherings_held gauge\n\
+         convene_gatherings_held {}\n",
+        crate::core::gathering::claimed_here(&state.core)
+            .await
+            .unwrap_or(-1)
+    ));
     body.push_str(
         "# HELP convene_jobs Jobs in the durable queue, by kind (mail, deliveries) and state.\n\
          # TYPE convene_jobs gauge\n",

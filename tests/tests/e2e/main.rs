@@ -17,7 +17,15 @@ pub use reqwest::StatusCode;
 
 /// Signs up an operator (the first Passport) and gives them a Space with a Room of each kind.
 pub async fn instance_with_space(backend: Backend) -> (TestInstance, Browser) {
-    let inst = TestInstance::spawn(backend).await;
+    instance_with_space_and(backend, |_| {}).await
+}
+
+/// [`instance_with_space`] with settings adjusted by `tweak`.
+pub async fn instance_with_space_and(
+    backend: Backend,
+    tweak: impl FnOnce(&mut convene::Settings),
+) -> (TestInstance, Browser) {
+    let inst = TestInstance::spawn_with(backend, tweak).await;
     let owner = inst
         .sign_up("olive@example.org", "olive", "Olive Owner")
         .await;

@@ -995,3 +995,67 @@ async fn guest_tokens_are_limited_per_client() {
         .await
         .expect("a guest ticket after the window");
 }
+
+/// Guards issue 11: two processes share one PostgreSQL database. Two people enter the same
+/// Room through different processes and meet on the one SFU that holds the gathering; when
+/// that process dies, its claim runs out and they meet again on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_database_hold_each_gathering_on_one_sfu() {
+    if convene_tests::postgres_url("two_processes").is_none() {
+        return;
+    }
+    let (mut a, _owner) =
+        instance_with_space_and(Backend::Postgres, |s| s.gathering_lease_seconds = 3).await;
+    let database_url = a.settings.database_url.clone();
+    let b = TestInstance::spawn_with(Backend::Postgres, |s| {
+        s.database_url = database_url;
+        s.gathering_lease_seconds = 3;
+    })
+    .await;
+    let epoch = Instant::now();
+    let ada = a.browser();
+    let bob = b.browser();
+    let mut ada_peer = enter(&a, &ada, "lobby", 0, Some("Ada")).await;
+    let mut bob_peer = enter(&b, &bob, "lobby", 1, Some("Bob")).await;
+    assert_eq!(metric(&a, "convene_gatherings_held").await, 1);
+    assert_eq!(metric(&b, "convene_gatherings_held").await, 0);
+    assert_eq!(a.state().sfu.room_presence(&lobby_media_id(&a).await), 2);
+    ada_peer.publish(epoch);
+    bob_peer.publish(epoch);
+    let both = ids(&[&ada_peer, &bob_peer]);
+    let mut tally = Tally::default();
+    testing::receive_from(&mut ada_peer.client, &both, &[1], 30, &mut tally, LIMIT).await;
+    let mut tally = Tally::default();
+    testing::receive_from(&mut bob_peer.client, &both, &[0], 30, &mut tally, LIMIT).await;
+
+    // The holder stops (its port closes and it renews nothing; in this one test process its
+    // tasks cannot be killed outright, so the two leave as a dropped network would make them).
+    // Until the claim runs out B still passes joins on; then the Room moves to B.
+    a.stop().await;
+    ada_peer.end().await;
+    bob_peer.end().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ada_again = b.browser();
+    let mut ada_peer = enter(&b, &ada_again, "lobby", 0, Some("Ada")).await;
+    let mut bob_peer = enter(&b, &bob, "lobby", 1, Some("Bob")).await;
+    assert_eq!(metric(&b, "convene_gatherings_held").await, 1);
+    ada_peer.publish(epoch);
+    bob_peer.publish(epoch);
+    let both = ids(&[&ada_peer, &bob_peer]);
+    let mut tally = Tally::default();
+    testing::receive_from(&mut ada_peer.client, &both, &[1], 30, &mut tally, LIMIT).await;
+    let mut tally = Tally::default();
+    testing::receive_from(&mut bob_peer.client, &both, &[0], 30, &mut tally, LIMIT).await;
+    ada_peer.end().await;
+    bob_peer.end().await;
+}
+
+async fn lobby_media_id(inst: &TestInstance) -> String {
+    let space = convene::domain::spaces::by_slug(&inst.state().db, "book-club")
+        .await
+        .expect("space");
+    let room = convene::domain::rooms::by_slug(&inst.state().db, &space, "lobby")
+        .await
+        .expect("room");
+    convene::core::gathering::media_room_id(&room)
+}

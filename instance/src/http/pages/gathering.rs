@@ -110,8 +110,15 @@ pub async fn token(
 pub async fn signal(
     State(state): State<AppState>,
     Path((space_slug, room_slug)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let proxied = headers
+        .get(PROXIED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|proof| {
+            crate::domain::constant_time_eq(proof, &proxy_proof(&state, &space_slug, &room_slug))
+        });
     // Signaling frames are small and few: modest socket buffers keep a participant's memory
     // to what the media needs.
     upgrade
@@ -119,24 +126,128 @@ pub async fn signal(
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run_signaling(state, space_slug, room_slug, socket))
+        .on_upgrade(move |socket| run_signaling(state, space_slug, room_slug, proxied, socket))
 }
 
-/// The Room's SFU id, or `None` when the address names no Room.
-async fn media_room(state: &AppState, space_slug: &str, room_slug: &str) -> Option<String> {
+/// Marks a signaling socket passed on by another process of this instance: the receiver
+/// holds the gathering and handles it itself. Its value is an HMAC with the instance's shared
+/// key, so a client cannot use it to split a Room.
+const PROXIED_HEADER: &str = "x-convene-proxied";
+
+fn proxy_proof(state: &AppState, space_slug: &str, room_slug: &str) -> String {
+    crate::http::visitor::csrf_token(&state.csrf_key, &format!("proxy:{space_slug}/{room_slug}"))
+}
+
+/// Passes a signaling socket to the process that holds the Room's gathering, frame by frame
+/// both ways, with `first` (the join) sent ahead. Media then flows between the browser and
+/// that process's SFU directly (its candidates carry its own address).
+async fn proxy_signaling(
+    state: &AppState,
+    node_url: &str,
+    space_slug: &str,
+    room_slug: &str,
+    first: String,
+    socket: WebSocket,
+) {
+    use tokio_tungstenite::tungstenite::Message as Upstream;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let path = convene_web::routes::room_signal(space_slug, room_slug);
+    let url = format!("{}{path}", node_url.replacen("http", "ws", 1));
+    let request = url.into_client_request().ok().and_then(|mut request| {
+        let proof = proxy_proof(state, space_slug, room_slug).parse().ok()?;
+        request.headers_mut().insert(PROXIED_HEADER, proof);
+        Some(request)
+    });
+    let Some(request) = request else {
+        close(
+            socket,
+            4001,
+            "this Room's media node cannot be reached".into(),
+        )
+        .await;
+        return;
+    };
+    let upstream =
+        tokio::time::timeout(JOIN_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
+    let Ok(Ok((upstream, _))) = upstream else {
+        tracing::warn!(
+            node = node_url,
+            "the node holding a gathering does not answer"
+        );
+        close(socket, 4000, "reconnecting".into()).await;
+        return;
+    };
+    let (mut up_tx, mut up_rx) = upstream.split();
+    if up_tx.send(Upstream::text(first)).await.is_err() {
+        close(socket, 4000, "reconnecting".into()).await;
+        return;
+    }
+    let (mut down_tx, mut down_rx) = socket.split();
+    loop {
+        tokio::select! {
+            frame = down_rx.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if up_tx.send(Upstream::text(text.as_str())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    let _ = up_tx.send(Upstream::Close(None)).await;
+                    return;
+                }
+                Some(Ok(_)) => {}
+            },
+            frame = up_rx.next() => match frame {
+                Some(Ok(Upstream::Text(text))) => {
+                    if down_tx.send(Message::Text(text.as_str().into())).await.is_err() {
+                        let _ = up_tx.send(Upstream::Close(None)).await;
+                        return;
+                    }
+                }
+                Some(Ok(Upstream::Close(frame))) => {
+                    let (code, reason) = frame.map_or((1000, String::new()), |f| {
+                        (u16::from(f.code), f.reason.as_str().to_owned())
+                    });
+                    let _ = tokio::time::timeout(
+                        CLOSE_TIMEOUT,
+                        down_tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))),
+                    )
+                    .await;
+                    return;
+                }
+                None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    // The holder went away mid-gathering: the client reconnects and the Room moves.
+    let _ = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        down_tx.send(Message::Close(Some(CloseFrame {
+            code: 4000,
+            reason: "reconnecting".into(),
+        }))),
+    )
+    .await;
+}
+
+/// The Room's SFU id and database id, or `None` when the address names no Room.
+async fn media_room(state: &AppState, space_slug: &str, room_slug: &str) -> Option<(String, i64)> {
     let space = crate::domain::spaces::by_slug(&state.db, space_slug)
         .await
         .ok()?;
     let room = crate::domain::rooms::by_slug(&state.db, &space, room_slug)
         .await
         .ok()?;
-    Some(gathering::media_room_id(&room))
+    Some((gathering::media_room_id(&room), room.id))
 }
 
 async fn run_signaling(
     state: AppState,
     space_slug: String,
     room_slug: String,
+    proxied: bool,
     mut socket: WebSocket,
 ) {
     let first = match tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut socket)).await {
@@ -147,7 +258,18 @@ async fn run_signaling(
             return;
         }
     };
-    let room_id = media_room(&state, &space_slug, &room_slug).await;
+    let room = media_room(&state, &space_slug, &room_slug).await;
+    if !proxied && let Some((_, db_id)) = &room {
+        match gathering::claim(&state.core, *db_id).await {
+            Ok(gathering::Home::Elsewhere(node_url)) => {
+                proxy_signaling(&state, &node_url, &space_slug, &room_slug, first, socket).await;
+                return;
+            }
+            Ok(gathering::Home::Here) => {}
+            Err(err) => tracing::warn!(error = %err, "claiming a gathering"),
+        }
+    }
+    let room_id = room.map(|(media_id, _)| media_id);
     if let Err(refusal) = gathering::admit(&state.core, room_id.as_deref(), &first).await {
         state.metrics.joins_refused.fetch_add(1, Ordering::Relaxed);
         tracing::info!(space = %space_slug, room = %room_slug, reason = refusal.0, "join refused");
