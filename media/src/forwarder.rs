@@ -8,7 +8,7 @@
 //! decrypted and every RTP packet it yields is rewritten and written to each
 //! subscriber's connection in the same call: there is no lock, channel or task
 //! switch between a publisher's packet and its copies. The copies queue in an
-//! [`Outbox`] and leave in `sendmmsg` batches at the end of the burst (see
+//! [`Outbox`] and leave in one `sendmmsg` once that packet is handled (see
 //! [`crate::udp`], which also explains how the one shared media port is read by
 //! every thread). Signaling sessions on other threads reach the connections
 //! through [`MediaThread`] commands (one round trip per SDP step, rare next to
@@ -714,6 +714,7 @@ fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr) {
         guarded(engine, route.session, |e| {
             e.datagram(route.session, data, from, TransportProtocol::UDP)
         });
+        engine.borrow_mut().send_now();
     } else {
         let handover = Handover::Datagram {
             from,
@@ -860,6 +861,7 @@ async fn tcp_stream(
             guarded(&engine, session, |e| {
                 e.datagram(session, &data, peer, TransportProtocol::TCP)
             });
+            engine.borrow_mut().send_now();
             match deframer.next_frame() {
                 Ok(next) => frame = next,
                 Err(()) => {
@@ -966,6 +968,7 @@ async fn connection(
                             guarded(&engine, session, |e| {
                                 e.datagram(session, data, from, TransportProtocol::UDP)
                             });
+                            engine.borrow_mut().send_now();
                         }
                     }
                 }
@@ -1881,6 +1884,40 @@ impl Engine {
         }
     }
 
+    /// Sends what the outbox holds (the copies of the datagram just handled):
+    /// one `sendmmsg` per forwarded packet rather than per burst, so a copy
+    /// never waits for the rest of the burst to be decrypted and rewritten.
+    fn send_now(&mut self) {
+        if self.wire.outbox.is_empty() {
+            return;
+        }
+        let tracks = &mut self.tracks;
+        let (mut forwarded, mut bytes, mut dropped) = (0, 0, 0);
+        self.wire.outbox.flush(|tag, taken| match (tag, taken) {
+            (Some(tag), true) => {
+                forwarded += 1;
+                bytes += tag.payload_len;
+            }
+            (Some(tag), false) => {
+                dropped += 1;
+                if let Some(track) = tracks.get_mut(&tag.track)
+                    && track.kind == Kind::Video
+                    && let Some(link) = track
+                        .links
+                        .iter_mut()
+                        .find(|l| l.subscriber == tag.subscriber)
+                {
+                    link.needs_keyframe = true;
+                }
+            }
+            (None, true) => {}
+            (None, false) => dropped += 1,
+        });
+        self.forwarded += forwarded;
+        self.forwarded_bytes += bytes;
+        self.dropped += dropped;
+    }
+
     /// After a burst: publish the counters and wake connections whose next
     /// deadline moved earlier than the one their task sleeps until.
     fn settle(&mut self) {
@@ -1893,33 +1930,7 @@ impl Engine {
                 conn.kick.notify_one();
             }
         }
-        if !self.wire.outbox.is_empty() {
-            let tracks = &mut self.tracks;
-            let (mut forwarded, mut bytes, mut dropped) = (0, 0, 0);
-            self.wire.outbox.flush(|tag, taken| match (tag, taken) {
-                (Some(tag), true) => {
-                    forwarded += 1;
-                    bytes += tag.payload_len;
-                }
-                (Some(tag), false) => {
-                    dropped += 1;
-                    if let Some(track) = tracks.get_mut(&tag.track)
-                        && track.kind == Kind::Video
-                        && let Some(link) = track
-                            .links
-                            .iter_mut()
-                            .find(|l| l.subscriber == tag.subscriber)
-                    {
-                        link.needs_keyframe = true;
-                    }
-                }
-                (None, true) => {}
-                (None, false) => dropped += 1,
-            });
-            self.forwarded += forwarded;
-            self.forwarded_bytes += bytes;
-            self.dropped += dropped;
-        }
+        self.send_now();
         let c = &self.counters;
         if self.forwarded > 0 {
             c.packets_forwarded
