@@ -80,7 +80,7 @@ impl AppState {
             token_key: convene_media::TokenKey::from_bytes(media_key),
             max_participants_default: u32::try_from(crate::domain::rooms::MAX_CAPACITY)
                 .unwrap_or(100),
-        });
+        })?;
         Ok(Self(Arc::new(Shared {
             settings: Arc::new(settings),
             db,

@@ -183,7 +183,7 @@ impl MediaThreads {
         let count = count.max(1);
         let mut shared: Vec<Option<std::net::UdpSocket>> = if binding.shared() {
             udp::bind_shared(binding.bind_ip, binding.port_min, count)
-                .map_err(io_error)?
+                .map_err(Error::MediaPort)?
                 .into_iter()
                 .map(Some)
                 .collect()

@@ -17,7 +17,7 @@ fn sfu() -> Sfu {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    Sfu::new(SfuConfig::loopback(TokenKey::generate()))
+    Sfu::new(SfuConfig::loopback(TokenKey::generate())).expect("SFU starts on loopback")
 }
 
 async fn receive_from(
@@ -300,7 +300,7 @@ fn sfu_with(threads: usize) -> Sfu {
         .try_init();
     let mut config = SfuConfig::loopback(TokenKey::generate());
     config.media_threads = Some(threads);
-    Sfu::new(config)
+    Sfu::new(config).expect("SFU starts on loopback")
 }
 
 /// UDP sockets of this process bound to `port` on loopback, from /proc/net/udp.
@@ -479,7 +479,7 @@ async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
     let min = 20_000 + rand::random::<u16>() % 12_000;
     (config.udp_port_min, config.udp_port_max) = (min, min + 200);
     config.media_threads = Some(2);
-    let sfu = Sfu::new(config);
+    let sfu = Sfu::new(config).expect("SFU starts");
     assert_eq!(sfu.media_port(), None);
     let ids = ids(2);
     let epoch = Instant::now();
@@ -499,4 +499,13 @@ async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
     }
     a.close().await;
     b.close().await;
+}
+
+#[test]
+fn a_media_port_someone_else_holds_is_an_error_not_a_panic() {
+    let holder = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port();
+    let mut config = SfuConfig::loopback(TokenKey::generate());
+    (config.udp_port_min, config.udp_port_max) = (port, port);
+    assert!(matches!(Sfu::new(config), Err(Error::MediaPort(_))));
 }
