@@ -147,6 +147,19 @@ pub(crate) fn bind_shared(
     Ok(sockets)
 }
 
+/// A socket on the shared port (`bound`) connected to one client address.
+pub(crate) fn bind_connected(
+    bound: SocketAddr,
+    peer: SocketAddr,
+) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(bound), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&bound.into())?;
+    socket.connect(&peer.into())?;
+    Ok(socket.into())
+}
+
 /// Binds one socket of a connection's own (the port-range mode).
 pub(crate) fn bind_one(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     udp_socket(addr, false)

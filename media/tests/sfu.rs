@@ -303,15 +303,28 @@ fn sfu_with(threads: usize) -> Sfu {
     Sfu::new(config).expect("SFU starts on loopback")
 }
 
-/// UDP sockets of this process bound to `port` on loopback, from /proc/net/udp.
+/// UDP sockets bound to `port` on loopback, from /proc/net/udp.
 fn udp_sockets_on(port: u16) -> usize {
+    let (unconnected, connected) = udp_sockets_by_peer(port);
+    unconnected + connected
+}
+
+/// UDP sockets bound to `port` on loopback: (not connected, connected to a peer).
+fn udp_sockets_by_peer(port: u16) -> (usize, usize) {
     let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
     let local = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
-        .count()
+    let mut counts = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) == Some(&local.as_str()) {
+            if fields.get(2) == Some(&"00000000:0000") {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+    }
+    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +333,7 @@ async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_thei
     let sfu = sfu_with(THREADS);
     let port = sfu.media_port().expect("one shared media port");
     // One socket per media thread, all on the one port, before anyone joins...
-    assert_eq!(udp_sockets_on(port), THREADS);
+    assert_eq!(udp_sockets_by_peer(port), (THREADS, 0));
     let ids = ids(30);
     let room_of = |i: usize| format!("space/r{}", i % 4);
     let epoch = Instant::now();
@@ -338,8 +351,6 @@ async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_thei
             .collect::<Vec<_>>(),
         vec![8, 8, 7, 7]
     );
-    // ...and still only those once thirty are in.
-    assert_eq!(udp_sockets_on(port), THREADS);
 
     for (i, c) in clients.iter_mut().enumerate() {
         let mates: Vec<u8> = (0..30)
@@ -353,6 +364,16 @@ async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_thei
             assert!(mates.contains(sender), "{} got media of p{sender}", c.id);
         }
     }
+    // Once everyone is connected: still one socket per media thread, plus for
+    // each participant a socket on the same port connected to its address,
+    // which brings its datagrams straight to its Room's thread. Nothing binds
+    // another port.
+    let (unconnected, connected) = udp_sockets_by_peer(port);
+    assert_eq!(unconnected, THREADS);
+    assert!(
+        (30..=30 * 4).contains(&connected),
+        "{connected} connected sockets"
+    );
     let m = sfu.metrics();
     assert_eq!(
         (m.gatherings, m.participants, m.published_tracks),
