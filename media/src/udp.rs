@@ -14,14 +14,24 @@
 //! - anything else (DTLS, SRTP, SRTCP) is routed by the remote address learnt so.
 //!
 //! A datagram for a connection on another thread is handed to that thread over
-//! a bounded channel (and dropped if that thread is far behind); the reply and
-//! all forwarding to the Room's subscribers then leave from the owner's own
-//! socket, which shares the port. This was chosen over one reader thread for
-//! the port (every datagram would cross threads, and one core would read for
-//! all) and over per-client connected sockets (a packet to N subscribers would
-//! then need N sockets, so it could not leave in one `sendmmsg`). On a machine
-//! with N media threads about (N-1)/N of what publishers send crosses a thread
-//! once; the N copies that go out never do.
+//! a bounded channel (and dropped if that thread is far behind). That hand-over
+//! only happens until the owner has seen the client's first connectivity check:
+//! the owner then binds one more socket on the port, `connect`ed to the
+//! client's address ([`bind_connected`]). Linux's socket lookup scores a
+//! connected socket that matches the sender above every unconnected one of the
+//! port, so from then on that client's datagrams arrive on its Room's thread
+//! directly (the 30-participant test checks the sockets exist and media flows;
+//! on a system that did not prefer them, datagrams would still reach the
+//! shared sockets and be handed over as before). Replies and all forwarding leave from the owner's own unconnected
+//! socket, which shares the port: a packet to N subscribers still leaves in
+//! one `sendmmsg`, which N connected sockets could not do.
+//!
+//! This was chosen over one reader thread for the port (every datagram would
+//! cross threads, and one core would read for all) and over hand-overs alone
+//! (with N threads, (N-1)/N of what publishers send would cross a thread, and
+//! on a busy machine each crossing waits for the other thread to be
+//! scheduled). The cost is one descriptor per client address (at most four
+//! per connection), as the per-participant ports of the port-range mode cost.
 //!
 //! The address table is learnt from Binding requests before the connection's
 //! ICE agent has checked their integrity: someone who knows a connection's
