@@ -148,6 +148,13 @@ pub(crate) fn bind_shared(
     port: u16,
     count: usize,
 ) -> io::Result<Vec<std::net::UdpSocket>> {
+    if port != 0 {
+        // `SO_REUSEPORT` would let a second SFU of the same user (another
+        // `convene serve` on this host with the same port) join our group
+        // and take half of our datagrams. A plain bind first fails if anyone
+        // holds the port, so that second SFU refuses to start instead.
+        drop(std::net::UdpSocket::bind(SocketAddr::new(ip, port))?);
+    }
     let first = udp_socket(SocketAddr::new(ip, port), true)?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];

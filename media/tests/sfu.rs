@@ -530,3 +530,19 @@ fn a_media_port_someone_else_holds_is_an_error_not_a_panic() {
     (config.udp_port_min, config.udp_port_max) = (port, port);
     assert!(matches!(Sfu::new(config), Err(Error::MediaPort(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sfu_on_the_same_port_refuses_to_start_rather_than_share_it() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let config = || {
+        let mut c = SfuConfig::loopback(TokenKey::generate());
+        (c.udp_port_min, c.udp_port_max) = (port, port);
+        c
+    };
+    let first = Sfu::new(config()).expect("the first SFU binds the port");
+    assert_eq!(first.media_port(), Some(port));
+    assert!(matches!(Sfu::new(config()), Err(Error::MediaPort(_))));
+}
