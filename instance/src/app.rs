@@ -108,7 +108,7 @@ impl AppState {
             max_participants_default: u32::try_from(crate::domain::rooms::MAX_CAPACITY)
                 .unwrap_or(100),
             media_grace: convene_media::sfu::MEDIA_GRACE,
-        });
+        })?;
         let pages = Arc::new(crate::cache::PageCache::new(settings.page_cache));
         let (node_url, node_lease) = (settings.node_url.clone(), settings.gathering_lease_seconds);
         Ok(Self(Arc::new(Shared {

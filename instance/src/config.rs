@@ -236,7 +236,7 @@ impl Settings {
                 .or(file.media_udp_port_max)
                 .unwrap_or(media_udp_port_min),
         );
-        // 0 and 0 let the system choose each port (development and tests).
+        // 0 and 0: one port the system chooses (development and tests).
         if media_udp_ports.0 > media_udp_ports.1
             || (media_udp_ports.0 == 0) != (media_udp_ports.1 == 0)
         {

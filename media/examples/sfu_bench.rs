@@ -911,7 +911,7 @@ fn serve() {
         config.media_threads = std::env::var("CONVENE_BENCH_MEDIA_THREADS")
             .ok()
             .and_then(|v| v.parse().ok());
-        let sfu = Sfu::new(config);
+        let sfu = Sfu::new(config).expect("the SFU binds a loopback port");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");

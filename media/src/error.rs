@@ -41,6 +41,9 @@ pub enum Error {
     /// No UDP port of the configured range could be bound.
     #[error("no free UDP port in the configured range")]
     NoPort,
+    /// The shared media port could not be bound when the SFU started (in use, or not allowed).
+    #[error("cannot bind the media port: {0}")]
+    MediaPort(std::io::Error),
 }
 
 impl Error {

@@ -8,7 +8,7 @@
 //! decrypted and every RTP packet it yields is rewritten and written to each
 //! subscriber's connection in the same call: there is no lock, channel or task
 //! switch between a publisher's packet and its copies. The copies queue in an
-//! [`Outbox`] and leave in `sendmmsg` batches at the end of the burst (see
+//! [`Outbox`] and leave in one `sendmmsg` once that packet is handled (see
 //! [`crate::udp`], which also explains how the one shared media port is read by
 //! every thread). Signaling sessions on other threads reach the connections
 //! through [`MediaThread`] commands (one round trip per SDP step, rare next to
@@ -187,7 +187,7 @@ impl MediaThreads {
         let count = count.max(1);
         let mut shared: Vec<Option<std::net::UdpSocket>> = if binding.shared() {
             udp::bind_shared(binding.bind_ip, binding.port_min, count)
-                .map_err(io_error)?
+                .map_err(Error::MediaPort)?
                 .into_iter()
                 .map(Some)
                 .collect()
@@ -486,6 +486,10 @@ struct Engine {
     peers: Arc<[mpsc::Sender<Handover>]>,
     /// This thread's socket on the shared port, and the address it announces.
     shared: Option<(Rc<UdpSocket>, SocketAddr)>,
+    /// The address the shared sockets are bound to (for connected sockets).
+    shared_bound: Option<SocketAddr>,
+    /// Connected sockets made since the last look: their reader tasks to start.
+    new_connected: Vec<Connected>,
     /// Remote addresses of this thread's connections on the shared port: the
     /// lock-free first look before the shared [`Router`].
     local_addrs: HashMap<SocketAddr, u64>,
@@ -540,7 +544,23 @@ struct Pc {
     /// Tracks sent to this participant, by the id of our local track.
     sent: HashMap<String, (TrackKey, RTCRtpSenderId)>,
     failed: bool,
+    /// Sockets on the shared port connected to this client's addresses, so
+    /// the kernel hands its datagrams to this thread (see [`crate::udp`]);
+    /// each with what stops its reader task.
+    connected: HashMap<SocketAddr, Rc<Notify>>,
 }
+
+/// A connected socket's reader task, to be started.
+struct Connected {
+    session: u64,
+    peer: SocketAddr,
+    socket: Rc<UdpSocket>,
+    stop: Rc<Notify>,
+}
+
+/// Addresses per connection that get a connected socket: ICE checks a few
+/// candidate pairs; more than this is not a browser.
+const CONNECTED_PER_PC: usize = 4;
 
 /// A track someone publishes and the subscribers it is forwarded to.
 struct Track {
@@ -581,8 +601,10 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
         shared,
         tcp,
     } = shard;
+    let mut shared_bound = None;
     let shared = match shared.map(|s| (s.local_addr(), UdpSocket::from_std(s))) {
         Some((Ok(local), Ok(socket))) => {
+            shared_bound = Some(local);
             let advertised = SocketAddr::new(binding.public_ip.unwrap_or(local.ip()), local.port());
             Some((Rc::new(socket), advertised))
         }
@@ -601,6 +623,8 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
         router,
         peers,
         shared: shared.clone(),
+        shared_bound,
+        new_connected: Vec::new(),
         local_addrs: HashMap::new(),
         wire: Wire::default(),
         tcp_enabled: false,
@@ -626,7 +650,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
     // never hold them across an await.
     let inbox = Rc::new(RefCell::new(Inbox::default()));
     if let Some((socket, _)) = shared {
-        tokio::task::spawn_local(shared_reader(engine.clone(), inbox.clone(), socket));
+        tokio::task::spawn_local(shared_reader(engine.clone(), inbox.clone(), socket, None));
         match tcp.map(TcpListener::from_std) {
             Some(Ok(listener)) => {
                 engine.borrow_mut().tcp_enabled = true;
@@ -677,6 +701,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
                     next = if n < RECV_BATCH { handovers.try_recv().ok() } else { None };
                 }
                 engine.borrow_mut().settle();
+                start_connected(&engine, &inbox);
             }
         }
     }
@@ -718,6 +743,7 @@ fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr) {
         guarded(engine, route.session, |e| {
             e.datagram(route.session, data, from, TransportProtocol::UDP)
         });
+        engine.borrow_mut().send_now();
     } else {
         let handover = Handover::Datagram {
             from,
@@ -727,20 +753,55 @@ fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr) {
     }
 }
 
-/// Reads this thread's socket on the shared port.
+/// Starts the reader tasks of connected sockets made since the last call.
+fn start_connected(engine: &Rc<RefCell<Engine>>, inbox: &Rc<RefCell<Inbox>>) {
+    let made = std::mem::take(&mut engine.borrow_mut().new_connected);
+    for c in made {
+        tokio::task::spawn_local(shared_reader(
+            engine.clone(),
+            inbox.clone(),
+            c.socket,
+            Some((c.session, c.peer, c.stop)),
+        ));
+    }
+}
+
+/// Reads this thread's socket on the shared port, or (with `connected`) a
+/// socket connected to one client's address, until its connection is gone.
+/// Both go through [`demux`]: a connected socket's datagrams are for this
+/// thread's connection, unless the client's address was since taken over by
+/// another connection, which the STUN check that took it over tells.
 async fn shared_reader(
     engine: Rc<RefCell<Engine>>,
     inbox: Rc<RefCell<Inbox>>,
     socket: Rc<UdpSocket>,
+    connected: Option<(u64, SocketAddr, Rc<Notify>)>,
 ) {
     loop {
-        if let Err(e) = socket.readable().await {
-            tracing::error!("shared media socket: {e}");
+        let ready = match &connected {
+            None => socket.readable().await,
+            Some((session, peer, stop)) => {
+                let live = engine
+                    .borrow()
+                    .pcs
+                    .get(session)
+                    .is_some_and(|pc| pc.connected.contains_key(peer));
+                if !live {
+                    return;
+                }
+                tokio::select! {
+                    ready = socket.readable() => ready,
+                    () = stop.notified() => continue,
+                }
+            }
+        };
+        if let Err(e) = ready {
+            tracing::error!("media socket: {e}");
             return;
         }
         for _ in 0..RECV_ROUNDS {
-            let mut inbox = inbox.borrow_mut();
-            let n = match inbox.recv(&socket) {
+            let mut received = inbox.borrow_mut();
+            let n = match received.recv(&socket) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // An ICMP error for an earlier send to some peer: read on.
@@ -751,12 +812,13 @@ async fn shared_reader(
                 }
             };
             for i in 0..n {
-                if let Some((data, from)) = inbox.datagram(i) {
+                if let Some((data, from)) = received.datagram(i) {
                     demux(&engine, data, from);
                 }
             }
-            drop(inbox);
+            drop(received);
             engine.borrow_mut().settle();
+            start_connected(&engine, &inbox);
         }
     }
 }
@@ -864,6 +926,7 @@ async fn tcp_stream(
             guarded(&engine, session, |e| {
                 e.datagram(session, &data, peer, TransportProtocol::TCP)
             });
+            engine.borrow_mut().send_now();
             match deframer.next_frame() {
                 Ok(next) => frame = next,
                 Err(()) => {
@@ -970,6 +1033,7 @@ async fn connection(
                             guarded(&engine, session, |e| {
                                 e.datagram(session, data, from, TransportProtocol::UDP)
                             });
+                            engine.borrow_mut().send_now();
                         }
                     }
                 }
@@ -1132,6 +1196,7 @@ impl Engine {
                 published: HashMap::new(),
                 sent: HashMap::new(),
                 failed: false,
+                connected: HashMap::new(),
             },
         );
         Ok((own.then_some(socket), wake))
@@ -1417,6 +1482,9 @@ impl Engine {
             self.wire.send(&pc.socket, out, None);
         }
         pc.wake.notify_one();
+        for stop in pc.connected.values() {
+            stop.notify_one();
+        }
         self.forget_routes(session, &pc.ufrag);
         for key in pc.published.values() {
             self.tracks.remove(key);
@@ -1442,6 +1510,7 @@ impl Engine {
                 && self.local_addrs.insert(from, route.session) != Some(route.session)
             {
                 self.router.learn(from, route);
+                self.connect_peer(route.session, from);
             }
             return Some(route);
         }
@@ -1452,6 +1521,41 @@ impl Engine {
             });
         }
         self.router.by_addr(&from)
+    }
+
+    /// Gives a client address of `session` a socket of its own on the shared
+    /// port, connected to it: Linux delivers a datagram to the connected
+    /// socket that matches its sender before any other socket of the port, so
+    /// from then on the client's datagrams arrive on this thread, with no
+    /// hand-over, whichever socket the port's hash would have picked. Sends
+    /// still leave from the thread's shared socket, in batches. Failing to
+    /// make one (descriptors exhausted, another system) only keeps the
+    /// hand-over path.
+    fn connect_peer(&mut self, session: u64, peer: SocketAddr) {
+        let Some(bound) = self.shared_bound else {
+            return;
+        };
+        let Some(pc) = self.pcs.get_mut(&session) else {
+            return;
+        };
+        if pc.connected.contains_key(&peer) || pc.connected.len() >= CONNECTED_PER_PC {
+            return;
+        }
+        let socket = match udp::bind_connected(bound, peer).and_then(UdpSocket::from_std) {
+            Ok(socket) => Rc::new(socket),
+            Err(e) => {
+                tracing::debug!(%peer, "no connected socket: {e}");
+                return;
+            }
+        };
+        let stop = Rc::new(Notify::new());
+        pc.connected.insert(peer, stop.clone());
+        self.new_connected.push(Connected {
+            session,
+            peer,
+            socket,
+            stop,
+        });
     }
 
     /// Passes what arrived here to the thread that owns its connection.
@@ -1529,6 +1633,9 @@ impl Engine {
             };
             let _ = pc.events.send(PcEvent::RoomFailed);
             pc.wake.notify_one();
+            for stop in pc.connected.values() {
+                stop.notify_one();
+            }
             self.forget_routes(session, &pc.ufrag);
             self.touched.retain(|s| *s != session);
             // The connection may be in any state: even dropping it must not
@@ -1895,6 +2002,40 @@ impl Engine {
         }
     }
 
+    /// Sends what the outbox holds (the copies of the datagram just handled):
+    /// one `sendmmsg` per forwarded packet rather than per burst, so a copy
+    /// never waits for the rest of the burst to be decrypted and rewritten.
+    fn send_now(&mut self) {
+        if self.wire.outbox.is_empty() {
+            return;
+        }
+        let tracks = &mut self.tracks;
+        let (mut forwarded, mut bytes, mut dropped) = (0, 0, 0);
+        self.wire.outbox.flush(|tag, taken| match (tag, taken) {
+            (Some(tag), true) => {
+                forwarded += 1;
+                bytes += tag.payload_len;
+            }
+            (Some(tag), false) => {
+                dropped += 1;
+                if let Some(track) = tracks.get_mut(&tag.track)
+                    && track.kind == Kind::Video
+                    && let Some(link) = track
+                        .links
+                        .iter_mut()
+                        .find(|l| l.subscriber == tag.subscriber)
+                {
+                    link.needs_keyframe = true;
+                }
+            }
+            (None, true) => {}
+            (None, false) => dropped += 1,
+        });
+        self.forwarded += forwarded;
+        self.forwarded_bytes += bytes;
+        self.dropped += dropped;
+    }
+
     /// After a burst: publish the counters and wake connections whose next
     /// deadline moved earlier than the one their task sleeps until.
     fn settle(&mut self) {
@@ -1907,33 +2048,7 @@ impl Engine {
                 conn.kick.notify_one();
             }
         }
-        if !self.wire.outbox.is_empty() {
-            let tracks = &mut self.tracks;
-            let (mut forwarded, mut bytes, mut dropped) = (0, 0, 0);
-            self.wire.outbox.flush(|tag, taken| match (tag, taken) {
-                (Some(tag), true) => {
-                    forwarded += 1;
-                    bytes += tag.payload_len;
-                }
-                (Some(tag), false) => {
-                    dropped += 1;
-                    if let Some(track) = tracks.get_mut(&tag.track)
-                        && track.kind == Kind::Video
-                        && let Some(link) = track
-                            .links
-                            .iter_mut()
-                            .find(|l| l.subscriber == tag.subscriber)
-                    {
-                        link.needs_keyframe = true;
-                    }
-                }
-                (None, true) => {}
-                (None, false) => dropped += 1,
-            });
-            self.forwarded += forwarded;
-            self.forwarded_bytes += bytes;
-            self.dropped += dropped;
-        }
+        self.send_now();
         let c = &self.counters;
         if self.forwarded > 0 {
             c.packets_forwarded

@@ -254,11 +254,15 @@ impl Published {
 }
 
 impl Sfu {
-    /// Creates the SFU. Nothing is bound until participants join.
+    /// Creates the SFU: binds the shared media port (when one is configured;
+    /// with a port range nothing is bound until participants join) and starts
+    /// the media threads, which run until the last clone of this `Sfu` and the
+    /// last [`Session`] are gone.
     ///
-    /// Starts the media thread, which runs until the last clone of this `Sfu`
-    /// and the last [`Session`] are gone.
-    pub fn new(config: SfuConfig) -> Self {
+    /// Fails with [`Error::MediaPort`] when the port cannot be bound (taken by
+    /// another process, or a privileged port), or when the operating system
+    /// refuses a thread.
+    pub fn new(config: SfuConfig) -> Result<Self> {
         let counters = Arc::new(Counters::default());
         let binding = Binding {
             bind_ip: config.bind_ip,
@@ -269,9 +273,8 @@ impl Sfu {
         let threads = config.media_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
-        let media = MediaThreads::start(binding, threads, counters.clone())
-            .expect("the operating system starts the media threads and binds the media port");
-        Self {
+        let media = MediaThreads::start(binding, threads, counters.clone())?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 rooms: Mutex::new(HashMap::new()),
@@ -282,7 +285,7 @@ impl Sfu {
                 joins_refused: AtomicU64::new(0),
                 media,
             }),
-        }
+        })
     }
 
     /// The key media tokens are signed with (for the web layer's `issue`).

@@ -40,6 +40,9 @@ pub(crate) fn bind_shared(
     addr: SocketAddr,
     count: usize,
 ) -> io::Result<Vec<std::net::TcpListener>> {
+    // As for UDP (see `udp::bind_shared`): a port someone already holds is an
+    // error, not a group to join.
+    drop(std::net::TcpListener::bind(addr)?);
     (0..count)
         .map(|_| {
             let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

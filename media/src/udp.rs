@@ -14,14 +14,24 @@
 //! - anything else (DTLS, SRTP, SRTCP) is routed by the remote address learnt so.
 //!
 //! A datagram for a connection on another thread is handed to that thread over
-//! a bounded channel (and dropped if that thread is far behind); the reply and
-//! all forwarding to the Room's subscribers then leave from the owner's own
-//! socket, which shares the port. This was chosen over one reader thread for
-//! the port (every datagram would cross threads, and one core would read for
-//! all) and over per-client connected sockets (a packet to N subscribers would
-//! then need N sockets, so it could not leave in one `sendmmsg`). On a machine
-//! with N media threads about (N-1)/N of what publishers send crosses a thread
-//! once; the N copies that go out never do.
+//! a bounded channel (and dropped if that thread is far behind). That hand-over
+//! only happens until the owner has seen the client's first connectivity check:
+//! the owner then binds one more socket on the port, `connect`ed to the
+//! client's address ([`bind_connected`]). Linux's socket lookup scores a
+//! connected socket that matches the sender above every unconnected one of the
+//! port, so from then on that client's datagrams arrive on its Room's thread
+//! directly (the 30-participant test checks the sockets exist and media flows;
+//! on a system that did not prefer them, datagrams would still reach the
+//! shared sockets and be handed over as before). Replies and all forwarding leave from the owner's own unconnected
+//! socket, which shares the port: a packet to N subscribers still leaves in
+//! one `sendmmsg`, which N connected sockets could not do.
+//!
+//! This was chosen over one reader thread for the port (every datagram would
+//! cross threads, and one core would read for all) and over hand-overs alone
+//! (with N threads, (N-1)/N of what publishers send would cross a thread, and
+//! on a busy machine each crossing waits for the other thread to be
+//! scheduled). The cost is one descriptor per client address (at most four
+//! per connection), as the per-participant ports of the port-range mode cost.
 //!
 //! The address table is learnt from Binding requests before the connection's
 //! ICE agent has checked their integrity: someone who knows a connection's
@@ -30,11 +40,14 @@
 //! DTLS and SRTP, so the worst is lost packets for that participant.
 //!
 //! # Batches
-//! Everything a thread sends while handling a burst of datagrams (each copy of
-//! a forwarded packet, its own ICE/DTLS/RTCP traffic) is queued in an
+//! Everything a thread sends while handling one received datagram (each copy
+//! of a forwarded packet, its own ICE/DTLS/RTCP traffic) is queued in an
 //! [`Outbox`] and leaves in `sendmmsg` calls of up to [`SEND_BATCH`] datagrams,
-//! so a packet to N subscribers costs one system call rather than N. Reads use
-//! `recvmmsg` the same way. Sends never wait: what the kernel does not take is
+//! so a packet to N subscribers costs one system call rather than N. The
+//! outbox is flushed after each received datagram, not after a whole
+//! `recvmmsg` batch: waiting for the batch would save a few system calls but
+//! hold the first packet's copies while up to 31 more are decrypted and
+//! rewritten (milliseconds for large Rooms). Reads use `recvmmsg`. Sends never wait: what the kernel does not take is
 //! dropped and reported, so a slow subscriber never stalls a Room.
 
 use std::collections::HashMap;
@@ -135,6 +148,13 @@ pub(crate) fn bind_shared(
     port: u16,
     count: usize,
 ) -> io::Result<Vec<std::net::UdpSocket>> {
+    if port != 0 {
+        // `SO_REUSEPORT` would let a second SFU of the same user (another
+        // `convene serve` on this host with the same port) join our group
+        // and take half of our datagrams. A plain bind first fails if anyone
+        // holds the port, so that second SFU refuses to start instead.
+        drop(std::net::UdpSocket::bind(SocketAddr::new(ip, port))?);
+    }
     let first = udp_socket(SocketAddr::new(ip, port), true)?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
@@ -142,6 +162,19 @@ pub(crate) fn bind_shared(
         sockets.push(udp_socket(addr, true)?);
     }
     Ok(sockets)
+}
+
+/// A socket on the shared port (`bound`) connected to one client address.
+pub(crate) fn bind_connected(
+    bound: SocketAddr,
+    peer: SocketAddr,
+) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(bound), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&bound.into())?;
+    socket.connect(&peer.into())?;
+    Ok(socket.into())
 }
 
 /// Binds one socket of a connection's own (the port-range mode).

@@ -17,7 +17,7 @@ fn sfu() -> Sfu {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    Sfu::new(SfuConfig::loopback(TokenKey::generate()))
+    Sfu::new(SfuConfig::loopback(TokenKey::generate())).expect("SFU starts on loopback")
 }
 
 async fn receive_from(
@@ -300,18 +300,31 @@ fn sfu_with(threads: usize) -> Sfu {
         .try_init();
     let mut config = SfuConfig::loopback(TokenKey::generate());
     config.media_threads = Some(threads);
-    Sfu::new(config)
+    Sfu::new(config).expect("SFU starts on loopback")
 }
 
-/// UDP sockets of this process bound to `port` on loopback, from /proc/net/udp.
+/// UDP sockets bound to `port` on loopback, from /proc/net/udp.
 fn udp_sockets_on(port: u16) -> usize {
+    let (unconnected, connected) = udp_sockets_by_peer(port);
+    unconnected + connected
+}
+
+/// UDP sockets bound to `port` on loopback: (not connected, connected to a peer).
+fn udp_sockets_by_peer(port: u16) -> (usize, usize) {
     let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
     let local = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
-        .count()
+    let mut counts = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) == Some(&local.as_str()) {
+            if fields.get(2) == Some(&"00000000:0000") {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+    }
+    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +333,7 @@ async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_thei
     let sfu = sfu_with(THREADS);
     let port = sfu.media_port().expect("one shared media port");
     // One socket per media thread, all on the one port, before anyone joins...
-    assert_eq!(udp_sockets_on(port), THREADS);
+    assert_eq!(udp_sockets_by_peer(port), (THREADS, 0));
     let ids = ids(30);
     let room_of = |i: usize| format!("space/r{}", i % 4);
     let epoch = Instant::now();
@@ -338,8 +351,6 @@ async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_thei
             .collect::<Vec<_>>(),
         vec![8, 8, 7, 7]
     );
-    // ...and still only those once thirty are in.
-    assert_eq!(udp_sockets_on(port), THREADS);
 
     for (i, c) in clients.iter_mut().enumerate() {
         let mates: Vec<u8> = (0..30)
@@ -353,6 +364,16 @@ async fn thirty_participants_in_four_rooms_share_one_udp_port_and_meet_only_thei
             assert!(mates.contains(sender), "{} got media of p{sender}", c.id);
         }
     }
+    // Once everyone is connected: still one socket per media thread, plus for
+    // each participant a socket on the same port connected to its address,
+    // which brings its datagrams straight to its Room's thread. Nothing binds
+    // another port.
+    let (unconnected, connected) = udp_sockets_by_peer(port);
+    assert_eq!(unconnected, THREADS);
+    assert!(
+        (30..=30 * 4).contains(&connected),
+        "{connected} connected sockets"
+    );
     let m = sfu.metrics();
     assert_eq!(
         (m.gatherings, m.participants, m.published_tracks),
@@ -479,7 +500,7 @@ async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
     let min = 20_000 + rand::random::<u16>() % 12_000;
     (config.udp_port_min, config.udp_port_max) = (min, min + 200);
     config.media_threads = Some(2);
-    let sfu = Sfu::new(config);
+    let sfu = Sfu::new(config).expect("SFU starts");
     assert_eq!(sfu.media_port(), None);
     let ids = ids(2);
     let epoch = Instant::now();
@@ -501,6 +522,31 @@ async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
     b.close().await;
 }
 
+#[test]
+fn a_media_port_someone_else_holds_is_an_error_not_a_panic() {
+    let holder = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port();
+    let mut config = SfuConfig::loopback(TokenKey::generate());
+    (config.udp_port_min, config.udp_port_max) = (port, port);
+    assert!(matches!(Sfu::new(config), Err(Error::MediaPort(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sfu_on_the_same_port_refuses_to_start_rather_than_share_it() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let config = || {
+        let mut c = SfuConfig::loopback(TokenKey::generate());
+        (c.udp_port_min, c.udp_port_max) = (port, port);
+        c
+    };
+    let first = Sfu::new(config()).expect("the first SFU binds the port");
+    assert_eq!(first.media_port(), Some(port));
+    assert!(matches!(Sfu::new(config()), Err(Error::MediaPort(_))));
+}
+
 /// Guards issue 10 (item 3): a socket that joins but never connects media holds its seat only
 /// for the grace period; then the session closes and the seat is free again, while a
 /// participant whose media connected stays.
@@ -508,7 +554,7 @@ async fn with_a_port_range_each_participant_gets_a_port_of_its_own() {
 async fn a_seat_without_media_is_given_back_after_the_grace_period() {
     let mut config = SfuConfig::loopback(TokenKey::generate());
     config.media_grace = Duration::from_secs(2);
-    let sfu = Sfu::new(config);
+    let sfu = Sfu::new(config).expect("the SFU starts");
     let real = join(&sfu, "space/small", "real", 0, Some(2)).await;
 
     // A squatter: a valid token and a join, then silence (no offer, no ICE).
