@@ -294,14 +294,16 @@ pub use activitypub_federation::protocol::public_key::PublicKey;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteKey {
     key: PublicKey,
-    rsa: RsaPublicKey,
+    /// The key as PKCS#1 `RSAPublicKey` DER, what `ring` verifies with.
+    pkcs1: Vec<u8>,
 }
 
 impl RemoteKey {
     /// Decodes the PEM (an RSA key of 2048 to 4096 bits).
     pub fn new(key: PublicKey) -> Result<Self> {
-        let rsa = parse_public_key_pem(&key.public_key_pem)?;
-        Ok(Self { key, rsa })
+        let rsa: RsaPublicKey = parse_public_key_pem(&key.public_key_pem)?;
+        let pkcs1 = crate::keys::pkcs1_der(&rsa)?;
+        Ok(Self { key, pkcs1 })
     }
 
     pub fn key(&self) -> &PublicKey {
@@ -453,7 +455,7 @@ pub fn verify_request(
     }
 
     let signing_string = signing_string(request, &params)?;
-    if !verify_sha256(&remote.rsa, signing_string.as_bytes(), &params.signature) {
+    if !verify_sha256(&remote.pkcs1, signing_string.as_bytes(), &params.signature) {
         return Err(SignatureError::BadSignature);
     }
 
