@@ -74,7 +74,11 @@ pub async fn invite(
             retry_after: u64::try_from(INVITATION_WINDOW).unwrap_or(3600),
         });
     }
-    let (invitation, secret) = invitations::create(&core.db, space, by, email, role).await?;
+    // The invitation and its mail commit together: no invitation without its mail, and no
+    // mail for an invitation that was rolled back.
+    let mut tx = core.db.begin_write().await?;
+    let (invitation, secret) =
+        invitations::create(&mut tx, core.db.now(), space, by, email, role).await?;
     let settings = &core.settings;
     let link = settings.url(&convene_web::routes::invitation(&secret));
     let body = format!(
@@ -88,13 +92,17 @@ pub async fn invite(
         role.as_str(),
     );
     core.mailer
-        .enqueue(mail::Email {
-            to: email.as_str(),
-            subject: &format!("Invitation to {} on {}", space.name, settings.instance_name),
-            body: &body,
-            kind: "invitation",
-        })
+        .enqueue_in(
+            &mut tx,
+            mail::Email {
+                to: email.as_str(),
+                subject: &format!("Invitation to {} on {}", space.name, settings.instance_name),
+                body: &body,
+                kind: "invitation",
+            },
+        )
         .await?;
+    core.queue.commit(tx).await?;
     Ok(invitation)
 }
 

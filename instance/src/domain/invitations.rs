@@ -71,14 +71,15 @@ const COLUMNS: &str = "id, space_id, email, role, invited_by, created_at, expire
 
 /// Creates an invitation and returns it with the secret for its link.
 pub async fn create(
-    db: &Db,
+    tx: &mut crate::jobs::Tx<'_>,
+    now: i64,
     space: &Space,
     by: &Passport,
     email: &Email,
     role: Role,
 ) -> Result<(Invitation, String)> {
     let secret = random_token();
-    let t = db.now();
+    let t = now;
     // A fresh invitation to the same address replaces the pending one.
     sqlx::query(
         "UPDATE invitations SET revoked_at = $1 WHERE space_id = $2 AND email = $3 \
@@ -87,7 +88,7 @@ pub async fn create(
     .bind(t)
     .bind(space.id)
     .bind(email.as_str())
-    .execute(&db.pool)
+    .execute(&mut **tx)
     .await?;
     let id: i64 = sqlx::query(
         "INSERT INTO invitations (space_id, email, role, token_hash, invited_by, created_at, expires_at) \
@@ -100,7 +101,7 @@ pub async fn create(
     .bind(by.id)
     .bind(t)
     .bind(t + INVITATION_TTL)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut **tx)
     .await?
     .try_get("id")?;
     Ok((
