@@ -37,6 +37,8 @@ struct Run {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time of the server's process per request, in microseconds.
+    cpu_us: f64,
     /// Socket errors wrk reported (connect, read, write, timeout), summed.
     socket_errors: u64,
     /// Page cache loads of the Space during the run (instance rows only).
@@ -103,9 +105,9 @@ fn main() -> anyhow::Result<()> {
 
     println!(
         "| server / page | connections | requests/s | ratio to hello world | p50 ms | p99 ms | \
-         p99 ratio to hello world | socket errors | Space loads |"
+         p99 ratio to hello world | server CPU µs/request | socket errors | Space loads |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for connections in CONNECTIONS {
         let Some(base) = rows
             .iter()
@@ -117,13 +119,14 @@ fn main() -> anyhow::Result<()> {
         for row in rows.iter().filter(|r| r.connections == connections) {
             let run = &row.run;
             println!(
-                "| {} | {connections} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {connections} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
                 row.name,
                 run.rps,
                 run.rps / base.0,
                 run.p50_ms,
                 run.p99_ms,
                 run.p99_ms / base.1,
+                run.cpu_us,
                 run.socket_errors,
                 run.loads.map_or("".to_string(), |n| n.to_string()),
             );
@@ -252,6 +255,7 @@ async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
 
 /// Runs wrk against `url` and reads requests/s and latency percentiles from its report.
 fn wrk(url: &str, connections: u32, seconds: u64) -> anyhow::Result<Run> {
+    let cpu_before = process_cpu_seconds()?;
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -262,6 +266,7 @@ fn wrk(url: &str, connections: u32, seconds: u64) -> anyhow::Result<Run> {
         ])
         .output()
         .context("running wrk")?;
+    let cpu = process_cpu_seconds()? - cpu_before;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() || text.contains("Non-2xx") {
         bail!("wrk failed or saw errors for {url}:\n{text}");
@@ -290,13 +295,41 @@ fn wrk(url: &str, connections: u32, seconds: u64) -> anyhow::Result<Run> {
                 .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
                 .sum()
         });
+    // "123456 requests in 10.00s, 1.2GB read"
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .with_context(|| format!("no request count in:\n{text}"))?;
     Ok(Run {
         rps,
         p50_ms: percentile("50%")?,
         p99_ms: percentile("99%")?,
+        cpu_us: cpu * 1e6 / requests.max(1.0),
         socket_errors,
         loads: None,
     })
+}
+
+/// CPU time this process (the server under test, not wrk) has used: user + system, from
+/// `/proc/self/stat`, in seconds. Under CPU contention from other programs, the time per
+/// request stays comparable where requests/s and latency do not.
+fn process_cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the parenthesised command name; utime and stime are the 14th and 15th
+    // of the whole line, in clock ticks (100 per second on Linux).
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("/proc/self/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("/proc/self/stat is short")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn parse_duration_ms(v: &str) -> Option<f64> {

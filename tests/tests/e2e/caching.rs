@@ -9,7 +9,7 @@ use super::*;
 
 /// Lifetime of a cached Space in these tests: long enough that a burst of 200 requests on a
 /// busy debug build ends well inside it, so exactly one reload is expected.
-const TTL_MS: u64 = 3000;
+const TTL_MS: u64 = 5000;
 
 /// An instance whose page cache lives [`TTL_MS`] and may serve an expired Space for a minute
 /// while it is reloaded, with a Space `book-club` and its open Room `lobby`.

@@ -265,11 +265,11 @@ pub async fn show(
 /// The Space page's name among the pages kept with a snapshot (Rooms go by their slugs).
 const SPACE_PAGE: &str = "";
 
-pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-pub(super) fn html_response(page: axum::body::Bytes) -> Response {
+fn html_response(page: axum::body::Bytes) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
         page,
