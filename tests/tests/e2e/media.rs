@@ -1020,13 +1020,7 @@ async fn two_processes_on_one_database_hold_each_gathering_on_one_sfu() {
     assert_eq!(metric(&a, "convene_gatherings_held").await, 1);
     assert_eq!(metric(&b, "convene_gatherings_held").await, 0);
     assert_eq!(a.state().sfu.room_presence(&lobby_media_id(&a).await), 2);
-    ada_peer.publish(epoch);
-    bob_peer.publish(epoch);
-    let both = ids(&[&ada_peer, &bob_peer]);
-    let mut tally = Tally::default();
-    testing::receive_from(&mut ada_peer.client, &both, &[1], 30, &mut tally, LIMIT).await;
-    let mut tally = Tally::default();
-    testing::receive_from(&mut bob_peer.client, &both, &[0], 30, &mut tally, LIMIT).await;
+    meet(&mut ada_peer, &mut bob_peer, epoch).await;
 
     // The holder stops (its port closes and it renews nothing; in this one test process its
     // tasks cannot be killed outright, so the two leave as a dropped network would make them).
@@ -1039,15 +1033,20 @@ async fn two_processes_on_one_database_hold_each_gathering_on_one_sfu() {
     let mut ada_peer = enter(&b, &ada_again, "lobby", 0, Some("Ada")).await;
     let mut bob_peer = enter(&b, &bob, "lobby", 1, Some("Bob")).await;
     assert_eq!(metric(&b, "convene_gatherings_held").await, 1);
-    ada_peer.publish(epoch);
-    bob_peer.publish(epoch);
-    let both = ids(&[&ada_peer, &bob_peer]);
-    let mut tally = Tally::default();
-    testing::receive_from(&mut ada_peer.client, &both, &[1], 30, &mut tally, LIMIT).await;
-    let mut tally = Tally::default();
-    testing::receive_from(&mut bob_peer.client, &both, &[0], 30, &mut tally, LIMIT).await;
+    meet(&mut ada_peer, &mut bob_peer, epoch).await;
     ada_peer.end().await;
     bob_peer.end().await;
+}
+
+/// Both publish and each receives 30 packets in a row of the other's media.
+async fn meet(first: &mut Peer, second: &mut Peer, epoch: Instant) {
+    first.publish(epoch);
+    second.publish(epoch);
+    let both = ids(&[&*first, &*second]);
+    let mut tally = Tally::default();
+    testing::receive_from(&mut first.client, &both, &[1], 30, &mut tally, LIMIT).await;
+    let mut tally = Tally::default();
+    testing::receive_from(&mut second.client, &both, &[0], 30, &mut tally, LIMIT).await;
 }
 
 async fn lobby_media_id(inst: &TestInstance) -> String {
