@@ -44,6 +44,8 @@ pub mod core;
 pub mod engine;
 pub mod error;
 mod forwarder;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod sfu;
 pub mod signaling;
 #[cfg(feature = "test-client")]
