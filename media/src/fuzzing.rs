@@ -59,49 +59,56 @@ pub fn sdp(data: &[u8]) {
     let (path, sdp) = text.split_once('\n').unwrap_or((text, ""));
     let frame = serde_json::json!({ "type": path.trim(), "sdp": sdp }).to_string();
     match ClientMessage::parse(&frame) {
-        Ok(ClientMessage::Offer { sdp }) => offer(sdp),
-        Ok(ClientMessage::Answer { sdp }) => answer(sdp),
+        Ok(ClientMessage::Offer { sdp }) => {
+            offer(sdp);
+        }
+        Ok(ClientMessage::Answer { sdp }) => {
+            answer(sdp);
+        }
         _ => {}
     }
 }
 
-fn offer(sdp: String) {
+/// The offer path; true when the offer was answered.
+fn offer(sdp: String) -> bool {
     let Some(mut pc) = connection() else {
-        return;
+        return false;
     };
     let now = Instant::now();
     let Ok(desc) = RTCSessionDescription::offer(sdp) else {
-        return;
+        return false;
     };
-    if pc.set_remote_description(now, desc).is_ok()
-        && let Ok(answer) = pc.create_answer(None)
-    {
-        let _ = pc.set_local_description(now, answer);
-    }
+    let answered = pc.set_remote_description(now, desc).is_ok()
+        && pc
+            .create_answer(None)
+            .is_ok_and(|answer| pc.set_local_description(now, answer).is_ok());
     drain(&mut pc);
+    answered
 }
 
-fn answer(sdp: String) {
+/// The answer path; true when the answer was applied.
+fn answer(sdp: String) -> bool {
     let Some(mut pc) = connection() else {
-        return;
+        return false;
     };
     let now = Instant::now();
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
         if pc.add_transceiver_from_kind(kind, None).is_err() {
-            return;
+            return false;
         }
     }
     let Ok(local) = pc.create_offer(None) else {
-        return;
+        return false;
     };
     if pc.set_local_description(now, local).is_err() {
-        return;
+        return false;
     }
     let Ok(desc) = RTCSessionDescription::answer(sdp) else {
-        return;
+        return false;
     };
-    let _ = pc.set_remote_description(now, desc);
+    let applied = pc.set_remote_description(now, desc).is_ok();
     drain(&mut pc);
+    applied
 }
 
 /// A connection configured as the SFU's media thread configures each participant's
@@ -158,9 +165,23 @@ fn drain(pc: &mut RTCPeerConnection) {
 mod tests {
     use super::*;
 
+    /// The seed's SDP after its first line, as [`sdp`] reads it.
+    fn seed(text: &str) -> String {
+        text.split_once('\n')
+            .map(|(_, sdp)| sdp.to_owned())
+            .expect("a path line")
+    }
+
     #[test]
-    fn the_sfu_connection_is_built_as_the_media_thread_builds_it() {
-        assert!(connection().is_some());
+    fn the_seed_chromium_offer_is_answered_and_its_answer_applied() {
+        // The fuzzer starts from these; were they refused, it would mostly explore refusals.
+        assert!(offer(seed(include_str!(
+            "../../fuzz/corpus/sdp/chromium-offer-audio-video"
+        ))));
+        assert!(answer(seed(include_str!(
+            "../../fuzz/corpus/sdp/chromium-answer-recvonly"
+        ))));
+        assert!(!offer("v=0\r\nnonsense".to_owned()));
     }
 
     #[test]
