@@ -8,11 +8,15 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+/// An entry point: arbitrary bytes in, nothing out, never a panic.
+type EntryPoint = fn(&[u8]);
+
 /// Each cargo-fuzz target and the entry point it runs (see `fuzz/fuzz_targets/`).
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, EntryPoint)] = &[
     ("blt", convene_governance::fuzzing::blt),
     ("signaling", convene_media::fuzzing::signaling),
     ("sdp", convene_media::fuzzing::sdp),
+    ("sdp_parse", convene_media::fuzzing::sdp_parse),
     ("form", convene::fuzzing::form),
     ("api_json", convene::fuzzing::api_json),
 ];
