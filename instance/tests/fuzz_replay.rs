@@ -40,25 +40,60 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn every_corpus_file_replays_without_a_panic() {
+/// Replays `target`'s corpus and artifacts through its entry point; fails naming every file
+/// that panics.
+fn replay(target: &str) {
+    let (_, entry) = TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .expect("a target listed in TARGETS");
     let fuzz = fuzz_dir();
+    let corpus = files(&fuzz.join("corpus").join(target));
+    assert!(
+        !corpus.is_empty(),
+        "fuzz/corpus/{target} holds the target's seeds and must not be empty"
+    );
+    let artifacts = files(&fuzz.join("artifacts").join(target));
     let mut panicked = Vec::new();
-    for (target, entry) in TARGETS {
-        let corpus = files(&fuzz.join("corpus").join(target));
-        assert!(
-            !corpus.is_empty(),
-            "fuzz/corpus/{target} holds the target's seeds and must not be empty"
-        );
-        let artifacts = files(&fuzz.join("artifacts").join(target));
-        for file in corpus.iter().chain(&artifacts) {
-            let data = std::fs::read(file).expect("read a corpus file");
-            if catch_unwind(AssertUnwindSafe(|| entry(&data))).is_err() {
-                panicked.push(file.display().to_string());
-            }
+    for file in corpus.iter().chain(&artifacts) {
+        let data = std::fs::read(file).expect("read a corpus file");
+        if catch_unwind(AssertUnwindSafe(|| entry(&data))).is_err() {
+            panicked.push(file.display().to_string());
         }
     }
     assert!(panicked.is_empty(), "inputs that panic: {panicked:#?}");
+}
+
+// One test per target, so that they replay in parallel and a failure names its target.
+
+#[test]
+fn blt_corpus_replays() {
+    replay("blt");
+}
+
+#[test]
+fn signaling_corpus_replays() {
+    replay("signaling");
+}
+
+#[test]
+fn sdp_corpus_replays() {
+    replay("sdp");
+}
+
+#[test]
+fn sdp_parse_corpus_replays() {
+    replay("sdp_parse");
+}
+
+#[test]
+fn form_corpus_replays() {
+    replay("form");
+}
+
+#[test]
+fn api_json_corpus_replays() {
+    replay("api_json");
 }
 
 #[test]
