@@ -137,6 +137,7 @@ pub fn parse(text: &str) -> Result<Election> {
         last_line = line;
         if strings.len() == candidate_count && !content.starts_with('"') {
             // Some published files carry the title unquoted.
+            check_one_line(content, line)?;
             title = Some((line, content.to_string()));
             break;
         }
@@ -347,11 +348,25 @@ fn read_quoted(text: &str, line: usize) -> Result<(String, &str)> {
                 value.push('"');
                 continue;
             }
+            check_one_line(&value, line)?;
             return Ok((value, &body[i + 1..]));
         }
         value.push(c);
     }
     Err(Error::blt(line, "a quoted name is not closed"))
+}
+
+/// Names and the title are single lines of text: [`write`] has no way to carry a carriage
+/// return or another control character (tabs aside) back, so a file holding one could not be
+/// published again as read, and results would print it raw.
+fn check_one_line(text: &str, line: usize) -> Result<()> {
+    match text.chars().find(|&c| c.is_control() && c != '\t') {
+        Some(c) => Err(Error::blt(
+            line,
+            format!("a name or title holds the control character {c:?}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -399,6 +414,25 @@ mod tests {
         let e = parse(SAMPLE).expect("valid file");
         let again = parse(&write(&e)).expect("own output parses");
         assert_eq!(again, e);
+    }
+
+    /// Issue 10 (fuzzing): a carriage return inside a quoted name was read, but `write`
+    /// turned it into a space, so the published file held another candidate's name.
+    #[test]
+    fn names_and_titles_with_control_characters_are_refused() {
+        for text in [
+            "2 1\n1 1 0\n0\n\"\r\rA\"\n\"B\"\n\"T\"\n",
+            "2 1\n1 1 0\n0\n\"A\"\n\"B\u{7}\"\n\"T\"\n",
+            "2 1\n1 1 0\n0\n\"A\"\n\"B\"\n\"T\r\r\"\n",
+            "2 1\n1 1 0\n0\n\"A\"\n\"B\"\nWard\r6\n",
+        ] {
+            let (line, message) = line_of(text);
+            assert!(message.contains("control character"), "{text:?}: {message}");
+            assert!(line >= 4, "{text:?}: line {line}");
+        }
+        let tabbed = parse("2 1\n1 1 0\n0\n\"A\tB\"\n\"C\"\n\"T\"\r\n").expect("tabs and CRLF");
+        assert_eq!(tabbed.candidates(), ["A\tB", "C"]);
+        assert_eq!(parse(&write(&tabbed)).expect("own output parses"), tabbed);
     }
 
     #[test]

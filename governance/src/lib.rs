@@ -35,6 +35,8 @@ pub mod circle;
 pub mod count;
 mod election;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lot;
 pub mod motion;
 mod votes;

@@ -32,6 +32,8 @@ pub mod core;
 pub mod db;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod governance;
 pub mod http;
 pub mod jobs;

@@ -51,6 +51,8 @@ pub mod core;
 pub mod engine;
 pub mod error;
 mod forwarder;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod sfu;
 pub mod signaling;
 mod tcp;

@@ -232,7 +232,7 @@ async fn list_spaces(State(state): State<AppState>, caller: ApiCaller) -> Result
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SpaceBody {
+pub(crate) struct SpaceBody {
     slug: Option<String>,
     name: Option<String>,
     description: Option<String>,
@@ -402,7 +402,7 @@ async fn list_rooms(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RoomBody {
+pub(crate) struct RoomBody {
     slug: Option<String>,
     name: Option<String>,
     topic: Option<String>,
@@ -596,7 +596,7 @@ async fn remove_member(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InviteBody {
+pub(crate) struct InviteBody {
     email: String,
     role: Option<String>,
 }

@@ -4,13 +4,13 @@
 //! `web` crate and renders it. Forms that fail validation are shown again with the person's
 //! input and the problems inline (status 422); successful posts redirect (303) with a flash.
 
-mod account;
-mod auth;
+pub(crate) mod account;
+pub(crate) mod auth;
 pub mod gathering;
-mod governance;
+pub(crate) mod governance;
 mod queue;
-mod rooms;
-mod spaces;
+pub(crate) mod rooms;
+pub(crate) mod spaces;
 
 use axum::Router;
 use axum::http::StatusCode;

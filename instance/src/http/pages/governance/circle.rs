@@ -31,7 +31,7 @@ async fn require_manager(state: &AppState, visitor: &Visitor) -> Result<Passport
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct RoleInput {
+pub(crate) struct RoleInput {
     handle: String,
     role: String,
     reason: String,
@@ -82,7 +82,7 @@ pub async fn set_role(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct SizeInput {
+pub(crate) struct SizeInput {
     seats: String,
     constituency: String,
 }

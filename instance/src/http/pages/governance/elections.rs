@@ -84,7 +84,7 @@ pub async fn new_election_page(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct ElectionInput {
+pub(crate) struct ElectionInput {
     title: String,
     constituency: String,
     seats: String,
@@ -290,7 +290,7 @@ pub async fn election_page(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct NominateInput {
+pub(crate) struct NominateInput {
     handle: String,
     statement: String,
 }

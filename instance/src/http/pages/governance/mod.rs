@@ -13,9 +13,9 @@
 //! patterns below cannot drift apart one hand-written `format!` at a time.
 
 mod ballots;
-mod circle;
-mod elections;
-mod motions;
+pub(crate) mod circle;
+pub(crate) mod elections;
+pub(crate) mod motions;
 mod overview;
 mod results;
 

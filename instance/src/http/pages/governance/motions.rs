@@ -35,7 +35,7 @@ pub(super) fn motion_status(passed: Option<bool>) -> &'static str {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct MotionInput {
+pub(crate) struct MotionInput {
     kind: String,
     infrastructure: String,
     operations: String,
@@ -157,7 +157,7 @@ pub async fn motion_page(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct VoteInput {
+pub(crate) struct VoteInput {
     position: String,
 }
 
