@@ -23,6 +23,7 @@
 //! workers (the job queue that sends mail, housekeeping, elections, the gathering reconciler)
 //! and serves [`http::router`].
 
+pub mod activitypub;
 pub mod app;
 pub mod cache;
 pub mod cli;

@@ -43,6 +43,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0005_sign_in_mail.sql"),
         include_str!("../postgres/0005_sign_in_mail.sql"),
     ),
+    (
+        6,
+        "federation",
+        include_str!("../sqlite/0006_federation.sql"),
+        include_str!("../postgres/0006_federation.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod caching;
 mod elections;
+mod federation;
 mod media;
 mod queue;
 mod rooms;

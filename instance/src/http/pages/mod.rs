@@ -8,6 +8,7 @@ mod account;
 mod auth;
 pub mod gathering;
 mod governance;
+mod people;
 mod queue;
 mod rooms;
 mod spaces;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
             get(account::tokens).post(account::create_token),
         )
         .route("/me/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/people/{handle}", get(people::show))
         .route("/spaces/new", get(spaces::new_page))
         .route("/spaces", post(spaces::create))
         .route("/spaces/{space}", get(spaces::show))

@@ -1,0 +1,304 @@
+//! The ActivityPub door's read side: actor documents, discovery (WebFinger, NodeInfo) and
+//! collections. The documents come from the `federation` crate's directory functions over
+//! [`LocalDirectory`]; this module only maps them to HTTP.
+//!
+//! Actors live at the URLs their pages already have, so a Space is one URL whether a person
+//! or a server asks: [`negotiate`] runs before the pages and answers a `GET` whose `Accept`
+//! asks for `application/activity+json` (or `application/ld+json`) with the actor document.
+//! Both answers carry `Vary: Accept` so that caches keep them apart.
+//!
+//! Bad input is 400 (a malformed WebFinger resource) or 404 (nothing there), never a 500:
+//! errors from the federation crate carry their own status.
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use convene_federation::directory::{self, Directory};
+use convene_federation::nodeinfo::{self, NodeInfo, Users};
+use convene_federation::protocol::Id;
+use convene_federation::protocol::context::{
+    ACTIVITY_CONTENT_TYPE, CONVENE_CONTEXT_PATH, convene_context_document, wants_activity_json,
+    with_context,
+};
+use convene_federation::protocol::object::OrderedCollection;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::activitypub::{ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory};
+use crate::app::AppState;
+
+/// The routes that only ActivityPub clients and servers use. (Actor pages that browsers also
+/// see are answered by [`negotiate`].)
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/webfinger", get(webfinger))
+        .route(nodeinfo::WELL_KNOWN_PATH, get(nodeinfo_links))
+        .route(nodeinfo::NODEINFO_PATH, get(nodeinfo_document))
+        .route(INSTANCE_ACTOR_PATH, get(instance_actor))
+        .route(CONVENE_CONTEXT_PATH, get(convene_context))
+        .route("/actor/outbox", get(outbox))
+        .route("/people/{handle}/followers", get(followers))
+        .route("/people/{handle}/outbox", get(outbox))
+        .route("/spaces/{space}/followers", get(followers))
+        .route("/spaces/{space}/outbox", get(outbox))
+        .route("/spaces/{space}/rooms/{room}/followers", get(followers))
+        .route("/spaces/{space}/rooms/{room}/outbox", get(outbox))
+}
+
+/// Answers `GET {actor}` with the actor document when the client asks for ActivityPub JSON;
+/// every other request goes on to the pages.
+pub async fn negotiate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let path = ActorPath::parse(req.uri().path());
+    let wants_json = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(wants_activity_json);
+    match path {
+        Some(path) if is_read && wants_json => {
+            let mut response = actor(&state, &path).await;
+            vary_accept(&mut response);
+            response
+        }
+        Some(_) => {
+            let mut response = next.run(req).await;
+            vary_accept(&mut response);
+            response
+        }
+        None => next.run(req).await,
+    }
+}
+
+fn vary_accept(response: &mut Response) {
+    response
+        .headers_mut()
+        .append(VARY, HeaderValue::from_static("Accept"));
+}
+
+/// `GET /actor`: the instance actor (an Application), served to anyone without a signature
+/// so that two instances fetching each other's keys never wait on each other.
+async fn instance_actor(State(state): State<AppState>) -> Response {
+    let mut response = actor(&state, &ActorPath::Instance).await;
+    vary_accept(&mut response);
+    response
+}
+
+/// The actor document at `path`, or a 404.
+async fn actor(state: &AppState, path: &ActorPath) -> Response {
+    let directory = LocalDirectory::new(state.core.clone());
+    match directory.actor_at(path).await {
+        Ok(Some(actor)) => {
+            match convene_federation::protocol::actor::Actor::local(actor)
+                .map(with_context)
+                .and_then(|doc| {
+                    serde_json::to_vec(&doc)
+                        .map_err(|e| convene_federation::Error::BadJson(e.to_string()))
+                }) {
+                Ok(body) => activity_json(body),
+                Err(err) => failure(&err),
+            }
+        }
+        Ok(None) => not_found(),
+        Err(err) => failure(&err),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct WebfingerQuery {
+    resource: Option<String>,
+}
+
+/// `GET /.well-known/webfinger?resource=acct:name@domain` (or the actor's URL): the JRD of a
+/// Passport, a Space or the instance actor.
+async fn webfinger(
+    State(state): State<AppState>,
+    query: Result<Query<WebfingerQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Some(resource) = query.ok().and_then(|Query(q)| q.resource) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the resource parameter is required",
+        );
+    };
+    let directory = LocalDirectory::new(state.core.clone());
+    let template = format!(
+        "{}?uri={{uri}}",
+        state.settings.url("/authorize_interaction")
+    );
+    match directory::webfinger_document(&directory, &resource, &state.settings.domain(), &template)
+        .await
+    {
+        Ok(Some(jrd)) => json_response(&jrd, "application/jrd+json; charset=utf-8", true),
+        Ok(None) => not_found(),
+        Err(err) => failure(&err),
+    }
+}
+
+/// `GET /.well-known/nodeinfo`: where the NodeInfo document is.
+async fn nodeinfo_links(State(state): State<AppState>) -> Response {
+    match Id::parse(&state.settings.url("")).and_then(|base| nodeinfo::Links::build(&base)) {
+        Ok(links) => json_response(&links, "application/json", true),
+        Err(err) => failure(&err),
+    }
+}
+
+/// `GET /nodeinfo/2.1`: software, protocol, registrations and user counts.
+async fn nodeinfo_document(State(state): State<AppState>) -> Response {
+    let counts = sqlx::query(
+        "SELECT COUNT(*) AS total, \
+         SUM(CASE WHEN last_seen >= $1 THEN 1 ELSE 0 END) AS month, \
+         SUM(CASE WHEN last_seen >= $2 THEN 1 ELSE 0 END) AS halfyear \
+         FROM (SELECT p.id, MAX(s.created_at) AS last_seen FROM passports p \
+               LEFT JOIN sessions s ON s.passport_id = p.id \
+               WHERE p.domain = '' GROUP BY p.id) AS people",
+    )
+    .bind(state.db.now() - 30 * 86_400)
+    .bind(state.db.now() - 180 * 86_400)
+    .fetch_one(&state.db.pool)
+    .await;
+    let users = match counts {
+        Ok(row) => {
+            let get = |name: &str| {
+                row.try_get::<Option<i64>, _>(name)
+                    .ok()
+                    .flatten()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0)
+            };
+            Users {
+                total: Some(get("total")),
+                active_month: Some(get("month")),
+                active_halfyear: Some(get("halfyear")),
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "nodeinfo counts");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    // Anyone may sign up for a Passport (by email), so registrations are open.
+    let info = NodeInfo::build(
+        env!("CARGO_PKG_VERSION"),
+        &state.settings.source_url,
+        true,
+        users,
+    );
+    json_response(&info, nodeinfo::CONTENT_TYPE_2_1, true)
+}
+
+/// `GET /ns/convene.jsonld`: the `convene:` terms (Room access, capacity, head count) as a
+/// standalone JSON-LD context.
+async fn convene_context() -> Response {
+    json_response(&convene_context_document(), "application/ld+json", true)
+}
+
+/// `GET {actor}/followers`: how many follow the actor (who they are is not public).
+async fn followers(State(state): State<AppState>, req: Request) -> Response {
+    let Some(actor_path) = req.uri().path().strip_suffix("/followers") else {
+        return not_found();
+    };
+    let directory = LocalDirectory::new(state.core.clone());
+    let result = match Id::parse(&state.settings.url(actor_path)) {
+        Ok(actor) => directory::followers_document(&directory, &actor).await,
+        Err(_) => return not_found(),
+    };
+    match result {
+        Ok(Some(collection)) => activity_document(&collection),
+        Ok(None) => not_found(),
+        Err(err) => failure(&err),
+    }
+}
+
+/// `GET {actor}/outbox`: empty. Convene's actors publish by delivering to their followers,
+/// and keep no public history of it.
+async fn outbox(State(state): State<AppState>, req: Request) -> Response {
+    let Some(actor_path) = req.uri().path().strip_suffix("/outbox") else {
+        return not_found();
+    };
+    let directory = LocalDirectory::new(state.core.clone());
+    let actor = match Id::parse(&state.settings.url(actor_path)) {
+        Ok(actor) => actor,
+        Err(_) => return not_found(),
+    };
+    match directory.actor_by_id(&actor).await {
+        Ok(Some(_)) => match actor.with_suffix("/outbox") {
+            Ok(id) => activity_document(&OrderedCollection::<Id>::with_items(id, Vec::new())),
+            Err(err) => failure(&err),
+        },
+        Ok(None) => not_found(),
+        Err(err) => failure(&err),
+    }
+}
+
+fn activity_document<T: Serialize>(document: &T) -> Response {
+    match serde_json::to_vec(&with_context(document)) {
+        Ok(body) => activity_json(body),
+        Err(err) => {
+            tracing::error!(error = %err, "serialising an ActivityPub document");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn activity_json(body: Vec<u8>) -> Response {
+    (
+        [
+            (CONTENT_TYPE, ACTIVITY_CONTENT_TYPE),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn json_response<T: Serialize>(value: &T, content_type: &'static str, cors: bool) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = (
+                [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "max-age=60")],
+                body,
+            )
+                .into_response();
+            if cors {
+                // Discovery documents are public; web clients on other origins read them.
+                response
+                    .headers_mut()
+                    .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+            }
+            response
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "serialising a discovery document");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn not_found() -> Response {
+    problem(StatusCode::NOT_FOUND, "no such actor or document here")
+}
+
+/// A federation error as its own status; storage failures are logged where they happen.
+fn failure(err: &convene_federation::Error) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!(error = %err, "federation request");
+        return problem(status, "the instance could not answer this request");
+    }
+    tracing::info!(error = %err, "federation request refused");
+    problem(status, &err.to_string())
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response {
+    super::api::problem(
+        status,
+        status.canonical_reason().unwrap_or("Error"),
+        detail,
+        &[],
+    )
+}

@@ -1,0 +1,344 @@
+//! Federation, issue 8: actors at the URLs of their pages, WebFinger, NodeInfo and the
+//! followers collection, read by plain HTTP clients and by the `federation` crate's own
+//! guarded fetcher the way another instance reads them.
+
+use convene::activitypub::LocalDirectory;
+use convene_federation::directory::Directory;
+use convene_federation::fetch::{FetchClient, FetchSettings};
+use convene_federation::protocol::Id;
+use convene_federation::receive::FetchKeySource;
+use convene_federation::{Address, webfinger};
+use serde_json::Value;
+
+use super::*;
+
+const AP: &str = "application/activity+json";
+const LD: &str = "application/ld+json; profile=\"https://www.w3.org/ns/activitystreams\"";
+
+/// GETs `url` with `accept`, giving the status, the content type and the body.
+async fn get(url: &str, accept: &str) -> (StatusCode, String, String) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.text().await.expect("body");
+    (status, content_type, body)
+}
+
+async fn get_json(url: &str, accept: &str) -> Value {
+    let (status, content_type, body) = get(url, accept).await;
+    assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    assert!(
+        content_type.contains("json"),
+        "{url} answered {content_type}"
+    );
+    serde_json::from_str(&body).expect("JSON")
+}
+
+on_both!(
+    actors_are_served_at_their_pages_by_content_negotiation,
+    |backend| async move {
+        let (inst, _owner) = instance_with_space(backend).await;
+        let space_url = inst.url("/spaces/book-club");
+
+        let space = get_json(&space_url, AP).await;
+        assert_eq!(space["type"], "Group");
+        assert_eq!(space["id"], space_url.as_str());
+        assert_eq!(space["preferredUsername"], "book-club");
+        assert_eq!(space["name"], "Book Club");
+        assert_eq!(space["summary"], "<p>We read.</p>");
+        assert_eq!(space["inbox"], format!("{space_url}/inbox"));
+        assert_eq!(space["followers"], format!("{space_url}/followers"));
+        assert_eq!(space["endpoints"]["sharedInbox"], inst.url("/inbox"));
+        assert_eq!(space["manuallyApprovesFollowers"], false);
+        assert_eq!(space["publicKey"]["id"], format!("{space_url}#main-key"));
+        assert_eq!(space["publicKey"]["owner"], space_url.as_str());
+        let pem = space["publicKey"]["publicKeyPem"].as_str().unwrap_or("");
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+        let contexts = space["@context"].to_string();
+        assert!(contexts.contains("https://www.w3.org/ns/activitystreams"));
+        assert!(contexts.contains("https://w3id.org/security/v1"));
+
+        // The key is made once and kept.
+        let again = get_json(&space_url, LD).await;
+        assert_eq!(again["publicKey"], space["publicKey"]);
+
+        // Browsers still get the page, and caches are told the two differ.
+        let response = reqwest::Client::new()
+            .get(&space_url)
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response
+                .headers()
+                .get_all("vary")
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains("Accept")))
+        );
+        let html = response.text().await.expect("html");
+        assert!(html.contains("<html"), "{html}");
+
+        // Rooms: Groups attributed to their Space, with the convene: properties.
+        for (slug, access) in [
+            ("lobby", "open"),
+            ("circle", "members-only"),
+            ("vault", "locked"),
+        ] {
+            let room = get_json(&inst.url(&format!("/spaces/book-club/rooms/{slug}")), AP).await;
+            assert_eq!(room["type"], "Group", "{slug}");
+            assert_eq!(room["attributedTo"], space_url.as_str());
+            assert_eq!(room["accessMode"], access);
+            assert_eq!(room["capacity"], 12);
+            assert_eq!(room["headCount"], 0);
+            assert!(room["@context"].to_string().contains("convene"));
+        }
+        // An unlisted Room has no public actor; unknown ones are 404, not 500.
+        for path in [
+            "/spaces/book-club/rooms/hideout",
+            "/spaces/book-club/rooms/nowhere",
+            "/spaces/nowhere",
+            "/people/nobody",
+            "/people/NOT%20A%20HANDLE",
+        ] {
+            let (status, _, body) = get(&inst.url(path), AP).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        }
+
+        // A Passport is a Person, with a page for browsers at the same URL.
+        let person = get_json(&inst.url("/people/olive"), AP).await;
+        assert_eq!(person["type"], "Person");
+        assert_eq!(person["preferredUsername"], "olive");
+        assert_eq!(person["name"], "Olive Owner");
+        let (status, content_type, body) = get(&inst.url("/people/olive"), "text/html").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.starts_with("text/html"));
+        assert!(body.contains("Olive Owner"));
+        assert!(body.contains(&format!("@olive@{}", inst.settings.domain())));
+
+        // The instance actor answers anyone, whatever they accept.
+        let actor = get_json(&inst.url("/actor"), "*/*").await;
+        assert_eq!(actor["type"], "Application");
+        assert_eq!(actor["preferredUsername"], "instance");
+        assert!(actor.get("followers").is_none());
+
+        // Collections.
+        let followers = get_json(&format!("{space_url}/followers"), AP).await;
+        assert_eq!(followers["type"], "OrderedCollection");
+        assert_eq!(followers["totalItems"], 0);
+        let outbox = get_json(&format!("{space_url}/outbox"), AP).await;
+        assert_eq!(outbox["totalItems"], 0);
+        let (status, _, _) = get(&inst.url("/spaces/nowhere/followers"), AP).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // The convene: vocabulary is published.
+        let context = get_json(&inst.url("/ns/convene.jsonld"), "*/*").await;
+        assert!(context["@context"]["headCount"].is_object());
+    }
+);
+
+on_both!(
+    webfinger_and_nodeinfo_describe_the_instance,
+    |backend| async move {
+        let (inst, _owner) = instance_with_space(backend).await;
+        let domain = inst.settings.domain();
+        let finger = |resource: String| {
+            let url = reqwest::Url::parse_with_params(
+                &inst.url("/.well-known/webfinger"),
+                &[("resource", resource)],
+            )
+            .expect("url");
+            async move { get(url.as_str(), "application/jrd+json").await }
+        };
+        for (name, path) in [
+            ("book-club", "/spaces/book-club"),
+            ("olive", "/people/olive"),
+            ("instance", "/actor"),
+        ] {
+            let (status, content_type, body) = finger(format!("acct:{name}@{domain}")).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {body}");
+            assert!(content_type.starts_with("application/jrd+json"));
+            let jrd: Value = serde_json::from_str(&body).expect("JRD");
+            assert_eq!(jrd["subject"], format!("acct:{name}@{domain}"));
+            let self_link = jrd["links"]
+                .as_array()
+                .and_then(|links| links.iter().find(|l| l["rel"] == "self"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(self_link["type"], AP);
+            assert_eq!(self_link["href"], inst.url(path));
+            assert!(body.contains("http://ostatus.org/schema/1.0/subscribe"));
+        }
+        // The actor's URL is a resource too.
+        let (status, _, _) = finger(inst.url("/spaces/book-club")).await;
+        assert_eq!(status, StatusCode::OK);
+        // Unknown handles and other domains: 404. Malformed resources: 400.
+        for resource in [
+            format!("acct:nobody@{domain}"),
+            "acct:book-club@elsewhere.example".to_owned(),
+        ] {
+            let (status, _, body) = finger(resource.clone()).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{resource}: {body}");
+        }
+        for resource in ["book-club", "acct:", "acct:@@", "mailto:x@y", ""] {
+            let (status, _, body) = finger(resource.to_owned()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{resource:?}: {body}");
+        }
+        let (status, _, _) = get(&inst.url("/.well-known/webfinger"), "*/*").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        let links = get_json(&inst.url("/.well-known/nodeinfo"), "*/*").await;
+        assert_eq!(
+            links["links"][0]["rel"],
+            "http://nodeinfo.diaspora.software/ns/schema/2.1"
+        );
+        assert_eq!(links["links"][0]["href"], inst.url("/nodeinfo/2.1"));
+        let info = get_json(&inst.url("/nodeinfo/2.1"), "*/*").await;
+        assert_eq!(info["version"], "2.1");
+        assert_eq!(info["software"]["name"], "convene");
+        assert_eq!(info["protocols"][0], "activitypub");
+        assert_eq!(info["openRegistrations"], true);
+        assert_eq!(info["usage"]["users"]["total"], 1);
+        assert_eq!(info["usage"]["users"]["activeMonth"], 1);
+    }
+);
+
+on_both!(
+    another_instance_resolves_a_space_with_the_federation_crate,
+    |backend| async move {
+        let (b, _owner) = instance_with_space(backend).await;
+        let a = TestInstance::spawn(backend).await;
+        let client = FetchClient::new(FetchSettings {
+            allow_loopback: true,
+            ..FetchSettings::default()
+        })
+        .expect("client");
+
+        // WebFinger, as A would resolve @book-club@B.
+        let address = Address::parse(&format!("@book-club@{}", b.settings.domain())).expect("a");
+        let url = webfinger::query_url(&address, "http").expect("query url");
+        let jrd = client
+            .get(&url, "application/jrd+json", None)
+            .await
+            .expect("webfinger");
+        let resolved = webfinger::parse(&jrd.body, &address).expect("a usable JRD");
+        assert_eq!(resolved.actor.as_str(), b.url("/spaces/book-club"));
+        assert!(resolved.subscribe_template.is_some());
+
+        // The actor behind the key, fetched with a GET signed by A's instance actor, passes
+        // every check a verifier makes (owner, key id, inboxes on the actor's host).
+        let a_actor = Id::parse(&a.url("/actor")).expect("id");
+        let a_keys = LocalDirectory::new(a.state().core.clone())
+            .keys_of(&a_actor)
+            .await
+            .expect("A's instance actor has keys");
+        let keys = FetchKeySource {
+            client: client.clone(),
+            signer: Some((a_actor.with_suffix("#main-key").expect("key id"), a_keys)),
+        };
+        let key_id = resolved.actor.with_suffix("#main-key").expect("key id");
+        let actor = keys
+            .fetch_actor(&key_id)
+            .await
+            .expect("B's Space as an actor");
+        assert_eq!(actor.id, resolved.actor);
+        assert_eq!(
+            actor
+                .endpoints
+                .and_then(|e| e.shared_inbox)
+                .map(|i| i.to_string()),
+            Some(b.url("/inbox"))
+        );
+        // And B can read A's instance actor the same way.
+        let back = FetchKeySource {
+            client,
+            signer: None,
+        }
+        .fetch_actor(&a_actor.with_suffix("#main-key").expect("key id"))
+        .await
+        .expect("A's instance actor");
+        assert_eq!(back.id, a_actor);
+    }
+);
+
+on_both!(
+    passports_and_spaces_share_one_namespace,
+    |backend| async move {
+        let (inst, owner) = instance_with_space(backend).await;
+        // A Space may not take a Passport's handle...
+        let page = owner
+            .submit(
+                "/spaces",
+                &[
+                    ("name", "Olive's"),
+                    ("slug", "olive"),
+                    ("description", ""),
+                    ("listed", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body.contains("person&#39;s address") || page.body.contains("person's address")
+        );
+        // ...nor a Passport a Space's slug.
+        let page = owner
+            .submit(
+                "/spaces",
+                &[
+                    ("name", "Readers"),
+                    ("slug", "readers"),
+                    ("description", ""),
+                    ("listed", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let visitor = inst.browser();
+        visitor.get("/signup").await;
+        let page = visitor
+            .submit(
+                "/signup",
+                &[
+                    ("email", "rae@example.org"),
+                    ("handle", "readers"),
+                    ("display_name", "Rae"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("address of a Space"), "{}", page.body);
+        // So WebFinger names exactly one actor for each.
+        let (status, _, body) = get(
+            &inst.url(&format!(
+                "/.well-known/webfinger?resource=acct:readers@{}",
+                inst.settings.domain()
+            )),
+            "*/*",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains(&inst.url("/spaces/readers")), "{body}");
+    }
+);
