@@ -20,18 +20,23 @@
 //! a new actor's key both generate one, and the first insert wins; both then read the stored
 //! pair, so an actor never publishes two keys.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use convene_federation::ActorKeys;
-use convene_federation::delivery::Recipient;
+use convene_federation::delivery::{DeliveryJob, DeliveryOutcome, Recipient, deliver};
 use convene_federation::directory::Directory;
+use convene_federation::fetch::{FetchClient, FetchSettings};
 use convene_federation::protocol::Id;
 use convene_federation::protocol::actor::{AccessMode, ActorKind, LocalActor, RoomProperties};
 use convene_federation::urls::authority;
+use futures_util::future::BoxFuture;
 use sqlx::Row;
 
 use crate::core::Core;
 use crate::domain::values::Handle;
 use crate::domain::{passports, rooms, spaces};
 use crate::error::AppError;
+use crate::jobs::{Handler, Job, Outcome};
 
 type FedResult<T> = convene_federation::Result<T>;
 
@@ -211,7 +216,7 @@ impl LocalDirectory {
     }
 
     /// The local path of `id`, if `id` is one of our URLs without query or fragment.
-    fn local_path(&self, id: &Id) -> Option<ActorPath> {
+    pub fn local_path(&self, id: &Id) -> Option<ActorPath> {
         let ours = authority(id)? == self.core.settings.domain().to_ascii_lowercase()
             && id.scheme() == self.core.settings.public_url.scheme();
         if !ours || id.query().is_some() || id.fragment().is_some() {
@@ -345,6 +350,99 @@ impl From<convene_federation::Error> for AppError {
             400 | 413 => AppError::BadRequest(err.to_string()),
             _ => AppError::Internal(anyhow::anyhow!("federation: {err}")),
         }
+    }
+}
+
+/// What the inbox needs beside the core: the guarded HTTP client and the signatures seen
+/// recently (a captured request replayed within the `Date` window is refused even before its
+/// activity id is looked at).
+#[derive(Clone)]
+pub struct Federation {
+    pub client: FetchClient,
+    pub replay: std::sync::Arc<convene_federation::signature::MemoryReplayGuard>,
+}
+
+/// Outbound HTTP for federation, shared by the inbox (fetching signers' keys) and the delivery
+/// worker.
+pub fn fetch_client(settings: &crate::config::Settings) -> anyhow::Result<FetchClient> {
+    let allow = settings.federation_allow_private_addresses;
+    FetchClient::new(FetchSettings {
+        allow_loopback: allow,
+        allow_private_networks: allow,
+        ..FetchSettings::default()
+    })
+    .map_err(|e| anyhow::anyhow!("federation HTTP client: {e}"))
+}
+
+/// Time by the instance's clock, as the federation crate takes it.
+pub fn system_time(core: &Core) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(core.db.now()).unwrap_or(0))
+}
+
+/// Runs the queue's ActivityPub delivery jobs: one signed POST per attempt, signed afresh each
+/// time (a retried delivery carries a new `Date`), with the peer's answer mapped onto the
+/// queue's outcomes (`Retry-After` kept).
+pub struct Deliveries {
+    core: Core,
+    client: FetchClient,
+}
+
+impl Deliveries {
+    pub fn new(core: Core, client: FetchClient) -> Self {
+        Self { core, client }
+    }
+
+    async fn attempt(&self, job: &Job) -> Outcome {
+        let delivery: DeliveryJob = match serde_json::from_str(&job.payload) {
+            Ok(delivery) => delivery,
+            Err(err) => return Outcome::Dead(format!("unreadable delivery: {err}")),
+        };
+        let mut actor = delivery.key_id.url().clone();
+        actor.set_fragment(None);
+        let keys = match Id::try_from(actor) {
+            Ok(actor) => LocalDirectory::new(self.core.clone()).keys_of(&actor).await,
+            Err(err) => Err(err),
+        };
+        let keys = match keys {
+            Ok(keys) => keys,
+            Err(err) => {
+                return Outcome::Retry {
+                    after: None,
+                    error: format!("signing key: {err}"),
+                };
+            }
+        };
+        match deliver(&self.client, &delivery, &keys, system_time(&self.core)).await {
+            DeliveryOutcome::Delivered => Outcome::Done,
+            DeliveryOutcome::Retry { after, reason } => Outcome::Retry {
+                after,
+                error: reason,
+            },
+            DeliveryOutcome::Gone => {
+                // The inbox is gone for good: so are the follows delivered through it.
+                let removed = sqlx::query(
+                    "DELETE FROM federation_followers WHERE inbox = $1 OR shared_inbox = $1",
+                )
+                .bind(delivery.inbox.as_str())
+                .execute(&self.core.db.pool)
+                .await;
+                if let Err(err) = removed {
+                    tracing::warn!(error = %err, "removing the follows of a gone inbox");
+                }
+                Outcome::Dead("the inbox is gone (410)".into())
+            }
+            DeliveryOutcome::Permanent { reason } => Outcome::Dead(reason),
+        }
+    }
+}
+
+impl Handler for Deliveries {
+    fn kind(&self) -> &'static str {
+        crate::core::followers::DELIVERY_KIND
+    }
+
+    fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.attempt(job))
     }
 }
 

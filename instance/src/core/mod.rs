@@ -23,6 +23,7 @@
 //! database.
 
 pub mod accounts;
+pub mod followers;
 pub mod gathering;
 pub mod rooms;
 pub mod spaces;

@@ -16,20 +16,28 @@ use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use convene_federation::directory::{self, Directory};
+use axum::routing::{get, post};
+use convene_federation::PartnerPolicy;
+use convene_federation::directory::{self, Directory, SeenActivities};
 use convene_federation::nodeinfo::{self, NodeInfo, Users};
 use convene_federation::protocol::Id;
+use convene_federation::protocol::activity::Activity;
 use convene_federation::protocol::context::{
     ACTIVITY_CONTENT_TYPE, CONVENE_CONTEXT_PATH, convene_context_document, wants_activity_json,
     with_context,
 };
 use convene_federation::protocol::object::OrderedCollection;
+use convene_federation::receive::{FetchKeySource, Received, receive};
+use convene_federation::signature::InboundRequest;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::activitypub::{ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory};
+use crate::activitypub::{
+    ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory, SHARED_INBOX_PATH, system_time,
+};
 use crate::app::AppState;
+use crate::core;
+use crate::error::AppError;
 
 /// The routes that only ActivityPub clients and servers use. (Actor pages that browsers also
 /// see are answered by [`negotiate`].)
@@ -47,6 +55,116 @@ pub fn routes() -> Router<AppState> {
         .route("/spaces/{space}/outbox", get(outbox))
         .route("/spaces/{space}/rooms/{room}/followers", get(followers))
         .route("/spaces/{space}/rooms/{room}/outbox", get(outbox))
+        .route(SHARED_INBOX_PATH, post(inbox))
+        .route("/actor/inbox", post(inbox))
+        .route("/people/{handle}/inbox", post(inbox))
+        .route("/spaces/{space}/inbox", post(inbox))
+        .route("/spaces/{space}/rooms/{room}/inbox", post(inbox))
+}
+
+/// The largest inbox body read; the federation crate refuses more than this too (413).
+const INBOX_LIMIT: usize = convene_federation::json::MAX_BODY_BYTES;
+
+/// `POST /inbox` (shared) and `POST {actor}/inbox`: a signed activity from another server.
+///
+/// 202 when taken (or already seen, or of a kind we do not act on), 401 for a missing, bad or
+/// RFC 9421-only signature, 400 for malformed JSON, 403 for a refused origin, 404 for a Follow
+/// of something that is not a local Space, 413 over 1 MiB.
+async fn inbox(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, INBOX_LIMIT).await else {
+        tracing::info!(path = %parts.uri.path(), "inbox body over the limit");
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 1 MiB",
+        );
+    };
+    let domain = state.settings.domain();
+    let request = InboundRequest {
+        method: &parts.method,
+        path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: &parts.headers,
+        body: &body,
+        host: Some(&domain),
+    };
+    let directory = LocalDirectory::new(state.core.clone());
+    let signer = match Id::parse(&state.settings.url(INSTANCE_ACTOR_PATH)) {
+        Ok(actor) => match directory.keys_of(&actor).await {
+            Ok(keys) => actor.with_suffix("#main-key").ok().map(|id| (id, keys)),
+            Err(err) => return failure(&err),
+        },
+        Err(err) => return failure(&err),
+    };
+    let keys = FetchKeySource {
+        client: state.federation.client.clone(),
+        signer,
+    };
+    let seen = Seen(state.core.clone());
+    let received = receive::<Activity>(
+        &request,
+        &keys,
+        &PartnerPolicy::default(),
+        &seen,
+        state.federation.replay.as_ref(),
+        system_time(&state.core),
+    )
+    .await;
+    let inbound = match received {
+        Ok(Received::New(inbound)) => inbound,
+        Ok(Received::Duplicate(id)) => {
+            tracing::debug!(%id, "activity seen before");
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Err(convene_federation::Error::UnsupportedActivity(what)) => {
+            tracing::info!(%what, "activity type not taken here");
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Err(err) => return failure(&err),
+    };
+    let result = match &inbound.activity {
+        Activity::Follow(follow) => {
+            // Where to answer: the follower's document, fetched by its key as the signature
+            // check did (the follower's id is the signer's, see `receive`).
+            let key_id = match Id::try_from(inbound.signer.key_id.clone()) {
+                Ok(id) => id,
+                Err(err) => return failure(&err),
+            };
+            match keys.fetch_actor(&key_id).await {
+                Ok(follower) => core::followers::follow(&state.core, follow, &follower)
+                    .await
+                    .map(|_| ()),
+                Err(err) => return failure(&err),
+            }
+        }
+        Activity::Undo(undo) => core::followers::undo_follow(&state.core, undo).await,
+        _ => core::followers::ignore(&state.core, &inbound.id).await,
+    };
+    match result {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(AppError::NotFound) => not_found(),
+        Err(AppError::BadRequest(why)) => problem(StatusCode::BAD_REQUEST, &why),
+        Err(err) => {
+            tracing::error!(error = %err, activity = %inbound.id, "inbox");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the instance could not take this activity now; send it again later",
+            )
+        }
+    }
+}
+
+/// The inbox's view of processed activity ids.
+struct Seen(crate::core::Core);
+
+impl SeenActivities for Seen {
+    async fn seen(&self, activity_id: &Id) -> convene_federation::Result<bool> {
+        core::followers::seen(&self.0, activity_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "seen activities");
+                convene_federation::Error::Directory("storage".into())
+            })
+    }
 }
 
 /// Answers `GET {actor}` with the actor document when the client asks for ActivityPub JSON;

@@ -342,3 +342,312 @@ on_both!(
         assert!(body.contains(&inst.url("/spaces/readers")), "{body}");
     }
 );
+
+/// A remote ActivityPub server played by the test: one Person whose document it serves, and
+/// an inbox that keeps what it is sent.
+struct RemoteServer {
+    base: String,
+    actor: Id,
+    keys: convene_federation::ActorKeys,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl RemoteServer {
+    async fn start() -> Self {
+        use convene_federation::protocol::actor::{Actor, ActorKind, LocalActor};
+        use convene_federation::protocol::context::with_context;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let base = format!("http://localhost:{port}");
+        let keys = convene_federation::ActorKeys::generate().expect("keys");
+        let actor = Id::parse(&format!("{base}/users/rae")).expect("id");
+        let document = Actor::local(LocalActor {
+            kind: ActorKind::Person,
+            id: actor.clone(),
+            preferred_username: "rae".into(),
+            name: Some("Rae Remote".into()),
+            summary: None,
+            url: None,
+            icon: None,
+            public_key_pem: keys.public_key_pem().to_owned(),
+            shared_inbox: Id::parse(&format!("{base}/inbox")).expect("id"),
+            attributed_to: None,
+            room: None,
+            manually_approves_followers: false,
+        })
+        .expect("actor");
+        let document = serde_json::to_string(&with_context(document)).expect("json");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = received.clone();
+        let app = axum::Router::new()
+            .route(
+                "/users/rae",
+                axum::routing::get(move || {
+                    let document = document.clone();
+                    async move { ([("content-type", "application/activity+json")], document) }
+                }),
+            )
+            .route(
+                "/users/rae/inbox",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let store = store.clone();
+                    async move {
+                        if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+                            store.lock().expect("lock").push(value);
+                        }
+                        StatusCode::ACCEPTED
+                    }
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            base,
+            actor,
+            keys,
+            received,
+        }
+    }
+
+    fn key_id(&self) -> Id {
+        self.actor.with_suffix("#main-key").expect("key id")
+    }
+
+    /// POSTs `body` to `url` signed by this server's Person.
+    async fn post_signed(&self, url: &str, body: &[u8]) -> StatusCode {
+        let url = reqwest::Url::parse(url).expect("url");
+        let signed = convene_federation::signature::sign_request(
+            &axum::http::Method::POST,
+            &url,
+            Some(body),
+            self.key_id().url(),
+            &self.keys,
+            std::time::SystemTime::now(),
+        )
+        .expect("sign");
+        reqwest::Client::new()
+            .post(url)
+            .headers(signed.to_header_map().expect("headers"))
+            .header("content-type", AP)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("post")
+            .status()
+    }
+
+    /// Waits until the inbox holds `n` activities.
+    async fn wait_for(&self, n: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let got = self.received.lock().expect("lock").clone();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the remote inbox did not receive {n} activities");
+    }
+}
+
+async fn follower_count(inst: &TestInstance, space: &str) -> u64 {
+    get_json(&inst.url(&format!("/spaces/{space}/followers")), AP).await["totalItems"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+on_both!(
+    a_remote_actor_follows_a_space_and_receives_the_accept,
+    |backend| async move {
+        let (b, _owner) = instance_with_space(backend).await;
+        // Fetching the remote server on loopback needs the development setting; a second
+        // instance on the default settings refuses the same follower (below).
+        let remote = RemoteServer::start().await;
+        let space = b.url("/spaces/book-club");
+        let follow = serde_json::json!({
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": format!("{}/follows/1", remote.base),
+            "type": "Follow",
+            "actor": remote.actor.as_str(),
+            "object": space,
+        })
+        .to_string();
+        let status = remote
+            .post_signed(&format!("{space}/inbox"), follow.as_bytes())
+            .await;
+        // B runs with default settings: loopback peers are refused (the follower's key cannot
+        // be fetched), never a 500.
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(follower_count(&b, "book-club").await, 0);
+        drop(b);
+
+        let b = TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true)
+            .await;
+        let owner = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        let page = owner
+            .submit(
+                "/spaces",
+                &[
+                    ("name", "Book Club"),
+                    ("slug", "book-club"),
+                    ("description", "We read."),
+                    ("listed", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        let space = b.url("/spaces/book-club");
+        let follow = serde_json::json!({
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": format!("{}/follows/1", remote.base),
+            "type": "Follow",
+            "actor": remote.actor.as_str(),
+            "object": space,
+        })
+        .to_string();
+        let status = remote
+            .post_signed(&format!("{space}/inbox"), follow.as_bytes())
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let received = remote.wait_for(1).await;
+        let accept = &received[0];
+        assert_eq!(accept["type"], "Accept");
+        assert_eq!(accept["actor"], space.as_str());
+        assert_eq!(accept["object"]["type"], "Follow");
+        assert_eq!(accept["object"]["id"], format!("{}/follows/1", remote.base));
+        assert_eq!(follower_count(&b, "book-club").await, 1);
+
+        // The same Follow again (a new signature, the same activity id) changes nothing.
+        let status = remote
+            .post_signed(&b.url("/inbox"), follow.as_bytes())
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(remote.received.lock().expect("lock").len(), 1);
+        assert_eq!(follower_count(&b, "book-club").await, 1);
+
+        // A Follow of something that is not a Space here: 404.
+        let stray = serde_json::json!({
+            "id": format!("{}/follows/2", remote.base),
+            "type": "Follow",
+            "actor": remote.actor.as_str(),
+            "object": b.url("/spaces/nowhere"),
+        })
+        .to_string();
+        let status = remote.post_signed(&b.url("/inbox"), stray.as_bytes()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Undo ends the follow.
+        let undo = serde_json::json!({
+            "id": format!("{}/undos/1", remote.base),
+            "type": "Undo",
+            "actor": remote.actor.as_str(),
+            "object": serde_json::from_str::<Value>(&follow).expect("json"),
+        })
+        .to_string();
+        let status = remote.post_signed(&b.url("/inbox"), undo.as_bytes()).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(follower_count(&b, "book-club").await, 0);
+    }
+);
+
+on_both!(
+    the_inbox_answers_bad_requests_with_4xx,
+    |backend| async move {
+        let b = TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true)
+            .await;
+        let remote = RemoteServer::start().await;
+        let inbox = b.url("/inbox");
+        let client = reqwest::Client::new();
+        let follow = serde_json::json!({
+            "id": format!("{}/follows/9", remote.base),
+            "type": "Follow",
+            "actor": remote.actor.as_str(),
+            "object": b.url("/actor"),
+        })
+        .to_string();
+
+        // Unsigned.
+        let status = client
+            .post(&inbox)
+            .header("content-type", AP)
+            .body(follow.clone())
+            .send()
+            .await
+            .expect("post")
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Signed with RFC 9421 only.
+        let status = client
+            .post(&inbox)
+            .header("content-type", AP)
+            .header(
+                "signature-input",
+                "sig1=(\"@method\" \"@target-uri\");keyid=\"k\"",
+            )
+            .header("signature", "sig1=:AAAA:")
+            .body(follow.clone())
+            .send()
+            .await
+            .expect("post")
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Forged: signed for one body, sent with another.
+        let url = reqwest::Url::parse(&inbox).expect("url");
+        let signed = convene_federation::signature::sign_request(
+            &axum::http::Method::POST,
+            &url,
+            Some(follow.as_bytes()),
+            remote.key_id().url(),
+            &remote.keys,
+            std::time::SystemTime::now(),
+        )
+        .expect("sign");
+        let tampered = follow.replace("follows/9", "follows/10");
+        let status = client
+            .post(url.clone())
+            .headers(signed.to_header_map().expect("headers"))
+            .header("content-type", AP)
+            .body(tampered)
+            .send()
+            .await
+            .expect("post")
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Replayed: the exact same signed request twice.
+        let send = || {
+            client
+                .post(url.clone())
+                .headers(signed.to_header_map().expect("headers"))
+                .header("content-type", AP)
+                .body(follow.clone())
+                .send()
+        };
+        let first = send().await.expect("post").status();
+        let second = send().await.expect("post").status();
+        // The Follow names the instance actor, which takes no followers: 404 the first time;
+        // the captured copy is refused as a replay.
+        assert_eq!(first, StatusCode::NOT_FOUND);
+        assert_eq!(second, StatusCode::UNAUTHORIZED);
+        // Signed, but not JSON.
+        let status = remote.post_signed(&inbox, b"{not json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // Signed, JSON, but not an activity.
+        let status = remote.post_signed(&inbox, b"{\"type\": 7}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // Over 1 MiB.
+        let big = format!("{{\"x\": \"{}\"}}", "a".repeat(1024 * 1024 + 10));
+        let status = client
+            .post(&inbox)
+            .header("content-type", AP)
+            .body(big)
+            .send()
+            .await
+            .expect("post")
+            .status();
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+);
