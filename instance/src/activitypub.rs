@@ -180,39 +180,65 @@ impl LocalDirectory {
                 if !room.listed {
                     return Ok(None);
                 }
-                let space_id = self.id(&convene_web::routes::space(space.slug.as_str()))?;
-                let id = self.id(&convene_web::routes::room(
-                    space.slug.as_str(),
-                    room.slug.as_str(),
-                ))?;
+                let id = self.room_id(&space, &room.slug)?;
                 let head_count = self.core.sfu.as_ref().map_or(0, |sfu| {
                     sfu.room_presence(&crate::core::gathering::media_room_id(&room))
                 });
-                LocalActor {
-                    kind: ActorKind::Group,
-                    preferred_username: room.slug.to_string(),
-                    name: Some(room.name.to_string()),
-                    summary: summary_html(&room.topic),
-                    url: Some(id.clone()),
-                    icon: None,
-                    public_key_pem: self.public_key_pem(&id).await?,
-                    shared_inbox,
-                    attributed_to: Some(space_id),
-                    room: Some(RoomProperties {
-                        access_mode: match room.access {
-                            rooms::Access::Open => AccessMode::Open,
-                            rooms::Access::Members => AccessMode::MembersOnly,
-                            rooms::Access::Locked => AccessMode::Locked,
-                        },
-                        capacity: u32::try_from(room.capacity).unwrap_or(0),
-                        head_count: u32::try_from(head_count).unwrap_or(u32::MAX),
-                    }),
-                    manually_approves_followers: false,
-                    id,
-                }
+                let pem = self.public_key_pem(&id).await?;
+                self.room_actor(&space, &room, pem, head_count)?
             }
         };
         Ok(Some(actor))
+    }
+
+    /// A Space's actor id.
+    pub fn space_id(&self, space: &spaces::Space) -> FedResult<Id> {
+        self.id(&convene_web::routes::space(space.slug.as_str()))
+    }
+
+    /// The actor id of the Room at `slug` in `space`.
+    pub fn room_id(
+        &self,
+        space: &spaces::Space,
+        slug: &crate::domain::values::Slug,
+    ) -> FedResult<Id> {
+        self.id(&convene_web::routes::room(
+            space.slug.as_str(),
+            slug.as_str(),
+        ))
+    }
+
+    /// A Room's actor, from its rows and its (already made) public key.
+    pub fn room_actor(
+        &self,
+        space: &spaces::Space,
+        room: &rooms::Room,
+        public_key_pem: String,
+        head_count: usize,
+    ) -> FedResult<LocalActor> {
+        let id = self.room_id(space, &room.slug)?;
+        Ok(LocalActor {
+            kind: ActorKind::Group,
+            preferred_username: room.slug.to_string(),
+            name: Some(room.name.to_string()),
+            summary: summary_html(&room.topic),
+            url: Some(id.clone()),
+            icon: None,
+            public_key_pem,
+            shared_inbox: self.id(SHARED_INBOX_PATH)?,
+            attributed_to: Some(self.space_id(space)?),
+            room: Some(RoomProperties {
+                access_mode: match room.access {
+                    rooms::Access::Open => AccessMode::Open,
+                    rooms::Access::Members => AccessMode::MembersOnly,
+                    rooms::Access::Locked => AccessMode::Locked,
+                },
+                capacity: u32::try_from(room.capacity).unwrap_or(0),
+                head_count: u32::try_from(head_count).unwrap_or(u32::MAX),
+            }),
+            manually_approves_followers: false,
+            id,
+        })
     }
 
     /// The local path of `id`, if `id` is one of our URLs without query or fragment.
@@ -226,7 +252,7 @@ impl LocalDirectory {
     }
 
     /// The actor's public key, making the pair first if needed.
-    async fn public_key_pem(&self, actor: &Id) -> Result<String, AppError> {
+    pub(crate) async fn public_key_pem(&self, actor: &Id) -> Result<String, AppError> {
         Ok(self.stored_keys(actor).await?.1)
     }
 

@@ -6,17 +6,29 @@
 //! leaves nothing half-written. Answers to the follower (the `Accept`) are delivery jobs on the
 //! durable queue, enqueued in that transaction too: if the follow is stored, its `Accept` will
 //! go out, re-signed on every attempt by [`crate::activitypub::Deliveries`].
+//!
+//! The other direction: a Space announces its new and deleted listed Rooms to its followers
+//! the way Lemmy communities do (FEP-1b12: an `Announce` of the `Create`/`Delete`, with
+//! `audience` = the Space), one delivery per remote shared inbox, queued in the transaction
+//! that creates or deletes the Room (`core::rooms`).
 
 use convene_federation::PartnerPolicy;
 use convene_federation::delivery::{DeliveryJob, Recipient, plan};
-use convene_federation::protocol::Id;
-use convene_federation::protocol::activity::{Action, Activity, Response, Undo};
+use convene_federation::directory::fan_out;
+use convene_federation::protocol::activity::{
+    Action, Activity, Announce, Announced, Delete, Object, Publish, Response, Undo,
+};
 use convene_federation::protocol::actor::Actor;
+use convene_federation::protocol::actor::Actor as ActorDocument;
+use convene_federation::protocol::{Embedded, Id, PUBLIC};
 use convene_federation::urls::authority;
 use sha2::Digest;
 
 use super::Core;
 use crate::activitypub::{ActorPath, LocalDirectory};
+use crate::domain::rooms::Room;
+use crate::domain::spaces::Space;
+use crate::domain::values::Slug;
 use crate::error::{AppError, Result};
 use crate::jobs::{self, NewJob, Tx};
 
@@ -121,8 +133,8 @@ pub async fn undo_follow(core: &Core, undo: &Undo) -> Result<()> {
             return Ok(());
         }
         None => match &undo.object {
-            convene_federation::protocol::Embedded::Id(id) => (id.to_string(), String::new()),
-            convene_federation::protocol::Embedded::Object(_) => (String::new(), String::new()),
+            Embedded::Id(id) => (id.to_string(), String::new()),
+            Embedded::Object(_) => (String::new(), String::new()),
         },
     };
     sqlx::query(
@@ -206,4 +218,109 @@ fn answer_id(actor: &Id, kind: &str, original: &Id) -> Result<Id> {
     actor
         .with_suffix(&format!("#{kind}-{hex}"))
         .map_err(AppError::from)
+}
+
+/// What announcing a new Room needs before its transaction starts: the Room actor's key (made
+/// on first need, which is slow and must not happen while the transaction holds the lock).
+pub struct RoomAnnouncement {
+    room_key_pem: String,
+}
+
+/// Makes the key of the Room that will be at `slug`.
+pub async fn prepare_room_announcement(
+    core: &Core,
+    space: &Space,
+    slug: &Slug,
+) -> Result<RoomAnnouncement> {
+    let directory = LocalDirectory::new(core.clone());
+    let id = directory.room_id(space, slug).map_err(AppError::from)?;
+    Ok(RoomAnnouncement {
+        room_key_pem: directory.public_key_pem(&id).await?,
+    })
+}
+
+/// Queues, inside the Room's transaction, the Space's `Announce` of `Create{Room}` to its
+/// followers (FEP-1b12: `audience` = the Space), one delivery per remote shared inbox.
+pub async fn announce_room_created(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: RoomAnnouncement,
+    space: &Space,
+    room: &Room,
+) -> Result<()> {
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
+    let document = ActorDocument::local(
+        directory
+            .room_actor(space, room, prepared.room_key_pem, 0)
+            .map_err(AppError::from)?,
+    )
+    .map_err(AppError::from)?;
+    let create = Activity::Create(Publish {
+        id: document
+            .id
+            .with_suffix(&format!("#create-{}", room.created_at))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: Embedded::Object(Box::new(Object::Actor(Box::new(document)))),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+        published: None,
+    });
+    announce(core, tx, &directory, &space_id, create).await
+}
+
+/// Queues, inside the deletion's transaction, the Space's `Announce` of `Delete{Room}`.
+pub async fn announce_room_deleted(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    space: &Space,
+    room: &Room,
+) -> Result<()> {
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
+    let room_id = directory
+        .room_id(space, &room.slug)
+        .map_err(AppError::from)?;
+    let delete = Activity::Delete(Delete {
+        id: room_id
+            .with_suffix(&format!("#delete-{}", core.db.now()))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: room_id,
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+    });
+    announce(core, tx, &directory, &space_id, delete).await
+}
+
+async fn announce(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    directory: &LocalDirectory,
+    space_id: &Id,
+    inner: Activity,
+) -> Result<()> {
+    let announce = Activity::Announce(Announce::new(
+        answer_id(space_id, "announce", inner.id())?,
+        space_id.clone(),
+        &followers_id(space_id)?,
+        Announced::Activity(inner),
+    ));
+    let jobs = fan_out(
+        directory,
+        &announce,
+        Vec::new(),
+        &PartnerPolicy::default(),
+        &core.settings.domain(),
+    )
+    .await
+    .map_err(AppError::from)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, "federation:announce").await
+}
+
+fn followers_id(actor: &Id) -> Result<Id> {
+    actor.with_suffix("/followers").map_err(AppError::from)
 }

@@ -2,6 +2,7 @@
 //! followers collection, read by plain HTTP clients and by the `federation` crate's own
 //! guarded fetcher the way another instance reads them.
 
+use axum::response::IntoResponse;
 use convene::activitypub::LocalDirectory;
 use convene_federation::directory::Directory;
 use convene_federation::fetch::{FetchClient, FetchSettings};
@@ -364,44 +365,58 @@ impl RemoteServer {
         let base = format!("http://localhost:{port}");
         let keys = convene_federation::ActorKeys::generate().expect("keys");
         let actor = Id::parse(&format!("{base}/users/rae")).expect("id");
-        let document = Actor::local(LocalActor {
-            kind: ActorKind::Person,
-            id: actor.clone(),
-            preferred_username: "rae".into(),
-            name: Some("Rae Remote".into()),
-            summary: None,
-            url: None,
-            icon: None,
-            public_key_pem: keys.public_key_pem().to_owned(),
-            shared_inbox: Id::parse(&format!("{base}/inbox")).expect("id"),
-            attributed_to: None,
-            room: None,
-            manually_approves_followers: false,
-        })
-        .expect("actor");
-        let document = serde_json::to_string(&with_context(document)).expect("json");
+        let mut documents = std::collections::HashMap::new();
+        // Two people on this server: deliveries to both go to its one shared inbox.
+        for name in ["rae", "sam"] {
+            let id = Id::parse(&format!("{base}/users/{name}")).expect("id");
+            let document = Actor::local(LocalActor {
+                kind: ActorKind::Person,
+                id,
+                preferred_username: name.into(),
+                name: Some(format!("{name} remote")),
+                summary: None,
+                url: None,
+                icon: None,
+                public_key_pem: keys.public_key_pem().to_owned(),
+                shared_inbox: Id::parse(&format!("{base}/inbox")).expect("id"),
+                attributed_to: None,
+                room: None,
+                manually_approves_followers: false,
+            })
+            .expect("actor");
+            let json = serde_json::to_string(&with_context(document)).expect("json");
+            documents.insert(name.to_owned(), json);
+        }
+        let documents = std::sync::Arc::new(documents);
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let store = received.clone();
+        let keep = move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+                    store.lock().expect("lock").push(value);
+                }
+                StatusCode::ACCEPTED
+            }
+        };
         let app = axum::Router::new()
             .route(
-                "/users/rae",
-                axum::routing::get(move || {
-                    let document = document.clone();
-                    async move { ([("content-type", "application/activity+json")], document) }
-                }),
-            )
-            .route(
-                "/users/rae/inbox",
-                axum::routing::post(move |body: axum::body::Bytes| {
-                    let store = store.clone();
-                    async move {
-                        if let Ok(value) = serde_json::from_slice::<Value>(&body) {
-                            store.lock().expect("lock").push(value);
+                "/users/{name}",
+                axum::routing::get(
+                    move |axum::extract::Path(name): axum::extract::Path<String>| {
+                        let document = documents.get(&name).cloned();
+                        async move {
+                            match document {
+                                Some(d) => ([("content-type", "application/activity+json")], d)
+                                    .into_response(),
+                                None => StatusCode::NOT_FOUND.into_response(),
+                            }
                         }
-                        StatusCode::ACCEPTED
-                    }
-                }),
-            );
+                    },
+                ),
+            )
+            .route("/users/{name}/inbox", axum::routing::post(keep.clone()))
+            .route("/inbox", axum::routing::post(keep));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -419,12 +434,17 @@ impl RemoteServer {
 
     /// POSTs `body` to `url` signed by this server's Person.
     async fn post_signed(&self, url: &str, body: &[u8]) -> StatusCode {
+        self.post_signed_as(&self.key_id(), url, body).await
+    }
+
+    /// POSTs `body` to `url` signed with `key_id` (rae's or sam's: they share a key pair).
+    async fn post_signed_as(&self, key_id: &Id, url: &str, body: &[u8]) -> StatusCode {
         let url = reqwest::Url::parse(url).expect("url");
         let signed = convene_federation::signature::sign_request(
             &axum::http::Method::POST,
             &url,
             Some(body),
-            self.key_id().url(),
+            key_id.url(),
             &self.keys,
             std::time::SystemTime::now(),
         )
@@ -649,5 +669,102 @@ on_both!(
             .expect("post")
             .status();
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+);
+
+on_both!(
+    a_space_announces_new_and_deleted_rooms_to_its_followers,
+    |backend| async move {
+        let b = TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true)
+            .await;
+        let owner = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        let page = owner
+            .submit(
+                "/spaces",
+                &[
+                    ("name", "Book Club"),
+                    ("slug", "book-club"),
+                    ("description", "We read."),
+                    ("listed", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        let space = b.url("/spaces/book-club");
+        let remote = RemoteServer::start().await;
+        // Two followers on one remote server.
+        for name in ["rae", "sam"] {
+            let actor = format!("{}/users/{name}", remote.base);
+            let follow = serde_json::json!({
+                "id": format!("{actor}/follows/1"),
+                "type": "Follow",
+                "actor": actor,
+                "object": space,
+            })
+            .to_string();
+            let key_id = Id::parse(&format!("{actor}#main-key")).expect("key id");
+            let status = remote
+                .post_signed_as(&key_id, &b.url("/inbox"), follow.as_bytes())
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{name}");
+        }
+        remote.wait_for(2).await;
+        assert_eq!(follower_count(&b, "book-club").await, 2);
+
+        let room = |slug: &'static str, listed: &'static str| {
+            vec![
+                ("name", "Garden Room"),
+                ("slug", slug),
+                ("topic", "Plants <b>and</b> people"),
+                ("access", "open"),
+                ("access_code", ""),
+                ("capacity", "8"),
+                ("listed", listed),
+            ]
+        };
+        // An unlisted Room is not announced; a listed one is, once per shared inbox.
+        let page = owner
+            .submit("/spaces/book-club/rooms", &room("hidden", "false"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let page = owner
+            .submit("/spaces/book-club/rooms", &room("garden", "true"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let received = remote.wait_for(3).await;
+        let announce = &received[2];
+        assert_eq!(announce["type"], "Announce");
+        assert_eq!(announce["actor"], space.as_str());
+        assert_eq!(announce["audience"], space.as_str());
+        assert_eq!(announce["object"]["type"], "Create");
+        let created = &announce["object"]["object"];
+        assert_eq!(created["type"], "Group");
+        assert_eq!(created["id"], b.url("/spaces/book-club/rooms/garden"));
+        assert_eq!(created["attributedTo"], space.as_str());
+        assert_eq!(created["capacity"], 8);
+        assert_eq!(
+            created["summary"],
+            "<p>Plants &lt;b&gt;and&lt;/b&gt; people</p>"
+        );
+
+        // Deleting it is announced too.
+        owner.get("/spaces/book-club/rooms/garden/delete").await;
+        let page = owner
+            .submit(
+                "/spaces/book-club/rooms/garden/delete",
+                &[("confirm", "true")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let received = remote.wait_for(4).await;
+        let announce = &received[3];
+        assert_eq!(announce["type"], "Announce");
+        assert_eq!(announce["object"]["type"], "Delete");
+        assert_eq!(
+            announce["object"]["object"],
+            b.url("/spaces/book-club/rooms/garden")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(remote.received.lock().expect("lock").len(), 4);
     }
 );
