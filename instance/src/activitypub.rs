@@ -423,6 +423,21 @@ impl Deliveries {
             Ok(delivery) => delivery,
             Err(err) => return Outcome::Dead(format!("unreadable delivery: {err}")),
         };
+        match crate::core::partners::policy(&self.core.db).await {
+            Ok(policy) if !policy.allows(&delivery.host()) => {
+                return Outcome::Dead(format!(
+                    "{} is blocked by the partner policy",
+                    delivery.host()
+                ));
+            }
+            Ok(_) => {}
+            Err(err) => {
+                return Outcome::Retry {
+                    after: None,
+                    error: format!("partner policy: {err}"),
+                };
+            }
+        }
         let mut actor = delivery.key_id.url().clone();
         actor.set_fragment(None);
         let keys = match Id::try_from(actor) {

@@ -12,7 +12,6 @@
 //! `audience` = the Space), one delivery per remote shared inbox, queued in the transaction
 //! that creates or deletes the Room (`core::rooms`).
 
-use convene_federation::PartnerPolicy;
 use convene_federation::delivery::{DeliveryJob, Recipient, plan};
 use convene_federation::directory::fan_out;
 use convene_federation::protocol::activity::{
@@ -103,7 +102,7 @@ pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Fo
             &accept,
             &space.id.with_suffix("#main-key").map_err(AppError::from)?,
             [recipient],
-            &PartnerPolicy::default(),
+            &super::partners::policy(&core.db).await?,
             &core.settings.domain(),
         )
         .map_err(AppError::from)?;
@@ -313,7 +312,7 @@ async fn announce(
         directory,
         &announce,
         Vec::new(),
-        &PartnerPolicy::default(),
+        &super::partners::policy(&core.db).await?,
         &core.settings.domain(),
     )
     .await

@@ -17,7 +17,6 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use convene_federation::PartnerPolicy;
 use convene_federation::directory::{self, Directory, SeenActivities};
 use convene_federation::nodeinfo::{self, NodeInfo, Users};
 use convene_federation::protocol::Id;
@@ -28,7 +27,7 @@ use convene_federation::protocol::context::{
 };
 use convene_federation::protocol::object::OrderedCollection;
 use convene_federation::receive::{FetchKeySource, Received, receive};
-use convene_federation::signature::InboundRequest;
+use convene_federation::signature::{InboundRequest, parse_signature};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -100,10 +99,17 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
         signer,
     };
     let seen = Seen(state.core.clone());
+    let policy = match core::partners::policy(&state.db).await {
+        Ok(policy) => policy,
+        Err(err) => {
+            tracing::error!(error = %err, "partner policy");
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+        }
+    };
     let received = receive::<Activity>(
         &request,
         &keys,
-        &PartnerPolicy::default(),
+        &policy,
         &seen,
         state.federation.replay.as_ref(),
         system_time(&state.core),
@@ -190,6 +196,40 @@ pub async fn negotiate(State(state): State<AppState>, req: Request, next: Next) 
         }
         None => next.run(req).await,
     }
+}
+
+/// Refuses any request signed by an instance the partner policy refuses (403), on every
+/// route: a blocked instance learns nothing more by signing its fetches. Unsigned requests
+/// name nobody and go on (public pages stay public).
+pub async fn refuse_blocked_signers(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let has_signature = req.headers().contains_key("signature")
+        || req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Signature "));
+    if has_signature && let Ok(params) = parse_signature(req.headers()) {
+        let host = convene_federation::urls::authority(params.key_id()).unwrap_or_default();
+        match core::partners::policy(&state.db).await {
+            Ok(policy) if !policy.allows(&host) => {
+                tracing::info!(%host, path = %req.uri().path(), "refused by the partner policy");
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "this instance does not federate with yours",
+                );
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "partner policy");
+                return problem(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+            }
+        }
+    }
+    next.run(req).await
 }
 
 fn vary_accept(response: &mut Response) {

@@ -768,3 +768,169 @@ on_both!(
         assert_eq!(remote.received.lock().expect("lock").len(), 4);
     }
 );
+
+/// Runs `convene admin …` in-process against the instance's database, as the binary would.
+async fn admin(inst: &TestInstance, args: &[&str]) {
+    use clap::Parser;
+    let mut argv = vec![
+        "convene".to_string(),
+        "--database-url".to_string(),
+        inst.settings.database_url.clone(),
+        "--data-dir".to_string(),
+        inst.data_dir.display().to_string(),
+        "admin".to_string(),
+    ];
+    argv.extend(args.iter().map(ToString::to_string));
+    let cli = convene::cli::Cli::try_parse_from(&argv).expect("admin arguments parse");
+    let Some(convene::cli::Command::Admin { json, command }) = cli.command else {
+        panic!("an admin command");
+    };
+    convene::cli::admin(&cli.config, json, command)
+        .await
+        .expect("admin command succeeds");
+}
+
+impl RemoteServer {
+    /// GETs `url` as ActivityPub JSON, signed by rae.
+    async fn get_signed(&self, url: &str) -> StatusCode {
+        let url = reqwest::Url::parse(url).expect("url");
+        let signed = convene_federation::signature::sign_request(
+            &axum::http::Method::GET,
+            &url,
+            None,
+            self.key_id().url(),
+            &self.keys,
+            std::time::SystemTime::now(),
+        )
+        .expect("sign");
+        reqwest::Client::new()
+            .get(url)
+            .headers(signed.to_header_map().expect("headers"))
+            .header("accept", AP)
+            .send()
+            .await
+            .expect("get")
+            .status()
+    }
+
+    fn domain(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+}
+
+on_both!(
+    the_partner_policy_refuses_blocked_instances_everywhere,
+    |backend| async move {
+        let b = TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true)
+            .await;
+        let owner = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        let page = owner
+            .submit(
+                "/spaces",
+                &[
+                    ("name", "Book Club"),
+                    ("slug", "book-club"),
+                    ("description", "We read."),
+                    ("listed", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        let space = b.url("/spaces/book-club");
+        let remote = RemoteServer::start().await;
+        let follow = |n: u32| {
+            serde_json::json!({
+                "id": format!("{}/follows/{n}", remote.base),
+                "type": "Follow",
+                "actor": remote.actor.as_str(),
+                "object": space,
+            })
+            .to_string()
+        };
+        assert_eq!(
+            remote
+                .post_signed(&b.url("/inbox"), follow(1).as_bytes())
+                .await,
+            StatusCode::ACCEPTED
+        );
+        remote.wait_for(1).await;
+        assert_eq!(follower_count(&b, "book-club").await, 1);
+        assert_eq!(remote.get_signed(&space).await, StatusCode::OK);
+
+        // Allow-list without this partner: nothing is delivered to it.
+        admin(&b, &["federation", "policy", "allow-list"]).await;
+        let room = |slug: &'static str| {
+            vec![
+                ("name", "A Room"),
+                ("slug", slug),
+                ("topic", ""),
+                ("access", "open"),
+                ("access_code", ""),
+                ("capacity", "8"),
+                ("listed", "true"),
+            ]
+        };
+        let page = owner
+            .submit("/spaces/book-club/rooms", &room("first"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert_eq!(remote.get_signed(&space).await, StatusCode::FORBIDDEN);
+        // Once a partner, it hears of the next Room.
+        admin(&b, &["federation", "allow", &remote.domain()]).await;
+        let page = owner
+            .submit("/spaces/book-club/rooms", &room("second"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let received = remote.wait_for(2).await;
+        assert_eq!(
+            received[1]["object"]["object"]["id"],
+            b.url("/spaces/book-club/rooms/second")
+        );
+
+        // Blocked: 403 on every federated endpoint, its follows gone.
+        admin(&b, &["federation", "policy", "open"]).await;
+        admin(&b, &["federation", "block", &remote.domain()]).await;
+        assert_eq!(follower_count(&b, "book-club").await, 0);
+        let webfinger = b.url(&format!(
+            "/.well-known/webfinger?resource=acct:book-club@{}",
+            b.settings.domain()
+        ));
+        for url in [
+            space.clone(),
+            b.url("/actor"),
+            webfinger,
+            b.url("/nodeinfo/2.1"),
+            format!("{space}/followers"),
+        ] {
+            assert_eq!(
+                remote.get_signed(&url).await,
+                StatusCode::FORBIDDEN,
+                "{url}"
+            );
+        }
+        for inbox in [b.url("/inbox"), format!("{space}/inbox")] {
+            assert_eq!(
+                remote.post_signed(&inbox, follow(2).as_bytes()).await,
+                StatusCode::FORBIDDEN,
+                "{inbox}"
+            );
+        }
+        assert_eq!(follower_count(&b, "book-club").await, 0);
+        let page = owner
+            .submit("/spaces/book-club/rooms", &room("third"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(remote.received.lock().expect("lock").len(), 2);
+
+        // Unblocked, it may follow again.
+        admin(&b, &["federation", "unblock", &remote.domain()]).await;
+        assert_eq!(
+            remote
+                .post_signed(&b.url("/inbox"), follow(3).as_bytes())
+                .await,
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(follower_count(&b, "book-club").await, 1);
+    }
+);
