@@ -934,3 +934,52 @@ on_both!(
         assert_eq!(follower_count(&b, "book-club").await, 1);
     }
 );
+
+on_both!(
+    a_follow_of_an_unlisted_space_waits_for_its_owner,
+    |backend| async move {
+        let b = TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true)
+            .await;
+        let owner = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        let page = owner
+            .submit(
+                "/spaces",
+                &[
+                    // An unticked "listed" box is not sent at all.
+                    ("name", "Quiet Corner"),
+                    ("slug", "quiet"),
+                    ("description", ""),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let space = b.url("/spaces/quiet");
+        let document = get_json(&space, AP).await;
+        assert_eq!(document["manuallyApprovesFollowers"], true);
+        let remote = RemoteServer::start().await;
+        let follow = serde_json::json!({
+            "id": format!("{}/follows/1", remote.base),
+            "type": "Follow",
+            "actor": remote.actor.as_str(),
+            "object": space,
+        })
+        .to_string();
+        assert_eq!(
+            remote
+                .post_signed(&b.url("/inbox"), follow.as_bytes())
+                .await,
+            StatusCode::ACCEPTED
+        );
+        // Held: no Accept goes out, and the follower is not counted yet.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(remote.received.lock().expect("lock").is_empty());
+        assert_eq!(follower_count(&b, "quiet").await, 0);
+        let held: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM federation_followers WHERE accepted_at IS NULL")
+                .fetch_one(&b.state().db.pool)
+                .await
+                .and_then(|row| sqlx::Row::try_get(&row, "n"))
+                .expect("count");
+        assert_eq!(held, 1);
+    }
+);
