@@ -216,8 +216,10 @@ async fn seed(instance: &Instance) -> anyhow::Result<()> {
             ),
             i => (format!("room-{i}"), Access::Open, None),
         };
+        let mut conn = db.pool.acquire().await?;
         rooms::create(
-            db,
+            &mut conn,
+            db.now(),
             &space,
             &Slug::parse(&slug).map_err(|e| anyhow::anyhow!(e.0))?,
             &RoomFields {

@@ -41,6 +41,8 @@ pub struct Shared {
     /// Key for CSRF tokens; kept in the database so forms survive a restart.
     pub csrf_key: Arc<[u8; 32]>,
     pub metrics: Arc<Metrics>,
+    /// Outbound federation HTTP (key fetches, deliveries) and the inbox's replay guard.
+    pub federation: crate::activitypub::Federation,
 }
 
 impl std::ops::Deref for Shared {
@@ -111,6 +113,12 @@ impl AppState {
         })?;
         let pages = Arc::new(crate::cache::PageCache::new(settings.page_cache));
         let (node_url, node_lease) = (settings.node_url.clone(), settings.gathering_lease_seconds);
+        let federation = crate::activitypub::Federation {
+            client: crate::activitypub::fetch_client(&settings)?,
+            replay: Arc::new(convene_federation::signature::MemoryReplayGuard::new(
+                100_000,
+            )),
+        };
         Ok(Self(Arc::new(Shared {
             core: Core {
                 db,
@@ -124,6 +132,7 @@ impl AppState {
             sfu,
             csrf_key: Arc::new(csrf_key),
             metrics: Arc::new(Metrics::default()),
+            federation,
         })))
     }
 }
@@ -155,6 +164,10 @@ impl Instance {
             // Every job kind's handler is registered here; federation deliveries join the mailer.
             Worker::new(state.queue.clone())
                 .handle(Arc::new(state.mailer.clone()))
+                .handle(Arc::new(crate::activitypub::Deliveries::new(
+                    state.core.clone(),
+                    state.federation.client.clone(),
+                )))
                 .spawn(signal.clone()),
             spawn_housekeeping(state.db.clone(), signal.clone()),
             crate::governance::spawn_worker(state.core.clone(), signal.clone()),

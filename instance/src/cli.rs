@@ -90,6 +90,25 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Which instances this one federates with.
+    Federation {
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Set the mode: open (everyone not blocked), allow-list (partners only) or block-list.
+    Policy { mode: String },
+    /// Make an instance a partner (lifts a block).
+    Allow { domain: String },
+    /// Block an instance: 403 on its requests, nothing sent to it, its follows removed.
+    Block { domain: String },
+    /// Take an instance off the partner and block lists.
+    Unblock { domain: String },
+    /// Show the mode, the partners and the blocked instances.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +491,9 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
                 println!("Deleted Room {}", room.name);
             }
         }
+        AdminCommand::Federation { command } => {
+            federation_command(&core, json, command).await?;
+        }
         AdminCommand::Queue { command: None } => {
             let status = jobs::status::status(&db).await.map_err(plain)?;
             if json {
@@ -684,4 +706,77 @@ pub fn tally(
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
         _ => Ok(()),
     }
+}
+
+/// `convene admin federation …`.
+async fn federation_command(
+    core: &Core,
+    json: bool,
+    command: FederationCommand,
+) -> anyhow::Result<()> {
+    use crate::core::partners;
+    let (sentence, value) = match command {
+        FederationCommand::Policy { mode } => {
+            let mode = partners::parse_mode(&mode).map_err(plain)?;
+            partners::set_mode(core, mode).await.map_err(plain)?;
+            let name = partners::mode_name(mode);
+            (
+                format!("Federation policy: {name}"),
+                json!({"policy": name}),
+            )
+        }
+        FederationCommand::Allow { domain } => {
+            let domain = partners::allow(core, &domain).await.map_err(plain)?;
+            (format!("{domain} is a partner"), json!({"partner": domain}))
+        }
+        FederationCommand::Block { domain } => {
+            let blocked = partners::block(core, &domain).await.map_err(plain)?;
+            (
+                format!(
+                    "{} is blocked; {} follow(s) removed",
+                    blocked.domain, blocked.follows_removed
+                ),
+                json!({"blocked": blocked}),
+            )
+        }
+        FederationCommand::Unblock { domain } => {
+            let was_listed = partners::unblock(core, &domain).await.map_err(plain)?;
+            (
+                if was_listed {
+                    format!("{domain} is off the lists")
+                } else {
+                    format!("{domain} was on neither list")
+                },
+                json!({"unlisted": domain, "was_listed": was_listed}),
+            )
+        }
+        FederationCommand::List => {
+            let policy = partners::policy(&core.db).await.map_err(plain)?;
+            let partners_list: Vec<&str> = policy.partners().collect();
+            let blocked: Vec<&str> = policy.blocked().collect();
+            (
+                format!(
+                    "policy: {}\npartners: {}\nblocked: {}",
+                    partners::mode_name(policy.mode),
+                    if partners_list.is_empty() {
+                        "none".to_string()
+                    } else {
+                        partners_list.join(", ")
+                    },
+                    if blocked.is_empty() {
+                        "none".to_string()
+                    } else {
+                        blocked.join(", ")
+                    },
+                ),
+                json!({"policy": partners::mode_name(policy.mode), "partners": partners_list, "blocked": blocked}),
+            )
+        }
+    };
+    if json {
+        println!("{value}");
+    } else {
+        println!("{sentence}");
+    }
+    Ok(())
 }

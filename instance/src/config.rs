@@ -121,6 +121,14 @@ pub struct ConfigArgs {
     /// it over; also how long a crashed process delays its jobs [default: 120].
     #[arg(long, global = true, env = "CONVENE_QUEUE_LEASE_SECONDS")]
     pub queue_lease_seconds: Option<u64>,
+    /// Let federation fetch from and deliver to loopback and private addresses (development
+    /// and tests on one machine; never on a public instance) [default: false].
+    #[arg(
+        long,
+        global = true,
+        env = "CONVENE_FEDERATION_ALLOW_PRIVATE_ADDRESSES"
+    )]
+    pub federation_allow_private_addresses: Option<bool>,
 }
 
 /// The same settings from a TOML file.
@@ -152,6 +160,7 @@ pub struct FileConfig {
     pub page_cache_entries: Option<usize>,
     pub public_max_age: Option<u32>,
     pub queue_lease_seconds: Option<u64>,
+    pub federation_allow_private_addresses: Option<bool>,
 }
 
 /// Validated settings.
@@ -189,6 +198,8 @@ pub struct Settings {
     pub public_max_age: u32,
     /// How long a worker holds a claimed job; see [`crate::jobs::QueueConfig::lease`].
     pub queue_lease: std::time::Duration,
+    /// Whether federation may reach loopback and private addresses.
+    pub federation_allow_private_addresses: bool,
 }
 
 impl Settings {
@@ -345,6 +356,10 @@ impl Settings {
                 .or(file.public_max_age)
                 .unwrap_or(DEFAULT_PUBLIC_MAX_AGE),
             queue_lease,
+            federation_allow_private_addresses: args
+                .federation_allow_private_addresses
+                .or(file.federation_allow_private_addresses)
+                .unwrap_or(false),
         })
     }
 

@@ -7,11 +7,12 @@
 //!
 //! # Layers
 //! ```text
-//!  doors    http::pages   http::api   cli (convene admin)   (ActivityPub inbox, next)
+//!  doors    http::pages   http::api   cli (convene admin)   http::federation (ActivityPub)
 //!              parse input, call one use case, render its result or its error
-//!  core     core::{accounts, spaces, rooms, gathering}, governance::*
+//!  core     core::{accounts, spaces, rooms, gathering, followers, partners}, governance::*
 //!              one function per operation: checks, transaction, page cache, SFU, mail
-//!  below    domain (rules and queries), db (+ clock), mail (queue), cache, convene_media::Sfu
+//!  below    domain (rules and queries), db (+ clock), mail and activitypub (queue), cache,
+//!           convene_media::Sfu
 //! ```
 //! The core takes a [`core::Core`] (database with its clock, settings, mail, SFU, page cache),
 //! never the HTTP state, and answers with the domain's [`error::AppError`], which knows no
@@ -23,6 +24,7 @@
 //! workers (the job queue that sends mail, housekeeping, elections, the gathering reconciler)
 //! and serves [`http::router`].
 
+pub mod activitypub;
 pub mod app;
 pub mod cache;
 pub mod cli;

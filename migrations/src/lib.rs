@@ -44,6 +44,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../postgres/0005_sign_in_mail.sql"),
     ),
     (
+        6,
+        "federation",
+        include_str!("../sqlite/0006_federation.sql"),
+        include_str!("../postgres/0006_federation.sql"),
+    ),
+    (
         7,
         "gathering nodes",
         include_str!("../sqlite/0007_gathering_nodes.sql"),

@@ -1,6 +1,6 @@
 //! The core: one function per operation a person, an admin or a peer can ask for.
 //!
-//! Doors (the pages, the JSON API, `convene admin`, and the ActivityPub inbox to come) parse
+//! Doors (the pages, the JSON API, `convene admin`, and the ActivityPub inbox) parse
 //! their input, call one use case here and render its result. A use case owns its checks
 //! (who may do it) and every side effect: the database writes, the page cache, the SFU (ending
 //! the media of whoever lost access), and queued mail. It takes a [`Core`] — the database with
@@ -9,11 +9,11 @@
 //! format.
 //!
 //! ```text
-//!   pages   API   convene admin   (inbox)
+//!   pages   API   convene admin   inbox
 //!      \     |        |          /
 //!       '----+---- core ----+---'
 //!            |      |       |
-//!        storage   SFU   job queue (mail)
+//!        storage   SFU   job queue (mail, deliveries)
 //! ```
 //!
 //! Media access is enforced twice, for the same reason a door and a bouncer both exist: a use
@@ -23,7 +23,9 @@
 //! database.
 
 pub mod accounts;
+pub mod followers;
 pub mod gathering;
+pub mod partners;
 pub mod rooms;
 pub mod spaces;
 

@@ -1,8 +1,9 @@
 //! Rooms: create, change (name, address, access, capacity), delete, and unlock with a code.
+//! Creating and deleting a listed Room is announced to the Space's followers elsewhere.
 
 use convene_media::CloseReason;
 
-use super::{Actor, Core, gathering};
+use super::{Actor, Core, followers, gathering};
 use crate::domain::rooms::{self, Room, RoomFields};
 use crate::domain::spaces::Space;
 use crate::domain::values::Slug;
@@ -17,7 +18,19 @@ pub async fn create(
     fields: &RoomFields,
 ) -> Result<Room> {
     actor.require_member(&core.db, space).await?;
-    let room = rooms::create(&core.db, space, slug, fields).await?;
+    // A listed Room is announced to the Space's followers; its key is made before the
+    // transaction, which then holds only quick writes.
+    let announcement = if fields.listed {
+        Some(followers::prepare_room_announcement(core, space, slug).await?)
+    } else {
+        None
+    };
+    let mut tx = core.db.begin_write().await?;
+    let room = rooms::create(&mut tx, core.db.now(), space, slug, fields).await?;
+    if let Some(announcement) = announcement {
+        followers::announce_room_created(core, &mut tx, announcement, space, &room).await?;
+    }
+    core.queue.commit(tx).await?;
     core.changed();
     Ok(room)
 }
@@ -42,7 +55,12 @@ pub async fn update(
 /// Deletes a Room (members); its gathering ends for everyone in it.
 pub async fn delete(core: &Core, actor: Actor<'_>, space: &Space, room: &Room) -> Result<()> {
     actor.require_member(&core.db, space).await?;
-    rooms::delete(&core.db, room).await?;
+    let mut tx = core.db.begin_write().await?;
+    rooms::delete(&mut tx, room).await?;
+    if room.listed {
+        followers::announce_room_deleted(core, &mut tx, space, room).await?;
+    }
+    core.queue.commit(tx).await?;
     core.changed();
     if let Some(sfu) = &core.sfu {
         sfu.end_room(&gathering::media_room_id(room));

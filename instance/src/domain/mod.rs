@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod invitations;
+pub mod names;
 pub mod passports;
 pub mod rooms;
 pub mod spaces;

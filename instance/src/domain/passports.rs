@@ -68,6 +68,9 @@ pub struct NewPassport {
 /// Creates a local, verified Passport. The first Passport on an instance becomes its operator.
 pub async fn create(db: &Db, new: NewPassport) -> Result<Passport> {
     let mut tx = db.begin_write().await?;
+    if super::names::space_holds(&mut tx, new.handle.as_str()).await? {
+        return Err(super::names::handle_taken_by_space(new.handle.as_str()));
+    }
     let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM passports WHERE domain = ''")
         .fetch_one(&mut *tx)
         .await?
@@ -129,6 +132,14 @@ async fn taken(db: &Db, handle: &Handle, email: &Email) -> AppError {
 /// Checks that a handle is free before a sign-up code is sent. (Whether an email address
 /// is taken is never said: see `core::accounts`.)
 pub async fn check_handle_available(db: &Db, handle: &Handle) -> Result<()> {
+    let mut conn = db.pool.acquire().await?;
+    if super::names::space_holds(&mut conn, handle.as_str()).await? {
+        return Err(AppError::invalid(
+            "handle",
+            format!("@{handle} is the address of a Space here; choose another handle."),
+        ));
+    }
+    drop(conn);
     if by_handle(db, handle).await?.is_some() {
         return Err(AppError::invalid(
             "handle",

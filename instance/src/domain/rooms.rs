@@ -128,9 +128,16 @@ impl RoomFields {
     }
 }
 
-pub async fn create(db: &Db, space: &Space, slug: &Slug, fields: &RoomFields) -> Result<Room> {
+/// Adds a Room, inside the caller's transaction (so that its announcement to the Space's
+/// followers is queued with it, or neither happens).
+pub async fn create(
+    conn: &mut sqlx::AnyConnection,
+    t: i64,
+    space: &Space,
+    slug: &Slug,
+    fields: &RoomFields,
+) -> Result<Room> {
     fields.check()?;
-    let t = db.now();
     let code = stored_code(fields);
     let inserted = sqlx::query(
         "INSERT INTO rooms (space_id, slug, name, topic, access, access_code, listed, capacity, created_at) \
@@ -145,7 +152,7 @@ pub async fn create(db: &Db, space: &Space, slug: &Slug, fields: &RoomFields) ->
     .bind(i64::from(fields.listed))
     .bind(fields.capacity)
     .bind(t)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *conn)
     .await;
     let id: i64 = match inserted {
         Ok(row) => row.try_get("id")?,
@@ -165,7 +172,7 @@ pub async fn create(db: &Db, space: &Space, slug: &Slug, fields: &RoomFields) ->
     )
     .bind(id)
     .bind(space.id)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(Room {
         id,
@@ -232,17 +239,16 @@ pub async fn update(db: &Db, room: &Room, slug: &Slug, fields: &RoomFields) -> R
     Ok(())
 }
 
-pub async fn delete(db: &Db, room: &Room) -> Result<()> {
-    let mut tx = db.begin_write().await?;
+/// Deletes a Room, inside the caller's transaction (see [`create`]).
+pub async fn delete(conn: &mut sqlx::AnyConnection, room: &Room) -> Result<()> {
     sqlx::query("UPDATE spaces SET entrance_room_id = NULL WHERE entrance_room_id = $1")
         .bind(room.id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     sqlx::query("DELETE FROM rooms WHERE id = $1")
         .bind(room.id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
     Ok(())
 }
 

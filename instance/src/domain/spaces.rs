@@ -78,6 +78,9 @@ pub struct SpaceFields {
 
 pub async fn create(db: &Db, owner: &Passport, slug: &Slug, fields: &SpaceFields) -> Result<Space> {
     let mut tx = db.begin_write().await?;
+    if super::names::passport_holds(&mut tx, slug.as_str()).await? {
+        return Err(super::names::slug_taken_by_passport(slug.as_str()));
+    }
     let t = db.now();
     let inserted = sqlx::query(
         "INSERT INTO spaces (slug, domain, name, description, listed, created_at) \

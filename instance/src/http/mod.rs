@@ -8,6 +8,7 @@ pub mod api;
 pub mod caching;
 pub mod client;
 pub mod error;
+pub mod federation;
 mod openapi;
 pub mod pages;
 pub mod visitor;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(html)
         .nest("/api/v1", api)
+        .merge(federation::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/static/style.css", get(style))
@@ -51,6 +53,14 @@ pub fn router(state: AppState) -> Router {
         .route("/static/icons.svg", get(icons))
         .route("/static/room.js", get(room_js))
         .route("/static/room.css", get(room_css))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            federation::negotiate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            federation::refuse_blocked_signers,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -4,9 +4,11 @@
 mod accounts;
 mod api;
 mod bad_input;
+mod bovine;
 mod browser;
 mod caching;
 mod elections;
+mod federation;
 mod media;
 mod queue;
 mod rooms;
@@ -62,4 +64,19 @@ pub async fn instance_with_space_and(
         assert_eq!(page.path, format!("/spaces/book-club/rooms/{slug}"));
     }
     (inst, owner)
+}
+
+/// How many remote actors follow the Space at `slug`, from its followers collection.
+pub async fn federation_followers(inst: &TestInstance, slug: &str) -> u64 {
+    let url = inst.url(&format!("/spaces/{slug}/followers"));
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(url)
+        .header("accept", "application/activity+json")
+        .send()
+        .await
+        .expect("followers")
+        .json()
+        .await
+        .expect("followers JSON");
+    body["totalItems"].as_u64().unwrap_or(u64::MAX)
 }

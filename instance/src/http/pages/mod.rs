@@ -8,6 +8,7 @@ pub(crate) mod account;
 pub(crate) mod auth;
 pub mod gathering;
 pub(crate) mod governance;
+mod people;
 mod queue;
 pub(crate) mod rooms;
 pub(crate) mod spaces;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
             get(account::tokens).post(account::create_token),
         )
         .route("/me/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/people/{handle}", get(people::show))
         .route("/spaces/new", get(spaces::new_page))
         .route("/spaces", post(spaces::create))
         .route("/spaces/{space}", get(spaces::show))

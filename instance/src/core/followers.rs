@@ -1,0 +1,325 @@
+//! Remote actors following a Space: what the ActivityPub inbox asks the core to do once a
+//! request is verified (the door, `http::federation`, owns the HTTP and signature side).
+//!
+//! Each use case records the activity's id in `federation_seen_activities` **in the same
+//! transaction** as its effect, so a replay (the same id again) changes nothing, and a failure
+//! leaves nothing half-written. Answers to the follower (the `Accept`) are delivery jobs on the
+//! durable queue, enqueued in that transaction too: if the follow is stored, its `Accept` will
+//! go out, re-signed on every attempt by [`crate::activitypub::Deliveries`].
+//!
+//! The other direction: a Space announces its new and deleted listed Rooms to its followers
+//! the way Lemmy communities do (FEP-1b12: an `Announce` of the `Create`/`Delete`, with
+//! `audience` = the Space), one delivery per remote shared inbox, queued in the transaction
+//! that creates or deletes the Room (`core::rooms`).
+
+use convene_federation::delivery::{DeliveryJob, Recipient, plan};
+use convene_federation::directory::fan_out;
+use convene_federation::protocol::activity::{
+    Action, Activity, Announce, Announced, Delete, Object, Publish, Response, Undo,
+};
+use convene_federation::protocol::actor::Actor;
+use convene_federation::protocol::actor::Actor as ActorDocument;
+use convene_federation::protocol::{Embedded, Id, PUBLIC};
+use convene_federation::urls::authority;
+use sha2::Digest;
+
+use super::Core;
+use crate::activitypub::{ActorPath, LocalDirectory};
+use crate::domain::rooms::Room;
+use crate::domain::spaces::Space;
+use crate::domain::values::Slug;
+use crate::error::{AppError, Result};
+use crate::jobs::{self, NewJob, Tx};
+
+/// The job kind of an ActivityPub delivery.
+pub const DELIVERY_KIND: &str = "activitypub";
+/// Attempts before a delivery is dead (with the queue's backoff, about a day and a half).
+const DELIVERY_ATTEMPTS: i64 = 12;
+
+/// What a Follow became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    /// Stored and accepted; the `Accept` is queued.
+    Accepted,
+    /// Stored, waiting for an owner (an unlisted Space).
+    Pending,
+    /// Seen before: nothing changed.
+    Duplicate,
+}
+
+/// `follower` (a verified remote actor, whose document we fetched) follows the local actor the
+/// Follow names. Only Spaces take followers.
+pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Followed> {
+    if follower.id != follow.actor {
+        return Err(AppError::BadRequest(
+            "the Follow's actor is not its signer".into(),
+        ));
+    }
+    let directory = LocalDirectory::new(core.clone());
+    let Some(path @ ActorPath::Space(_)) = directory.local_path(&follow.object) else {
+        return Err(AppError::NotFound);
+    };
+    let space = directory
+        .actor_at(&path)
+        .await
+        .map_err(AppError::from)?
+        .ok_or(AppError::NotFound)?;
+    let host = authority(&follower.id).unwrap_or_default();
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    if !record_seen(&mut tx, &follow.id, now).await? {
+        return Ok(Followed::Duplicate);
+    }
+    let accepted = !space.manually_approves_followers;
+    sqlx::query(
+        "INSERT INTO federation_followers \
+         (local_actor, remote_actor, remote_host, inbox, shared_inbox, follow_id, created_at, accepted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (local_actor, remote_actor) DO UPDATE SET inbox = $4, shared_inbox = $5, \
+         follow_id = $6, accepted_at = $8",
+    )
+    .bind(space.id.as_str())
+    .bind(follower.id.as_str())
+    .bind(&host)
+    .bind(follower.inbox.as_str())
+    .bind(follower.delivery_inbox().as_str())
+    .bind(follow.id.as_str())
+    .bind(now)
+    .bind(accepted.then_some(now))
+    .execute(&mut *tx)
+    .await?;
+    if accepted {
+        let accept = Activity::Accept(Response::new(
+            answer_id(&space.id, "accept", &follow.id)?,
+            space.id.clone(),
+            Activity::Follow(follow.clone()),
+        ));
+        let recipient = Recipient {
+            inbox: follower.inbox.clone(),
+            shared_inbox: None,
+        };
+        let jobs = plan(
+            &accept,
+            &space.id.with_suffix("#main-key").map_err(AppError::from)?,
+            [recipient],
+            &super::partners::policy(&core.db).await?,
+            &core.settings.domain(),
+        )
+        .map_err(AppError::from)?;
+        enqueue_deliveries(&mut tx, now, &jobs, "federation:accept").await?;
+    }
+    core.queue.commit(tx).await?;
+    Ok(if accepted {
+        Followed::Accepted
+    } else {
+        Followed::Pending
+    })
+}
+
+/// `actor` takes back a Follow: its follow of the named Space (or of whatever the named Follow
+/// id followed) ends. Unknown follows change nothing.
+pub async fn undo_follow(core: &Core, undo: &Undo) -> Result<()> {
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    if !record_seen(&mut tx, &undo.id, now).await? {
+        return Ok(());
+    }
+    let (follow_id, object) = match undo.object.object() {
+        Some(Activity::Follow(follow)) => (follow.id.to_string(), follow.object.to_string()),
+        Some(_) => {
+            // Undo of something else (a Like, an Announce): nothing of ours to take back.
+            tx.commit().await?;
+            return Ok(());
+        }
+        None => match &undo.object {
+            Embedded::Id(id) => (id.to_string(), String::new()),
+            Embedded::Object(_) => (String::new(), String::new()),
+        },
+    };
+    sqlx::query(
+        "DELETE FROM federation_followers WHERE remote_actor = $1 \
+         AND (follow_id = $2 OR local_actor = $3)",
+    )
+    .bind(undo.actor.as_str())
+    .bind(&follow_id)
+    .bind(&object)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records an activity we take no action on, so that a replay is recognised as one.
+pub async fn ignore(core: &Core, activity_id: &Id) -> Result<()> {
+    let mut tx = core.db.begin_write().await?;
+    record_seen(&mut tx, activity_id, core.db.now()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether `activity_id` was processed before.
+pub async fn seen(core: &Core, activity_id: &Id) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 AS one FROM federation_seen_activities WHERE activity_id = $1")
+            .bind(activity_id.as_str())
+            .fetch_optional(&core.db.pool)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Records `activity_id`; false if it was there already.
+async fn record_seen(tx: &mut Tx<'_>, activity_id: &Id, now: i64) -> Result<bool> {
+    let row = sqlx::query(
+        "INSERT INTO federation_seen_activities (activity_id, received_at) VALUES ($1, $2) \
+         ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id",
+    )
+    .bind(activity_id.as_str())
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Queues `jobs` inside `tx`, one per target inbox, destined for the inbox's host so that the
+/// queue's per-destination state tracks each remote instance.
+pub async fn enqueue_deliveries(
+    tx: &mut Tx<'_>,
+    now: i64,
+    jobs: &[DeliveryJob],
+    tag: &str,
+) -> Result<()> {
+    for job in jobs {
+        let payload = serde_json::to_string(job).map_err(anyhow::Error::from)?;
+        let key = format!("ap:{}:{}", job.activity_id, job.inbox);
+        jobs::enqueue(
+            tx,
+            now,
+            &NewJob {
+                kind: DELIVERY_KIND,
+                key: &key,
+                destination: &job.host(),
+                tag,
+                payload: &payload,
+                max_attempts: DELIVERY_ATTEMPTS,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A stable id for our answer to `original`: the same Follow always gets the same Accept id,
+/// so a redelivered Follow never yields a second, different Accept.
+fn answer_id(actor: &Id, kind: &str, original: &Id) -> Result<Id> {
+    let digest = sha2::Sha256::digest(original.as_str().as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    actor
+        .with_suffix(&format!("#{kind}-{hex}"))
+        .map_err(AppError::from)
+}
+
+/// What announcing a new Room needs before its transaction starts: the Room actor's key (made
+/// on first need, which is slow and must not happen while the transaction holds the lock).
+pub struct RoomAnnouncement {
+    room_key_pem: String,
+}
+
+/// Makes the key of the Room that will be at `slug`.
+pub async fn prepare_room_announcement(
+    core: &Core,
+    space: &Space,
+    slug: &Slug,
+) -> Result<RoomAnnouncement> {
+    let directory = LocalDirectory::new(core.clone());
+    let id = directory.room_id(space, slug).map_err(AppError::from)?;
+    Ok(RoomAnnouncement {
+        room_key_pem: directory.public_key_pem(&id).await?,
+    })
+}
+
+/// Queues, inside the Room's transaction, the Space's `Announce` of `Create{Room}` to its
+/// followers (FEP-1b12: `audience` = the Space), one delivery per remote shared inbox.
+pub async fn announce_room_created(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: RoomAnnouncement,
+    space: &Space,
+    room: &Room,
+) -> Result<()> {
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
+    let document = ActorDocument::local(
+        directory
+            .room_actor(space, room, prepared.room_key_pem, 0)
+            .map_err(AppError::from)?,
+    )
+    .map_err(AppError::from)?;
+    let create = Activity::Create(Publish {
+        id: document
+            .id
+            .with_suffix(&format!("#create-{}", room.created_at))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: Embedded::Object(Box::new(Object::Actor(Box::new(document)))),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+        published: None,
+    });
+    announce(core, tx, &directory, &space_id, create).await
+}
+
+/// Queues, inside the deletion's transaction, the Space's `Announce` of `Delete{Room}`.
+pub async fn announce_room_deleted(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    space: &Space,
+    room: &Room,
+) -> Result<()> {
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
+    let room_id = directory
+        .room_id(space, &room.slug)
+        .map_err(AppError::from)?;
+    let delete = Activity::Delete(Delete {
+        id: room_id
+            .with_suffix(&format!("#delete-{}", core.db.now()))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: room_id,
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+    });
+    announce(core, tx, &directory, &space_id, delete).await
+}
+
+async fn announce(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    directory: &LocalDirectory,
+    space_id: &Id,
+    inner: Activity,
+) -> Result<()> {
+    let announce = Activity::Announce(Announce::new(
+        answer_id(space_id, "announce", inner.id())?,
+        space_id.clone(),
+        &followers_id(space_id)?,
+        Announced::Activity(inner),
+    ));
+    let jobs = fan_out(
+        directory,
+        &announce,
+        Vec::new(),
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .await
+    .map_err(AppError::from)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, "federation:announce").await
+}
+
+fn followers_id(actor: &Id) -> Result<Id> {
+    actor.with_suffix("/followers").map_err(AppError::from)
+}
