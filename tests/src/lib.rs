@@ -159,6 +159,28 @@ impl TestInstance {
         &self.instance.as_ref().expect("instance is running").state
     }
 
+    /// Runs `convene admin …` in-process against this instance's database, exactly as the
+    /// binary would from another terminal (the command line runs no SFU of its own).
+    pub async fn admin(&self, args: &[&str]) {
+        use clap::Parser;
+        let mut argv = vec![
+            "convene".to_string(),
+            "--database-url".to_string(),
+            self.settings.database_url.clone(),
+            "--data-dir".to_string(),
+            self.data_dir.display().to_string(),
+            "admin".to_string(),
+        ];
+        argv.extend(args.iter().map(ToString::to_string));
+        let cli = convene::cli::Cli::try_parse_from(&argv).expect("admin arguments parse");
+        let Some(convene::cli::Command::Admin { json, command }) = cli.command else {
+            panic!("an admin command");
+        };
+        convene::cli::admin(&cli.config, json, command)
+            .await
+            .expect("admin command succeeds");
+    }
+
     /// Stops the instance (its port closes, its database stays).
     pub async fn stop(&mut self) {
         if let Some(instance) = self.instance.take() {

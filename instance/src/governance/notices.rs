@@ -63,6 +63,33 @@ fn footer(state: &Core) -> String {
     )
 }
 
+/// Queues one message to each of `voters` in `tx`, then commits it (and wakes the worker).
+async fn mail_everyone(
+    state: &Core,
+    mut tx: Tx,
+    voters: &[roll::Voter],
+    subject: &str,
+    body: &str,
+    kind: &str,
+) -> Result<()> {
+    for v in voters {
+        state
+            .mailer
+            .enqueue_in(
+                &mut tx,
+                Email {
+                    to: &v.email,
+                    subject,
+                    body,
+                    kind,
+                },
+            )
+            .await?;
+    }
+    state.queue.commit(tx).await?;
+    Ok(())
+}
+
 /// "Nominations are open" to everyone on the roll.
 pub async fn nominations_open(state: &Core, election: &Election) -> Result<()> {
     let voters = roll::eligible(&state.db, election.constituency).await?;
@@ -94,23 +121,15 @@ pub async fn nominations_open(state: &Core, election: &Election) -> Result<()> {
         when(election.voting_close_at),
         footer(state),
     );
-    let k = kind(election.id, "nominations");
-    for v in &voters {
-        state
-            .mailer
-            .enqueue_in(
-                &mut tx,
-                Email {
-                    to: &v.email,
-                    subject: &subject,
-                    body: &body,
-                    kind: &k,
-                },
-            )
-            .await?;
-    }
-    state.queue.commit(tx).await?;
-    Ok(())
+    mail_everyone(
+        state,
+        tx,
+        &voters,
+        &subject,
+        &body,
+        &kind(election.id, "nominations"),
+    )
+    .await
 }
 
 /// The list of candidates, to everyone on the roll, when nominations close.
@@ -144,23 +163,15 @@ pub async fn candidate_list(state: &Core, election: &Election) -> Result<()> {
         when(election.voting_close_at),
         footer(state),
     );
-    let k = kind(election.id, "candidates");
-    for v in &voters {
-        state
-            .mailer
-            .enqueue_in(
-                &mut tx,
-                Email {
-                    to: &v.email,
-                    subject: &subject,
-                    body: &body,
-                    kind: &k,
-                },
-            )
-            .await?;
-    }
-    state.queue.commit(tx).await?;
-    Ok(())
+    mail_everyone(
+        state,
+        tx,
+        &voters,
+        &subject,
+        &body,
+        &kind(election.id, "candidates"),
+    )
+    .await
 }
 
 /// Tells the candidate (and the nominator, if someone else) that a nomination arrived.

@@ -769,27 +769,6 @@ on_both!(
     }
 );
 
-/// Runs `convene admin …` in-process against the instance's database, as the binary would.
-async fn admin(inst: &TestInstance, args: &[&str]) {
-    use clap::Parser;
-    let mut argv = vec![
-        "convene".to_string(),
-        "--database-url".to_string(),
-        inst.settings.database_url.clone(),
-        "--data-dir".to_string(),
-        inst.data_dir.display().to_string(),
-        "admin".to_string(),
-    ];
-    argv.extend(args.iter().map(ToString::to_string));
-    let cli = convene::cli::Cli::try_parse_from(&argv).expect("admin arguments parse");
-    let Some(convene::cli::Command::Admin { json, command }) = cli.command else {
-        panic!("an admin command");
-    };
-    convene::cli::admin(&cli.config, json, command)
-        .await
-        .expect("admin command succeeds");
-}
-
 impl RemoteServer {
     /// GETs `url` as ActivityPub JSON, signed by rae.
     async fn get_signed(&self, url: &str) -> StatusCode {
@@ -858,7 +837,7 @@ on_both!(
         assert_eq!(remote.get_signed(&space).await, StatusCode::OK);
 
         // Allow-list without this partner: nothing is delivered to it.
-        admin(&b, &["federation", "policy", "allow-list"]).await;
+        b.admin(&["federation", "policy", "allow-list"]).await;
         let room = |slug: &'static str| {
             vec![
                 ("name", "A Room"),
@@ -876,7 +855,7 @@ on_both!(
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         assert_eq!(remote.get_signed(&space).await, StatusCode::FORBIDDEN);
         // Once a partner, it hears of the next Room.
-        admin(&b, &["federation", "allow", &remote.domain()]).await;
+        b.admin(&["federation", "allow", &remote.domain()]).await;
         let page = owner
             .submit("/spaces/book-club/rooms", &room("second"))
             .await;
@@ -888,8 +867,8 @@ on_both!(
         );
 
         // Blocked: 403 on every federated endpoint, its follows gone.
-        admin(&b, &["federation", "policy", "open"]).await;
-        admin(&b, &["federation", "block", &remote.domain()]).await;
+        b.admin(&["federation", "policy", "open"]).await;
+        b.admin(&["federation", "block", &remote.domain()]).await;
         assert_eq!(follower_count(&b, "book-club").await, 0);
         let webfinger = b.url(&format!(
             "/.well-known/webfinger?resource=acct:book-club@{}",
@@ -924,7 +903,7 @@ on_both!(
         assert_eq!(remote.received.lock().expect("lock").len(), 2);
 
         // Unblocked, it may follow again.
-        admin(&b, &["federation", "unblock", &remote.domain()]).await;
+        b.admin(&["federation", "unblock", &remote.domain()]).await;
         assert_eq!(
             remote
                 .post_signed(&b.url("/inbox"), follow(3).as_bytes())

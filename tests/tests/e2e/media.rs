@@ -736,28 +736,6 @@ async fn removing_a_member_ends_theirs_and_deleting_the_room_ends_everyones() {
     gus.end().await;
 }
 
-/// Runs `convene admin …` in-process against the instance's database, exactly as the binary
-/// would from another terminal (the command line runs no SFU of its own).
-async fn admin(inst: &TestInstance, args: &[&str]) {
-    use clap::Parser;
-    let mut argv = vec![
-        "convene".to_string(),
-        "--database-url".to_string(),
-        inst.settings.database_url.clone(),
-        "--data-dir".to_string(),
-        inst.data_dir.display().to_string(),
-        "admin".to_string(),
-    ];
-    argv.extend(args.iter().map(ToString::to_string));
-    let cli = convene::cli::Cli::try_parse_from(&argv).expect("admin arguments parse");
-    let Some(convene::cli::Command::Admin { json, command }) = cli.command else {
-        panic!("an admin command");
-    };
-    convene::cli::admin(&cli.config, json, command)
-        .await
-        .expect("admin command succeeds");
-}
-
 /// Guards issue 7 and issue 10 (item 4): every operation that takes access away ends the media
 /// of whoever lost it and refuses their outstanding tokens, whichever door it came through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -914,19 +892,16 @@ async fn losing_access_ends_media_from_the_page_the_api_and_the_command_line() {
     // Command line: the hideout becomes members-only from another process; the serving
     // process's reconciler sends the guest out within a few seconds.
     let mut gus_hideout = enter(&inst, &guest, "hideout", 3, Some("Gus")).await;
-    admin(
-        &inst,
-        &[
-            "room",
-            "update",
-            "--space",
-            "book-club",
-            "--room",
-            "hideout",
-            "--access",
-            "members",
-        ],
-    )
+    inst.admin(&[
+        "room",
+        "update",
+        "--space",
+        "book-club",
+        "--room",
+        "hideout",
+        "--access",
+        "members",
+    ])
     .await;
     assert_eq!(
         gus_hideout.closed().await,
@@ -939,27 +914,21 @@ async fn losing_access_ends_media_from_the_page_the_api_and_the_command_line() {
     let cleo = member(&inst, &owner, "cleo", "Cleo Member").await;
     let mut cleo_peer = enter(&inst, &cleo, "circle", 4, None).await;
     let mut olive = enter(&inst, &owner, "circle", 5, None).await;
-    admin(
-        &inst,
-        &[
-            "space",
-            "remove-member",
-            "--space",
-            "book-club",
-            "--handle",
-            "cleo",
-        ],
-    )
+    inst.admin(&[
+        "space",
+        "remove-member",
+        "--space",
+        "book-club",
+        "--handle",
+        "cleo",
+    ])
     .await;
     assert_eq!(
         cleo_peer.closed().await,
         (4000, "no longer allowed in this room".to_string())
     );
-    admin(
-        &inst,
-        &["room", "delete", "--space", "book-club", "--room", "circle"],
-    )
-    .await;
+    inst.admin(&["room", "delete", "--space", "book-club", "--room", "circle"])
+        .await;
     assert_eq!(olive.closed().await, (4000, "room has ended".to_string()));
     cleo_peer.end().await;
     olive.end().await;
