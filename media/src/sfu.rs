@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -132,6 +132,8 @@ pub enum CloseReason {
     Failed(String),
     /// The Room's media hit an internal error and was restarted: join again.
     Reconnect,
+    /// Others took the last seats while this person's media was still connecting.
+    RoomFull,
 }
 
 impl CloseReason {
@@ -148,6 +150,7 @@ impl CloseReason {
             CloseReason::TooSlow => "not reading messages".to_owned(),
             CloseReason::Failed(why) => format!("media failed: {why}"),
             CloseReason::Reconnect => "reconnecting: the room's media restarted".to_owned(),
+            CloseReason::RoomFull => "room is full".to_owned(),
         };
         let mut end = s.len().min(123);
         while !s.is_char_boundary(end) {
@@ -204,6 +207,8 @@ struct Member {
     events: mpsc::Sender<RoomEvent>,
     kick: watch::Sender<Option<CloseReason>>,
     published: Mutex<Vec<Arc<Published>>>,
+    /// The member's media connected and holds a seat (set under the Room lock).
+    seated: AtomicBool,
 }
 
 impl Member {
@@ -361,6 +366,7 @@ impl Sfu {
             events: events_tx,
             kick: kick_tx,
             published: Mutex::new(Vec::new()),
+            seated: AtomicBool::new(false),
         });
 
         let joined = self.join_room(&claims, &member);
@@ -409,15 +415,14 @@ impl Sfu {
             })
             .clone();
         let mut state = room.state.lock().map_err(|_| poisoned())?;
-        let capacity = claims
-            .capacity
-            .unwrap_or(self.inner.config.max_participants_default) as usize;
-        let others_count = state
+        // Only seats with connected media count: a join that never connects media holds
+        // nothing, and whoever connects when the Room is full is turned away then.
+        let others_seated = state
             .members
-            .keys()
-            .filter(|id| **id != claims.participant)
+            .iter()
+            .filter(|(id, m)| **id != claims.participant && m.seated.load(Ordering::Acquire))
             .count();
-        if others_count >= capacity {
+        if others_seated >= self.capacity(claims) {
             drop(state);
             if rooms.get(&claims.room).is_some_and(|r| {
                 r.state
@@ -461,6 +466,12 @@ impl Sfu {
         Ok((room, others))
     }
 
+    fn capacity(&self, claims: &Claims) -> usize {
+        claims
+            .capacity
+            .unwrap_or(self.inner.config.max_participants_default) as usize
+    }
+
     fn room_ended(&self, room: &str) -> bool {
         self.inner
             .ended_rooms
@@ -469,50 +480,58 @@ impl Sfu {
             .unwrap_or(true)
     }
 
-    /// How many people are in `room` right now.
+    /// How many people are in `room` right now: those whose media connected.
     pub fn room_presence(&self, room: &str) -> usize {
+        self.room(room).map_or(0, |r| r.seated().len())
+    }
+
+    /// Who is in `room` right now (for the Room page and capacity), ordered by name: those
+    /// whose media connected.
+    pub fn room_participants(&self, room: &str) -> Vec<ParticipantInfo> {
+        let seated = self.room(room).map(|r| r.seated()).unwrap_or_default();
+        infos(&seated)
+    }
+
+    /// Everyone admitted to `room`, seated or still connecting media (for access checks).
+    pub fn room_admitted(&self, room: &str) -> Vec<ParticipantInfo> {
+        let members = self.room(room).map(|r| r.members()).unwrap_or_default();
+        infos(&members)
+    }
+
+    /// People seated per Room, for every Room with someone seated in it.
+    pub fn presence(&self) -> HashMap<String, usize> {
+        self.live_rooms()
+            .into_iter()
+            .filter_map(|r| {
+                let n = r.seated().len();
+                (n > 0).then(|| (r.id.clone(), n))
+            })
+            .collect()
+    }
+
+    /// Every Room with anyone admitted, seated or not.
+    pub fn gatherings(&self) -> Vec<String> {
+        self.live_rooms()
+            .into_iter()
+            .filter(|r| r.state.lock().is_ok_and(|s| !s.members.is_empty()))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    fn room(&self, room: &str) -> Option<Arc<Room>> {
         self.inner
             .rooms
             .lock()
             .ok()
-            .and_then(|rooms| rooms.get(room).cloned())
-            .and_then(|r| r.state.lock().ok().map(|s| s.members.len()))
-            .unwrap_or(0)
+            .and_then(|r| r.get(room).cloned())
     }
 
-    /// Who is in `room` right now (for the Room page), ordered by name.
-    pub fn room_participants(&self, room: &str) -> Vec<ParticipantInfo> {
-        let room = self
-            .inner
-            .rooms
-            .lock()
-            .ok()
-            .and_then(|r| r.get(room).cloned());
-        let mut people: Vec<ParticipantInfo> = room
-            .map(|r| r.members())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| m.info.lock().ok().map(|i| i.clone()))
-            .collect();
-        people.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.id.cmp(&b.id)));
-        people
-    }
-
-    /// People per Room, for every Room with someone in it.
-    pub fn presence(&self) -> HashMap<String, usize> {
-        let rooms: Vec<Arc<Room>> = self
-            .inner
+    fn live_rooms(&self) -> Vec<Arc<Room>> {
+        self.inner
             .rooms
             .lock()
             .map(|r| r.values().cloned().collect())
-            .unwrap_or_default();
-        rooms
-            .into_iter()
-            .filter_map(|r| {
-                let n = r.state.lock().ok()?.members.len();
-                (n > 0).then(|| (r.id.clone(), n))
-            })
-            .collect()
+            .unwrap_or_default()
     }
 
     /// The Room was deleted: everyone in it is disconnected and no one may join it again.
@@ -605,6 +624,29 @@ impl Room {
             .unwrap_or_default()
     }
 
+    fn seated(&self) -> Vec<Arc<Member>> {
+        self.members()
+            .into_iter()
+            .filter(|m| m.seated.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Gives `member` a seat once its media connected, unless the others' seats already
+    /// fill the Room.
+    fn take_seat(&self, member: &Member, capacity: usize) -> Result<(), CloseReason> {
+        let state = self.state.lock().map_err(|_| CloseReason::Reconnect)?;
+        let others = state
+            .members
+            .values()
+            .filter(|m| m.session_id != member.session_id && m.seated.load(Ordering::Acquire))
+            .count();
+        if others >= capacity {
+            return Err(CloseReason::RoomFull);
+        }
+        member.seated.store(true, Ordering::Release);
+        Ok(())
+    }
+
     fn others(&self, session_id: u64) -> Vec<Arc<Member>> {
         self.members()
             .into_iter()
@@ -619,6 +661,16 @@ impl Room {
             }
         }
     }
+}
+
+/// The members' infos, ordered by name.
+fn infos(members: &[Arc<Member>]) -> Vec<ParticipantInfo> {
+    let mut people: Vec<ParticipantInfo> = members
+        .iter()
+        .filter_map(|m| m.info.lock().ok().map(|i| i.clone()))
+        .collect();
+    people.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.id.cmp(&b.id)));
+    people
 }
 
 fn lock_vec<T: Clone>(m: &Mutex<Vec<T>>) -> Vec<T> {
@@ -967,6 +1019,10 @@ impl Session {
             ),
             PcEvent::Connected => {
                 live.media_deadline = None;
+                if !self.member.seated.load(Ordering::Acquire) {
+                    let capacity = self.sfu.capacity(&self.claims);
+                    self.room.take_seat(&self.member, capacity)?;
+                }
                 Ok(())
             }
             PcEvent::Disconnected => {

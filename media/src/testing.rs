@@ -300,7 +300,21 @@ async fn join_inner(
         .await
         .unwrap_or_else(|why| panic!("{id}: admitted but not connected: {why}"));
     client.session = Some(session);
+    until_seated(sfu, room, id).await;
     Ok(client)
+}
+
+/// Waits (up to [`JOIN_LIMIT`]) until `id`'s media connected and holds a seat in `room`, so
+/// that counts of who is inside include it.
+pub async fn until_seated(sfu: &Sfu, room: &str, id: &str) {
+    let deadline = tokio::time::Instant::now() + JOIN_LIMIT;
+    while !sfu.room_participants(room).iter().any(|p| p.id == id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id}: media did not connect within {JOIN_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Starts a client on any text transport after its `join` frame was sent:

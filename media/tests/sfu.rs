@@ -547,9 +547,9 @@ async fn a_second_sfu_on_the_same_port_refuses_to_start_rather_than_share_it() {
     assert!(matches!(Sfu::new(config()), Err(Error::MediaPort(_))));
 }
 
-/// Guards issue 10 (item 3): a socket that joins but never connects media holds its seat only
-/// for the grace period; then the session closes and the seat is free again, while a
-/// participant whose media connected stays.
+/// Guards issue 10 (item 3): a socket that joins but never connects media holds no seat, and
+/// only for the grace period; then the session closes, while a participant whose media
+/// connected stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seat_without_media_is_given_back_after_the_grace_period() {
     let mut config = SfuConfig::loopback(TokenKey::generate());
@@ -569,24 +569,75 @@ async fn a_seat_without_media_is_given_back_after_the_grace_period() {
         )
         .await
         .expect("the squatter is admitted at first");
-    assert_eq!(sfu.room_presence("space/small"), 2);
+    assert_eq!(sfu.room_presence("space/small"), 1, "but holds no seat");
+    assert_eq!(sfu.room_admitted("space/small").len(), 2);
     let (_to_sfu, from_client) = tokio::sync::mpsc::channel::<String>(16);
     let (to_client, mut _from_sfu) = tokio::sync::mpsc::channel::<String>(64);
     let started = Instant::now();
-    let reason = tokio::time::timeout(LIMIT, session.run_channels(from_client, to_client))
+    let squatting = tokio::spawn(session.run_channels(from_client, to_client));
+
+    // The last seat is still there for someone who really comes in.
+    let late = join(&sfu, "space/small", "late", 1, Some(2)).await;
+    assert_eq!(sfu.room_presence("space/small"), 2);
+
+    let reason = tokio::time::timeout(LIMIT, squatting)
         .await
-        .expect("the squatter's session ends");
+        .expect("the squatter's session ends")
+        .expect("session task");
     assert_eq!(
         reason,
         CloseReason::Failed("no media connection".to_owned())
     );
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(
-        sfu.room_presence("space/small"),
-        1,
-        "the seat is free again"
+        sfu.room_admitted("space/small").len(),
+        2,
+        "the squatter is gone"
     );
 
-    // The participant whose media connected is still there after the grace period.
+    // The participants whose media connected are still there after the grace period.
     assert!(real.session.as_ref().is_some_and(|s| !s.is_finished()));
+    assert!(late.session.as_ref().is_some_and(|s| !s.is_finished()));
+}
+
+/// Guards issue 10 (item 3): two people admitted to the last seat at once both negotiate;
+/// the first whose media connects takes the seat, the other is told the Room is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_seat_goes_to_whoever_connects_media_first() {
+    let sfu = sfu();
+    let first = join(&sfu, "space/small", "first", 0, Some(2)).await;
+    let now = convene_media::token::unix_now();
+    let mut sessions = Vec::new();
+    let mut clients = Vec::new();
+    for (index, id) in [(1u8, "b"), (2, "c")] {
+        let mut claims = Claims::new("space/small", id, id, now, 120);
+        claims.capacity = Some(2);
+        let token = sfu.token_key().issue(&claims);
+        let session = sfu
+            .connect(
+                "space/small",
+                &serde_json::to_string(&ClientMessage::Join { token }).expect("json"),
+            )
+            .await
+            .expect("both are admitted while only one seat is taken");
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel::<String>(1024);
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel::<String>(64);
+        sessions.push(tokio::spawn(session.run_channels(in_rx, out_tx)));
+        clients.push(testing::start(id, index, true, in_tx, out_rx));
+    }
+    let (b, c) = tokio::join!(clients.remove(0), clients.remove(0));
+    let (b, c) = (b.expect("b negotiates"), c.expect("c negotiates"));
+    let (ended, index, rest) = futures_util::future::select_all(sessions).await;
+    assert_eq!(ended.expect("session task"), CloseReason::RoomFull);
+    assert_eq!(sfu.room_presence("space/small"), 2);
+    let winner = if index == 0 { "c" } else { "b" };
+    assert!(
+        sfu.room_participants("space/small")
+            .iter()
+            .any(|p| p.id == winner)
+    );
+    assert!(rest.iter().all(|s| !s.is_finished()));
+    for c in [first, b, c] {
+        c.close().await;
+    }
 }

@@ -117,6 +117,56 @@ pub async fn claimed_here(core: &Core) -> Result<i64> {
     .try_get("n")?)
 }
 
+/// A live gathering as the operators' page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldGathering {
+    pub space_name: String,
+    pub space_slug: String,
+    pub room_name: String,
+    pub room_slug: String,
+    /// The process holding it: its node URL, and whether it is this process.
+    pub node_url: String,
+    pub here: bool,
+    /// People whose media is connected (known only for gatherings held here).
+    pub seated: Option<usize>,
+    /// When the holder's claim runs out unless renewed.
+    pub lease_until: i64,
+}
+
+/// Every gathering with a live claim, by node, for the operators' page: several processes
+/// sharing the database each hold some.
+pub async fn held_gatherings(core: &Core) -> Result<Vec<HeldGathering>> {
+    let rows = sqlx::query(
+        "SELECT g.room_id, g.node_id, g.node_url, g.lease_until, r.name AS room_name, \
+                r.slug AS room_slug, s.name AS space_name, s.slug AS space_slug \
+         FROM gathering_nodes g JOIN rooms r ON r.id = g.room_id JOIN spaces s ON s.id = r.space_id \
+         WHERE g.lease_until >= $1 ORDER BY g.node_url, s.name, r.name",
+    )
+    .bind(core.db.now())
+    .fetch_all(&core.db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let here = row.try_get::<String, _>("node_id")? == core.node.id;
+            let room_id: i64 = row.try_get("room_id")?;
+            Ok(HeldGathering {
+                space_name: row.try_get("space_name")?,
+                space_slug: row.try_get("space_slug")?,
+                room_name: row.try_get("room_name")?,
+                room_slug: row.try_get("room_slug")?,
+                node_url: row.try_get("node_url")?,
+                here,
+                seated: core
+                    .sfu
+                    .as_ref()
+                    .filter(|_| here)
+                    .map(|sfu| sfu.room_presence(&media_room_id_of(room_id))),
+                lease_until: row.try_get("lease_until")?,
+            })
+        })
+        .collect()
+}
+
 /// The SFU's id for a Room: its database id, so a deleted and re-created Room is another Room.
 pub fn media_room_id(room: &Room) -> String {
     media_room_id_of(room.id)
@@ -370,7 +420,7 @@ pub async fn reconcile_room(core: &Core, room_id: i64, reason: CloseReason) -> R
         return Ok(());
     };
     let media_id = media_room_id_of(room_id);
-    let inside = sfu.room_participants(&media_id);
+    let inside = sfu.room_admitted(&media_id);
     if inside.is_empty() {
         return Ok(());
     }
@@ -422,8 +472,8 @@ pub fn spawn_reconciler(core: Core, mut shutdown: shutdown::Signal) -> tokio::ta
         loop {
             if let Some(sfu) = &core.sfu {
                 let present: Vec<i64> = sfu
-                    .presence()
-                    .into_keys()
+                    .gatherings()
+                    .into_iter()
                     .filter_map(|id| room_id_from_media(&id))
                     .collect();
                 if let Err(err) = renew_claims(&core, &present).await {

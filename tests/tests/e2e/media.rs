@@ -215,11 +215,25 @@ async fn connect(inst: &TestInstance, ticket: &Ticket, index: u8) -> Peer {
     )
     .await
     .unwrap_or_else(|why| panic!("{} did not get in: {why}", ticket.participant));
+    seated(inst, &ticket.participant).await;
     Peer {
         client,
         participant: ticket.participant.clone(),
         closed: socket.closed,
         publishing: None,
+    }
+}
+
+/// Waits until `participant`'s media connected and holds a seat, when `inst` holds the
+/// gathering (a gathering held by another process is that process's to count).
+async fn seated(inst: &TestInstance, participant: &str) {
+    let sfu = &inst.state().sfu;
+    let room = sfu
+        .gatherings()
+        .into_iter()
+        .find(|room| sfu.room_admitted(room).iter().any(|p| p.id == participant));
+    if let Some(room) = room {
+        testing::until_seated(sfu, &room, participant).await;
     }
 }
 
@@ -973,7 +987,7 @@ async fn two_processes_on_one_database_hold_each_gathering_on_one_sfu() {
     if convene_tests::postgres_url("two_processes").is_none() {
         return;
     }
-    let (mut a, _owner) =
+    let (mut a, owner) =
         instance_with_space_and(Backend::Postgres, |s| s.gathering_lease_seconds = 3).await;
     let database_url = a.settings.database_url.clone();
     let b = TestInstance::spawn_with(Backend::Postgres, |s| {
@@ -988,7 +1002,20 @@ async fn two_processes_on_one_database_hold_each_gathering_on_one_sfu() {
     let mut bob_peer = enter(&b, &bob, "lobby", 1, Some("Bob")).await;
     assert_eq!(metric(&a, "convene_gatherings_held").await, 1);
     assert_eq!(metric(&b, "convene_gatherings_held").await, 0);
-    assert_eq!(a.state().sfu.room_presence(&lobby_media_id(&a).await), 2);
+    // Bob's signaling went through B: A counts him once his media connected.
+    let lobby = lobby_media_id(&a).await;
+    testing::until_seated(&a.state().sfu, &lobby, &bob_peer.participant).await;
+    assert_eq!(a.state().sfu.room_presence(&lobby), 2);
+    // The operators' page shows the gathering on its node, with both inside.
+    let page = owner.get("/admin/gatherings").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("{}</code>: 1 gathering<", a.state().node.url)),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("this process") && page.body.contains("<td>2</td>"));
     meet(&mut ada_peer, &mut bob_peer, epoch).await;
 
     // The holder stops (its port closes and it renews nothing; in this one test process its
