@@ -7,6 +7,8 @@
 //! Message-ID, and can be slowed down (so a kill lands while messages are in flight) or made
 //! to refuse everything for good.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,6 +20,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
+
+use support::{fresh_postgres, postgres_url, temp_dir};
 
 /// One accepted message: (Message-ID, subject, body).
 type Received = (String, String, String);
@@ -210,14 +214,6 @@ impl Drop for Setup {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    std::env::temp_dir().join(format!("convene-{name}-{}-{nonce}", std::process::id()))
-}
-
 /// The count of mail jobs in `state` in `convene admin queue --json` output.
 fn mail(q: &Value, state: &str) -> i64 {
     q["kinds"]
@@ -263,41 +259,6 @@ fn check_delivery(received: &[Received], count: usize) -> usize {
     subjects.dedup();
     assert_eq!(subjects.len(), count, "each message is a different one");
     repeats
-}
-
-fn postgres_url(test: &str) -> Option<String> {
-    match std::env::var("CONVENE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CONVENE_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
-                "CONVENE_TEST_REQUIRE_ALL=1 but CONVENE_TEST_POSTGRES_URL is not set ({test})"
-            );
-            eprintln!("SKIPPED {test}: set CONVENE_TEST_POSTGRES_URL to run it");
-            None
-        }
-    }
-}
-
-async fn fresh_postgres(base: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let name = format!("convene_q_{}_{nonce}", std::process::id());
-    let pool = sqlx::AnyPool::connect(base)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .expect("create a database");
-    pool.close().await;
-    match base.rfind('/') {
-        Some(at) => format!("{}/{name}", &base[..at]),
-        None => panic!("CONVENE_TEST_POSTGRES_URL has no database part: {base}"),
-    }
 }
 
 fn log_of(data: &Path, name: &str) -> String {

@@ -1,4 +1,5 @@
-//! View models of the job queue page for operators (`GET /admin/queue`).
+//! View models of the operators' pages: the job queue (`GET /admin/queue`) and the live
+//! gatherings by media node (`GET /admin/gatherings`).
 
 /// Jobs of one kind by state.
 #[derive(Debug, Clone, Default)]
@@ -47,4 +48,21 @@ pub struct QueueView {
     pub kinds: Vec<QueueKindRow>,
     pub destinations: Vec<QueueDestinationRow>,
     pub dead: Vec<QueueDeadRow>,
+}
+
+/// A live gathering and the process that holds it.
+#[derive(Debug, Clone, Default)]
+pub struct GatheringRow {
+    pub space_name: String,
+    pub space_slug: String,
+    pub room_name: String,
+    pub room_slug: String,
+    /// The holding process's node URL.
+    pub node: String,
+    /// Whether this process holds it.
+    pub here: bool,
+    /// People with media connected, when this process holds it.
+    pub seated: Option<usize>,
+    /// When the holder's claim runs out unless renewed, formatted.
+    pub lease_until: String,
 }

@@ -36,6 +36,7 @@ pub const SPACE_NEW: &str = "/spaces/new";
 pub const SPACES: &str = "/spaces";
 /// The job queue, for operators.
 pub const ADMIN_QUEUE: &str = "/admin/queue";
+pub const ADMIN_GATHERINGS: &str = "/admin/gatherings";
 
 /// `/admin/queue/jobs/{id}/retry`
 pub fn admin_queue_retry(id: i64) -> String {

@@ -20,7 +20,7 @@ pub use governance::{
     ballot, ballot_receipt, election, election_new, election_result, governance, motion, receipts,
 };
 pub use home::{error, error_copy, error_status, landing, notice};
-pub use queue::queue;
+pub use queue::{gatherings, queue};
 pub use rooms::{room, room_delete_confirm, room_edit, room_new};
 pub use spaces::{invitation, members, space, space_edit, space_new};
 

@@ -4,7 +4,7 @@ use maud::{Markup, html};
 
 use crate::components::{ButtonKind, Icon, Tone, badge, empty_state, page_header, post_button};
 use crate::layout::page;
-use crate::queue_view::QueueView;
+use crate::queue_view::{GatheringRow, QueueView};
 use crate::view::PageContext;
 
 fn state_badge(state: &str) -> Markup {
@@ -21,7 +21,8 @@ pub fn queue(ctx: &PageContext, view: &QueueView) -> Markup {
     let body = html! {
         (page_header(&[], "Job queue",
             Some(html! { p { "Mail and deliveries waiting to go out, where they go, and what was given up. "
-                "The same is printed by " code { "convene admin queue" } "." } }),
+                "The same is printed by " code { "convene admin queue" } ". "
+                a href=(crate::routes::ADMIN_GATHERINGS) { "Live gatherings" } " shows where each Room's media runs." } }),
             None))
         div.stack {
             section.card aria-labelledby="queue-kinds-title" {
@@ -120,4 +121,66 @@ pub fn queue(ctx: &PageContext, view: &QueueView) -> Markup {
         }
     };
     page(ctx, "Job queue", body)
+}
+
+/// `GET /admin/gatherings`: every live gathering by the process (media node) that holds it.
+pub fn gatherings(ctx: &PageContext, rows: &[GatheringRow]) -> Markup {
+    let nodes = {
+        let mut nodes: Vec<(&str, usize)> = Vec::new();
+        for row in rows {
+            match nodes.iter_mut().find(|(n, _)| *n == row.node) {
+                Some((_, count)) => *count += 1,
+                None => nodes.push((&row.node, 1)),
+            }
+        }
+        nodes
+    };
+    let body = html! {
+        (page_header(&[], "Live gatherings",
+            Some(html! { p { "Each Room's gathering runs on one process (media node); with several processes on one database, "
+                "a join at another process is passed to the holder. A holder that stops gives its gatherings up when its claim runs out." } }),
+            None))
+        div.stack {
+            section.card aria-labelledby="gathering-nodes-title" {
+                h2 #gathering-nodes-title { "Gatherings per node" }
+                @if nodes.is_empty() {
+                    (empty_state(Icon::Check, "No live gatherings", "Nobody is in a Room right now.", None))
+                } @else {
+                    ul #gathering-nodes {
+                        @for (node, count) in &nodes {
+                            li { code .break-anywhere { (node) } ": " (count) @if *count == 1 { " gathering" } @else { " gatherings" } }
+                        }
+                    }
+                }
+            }
+            @if !rows.is_empty() {
+                section.card aria-labelledby="gatherings-title" {
+                    h2 #gatherings-title { "Gatherings" }
+                    div.gov-table-wrap {
+                        table.gov-table #gatherings {
+                            caption.visually-hidden { "Live gatherings by node" }
+                            thead { tr {
+                                th scope="col" { "Room" } th scope="col" { "Node" }
+                                th scope="col" { "Inside" } th scope="col" { "Claim until" }
+                            } }
+                            tbody {
+                                @for g in rows {
+                                    tr {
+                                        th scope="row" {
+                                            a href=(crate::routes::room(&g.space_slug, &g.room_slug)) { (g.room_name) }
+                                            " " span.muted { "in " (g.space_name) }
+                                        }
+                                        td .break-anywhere { (g.node) @if g.here { " " (badge("this process", Tone::Accent)) } }
+                                        td { @if let Some(n) = g.seated { (n) } @else { span.muted { "held elsewhere" } } }
+                                        td { (g.lease_until) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(ctx, "Live gatherings", body)
 }

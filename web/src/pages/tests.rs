@@ -948,6 +948,37 @@ fn queue_page_lists_destinations_and_dead_jobs() {
     assert!(empty.contains("No dead jobs") && empty.contains("Nothing has been queued yet"));
 }
 
+#[test]
+fn gatherings_page_counts_per_node_and_marks_this_process() {
+    use crate::queue_view::GatheringRow;
+    let row = |room: &str, node: &str, here: bool| GatheringRow {
+        space_name: "Book Club".into(),
+        space_slug: "book-club".into(),
+        room_name: room.into(),
+        room_slug: room.to_lowercase(),
+        node: node.into(),
+        here,
+        seated: here.then_some(3),
+        lease_until: "28 Nov 2026, 16:04:05 UTC".into(),
+    };
+    let rows = [
+        row("Lobby", "http://10.0.0.1:8080", true),
+        row("Garden", "http://10.0.0.2:8080", false),
+        row("Kitchen", "http://10.0.0.2:8080", false),
+    ];
+    let html = pages::gatherings(&sample::member_context(), &rows).into_string();
+    assert!(html.contains("http://10.0.0.1:8080</code>: 1 gathering<"));
+    assert!(html.contains("http://10.0.0.2:8080</code>: 2 gatherings<"));
+    assert!(html.contains("this process"));
+    assert!(html.contains("held elsewhere"));
+    assert!(html.contains(&format!(
+        "href=\"{}\"",
+        routes::room("book-club", "kitchen")
+    )));
+    let empty = pages::gatherings(&sample::member_context(), &[]).into_string();
+    assert!(empty.contains("No live gatherings"));
+}
+
 /// Operators reach the job queue from the navigation; nobody else is shown the link.
 #[test]
 fn only_operators_see_the_queue_in_the_navigation() {

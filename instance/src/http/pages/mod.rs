@@ -85,6 +85,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route(convene_web::routes::ADMIN_QUEUE, get(queue::page))
         .route("/admin/queue/jobs/{id}/retry", post(queue::retry))
+        .route(
+            convene_web::routes::ADMIN_GATHERINGS,
+            get(queue::gatherings),
+        )
         .merge(governance::routes())
         .fallback(|| async { AppError::NotFound })
 }

@@ -1,9 +1,11 @@
-//! The job queue page for operators: the same [`jobs::status`] that `convene admin queue`
-//! prints, and a retry button for dead jobs.
+//! The operators' pages. The job queue: the same [`jobs::status`] that `convene admin queue`
+//! prints, and a retry button for dead jobs; and the live gatherings by media node.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use convene_web::queue_view::{QueueDeadRow, QueueDestinationRow, QueueKindRow, QueueView};
+use convene_web::queue_view::{
+    GatheringRow, QueueDeadRow, QueueDestinationRow, QueueKindRow, QueueView,
+};
 use convene_web::routes;
 
 use super::{context, redirect_with};
@@ -24,7 +26,7 @@ fn operator(visitor: &Visitor) -> Result<&Passport> {
     let p = visitor.require()?;
     if !p.is_operator {
         return Err(AppError::Forbidden(
-            "Only the instance's operators see its job queue.",
+            "Only the instance's operators see this page.",
         ));
     }
     Ok(p)
@@ -101,4 +103,24 @@ pub async fn retry(
             &format!("Job {id} is not a dead job with something left to send."),
         ))
     }
+}
+
+/// `GET /admin/gatherings`: live gatherings by the process that holds them.
+pub async fn gatherings(State(state): State<AppState>, visitor: Visitor) -> Result<Response> {
+    operator(&visitor)?;
+    let rows: Vec<GatheringRow> = crate::core::gathering::held_gatherings(&state.core)
+        .await?
+        .into_iter()
+        .map(|g| GatheringRow {
+            space_name: g.space_name,
+            space_slug: g.space_slug,
+            room_name: g.room_name,
+            room_slug: g.room_slug,
+            node: g.node_url,
+            here: g.here,
+            seated: g.seated,
+            lease_until: moment(g.lease_until),
+        })
+        .collect();
+    Ok(convene_web::pages::gatherings(&context(&state, &visitor), &rows).into_response())
 }
