@@ -467,8 +467,11 @@ impl Deliveries {
                 .bind(delivery.inbox.as_str())
                 .execute(&self.core.db.pool)
                 .await;
-                if let Err(err) = removed {
-                    tracing::warn!(error = %err, "removing the follows of a gone inbox");
+                match removed {
+                    Ok(_) => self.core.pages.invalidate(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "removing the follows of a gone inbox");
+                    }
                 }
                 Outcome::Dead("the inbox is gone (410)".into())
             }

@@ -14,6 +14,7 @@
 //! presence count and re-rendered when it changes.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,9 +106,22 @@ impl SpaceSnapshot {
     }
 }
 
-/// The cache of Space snapshots, shared by every request of the process.
+/// A public document that is the same for every client who asks (an actor, a collection,
+/// WebFinger, NodeInfo), serialised once per load with its validator. `None` when there is
+/// nothing at that address: a burst of requests for it is answered from here too.
+#[derive(Debug)]
+pub struct Document {
+    pub body: Bytes,
+    pub etag: HeaderValue,
+}
+
+/// Why a document could not be loaded; shared with everyone who waited for that load.
+pub type DocumentError = convene_federation::Error;
+
+/// The cache of Space snapshots and public documents, shared by every request of the process.
 pub struct PageCache {
     spaces: SingleFlight<String, SpaceSnapshot, AppError>,
+    documents: SingleFlight<String, Option<Document>, DocumentError>,
 }
 
 impl Default for PageCache {
@@ -120,6 +134,7 @@ impl PageCache {
     pub fn new(policy: Policy) -> Self {
         Self {
             spaces: SingleFlight::new(policy),
+            documents: SingleFlight::new(policy),
         }
     }
 
@@ -136,6 +151,35 @@ impl PageCache {
     /// snapshot read before the call.
     pub fn invalidate(&self) {
         self.spaces.invalidate();
+        self.documents.invalidate();
+    }
+
+    /// Hits, stale serves, misses, single-flight waits and loads of the public documents.
+    pub fn document_stats(&self) -> &Stats {
+        self.documents.stats()
+    }
+
+    /// The document under `key` (a kind and an address: `actor /spaces/s`): from the cache
+    /// when fresh (or being refreshed), else from the one run of `load` that every concurrent
+    /// request for it shares.
+    pub async fn document<F, Fut>(
+        &self,
+        key: &str,
+        load: F,
+    ) -> std::result::Result<Arc<Option<Document>>, Arc<DocumentError>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Option<Document>, DocumentError>> + Send + 'static,
+    {
+        self.documents
+            .get(key, load)
+            .await
+            .map_err(|err| match err {
+                LoadError::Load(err) => err,
+                LoadError::Abandoned => Arc::new(convene_federation::Error::Directory(format!(
+                    "loading {key} was abandoned"
+                ))),
+            })
     }
 
     /// The Space at `slug` with its Rooms: from the cache when fresh (or being refreshed), else
@@ -159,62 +203,67 @@ impl PageCache {
 
     /// The cache's lines for `/metrics`, in the Prometheus text format.
     pub fn metrics(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        let s = self.stats();
-        let load_seconds = s.load_micros.load(Relaxed) as f64 / 1e6;
-        let mut out = String::new();
-        for (name, kind, help, value) in [
-            (
-                "hits_total",
-                "counter",
-                "Requests served a fresh cached Space.",
-                s.hits.load(Relaxed).to_string(),
-            ),
-            (
-                "stale_total",
-                "counter",
-                "Requests served an expired Space while one request reloaded it.",
-                s.stale.load(Relaxed).to_string(),
-            ),
-            (
-                "misses_total",
-                "counter",
-                "Requests that found no usable Space and waited for a load.",
-                s.misses.load(Relaxed).to_string(),
-            ),
-            (
-                "waits_total",
-                "counter",
-                "Misses that waited for a load another request had started (single flight).",
-                s.waits.load(Relaxed).to_string(),
-            ),
-            (
-                "loads_total",
-                "counter",
-                "Loads of a Space from the database.",
-                s.loads.load(Relaxed).to_string(),
-            ),
-            (
-                "load_errors_total",
-                "counter",
-                "Loads that failed (unknown slugs included).",
-                s.load_errors.load(Relaxed).to_string(),
-            ),
-            (
-                "load_seconds_total",
-                "counter",
-                "Time spent loading Spaces from the database.",
-                format!("{load_seconds:.6}"),
-            ),
-        ] {
-            out.push_str(&format!(
-                "# HELP convene_page_cache_{name} {help}\n\
-                 # TYPE convene_page_cache_{name} {kind}\n\
-                 convene_page_cache_{name} {value}\n"
-            ));
-        }
-        out
+        stats_metrics("page_cache", "Space", self.stats())
+            + &stats_metrics("document_cache", "public document", self.document_stats())
     }
+}
+
+/// Prometheus lines for one single-flight cache's counters.
+fn stats_metrics(prefix: &str, what: &str, s: &Stats) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let load_seconds = s.load_micros.load(Relaxed) as f64 / 1e6;
+    let mut out = String::new();
+    for (name, kind, help, value) in [
+        (
+            "hits_total",
+            "counter",
+            format!("Requests served a fresh cached {what}."),
+            s.hits.load(Relaxed).to_string(),
+        ),
+        (
+            "stale_total",
+            "counter",
+            format!("Requests served an expired {what} while one request reloaded it."),
+            s.stale.load(Relaxed).to_string(),
+        ),
+        (
+            "misses_total",
+            "counter",
+            format!("Requests that found no usable {what} and waited for a load."),
+            s.misses.load(Relaxed).to_string(),
+        ),
+        (
+            "waits_total",
+            "counter",
+            "Misses that waited for a load another request had started (single flight).".to_owned(),
+            s.waits.load(Relaxed).to_string(),
+        ),
+        (
+            "loads_total",
+            "counter",
+            format!("Loads of a {what} from the database."),
+            s.loads.load(Relaxed).to_string(),
+        ),
+        (
+            "load_errors_total",
+            "counter",
+            "Loads that failed (unknown addresses included).".to_owned(),
+            s.load_errors.load(Relaxed).to_string(),
+        ),
+        (
+            "load_seconds_total",
+            "counter",
+            format!("Time spent loading each {what} from the database."),
+            format!("{load_seconds:.6}"),
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP convene_{prefix}_{name} {help}\n\
+             # TYPE convene_{prefix}_{name} {kind}\n\
+             convene_{prefix}_{name} {value}\n"
+        ));
+    }
+    out
 }
 
 /// The one database read behind a snapshot: the Space, its Rooms and its member count.

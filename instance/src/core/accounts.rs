@@ -23,6 +23,13 @@ pub const MAILS_PER_CLIENT: i64 = 20;
 pub const MAILS_PER_INSTANCE: i64 = 1000;
 const WINDOW: i64 = 3600;
 
+/// The Passport's display name becomes `name`; its public actor shows it at once.
+pub async fn rename(core: &Core, passport_id: i64, name: &DisplayName) -> Result<()> {
+    passports::rename(&core.db, passport_id, name).await?;
+    core.changed();
+    Ok(())
+}
+
 /// Emails a sign-in code to `email` if a Passport uses it, and otherwise a note on how to
 /// sign up; the caller cannot tell which.
 pub async fn request_sign_in(core: &Core, email: &Email, client_key: &str) -> Result<()> {

@@ -109,6 +109,7 @@ pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Fo
         enqueue_deliveries(&mut tx, now, &jobs, "federation:accept").await?;
     }
     core.queue.commit(tx).await?;
+    core.changed();
     Ok(if accepted {
         Followed::Accepted
     } else {
@@ -146,6 +147,7 @@ pub async fn undo_follow(core: &Core, undo: &Undo) -> Result<()> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    core.changed();
     Ok(())
 }
 

@@ -119,6 +119,7 @@ pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
         .await?
         .rows_affected();
     tx.commit().await?;
+    core.changed();
     Ok(Blocked {
         domain,
         follows_removed: removed,

@@ -12,8 +12,11 @@
 
 use axum::Router;
 use axum::extract::{Query, Request, State};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
-use axum::http::{HeaderValue, Method, StatusCode};
+use std::future::Future;
+
+use axum::body::Bytes;
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, VARY};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,10 +34,12 @@ use convene_federation::signature::{InboundRequest, parse_signature};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::caching;
 use crate::activitypub::{
     ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory, SHARED_INBOX_PATH, system_time,
 };
 use crate::app::AppState;
+use crate::cache::Document;
 use crate::core;
 use crate::error::AppError;
 
@@ -185,7 +190,7 @@ pub async fn negotiate(State(state): State<AppState>, req: Request, next: Next) 
         .is_some_and(wants_activity_json);
     match path {
         Some(path) if is_read && wants_json => {
-            let mut response = actor(&state, &path).await;
+            let mut response = actor(&state, req.headers(), &path).await;
             vary_accept(&mut response);
             response
         }
@@ -240,30 +245,120 @@ fn vary_accept(response: &mut Response) {
 
 /// `GET /actor`: the instance actor (an Application), served to anyone without a signature
 /// so that two instances fetching each other's keys never wait on each other.
-async fn instance_actor(State(state): State<AppState>) -> Response {
-    let mut response = actor(&state, &ActorPath::Instance).await;
+async fn instance_actor(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut response = actor(&state, &headers, &ActorPath::Instance).await;
     vary_accept(&mut response);
     response
 }
 
-/// The actor document at `path`, or a 404.
-async fn actor(state: &AppState, path: &ActorPath) -> Response {
-    let directory = LocalDirectory::new(state.core.clone());
-    match directory.actor_at(path).await {
-        Ok(Some(actor)) => {
-            match convene_federation::protocol::actor::Actor::local(actor)
-                .map(with_context)
-                .and_then(|doc| {
-                    serde_json::to_vec(&doc)
-                        .map_err(|e| convene_federation::Error::BadJson(e.to_string()))
-                }) {
-                Ok(body) => activity_json(body),
-                Err(err) => failure(&err),
-            }
+/// The actor document at `path`, or a 404. A Room's document carries its live head count, so
+/// it is kept per count.
+async fn actor(state: &AppState, headers: &HeaderMap, path: &ActorPath) -> Response {
+    let key = match path {
+        ActorPath::Instance => "actor /actor".to_owned(),
+        ActorPath::Person(handle) => format!("actor /people/{handle}"),
+        ActorPath::Space(space) => format!("actor /spaces/{space}"),
+        ActorPath::Room { space, room } => {
+            let inside = match state.pages.space(&state.db, space).await {
+                Ok(snapshot) => snapshot
+                    .rooms
+                    .iter()
+                    .zip(&snapshot.media_ids)
+                    .find(|(r, _)| r.slug.as_str() == room)
+                    .map_or(0, |(_, media_id)| state.sfu.room_presence(media_id)),
+                Err(_) => 0,
+            };
+            format!("actor /spaces/{space}/rooms/{room} {inside}")
         }
-        Ok(None) => not_found(),
-        Err(err) => failure(&err),
-    }
+    };
+    let directory = LocalDirectory::new(state.core.clone());
+    let path = path.clone();
+    cached(
+        state,
+        headers,
+        &key,
+        ACTIVITY_CONTENT_TYPE,
+        move || async move {
+            let Some(actor) = directory.actor_at(&path).await? else {
+                return Ok(None);
+            };
+            let document =
+                convene_federation::protocol::actor::Actor::local(actor).map(with_context)?;
+            serde_json::to_vec(&document)
+                .map(Some)
+                .map_err(|e| convene_federation::Error::BadJson(e.to_string()))
+        },
+    )
+    .await
+}
+
+/// How a cached document may be kept elsewhere.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// An ActivityPub document: shared caches may keep it for the instance's public lifetime.
+    Activity,
+    /// A discovery document (WebFinger, NodeInfo): kept a minute, readable from any origin.
+    Discovery,
+}
+
+/// Answers from the document cache (see [`crate::cache::PageCache::document`]): however many
+/// servers ask at once, one of them loads the document. Conditional requests get a 304.
+async fn cached<F, Fut>(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: &str,
+    content_type: &'static str,
+    load: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = convene_federation::Result<Option<Vec<u8>>>> + Send + 'static,
+{
+    let kind = if content_type == ACTIVITY_CONTENT_TYPE {
+        Kind::Activity
+    } else {
+        Kind::Discovery
+    };
+    let loaded = state
+        .pages
+        .document(key, || {
+            let body = load();
+            async move {
+                Ok(body.await?.map(|body| Document {
+                    etag: caching::etag(caching::digest(&body)),
+                    body: Bytes::from(body),
+                }))
+            }
+        })
+        .await;
+    let document = match loaded {
+        Ok(document) => document,
+        Err(err) => return failure(&err),
+    };
+    let Some(document) = document.as_ref() else {
+        return not_found();
+    };
+    let mut response = if caching::not_modified(headers, &document.etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(CONTENT_TYPE, content_type)], document.body.clone()).into_response()
+    };
+    let response_headers = response.headers_mut();
+    response_headers.insert(ETAG, document.etag.clone());
+    let control = match kind {
+        Kind::Activity => match state.settings.public_max_age {
+            0 => HeaderValue::from_static("public, no-cache"),
+            age => HeaderValue::from_str(&format!("public, max-age={age}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("public, no-cache")),
+        },
+        Kind::Discovery => {
+            // Discovery documents are public; web clients on other origins read them.
+            response_headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+            HeaderValue::from_static("public, max-age=60")
+        }
+    };
+    response_headers.insert(CACHE_CONTROL, control);
+    response
 }
 
 #[derive(serde::Deserialize)]
@@ -275,6 +370,7 @@ struct WebfingerQuery {
 /// Passport, a Space or the instance actor.
 async fn webfinger(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<WebfingerQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Some(resource) = query.ok().and_then(|Query(q)| q.resource) else {
@@ -283,19 +379,33 @@ async fn webfinger(
             "the resource parameter is required",
         );
     };
+    if resource.len() > 512 {
+        return problem(StatusCode::BAD_REQUEST, "the resource is too long");
+    }
     let directory = LocalDirectory::new(state.core.clone());
     let template = format!(
         "{}?uri={{uri}}",
         state.settings.url("/authorize_interaction")
     );
-    match directory::webfinger_document(&directory, &resource, &state.settings.domain(), &template)
-        .await
-    {
-        Ok(Some(jrd)) => json_response(&jrd, "application/jrd+json; charset=utf-8", true),
-        Ok(None) => not_found(),
-        Err(err) => failure(&err),
-    }
+    let domain = state.settings.domain();
+    let key = format!("webfinger {resource}");
+    cached(
+        &state,
+        &headers,
+        &key,
+        JRD_CONTENT_TYPE,
+        move || async move {
+            let jrd =
+                directory::webfinger_document(&directory, &resource, &domain, &template).await?;
+            jrd.map(|jrd| serde_json::to_vec(&jrd))
+                .transpose()
+                .map_err(|e| convene_federation::Error::BadJson(e.to_string()))
+        },
+    )
+    .await
 }
+
+const JRD_CONTENT_TYPE: &str = "application/jrd+json; charset=utf-8";
 
 /// `GET /.well-known/nodeinfo`: where the NodeInfo document is.
 async fn nodeinfo_links(State(state): State<AppState>) -> Response {
@@ -306,8 +416,36 @@ async fn nodeinfo_links(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /nodeinfo/2.1`: software, protocol, registrations and user counts.
-async fn nodeinfo_document(State(state): State<AppState>) -> Response {
-    let counts = sqlx::query(
+async fn nodeinfo_document(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let core = state.core.clone();
+    cached(
+        &state,
+        &headers,
+        "nodeinfo",
+        nodeinfo::CONTENT_TYPE_2_1,
+        move || async move {
+            let users = user_counts(&core).await.map_err(|err| {
+                tracing::error!(error = %err, "nodeinfo counts");
+                convene_federation::Error::Directory("storage".into())
+            })?;
+            // Anyone may sign up for a Passport (by email), so registrations are open.
+            let info = NodeInfo::build(
+                env!("CARGO_PKG_VERSION"),
+                &core.settings.source_url,
+                true,
+                users,
+            );
+            serde_json::to_vec(&info)
+                .map(Some)
+                .map_err(|e| convene_federation::Error::BadJson(e.to_string()))
+        },
+    )
+    .await
+}
+
+/// Local Passports: all, and those signed in within the last month and half year.
+async fn user_counts(core: &core::Core) -> Result<Users, sqlx::Error> {
+    let row = sqlx::query(
         "SELECT COUNT(*) AS total, \
          SUM(CASE WHEN last_seen >= $1 THEN 1 ELSE 0 END) AS month, \
          SUM(CASE WHEN last_seen >= $2 THEN 1 ELSE 0 END) AS halfyear \
@@ -315,38 +453,22 @@ async fn nodeinfo_document(State(state): State<AppState>) -> Response {
                LEFT JOIN sessions s ON s.passport_id = p.id \
                WHERE p.domain = '' GROUP BY p.id) AS people",
     )
-    .bind(state.db.now() - 30 * 86_400)
-    .bind(state.db.now() - 180 * 86_400)
-    .fetch_one(&state.db.pool)
-    .await;
-    let users = match counts {
-        Ok(row) => {
-            let get = |name: &str| {
-                row.try_get::<Option<i64>, _>(name)
-                    .ok()
-                    .flatten()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0)
-            };
-            Users {
-                total: Some(get("total")),
-                active_month: Some(get("month")),
-                active_halfyear: Some(get("halfyear")),
-            }
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "nodeinfo counts");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    .bind(core.db.now() - 30 * 86_400)
+    .bind(core.db.now() - 180 * 86_400)
+    .fetch_one(&core.db.pool)
+    .await?;
+    let get = |name: &str| {
+        row.try_get::<Option<i64>, _>(name)
+            .ok()
+            .flatten()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0)
     };
-    // Anyone may sign up for a Passport (by email), so registrations are open.
-    let info = NodeInfo::build(
-        env!("CARGO_PKG_VERSION"),
-        &state.settings.source_url,
-        true,
-        users,
-    );
-    json_response(&info, nodeinfo::CONTENT_TYPE_2_1, true)
+    Ok(Users {
+        total: Some(get("total")),
+        active_month: Some(get("month")),
+        active_halfyear: Some(get("halfyear")),
+    })
 }
 
 /// `GET /ns/convene.jsonld`: the `convene:` terms (Room access, capacity, head count) as a
@@ -360,16 +482,24 @@ async fn followers(State(state): State<AppState>, req: Request) -> Response {
     let Some(actor_path) = req.uri().path().strip_suffix("/followers") else {
         return not_found();
     };
-    let directory = LocalDirectory::new(state.core.clone());
-    let result = match Id::parse(&state.settings.url(actor_path)) {
-        Ok(actor) => directory::followers_document(&directory, &actor).await,
-        Err(_) => return not_found(),
+    let Ok(actor) = Id::parse(&state.settings.url(actor_path)) else {
+        return not_found();
     };
-    match result {
-        Ok(Some(collection)) => activity_document(&collection),
-        Ok(None) => not_found(),
-        Err(err) => failure(&err),
-    }
+    let directory = LocalDirectory::new(state.core.clone());
+    let key = format!("followers {actor_path}");
+    cached(
+        &state,
+        req.headers(),
+        &key,
+        ACTIVITY_CONTENT_TYPE,
+        move || async move {
+            directory::followers_document(&directory, &actor)
+                .await?
+                .map(|collection| activity_bytes(&collection))
+                .transpose()
+        },
+    )
+    .await
 }
 
 /// `GET {actor}/outbox`: empty. Convene's actors publish by delivering to their followers,
@@ -378,40 +508,30 @@ async fn outbox(State(state): State<AppState>, req: Request) -> Response {
     let Some(actor_path) = req.uri().path().strip_suffix("/outbox") else {
         return not_found();
     };
-    let directory = LocalDirectory::new(state.core.clone());
-    let actor = match Id::parse(&state.settings.url(actor_path)) {
-        Ok(actor) => actor,
-        Err(_) => return not_found(),
+    let Ok(actor) = Id::parse(&state.settings.url(actor_path)) else {
+        return not_found();
     };
-    match directory.actor_by_id(&actor).await {
-        Ok(Some(_)) => match actor.with_suffix("/outbox") {
-            Ok(id) => activity_document(&OrderedCollection::<Id>::with_items(id, Vec::new())),
-            Err(err) => failure(&err),
+    let directory = LocalDirectory::new(state.core.clone());
+    let key = format!("outbox {actor_path}");
+    cached(
+        &state,
+        req.headers(),
+        &key,
+        ACTIVITY_CONTENT_TYPE,
+        move || async move {
+            if directory.actor_by_id(&actor).await?.is_none() {
+                return Ok(None);
+            }
+            let id = actor.with_suffix("/outbox")?;
+            activity_bytes(&OrderedCollection::<Id>::with_items(id, Vec::new())).map(Some)
         },
-        Ok(None) => not_found(),
-        Err(err) => failure(&err),
-    }
-}
-
-fn activity_document<T: Serialize>(document: &T) -> Response {
-    match serde_json::to_vec(&with_context(document)) {
-        Ok(body) => activity_json(body),
-        Err(err) => {
-            tracing::error!(error = %err, "serialising an ActivityPub document");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-fn activity_json(body: Vec<u8>) -> Response {
-    (
-        [
-            (CONTENT_TYPE, ACTIVITY_CONTENT_TYPE),
-            (CACHE_CONTROL, "no-cache"),
-        ],
-        body,
     )
-        .into_response()
+    .await
+}
+
+fn activity_bytes<T: Serialize>(document: &T) -> convene_federation::Result<Vec<u8>> {
+    serde_json::to_vec(&with_context(document))
+        .map_err(|e| convene_federation::Error::BadJson(e.to_string()))
 }
 
 fn json_response<T: Serialize>(value: &T, content_type: &'static str, cors: bool) -> Response {

@@ -360,3 +360,106 @@ on_both!(a_write_is_visible_on_the_next_read, |backend| async move {
     assert_ne!(page.headers().get(ETAG), Some(&etag));
     assert!(page.text().await.expect("body").contains("Poetry night"));
 });
+
+/// The federation documents a burst of servers asks for when a Space is announced: its actor,
+/// its followers collection, WebFinger for its handle and NodeInfo.
+fn federation_documents(inst: &TestInstance) -> Vec<(String, &'static str)> {
+    let activity = "application/activity+json";
+    vec![
+        (inst.url("/spaces/book-club"), activity),
+        (inst.url("/spaces/book-club/followers"), activity),
+        (
+            inst.url(&format!(
+                "/.well-known/webfinger?resource=acct:book-club@{}",
+                inst.settings.domain()
+            )),
+            "application/jrd+json",
+        ),
+        (inst.url("/nodeinfo/2.1"), "application/json"),
+    ]
+}
+
+// Regression test for issue 13: actor and collection JSON, WebFinger and NodeInfo are loaded
+// once per expiry however many servers ask at once, carry validators and answer 304, and a
+// write shows in them at once.
+on_both!(
+    federation_documents_are_loaded_once_under_a_burst_and_answer_304,
+    |backend| async move {
+        let (inst, owner) = instance(backend).await;
+        let client = reqwest::Client::new();
+        let documents = federation_documents(&inst);
+        let fetch = |url: String, accept: &'static str, etag: Option<String>| {
+            let client = client.clone();
+            async move {
+                let mut request = client.get(&url).header("accept", accept);
+                if let Some(etag) = etag {
+                    request = request.header(IF_NONE_MATCH, etag);
+                }
+                let response = request.send().await.expect("GET");
+                let status = response.status();
+                let etag = response
+                    .headers()
+                    .get(ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let control = response
+                    .headers()
+                    .get(CACHE_CONTROL)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                (status, etag, control, response.text().await.expect("body"))
+            }
+        };
+        // Warm every document (the Space's key is made on first need), then let them expire.
+        let mut etags = Vec::new();
+        for (url, accept) in &documents {
+            let (status, etag, control, body) = fetch(url.clone(), accept, None).await;
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+            assert!(control.is_some_and(|c| c.starts_with("public")), "{url}");
+            etags.push(etag.unwrap_or_else(|| panic!("{url} has an ETag")));
+        }
+        let loads = metric(&inst, "convene_document_cache_loads_total").await;
+        tokio::time::sleep(Duration::from_millis(TTL_MS + 300)).await;
+
+        let requests = (0..200).map(|i| {
+            let (url, accept) = documents[i % documents.len()].clone();
+            fetch(url, accept, None)
+        });
+        for (status, _, _, body) in futures_util::future::join_all(requests).await {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        assert_eq!(
+            metric(&inst, "convene_document_cache_loads_total").await - loads,
+            documents.len() as u64,
+            "one load per document reached the database"
+        );
+        assert!(metric(&inst, "convene_document_cache_stale_total").await > 0);
+
+        // A copy a server already has is confirmed without a body.
+        for ((url, accept), etag) in documents.iter().zip(&etags) {
+            let (status, again, _, body) = fetch(url.clone(), accept, Some(etag.clone())).await;
+            assert_eq!(status, StatusCode::NOT_MODIFIED, "{url}");
+            assert_eq!(again.as_ref(), Some(etag));
+            assert!(body.is_empty());
+        }
+
+        // A write shows at once: the actor's name changes and its old copy is no longer current.
+        owner.get("/spaces/book-club/edit").await;
+        let saved = owner
+            .post(
+                "/spaces/book-club/edit",
+                &[
+                    ("name", "Reading Circle"),
+                    ("description", "We read."),
+                    ("listed", "true"),
+                    ("entrance_room", ""),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+        let (url, accept) = documents[0].clone();
+        let (status, _, _, body) = fetch(url, accept, Some(etags[0].clone())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("Reading Circle"), "{body}");
+    }
+);

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{context, date, form_errors, invalid, redirect_with};
 use crate::app::AppState;
 use crate::domain::auth;
-use crate::domain::passports::{self, Passport};
+use crate::domain::passports::Passport;
 use crate::domain::values::DisplayName;
 use crate::error::Result;
 use crate::http::visitor::Visitor;
@@ -48,7 +48,7 @@ pub async fn update(
     let p = visitor.require()?;
     match DisplayName::parse(&input.display_name) {
         Ok(name) => {
-            passports::rename(&state.db, p.id, &name).await?;
+            crate::core::accounts::rename(&state.core, p.id, &name).await?;
             Ok(redirect_with(
                 &state,
                 convene_web::routes::ACCOUNT,
