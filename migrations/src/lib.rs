@@ -55,6 +55,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0007_gathering_nodes.sql"),
         include_str!("../postgres/0007_gathering_nodes.sql"),
     ),
+    (
+        10,
+        "admission tickets",
+        include_str!("../sqlite/0010_admission.sql"),
+        include_str!("../postgres/0010_admission.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

@@ -37,6 +37,13 @@ pub const SPACES: &str = "/spaces";
 /// The job queue, for operators.
 pub const ADMIN_QUEUE: &str = "/admin/queue";
 pub const ADMIN_GATHERINGS: &str = "/admin/gatherings";
+/// Visiting a Room on another instance with this instance's Passport.
+pub const VISIT: &str = "/visit";
+
+/// Where a signed-out visitor of a Room names their Passport on another instance.
+pub fn room_elsewhere(space: &str, room: &str) -> String {
+    format!("{}/elsewhere", self::room(space, room))
+}
 
 /// `/admin/queue/jobs/{id}/retry`
 pub fn admin_queue_retry(id: i64) -> String {

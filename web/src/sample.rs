@@ -171,6 +171,8 @@ pub fn join_panel() -> JoinPanel {
         ),
         token_url: routes::room_token("book-club", "lobby"),
         guest_name: String::new(),
+        visiting: None,
+        elsewhere_url: Some(routes::room_elsewhere("book-club", "lobby")),
     }
 }
 

@@ -571,6 +571,11 @@ pub struct JoinPanel {
     /// Prefill for the "Your name" field that signed-out visitors (guests of open Rooms) see;
     /// signed-in visitors enter under their Passport and get no field.
     pub guest_name: String,
+    /// A visitor admitted with a Passport of another instance: its name and address
+    /// (`@ada@home`), under which it enters.
+    pub visiting: Option<(String, String)>,
+    /// For signed-out visitors: where to name a Passport of another instance to join with.
+    pub elsewhere_url: Option<String>,
 }
 
 /// The access-code form of a locked Room.

@@ -23,6 +23,7 @@
 //! database.
 
 pub mod accounts;
+pub mod admission;
 pub mod followers;
 pub mod gathering;
 pub mod partners;

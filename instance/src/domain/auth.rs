@@ -174,7 +174,11 @@ pub async fn redeem_code(db: &Db, email: &Email, code: &str) -> Result<Passport>
 #[derive(Debug, Clone)]
 pub struct Session {
     pub token_hash: String,
+    /// The signed-in Passport of this instance.
     pub passport: Option<Passport>,
+    /// A Passport of another instance, admitted by ticket to visit this instance's Rooms. It
+    /// may enter Rooms under its address and nothing more: pages treat it as a guest.
+    pub visiting: Option<Passport>,
     pub guest_name: Option<String>,
 }
 
@@ -182,7 +186,8 @@ pub struct Session {
 pub async fn start_session(db: &Db, passport: Option<&Passport>) -> Result<String> {
     let token = random_token();
     let t = db.now();
-    let ttl = if passport.is_some() {
+    // A visitor from another instance gets a guest's lifetime: its instance admits it anew.
+    let ttl = if passport.is_some_and(|p| p.domain.is_empty()) {
         SESSION_TTL
     } else {
         GUEST_SESSION_TTL
@@ -217,9 +222,14 @@ pub async fn session(db: &Db, token: &str) -> Result<Option<Session>> {
         Some(_) => Some(Passport::from_row(&row)?),
         None => None,
     };
+    let (passport, visiting) = match passport {
+        Some(p) if !p.domain.is_empty() => (None, Some(p)),
+        other => (other, None),
+    };
     Ok(Some(Session {
         token_hash: hash,
         passport,
+        visiting,
         guest_name: row.try_get("guest_name")?,
     }))
 }

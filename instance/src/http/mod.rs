@@ -4,6 +4,7 @@
 //! browser id cookie, CSRF check on every unsafe method, friendly error pages) and the JSON API
 //! under `/api/v1` (behind [`api::problem_layer`]: bearer tokens, `application/problem+json`).
 
+pub mod admission;
 pub mod api;
 pub mod caching;
 pub mod client;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(html)
         .nest("/api/v1", api)
         .merge(federation::routes())
+        .merge(admission::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/static/style.css", get(style))

@@ -38,6 +38,12 @@ impl Visitor {
         self.session.as_ref().and_then(|s| s.passport.as_ref())
     }
 
+    /// A Passport of another instance visiting by ticket (see
+    /// [`crate::core::admission`]); such a visitor is otherwise a guest.
+    pub fn visiting(&self) -> Option<&Passport> {
+        self.session.as_ref().and_then(|s| s.visiting.as_ref())
+    }
+
     /// The signed-in Passport, or `Unauthenticated` (which sends browsers to sign in).
     pub fn require(&self) -> Result<&Passport, AppError> {
         self.passport().ok_or(AppError::Unauthenticated)

@@ -13,6 +13,7 @@ mod media;
 mod queue;
 mod rooms;
 mod spaces;
+mod visits;
 
 pub use convene_tests::{Backend, Browser, TestInstance, code_in, link_in, on_both};
 pub use reqwest::StatusCode;

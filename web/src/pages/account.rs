@@ -42,6 +42,13 @@ pub fn account(ctx: &PageContext, form: &AccountForm) -> Markup {
                     p.muted { "Let scripts and apps use the Convene API as you." }
                 }
             }
+            section.card.link-card aria-labelledby="visit-title" {
+                span.link-card-icon { (icon(Icon::Person)) }
+                div {
+                    h2 #visit-title { a href=(routes::VISIT) { "Visit a Room elsewhere" } }
+                    p.muted { "Your Passport opens Rooms on other instances too, under @" (ctx.user.as_ref().map_or("", |u| u.handle.as_str())) "@" (ctx.instance_domain) "." }
+                }
+            }
         }
     };
     page(ctx, "Your Passport", body)

@@ -13,6 +13,7 @@ mod rooms;
 mod spaces;
 #[cfg(test)]
 mod tests;
+mod visits;
 
 pub use account::{account, tokens};
 pub use auth::{signin, signup, verify};
@@ -23,6 +24,7 @@ pub use home::{error, error_copy, error_status, landing, notice};
 pub use queue::{gatherings, queue};
 pub use rooms::{room, room_delete_confirm, room_edit, room_new};
 pub use spaces::{invitation, members, space, space_edit, space_new};
+pub use visits::{RemoteRoomView, VisitView, visit};
 
 /// Help text under the handle field; the instance's handle rule should match it.
 pub const HANDLE_HELP: &str =

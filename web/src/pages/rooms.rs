@@ -90,7 +90,8 @@ fn join_panel(ctx: &PageContext, view: &RoomView, panel: &JoinPanel) -> Markup {
             data-token-url=(panel.token_url)
             data-csrf=(ctx.csrf)
             data-room-name=(view.name)
-            data-display-name=[ctx.user.as_ref().map(|u| u.display_name.as_str())] {
+            data-display-name=[ctx.user.as_ref().map(|u| u.display_name.as_str())
+                .or(panel.visiting.as_ref().map(|(name, _)| name.as_str()))] {
             div.preview aria-hidden="true" {
                 @match &ctx.user {
                     Some(user) => { (avatar(&user.display_name)) }
@@ -107,6 +108,11 @@ fn join_panel(ctx: &PageContext, view: &RoomView, panel: &JoinPanel) -> Markup {
                         Some(user) => {
                             p { "You'll join as " strong { (user.display_name) } " (@" (user.handle) ")." }
                         }
+                        None if panel.visiting.is_some() => {
+                            @if let Some((name, address)) = &panel.visiting {
+                                p { "You'll join as " strong { (name) } " (" (address) "), visiting with your Passport." }
+                            }
+                        }
                         None => {
                             (text_field(&TextField::new("guest_name", "Your name")
                                 .value(&panel.guest_name).required().maxlength(80)
@@ -121,6 +127,18 @@ fn join_panel(ctx: &PageContext, view: &RoomView, panel: &JoinPanel) -> Markup {
                 }
                 noscript {
                     p.callout.callout-info { "Video meetings need JavaScript. Turn it on in your browser to join." }
+                }
+                @if let Some(url) = &panel.elsewhere_url {
+                    details.elsewhere {
+                        summary { "Join with your Passport from another instance" }
+                        form.form method="post" action=(url) novalidate {
+                            (crate::components::csrf_input(&ctx.csrf))
+                            (text_field(&TextField::new("address", "Your Passport")
+                                .required().maxlength(300).spellcheck_off().autocomplete("username")
+                                .help("Like @ada@example.org. Your instance asks you to confirm, then brings you here.")))
+                            div.form-actions { (crate::components::button("Continue", crate::components::ButtonKind::Secondary)) }
+                        }
+                    }
                 }
             }
         }

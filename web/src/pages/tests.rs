@@ -813,6 +813,7 @@ fn text_from_people_is_escaped_everywhere() {
 
     let mut room = sample::room_view(Stage::Join(JoinPanel {
         guest_name: EVIL.into(),
+        visiting: Some((EVIL.into(), EVIL.into())),
         ..sample::join_panel()
     }));
     room.name = EVIL.into();
@@ -946,6 +947,60 @@ fn queue_page_lists_destinations_and_dead_jobs() {
     )
     .into_string();
     assert!(empty.contains("No dead jobs") && empty.contains("Nothing has been queued yet"));
+}
+
+#[test]
+fn visit_page_reads_a_remote_room_and_asks_to_confirm() {
+    let view = crate::pages::VisitView {
+        input: "https://far.example/spaces/garden/rooms/shed".into(),
+        error: None,
+        room: Some(crate::pages::RemoteRoomView {
+            id: "https://far.example/spaces/garden/rooms/shed".into(),
+            name: "Potting Shed".into(),
+            space: Some("Garden".into()),
+            host: "far.example".into(),
+            access: "open".into(),
+            capacity: 12,
+            head_count: 3,
+        }),
+        address: "@ada@commons.example.org".into(),
+    };
+    let html = pages::visit(&sample::member_context(), &view).into_string();
+    assert!(html.contains("Join <strong>Potting Shed</strong> on far.example as <strong>@ada@commons.example.org</strong>?"));
+    assert!(html.contains("3 of 12"));
+    assert!(html.contains(&format!("action=\"{}\"", routes::VISIT)));
+    assert!(html.contains("name=\"room\" value=\"https://far.example/spaces/garden/rooms/shed\""));
+    let empty = pages::visit(
+        &sample::member_context(),
+        &crate::pages::VisitView {
+            error: Some("That address is not a Room.".into()),
+            ..Default::default()
+        },
+    )
+    .into_string();
+    assert!(!empty.contains("remote-room") && empty.contains("That address is not a Room."));
+}
+
+#[test]
+fn a_visitor_from_another_instance_joins_under_its_address_and_guests_may_name_one() {
+    let visiting = sample::room_view(Stage::Join(JoinPanel {
+        visiting: Some(("Ada".into(), "@ada@far.example".into())),
+        elsewhere_url: None,
+        ..sample::join_panel()
+    }));
+    let html = pages::room(&sample::guest_context(), &visiting).into_string();
+    assert!(html.contains("<strong>Ada</strong> (@ada@far.example)"));
+    assert!(!html.contains("name=\"guest_name\""));
+    let guest = pages::room(
+        &sample::guest_context(),
+        &sample::room_view(Stage::Join(sample::join_panel())),
+    )
+    .into_string();
+    assert!(guest.contains("name=\"guest_name\""));
+    assert!(guest.contains(&format!(
+        "action=\"{}\"",
+        routes::room_elsewhere("book-club", "lobby")
+    )));
 }
 
 #[test]

@@ -58,7 +58,7 @@ pub async fn token(
     }
     let client_key = client.key();
     let mut guest = None;
-    let entrant = match visitor.passport() {
+    let entrant = match visitor.passport().or(visitor.visiting()) {
         Some(p) => Entrant {
             passport_id: Some(p.id),
             session_hash: visitor.session_hash(),

@@ -12,6 +12,7 @@ mod people;
 mod queue;
 pub(crate) mod rooms;
 pub(crate) mod spaces;
+mod visits;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -88,6 +89,16 @@ pub fn routes() -> Router<AppState> {
         .route(
             convene_web::routes::ADMIN_GATHERINGS,
             get(queue::gatherings),
+        )
+        .route(
+            convene_web::routes::VISIT,
+            get(visits::page).post(visits::visit),
+        )
+        .route("/authorize_interaction", get(visits::authorize_interaction))
+        .route(crate::core::admission::ENTER_PATH, get(visits::enter))
+        .route(
+            "/spaces/{space}/rooms/{room}/elsewhere",
+            post(visits::elsewhere),
         )
         .merge(governance::routes())
         .fallback(|| async { AppError::NotFound })

@@ -83,7 +83,8 @@ fn room_view(
     }
 }
 
-fn join_panel(space: &Space, room: &Room, visitor: &Visitor) -> Stage {
+fn join_panel(state: &AppState, space: &Space, room: &Room, visitor: &Visitor) -> Stage {
+    let visiting = visitor.visiting();
     Stage::Join(JoinPanel {
         signal_url: routes::room_signal(space.slug.as_str(), room.slug.as_str()),
         token_url: routes::room_token(space.slug.as_str(), room.slug.as_str()),
@@ -92,6 +93,15 @@ fn join_panel(space: &Space, room: &Room, visitor: &Visitor) -> Stage {
             .as_ref()
             .and_then(|s| s.guest_name.clone())
             .unwrap_or_default(),
+        visiting: visiting.map(|p| {
+            (
+                p.display_name.to_string(),
+                p.address(&state.settings.domain()),
+            )
+        }),
+        // Rooms with a public actor take visitors from other instances.
+        elsewhere_url: (visitor.passport().is_none() && visiting.is_none() && room.listed)
+            .then(|| routes::room_elsewhere(space.slug.as_str(), room.slug.as_str())),
     })
 }
 
@@ -116,7 +126,7 @@ pub async fn show(
         && !people.iter().any(|p| Some(&p.id) == me.as_ref());
     let stage = match entry {
         Entry::Enter if full => Stage::Full,
-        Entry::Enter => join_panel(space, &room, &visitor),
+        Entry::Enter => join_panel(&state, space, &room, &visitor),
         Entry::NeedsCode => Stage::Locked(UnlockForm::default()),
     };
     // Who is inside is shown to those who may enter, not to someone still at a locked door.

@@ -1,0 +1,211 @@
+//! Rooms on other instances (issue 9), from both sides.
+//!
+//! - Home side: `GET /visit` reads a Room elsewhere and asks to confirm; `POST /visit` asks the
+//!   Room's instance for a ticket and sends the browser there. `GET /authorize_interaction`
+//!   (the remote-interaction template WebFinger advertises) leads to the same page.
+//! - Room side: `POST {room}/elsewhere` takes a signed-out visitor's address on another
+//!   instance and sends them to that instance's remote-interaction page for this Room;
+//!   `GET /enter?ticket=` spends a ticket for a visitor session and drops it from the URL.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use convene_federation::protocol::Id;
+use convene_federation::protocol::actor::AccessMode;
+use convene_federation::{Address, webfinger};
+use convene_web::pages::{RemoteRoomView, VisitView};
+use convene_web::routes;
+use serde::Deserialize;
+
+use super::{context, redirect_with};
+use crate::app::AppState;
+use crate::core::admission;
+use crate::error::{AppError, Result};
+use crate::http::visitor::{self, Visitor};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct VisitQuery {
+    room: String,
+}
+
+/// `GET /visit[?room=…]`
+pub async fn page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(query): Query<VisitQuery>,
+) -> Result<Response> {
+    let passport = visitor.require()?;
+    let mut view = VisitView {
+        input: query.room.clone(),
+        address: passport.address(&state.settings.domain()),
+        ..VisitView::default()
+    };
+    if !query.room.trim().is_empty() {
+        match admission::preview(&state.core, &state.federation.client, &query.room).await {
+            Ok(room) => {
+                view.room = Some(RemoteRoomView {
+                    id: room.id.to_string(),
+                    name: room.name,
+                    space: room.space,
+                    host: room.host,
+                    access: match room.access {
+                        AccessMode::Open => "open",
+                        AccessMode::MembersOnly => "members only",
+                        AccessMode::Locked => "locked with an access code",
+                    }
+                    .to_owned(),
+                    capacity: room.capacity,
+                    head_count: room.head_count,
+                });
+            }
+            Err(AppError::BadRequest(why)) => view.error = Some(why),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(convene_web::pages::visit(&context(&state, &visitor), &view).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct VisitInput {
+    room: String,
+}
+
+/// `POST /visit`: a ticket from the Room's instance, then off to it.
+pub async fn visit(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    axum::Form(input): axum::Form<VisitInput>,
+) -> Result<Response> {
+    let passport = visitor.require()?;
+    let Ok(room) = Id::parse(&input.room) else {
+        return Ok(redirect_with(
+            &state,
+            routes::VISIT,
+            "error",
+            "Paste the link of a Room's page on another instance.",
+        ));
+    };
+    match admission::visit(&state.core, &state.federation.client, passport, &room).await {
+        Ok(grant) => Ok(super::super::redirect(grant.enter_url.as_str())),
+        Err(AppError::BadRequest(why)) => Ok(redirect_with(
+            &state,
+            &format!("{}?room={}", routes::VISIT, urlencoding(room.as_str())),
+            "error",
+            &why,
+        )),
+        Err(err) => Err(err),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct InteractionQuery {
+    uri: String,
+}
+
+/// `GET /authorize_interaction?uri=…`: another instance sent one of our people here to act on
+/// something of theirs; for a Room, that is a visit.
+pub async fn authorize_interaction(Query(query): Query<InteractionQuery>) -> Response {
+    super::super::redirect(&format!(
+        "{}?room={}",
+        routes::VISIT,
+        urlencoding(&query.uri)
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ElsewhereInput {
+    address: String,
+}
+
+/// `POST {room}/elsewhere`: a signed-out visitor names their Passport on another instance; we
+/// find that instance's remote-interaction page and send them there with this Room.
+pub async fn elsewhere(
+    State(state): State<AppState>,
+    Path((space, room)): Path<(String, String)>,
+    axum::Form(input): axum::Form<ElsewhereInput>,
+) -> Result<Response> {
+    let here = routes::room(&space, &room);
+    let back = |message: &str| Ok(redirect_with(&state, &here, "error", message));
+    let Ok(address) = Address::parse(input.address.trim()) else {
+        return back("Write your Passport like @ada@example.org.");
+    };
+    if address
+        .domain()
+        .eq_ignore_ascii_case(&state.settings.domain())
+    {
+        return back("That Passport is from this instance: sign in instead.");
+    }
+    let Ok(room_id) = Id::parse(&state.settings.url(&here)) else {
+        return Err(AppError::NotFound);
+    };
+    let scheme = state.settings.public_url.scheme().to_owned();
+    let template = async {
+        let url = webfinger::query_url(&address, &scheme)?;
+        let jrd = state
+            .federation
+            .client
+            .get(&url, "application/jrd+json", None)
+            .await?;
+        if !jrd.status.is_success() {
+            return Err(convene_federation::Error::Fetch(format!(
+                "{url} answered {}",
+                jrd.status
+            )));
+        }
+        let resolved = webfinger::parse(&jrd.body, &address)?;
+        let template = resolved.subscribe_template.ok_or_else(|| {
+            convene_federation::Error::BadDocument("no remote-interaction link".into())
+        })?;
+        webfinger::interaction_url(&template, &room_id)
+    }
+    .await;
+    match template {
+        Ok(url) => Ok(super::super::redirect(url.as_str())),
+        Err(err) => {
+            tracing::info!(error = %err, address = %input.address, "remote interaction lookup");
+            back(&format!(
+                "Your instance could not be asked to let you in ({err}). Check the address, or visit from your instance."
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EnterQuery {
+    ticket: String,
+}
+
+/// `GET /enter?ticket=…`: spends the ticket for a visitor session, then the Room's page (the
+/// redirect drops the ticket from the address bar; no referrer carries it anywhere).
+pub async fn enter(
+    State(state): State<AppState>,
+    Query(query): Query<EnterQuery>,
+) -> Result<Response> {
+    let redeemed = admission::redeem(&state.core, &query.ticket).await?;
+    let mut response = redirect_with(
+        &state,
+        &routes::room(redeemed.space.slug.as_str(), redeemed.room.slug.as_str()),
+        "success",
+        "You're visiting with your Passport from your own instance.",
+    );
+    let headers = response.headers_mut();
+    visitor::append_cookie(
+        headers,
+        visitor::set_cookie(
+            visitor::SESSION_COOKIE,
+            &redeemed.session_token,
+            Some(crate::domain::auth::GUEST_SESSION_TTL),
+            state.settings.secure_cookies(),
+        ),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    Ok(response)
+}
+
+/// Percent-encodes a query value.
+fn urlencoding(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}

@@ -1,0 +1,235 @@
+//! One Passport, Rooms anywhere (issue 9): a person with a Passport on instance A enters a
+//! Room on instance B, shown there as `@name@A`, through A's "Visit a Room elsewhere" page or
+//! starting from B's Room page; B admits them with a single-use ticket its own checks granted.
+
+use super::*;
+
+/// A (home of Ada) and B (home of the Book Club with its Rooms), both fetching from loopback.
+async fn two_instances(backend: Backend) -> (TestInstance, Browser, TestInstance, Browser) {
+    let (b, owner) =
+        instance_with_space_and(backend, |s| s.federation_allow_private_addresses = true).await;
+    let a =
+        TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true).await;
+    let ada = a.sign_up("ada@example.org", "ada", "Ada Lovelace").await;
+    (a, ada, b, owner)
+}
+
+/// The path and query of an absolute URL on `inst`.
+fn on(inst: &TestInstance, url: &str) -> String {
+    url.strip_prefix(&inst.url(""))
+        .unwrap_or_else(|| panic!("{url} is not on {}", inst.url("")))
+        .to_owned()
+}
+
+fn location(page: &convene_tests::Page) -> String {
+    page.headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("a redirect, got {}: {}", page.status, page.body))
+        .to_owned()
+}
+
+/// Ada reads B's Room on A, confirms, and A answers with a redirect to B's entry link.
+async fn ticket_for(a: &TestInstance, ada: &Browser, b: &TestInstance, room: &str) -> String {
+    let room_url = b.url(&format!("/spaces/book-club/rooms/{room}"));
+    let page = ada
+        .get(&format!("/visit?room={}", urlencode(&room_url)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let confirmed = ada.post("/visit", &[("room", room_url.as_str())]).await;
+    assert_eq!(
+        confirmed.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        confirmed.body
+    );
+    let enter = location(&confirmed);
+    assert!(
+        enter.starts_with(&b.url("/enter?ticket=")),
+        "to B with a ticket: {enter} (A is {})",
+        a.url("")
+    );
+    enter
+}
+
+fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+on_both!(
+    a_passport_from_another_instance_enters_an_open_room_by_ticket,
+    |backend| async move {
+        let (a, ada, b, _owner) = two_instances(backend).await;
+        let address = format!("@ada@{}", a.settings.domain());
+
+        // On A: what the Room is, and the question.
+        let room_url = b.url("/spaces/book-club/rooms/lobby");
+        let page = ada
+            .get(&format!("/visit?room={}", urlencode(&room_url)))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("Book Club"), "{}", page.body);
+        assert!(
+            page.body.contains(&format!(
+                "Join <strong>Lobby</strong> on {} as <strong>{address}</strong>?",
+                b.settings.domain()
+            )),
+            "{}",
+            page.body
+        );
+
+        // Confirmed: off to B with a ticket, which B spends for a visitor session.
+        let enter = ticket_for(&a, &ada, &b, "lobby").await;
+        let visitor = b.browser();
+        let arrived = visitor.get(&on(&b, &enter)).await;
+        assert_eq!(arrived.status, StatusCode::OK, "{}", arrived.body);
+        assert_eq!(arrived.path, "/spaces/book-club/rooms/lobby");
+        assert!(
+            arrived
+                .body
+                .contains(&format!("<strong>Ada Lovelace</strong> ({address})")),
+            "{}",
+            arrived.body
+        );
+
+        // The ticket is single use: the same link admits nobody else.
+        let again = b.browser().get(&on(&b, &enter)).await;
+        assert_eq!(again.status, StatusCode::GONE, "{}", again.body);
+
+        // In the Room, Ada enters under her address: the media token names her Passport.
+        let csrf = arrived.csrf().expect("a CSRF token on the Room page");
+        let response = visitor
+            .client
+            .post(b.url("/spaces/book-club/rooms/lobby/token"))
+            .header("x-csrf-token", csrf)
+            .header("accept", "application/json")
+            .form(&[("guest_name", "Someone Else")])
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(response.status(), StatusCode::OK);
+        let ticket: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(ticket["display_name"], "Ada Lovelace");
+        let participant = ticket["participant"].as_str().expect("participant");
+        assert!(participant.starts_with('p'), "{participant}");
+
+        // A visitor is not one of B's Passports: nothing but Rooms.
+        let spaces = visitor.get("/spaces/new").await;
+        assert_eq!(spaces.path, "/signin", "a visitor is asked to sign in here");
+        let nodeinfo: serde_json::Value = reqwest::get(b.url("/nodeinfo/2.1"))
+            .await
+            .expect("nodeinfo")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(nodeinfo["usage"]["users"]["total"], 1, "B counts its own");
+    }
+);
+
+on_both!(
+    tickets_are_refused_to_the_wrong_signer_for_members_rooms_and_when_expired,
+    |backend| async move {
+        let (a, ada, b, _owner) = two_instances(backend).await;
+
+        // Members-only: B says no, and A tells Ada why.
+        let room_url = b.url("/spaces/book-club/rooms/circle");
+        let refused = ada.post("/visit", &[("room", room_url.as_str())]).await;
+        assert_eq!(refused.status, StatusCode::SEE_OTHER);
+        let back = ada.get(&on(&a, &a.url(&location(&refused)))).await;
+        assert!(
+            back.body.contains("for its Space&#39;s members")
+                || back.body.contains("for its Space's members"),
+            "{}",
+            back.body
+        );
+
+        // An unlisted Room has no actor: nothing to visit.
+        let hidden = b.url("/spaces/book-club/rooms/hideout");
+        let page = ada
+            .get(&format!("/visit?room={}", urlencode(&hidden)))
+            .await;
+        assert!(page.body.contains("could not be read"), "{}", page.body);
+
+        // An unsigned ticket request is 401; one signed by A for a Passport of another
+        // host is 403.
+        let unsigned = reqwest::Client::new()
+            .post(b.url("/spaces/book-club/rooms/lobby/tickets"))
+            .header("content-type", "application/activity+json")
+            .body(format!(
+                r#"{{"passport":"{}","room":"{}"}}"#,
+                a.url("/people/ada"),
+                b.url("/spaces/book-club/rooms/lobby")
+            ))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+        let core = a.state().core.clone();
+        let client = a.state().federation.client.clone();
+        let handle = convene::domain::values::Handle::parse("ada").expect("handle");
+        let passport = convene::domain::passports::by_handle(&a.state().db, &handle)
+            .await
+            .expect("lookup")
+            .expect("ada");
+        let mut impostor = passport;
+        impostor.domain = "elsewhere.example".into();
+        let refused = convene::core::admission::visit(
+            &core,
+            &client,
+            &impostor,
+            &convene_federation::protocol::Id::parse(&b.url("/spaces/book-club/rooms/lobby"))
+                .expect("id"),
+        )
+        .await;
+        assert!(refused.is_err(), "only local Passports visit from A");
+
+        // A ticket not used within its two minutes admits nobody.
+        let enter = ticket_for(&a, &ada, &b, "lobby").await;
+        b.advance_clock(121);
+        let late = b.browser().get(&on(&b, &enter)).await;
+        assert_eq!(late.status, StatusCode::GONE, "{}", late.body);
+    }
+);
+
+on_both!(
+    starting_from_the_rooms_page_leads_to_the_home_instance_to_confirm,
+    |backend| async move {
+        let (a, ada, b, _owner) = two_instances(backend).await;
+        let guest = b.browser();
+        let page = guest.get("/spaces/book-club/rooms/lobby").await;
+        assert!(
+            page.body
+                .contains("Join with your Passport from another instance")
+        );
+        let address = format!("@ada@{}", a.settings.domain());
+        let sent = guest
+            .post(
+                "/spaces/book-club/rooms/lobby/elsewhere",
+                &[("address", address.as_str())],
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+        let interaction = location(&sent);
+        assert!(
+            interaction.starts_with(&a.url("/authorize_interaction?uri=")),
+            "{interaction}"
+        );
+        // On A, signed in, it is the visit page for that Room.
+        let page = ada.get(&on(&a, &interaction)).await;
+        assert_eq!(page.path, "/visit");
+        assert!(
+            page.body.contains("Join <strong>Lobby</strong>"),
+            "{}",
+            page.body
+        );
+
+        // A bad address is answered on the Room's page.
+        let bad = guest
+            .submit(
+                "/spaces/book-club/rooms/lobby/elsewhere",
+                &[("address", "not an address")],
+            )
+            .await;
+        assert!(bad.body.contains("@ada@example.org"), "{}", bad.body);
+    }
+);

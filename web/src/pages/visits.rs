@@ -1,0 +1,76 @@
+//! Visiting Rooms on other instances with one's Passport (issue 9).
+
+use maud::{Markup, html};
+
+use crate::components::{ButtonKind, TextField, button, page_header, post_form, text_field};
+use crate::layout::page;
+use crate::routes;
+use crate::view::{FormErrors, PageContext};
+
+/// A Room on another instance, as its actor describes it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteRoomView {
+    /// The Room's actor id (its page).
+    pub id: String,
+    pub name: String,
+    pub space: Option<String>,
+    pub host: String,
+    /// "open", "members only" or "locked".
+    pub access: String,
+    pub capacity: u32,
+    pub head_count: u32,
+}
+
+/// `GET /visit`: the form, and once a Room was read, what it is and the confirmation.
+#[derive(Debug, Clone, Default)]
+pub struct VisitView {
+    /// What the person pasted.
+    pub input: String,
+    pub error: Option<String>,
+    pub room: Option<RemoteRoomView>,
+    /// The person's address (`@ada@home`), as the Room will show them.
+    pub address: String,
+}
+
+pub fn visit(ctx: &PageContext, view: &VisitView) -> Markup {
+    let body = html! {
+        (page_header(&[], "Visit a Room elsewhere",
+            Some(html! { p { "Your Passport works on other instances too: paste the link of a Room there, "
+                "and you'll enter it as " strong { (view.address) } ", without an account there." } }),
+            None))
+        div.stack {
+            @if let Some(room) = &view.room {
+                section.card aria-labelledby="remote-room-title" #remote-room {
+                    h2 #remote-room-title { (room.name) }
+                    dl.facts {
+                        @if let Some(space) = &room.space {
+                            div { dt { "Space" } dd { (space) } }
+                        }
+                        div { dt { "Instance" } dd.break-anywhere { (room.host) } }
+                        div { dt { "Who may enter" } dd { (room.access) } }
+                        div { dt { "Inside now" } dd { (room.head_count) " of " (room.capacity) } }
+                    }
+                    @if room.access == "members only" {
+                        p.callout.callout-info { "This Room is for its Space's members; its instance will say whether you may enter." }
+                    }
+                    (post_form(routes::VISIT, &ctx.csrf, &FormErrors::new(), html! {
+                        input type="hidden" name="room" value=(room.id);
+                        p { "Join " strong { (room.name) } " on " (room.host) " as " strong { (view.address) } "?" }
+                        div.form-actions { (button("Join", ButtonKind::Primary)) }
+                    }))
+                }
+            }
+            section.card aria-labelledby="visit-form-title" {
+                h2 #visit-form-title { "Room link" }
+                form.form method="get" action=(routes::VISIT) novalidate {
+                    (text_field(&TextField::new("room", "Link of a Room's page")
+                        .value(&view.input).required().maxlength(2000).spellcheck_off()
+                        .help("For example https://meet.example.org/spaces/garden/rooms/shed")
+                        .error(view.error.as_deref())))
+                    div.form-actions { (button("Look it up", ButtonKind::Secondary)) }
+                }
+            }
+        }
+    };
+    page(ctx, "Visit a Room elsewhere", body)
+}
