@@ -22,16 +22,16 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// What `POST …/token` answers.
 #[derive(Debug, Deserialize)]
-struct Ticket {
+pub(super) struct Ticket {
     token: String,
     signal_url: String,
-    participant: String,
-    display_name: String,
+    pub(super) participant: String,
+    pub(super) display_name: String,
 }
 
 /// A refusal from the token endpoint: status and problem+json body.
 #[derive(Debug)]
-struct Refusal {
+pub(super) struct Refusal {
     status: StatusCode,
     problem: serde_json::Value,
 }
@@ -51,7 +51,7 @@ async fn csrf(browser: &Browser, room: &str) -> String {
 }
 
 /// Asks for a media token as the room client does: JSON wanted, CSRF in a header.
-async fn ticket(
+pub(super) async fn ticket(
     inst: &TestInstance,
     browser: &Browser,
     room: &str,
@@ -163,9 +163,9 @@ async fn closed(closed: &mut watch::Receiver<Option<(u16, String)>>) -> (u16, St
 }
 
 /// A participant in a gathering, connected through the instance.
-struct Peer {
-    client: Client,
-    participant: String,
+pub(super) struct Peer {
+    pub(super) client: Client,
+    pub(super) participant: String,
     closed: watch::Receiver<Option<(u16, String)>>,
     publishing: Option<JoinHandle<()>>,
 }
@@ -179,7 +179,7 @@ impl Peer {
         closed(&mut self.closed).await
     }
 
-    async fn end(mut self) {
+    pub(super) async fn end(mut self) {
         if let Some(p) = self.publishing.take() {
             p.abort();
         }
@@ -188,7 +188,7 @@ impl Peer {
 }
 
 /// Enters `room` with a fresh ticket as `browser` and connects a peer as publisher `index`.
-async fn enter(
+pub(super) async fn enter(
     inst: &TestInstance,
     browser: &Browser,
     room: &str,
@@ -204,7 +204,7 @@ async fn enter(
     connect(inst, &ticket, index).await
 }
 
-async fn connect(inst: &TestInstance, ticket: &Ticket, index: u8) -> Peer {
+pub(super) async fn connect(inst: &TestInstance, ticket: &Ticket, index: u8) -> Peer {
     let socket = open(inst, &ticket.signal_url, &ticket.token).await;
     let client = testing::start(
         &ticket.participant,

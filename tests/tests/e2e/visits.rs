@@ -2,6 +2,11 @@
 //! Room on instance B, shown there as `@name@A`, through A's "Visit a Room elsewhere" page or
 //! starting from B's Room page; B admits them with a single-use ticket its own checks granted.
 
+use std::time::Duration;
+
+use convene_media::signaling::ServerMessage;
+use convene_media::testing;
+
 use super::*;
 
 /// A (home of Ada) and B (home of the Book Club with its Rooms), both fetching from loopback.
@@ -96,22 +101,40 @@ on_both!(
         let again = b.browser().get(&on(&b, &enter)).await;
         assert_eq!(again.status, StatusCode::GONE, "{}", again.body);
 
-        // In the Room, Ada enters under her address: the media token names her Passport.
-        let csrf = arrived.csrf().expect("a CSRF token on the Room page");
-        let response = visitor
-            .client
-            .post(b.url("/spaces/book-club/rooms/lobby/token"))
-            .header("x-csrf-token", csrf)
-            .header("accept", "application/json")
-            .form(&[("guest_name", "Someone Else")])
-            .send()
+        // In the Room, Ada meets the people there under her address: Bob, a guest of B, is
+        // told that Ada Lovelace (@ada@A) joined, and they exchange media.
+        let bob = b.browser();
+        let mut bob_peer = super::media::enter(&b, &bob, "lobby", 0, Some("Bob")).await;
+        let ticket = super::media::ticket(&b, &visitor, "lobby", None)
             .await
-            .expect("token");
-        assert_eq!(response.status(), StatusCode::OK);
-        let ticket: serde_json::Value = response.json().await.expect("json");
-        assert_eq!(ticket["display_name"], "Ada Lovelace");
-        let participant = ticket["participant"].as_str().expect("participant");
-        assert!(participant.starts_with('p'), "{participant}");
+            .unwrap_or_else(|r| panic!("a media token for the visitor: {r:?}"));
+        assert_eq!(ticket.display_name, "Ada Lovelace");
+        let ada_peer = super::media::connect(&b, &ticket, 1).await;
+        let joined = bob_peer
+            .client
+            .wait_event(Duration::from_secs(20), |e| {
+                matches!(e, ServerMessage::ParticipantJoined { id, .. } if *id == ada_peer.participant)
+            })
+            .await;
+        let ServerMessage::ParticipantJoined { handle, .. } = joined else {
+            unreachable!("waited for a join")
+        };
+        assert_eq!(handle.as_deref(), Some(address.as_str()));
+        let epoch = std::time::Instant::now();
+        let publishing = testing::start_publishing(&ada_peer.client, 30, 1, 1000, epoch);
+        let ids = [bob_peer.participant.clone(), ada_peer.participant.clone()];
+        testing::receive_from(
+            &mut bob_peer.client,
+            &ids,
+            &[1],
+            30,
+            &mut testing::Tally::default(),
+            Duration::from_secs(20),
+        )
+        .await;
+        publishing.abort();
+        ada_peer.end().await;
+        bob_peer.end().await;
 
         // A visitor is not one of B's Passports: nothing but Rooms.
         let spaces = visitor.get("/spaces/new").await;
