@@ -98,10 +98,21 @@ pub async fn request_ticket(
     request: &TicketRequest,
     now: SystemTime,
 ) -> Result<TicketGrant> {
+    /// The request with a fresh nonce: two requests for the same Passport and Room within
+    /// one second must not carry the same signature, or the Room's instance takes the second
+    /// for a replay of the first.
+    #[derive(Serialize)]
+    struct Fresh<'a> {
+        #[serde(flatten)]
+        request: &'a TicketRequest,
+        nonce: String,
+    }
     let url = tickets_url(&request.room)?;
-    let response = client
-        .post_activity(url.url(), json::to_vec(request)?, instance, now)
-        .await?;
+    let body = json::to_vec(&Fresh {
+        request,
+        nonce: new_ticket(),
+    })?;
+    let response = client.post_activity(url.url(), body, instance, now).await?;
     if !response.status.is_success() {
         return Err(Error::Refused(format!(
             "{} refused a ticket: {}",

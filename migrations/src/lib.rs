@@ -61,6 +61,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0010_admission.sql"),
         include_str!("../postgres/0010_admission.sql"),
     ),
+    (
+        11,
+        "memberships across instances",
+        include_str!("../sqlite/0011_memberships.sql"),
+        include_str!("../postgres/0011_memberships.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

@@ -39,6 +39,14 @@ pub const ADMIN_QUEUE: &str = "/admin/queue";
 pub const ADMIN_GATHERINGS: &str = "/admin/gatherings";
 /// Visiting a Room on another instance with this instance's Passport.
 pub const VISIT: &str = "/visit";
+/// Asking to join a members-only Room on another instance.
+pub const VISIT_JOIN: &str = "/visit/join";
+
+/// Where an owner lets a request to join from another instance in, or turns it down.
+pub fn join_request_decision(space: &str, id: i64, approve: bool) -> String {
+    let verb = if approve { "approve" } else { "decline" };
+    format!("{}/join-requests/{id}/{verb}", self::space(space))
+}
 
 /// Where a signed-out visitor of a Room names their Passport on another instance.
 pub fn room_elsewhere(space: &str, room: &str) -> String {

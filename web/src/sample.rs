@@ -215,6 +215,13 @@ pub fn members() -> MembersView {
         can_manage: true,
         can_leave: true,
         invite: InviteForm::default(),
+        join_requests: vec![JoinRequestRow {
+            display_name: "Noor".to_owned(),
+            address: "@noor@far.example".to_owned(),
+            room_name: "Members Circle".to_owned(),
+            approve_url: routes::join_request_decision("book-club", 7, true),
+            decline_url: routes::join_request_decision("book-club", 7, false),
+        }],
     }
 }
 

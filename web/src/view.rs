@@ -453,6 +453,20 @@ pub struct MembersView {
     /// Shows "Leave this Space" (members who are not the last owner).
     pub can_leave: bool,
     pub invite: InviteForm,
+    /// People of other instances asking to join (owners see them).
+    pub join_requests: Vec<JoinRequestRow>,
+}
+
+/// A request to join from another instance, waiting for an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequestRow {
+    pub display_name: String,
+    /// `@ada@home`.
+    pub address: String,
+    /// The Room they asked to join from.
+    pub room_name: String,
+    pub approve_url: String,
+    pub decline_url: String,
 }
 
 /// `GET /invitations/{token}`.

@@ -50,6 +50,8 @@ pub struct RemoteRoom {
     pub access: AccessMode,
     pub capacity: u32,
     pub head_count: u32,
+    /// Where Joins to it go.
+    pub inbox: Id,
 }
 
 /// The instance actor of this instance, as the signer of fetches and ticket requests.
@@ -121,6 +123,7 @@ pub async fn preview(core: &Core, client: &FetchClient, input: &str) -> Result<R
         access,
         capacity: actor.capacity.unwrap_or(0),
         head_count: actor.head_count.unwrap_or(0),
+        inbox: actor.inbox.clone(),
         id,
     })
 }
@@ -202,10 +205,13 @@ pub async fn grant(
         ));
     }
     let room = local_room(core, &request.room).await?;
-    match room.access {
-        Access::Open | Access::Locked => {}
-        Access::Members => {
-            return Err(AppError::Forbidden("This Room is for its Space's members."));
+    let passport = remember_passport(core, passport_actor).await?;
+    if room.access == Access::Members {
+        let space = spaces::by_id(&core.db, room.space_id).await?;
+        if !spaces::is_member(&core.db, &space, Some(&passport)).await? {
+            return Err(AppError::Forbidden(
+                "This Room is for its Space's members: ask to join it first.",
+            ));
         }
     }
     if let Some(sfu) = &core.sfu {
@@ -217,7 +223,6 @@ pub async fn grant(
             });
         }
     }
-    let passport = remember_passport(core, passport_actor).await?;
     let ticket = new_ticket();
     let now = core.db.now();
     let ttl = i64::try_from(TICKET_TTL.as_secs()).unwrap_or(120);
@@ -269,7 +274,7 @@ async fn local_room(core: &Core, id: &Id) -> Result<Room> {
 }
 
 /// Stores (or refreshes) a Passport of another instance from its actor document.
-async fn remember_passport(core: &Core, actor: &Actor) -> Result<Passport> {
+pub(crate) async fn remember_passport(core: &Core, actor: &Actor) -> Result<Passport> {
     let host = authority(&actor.id).unwrap_or_default();
     let handle: String = actor
         .preferred_username

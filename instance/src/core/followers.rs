@@ -171,7 +171,7 @@ pub async fn seen(core: &Core, activity_id: &Id) -> Result<bool> {
 }
 
 /// Records `activity_id`; false if it was there already.
-async fn record_seen(tx: &mut Tx<'_>, activity_id: &Id, now: i64) -> Result<bool> {
+pub(crate) async fn record_seen(tx: &mut Tx<'_>, activity_id: &Id, now: i64) -> Result<bool> {
     let row = sqlx::query(
         "INSERT INTO federation_seen_activities (activity_id, received_at) VALUES ($1, $2) \
          ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id",
@@ -213,7 +213,7 @@ pub async fn enqueue_deliveries(
 
 /// A stable id for our answer to `original`: the same Follow always gets the same Accept id,
 /// so a redelivered Follow never yields a second, different Accept.
-fn answer_id(actor: &Id, kind: &str, original: &Id) -> Result<Id> {
+pub(crate) fn answer_id(actor: &Id, kind: &str, original: &Id) -> Result<Id> {
     let digest = sha2::Sha256::digest(original.as_str().as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     actor

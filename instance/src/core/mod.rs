@@ -26,6 +26,7 @@ pub mod accounts;
 pub mod admission;
 pub mod followers;
 pub mod gathering;
+pub mod membership;
 pub mod partners;
 pub mod rooms;
 pub mod spaces;
@@ -94,7 +95,7 @@ impl Actor<'_> {
 
 impl Core {
     /// Something public pages show has changed.
-    fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.pages.invalidate();
     }
 }

@@ -185,6 +185,20 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<Passport>> {
     Ok(row.as_ref().map(Passport::from_row).transpose()?)
 }
 
+/// A Passport of another instance by its handle there and that instance's domain.
+pub async fn by_address(db: &Db, handle: &str, domain: &str) -> Result<Option<Passport>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        passport_columns!(),
+        " FROM passports p WHERE p.handle = $1 AND p.domain = $2 AND p.domain <> ''"
+    ))
+    .bind(handle)
+    .bind(domain)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.as_ref().map(Passport::from_row).transpose()?)
+}
+
 pub async fn rename(db: &Db, id: i64, name: &DisplayName) -> Result<()> {
     sqlx::query("UPDATE passports SET display_name = $1 WHERE id = $2")
         .bind(name.as_str())

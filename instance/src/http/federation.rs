@@ -147,13 +147,48 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 Err(err) => return failure(&err),
             }
         }
-        Activity::Undo(undo) => core::followers::undo_follow(&state.core, undo).await,
+        Activity::Join(join) => {
+            let key_id = match Id::try_from(inbound.signer.key_id.clone()) {
+                Ok(id) => id,
+                Err(err) => return failure(&err),
+            };
+            match keys.fetch_actor(&key_id).await {
+                Ok(joiner) => core::membership::receive_join(&state.core, join, &joiner).await,
+                Err(err) => return failure(&err),
+            }
+        }
+        Activity::Leave(leave) => {
+            core::membership::receive_leave(&state.core, &leave.id, &leave.actor, &leave.object)
+                .await
+        }
+        Activity::Undo(undo) => match undo.object.object() {
+            Some(Activity::Join(join)) if join.actor == undo.actor => {
+                core::membership::receive_leave(&state.core, &undo.id, &undo.actor, &join.object)
+                    .await
+            }
+            _ => core::followers::undo_follow(&state.core, undo).await,
+        },
+        Activity::Accept(response)
+        | Activity::TentativeAccept(response)
+        | Activity::Reject(response) => {
+            let answer = match &inbound.activity {
+                Activity::Accept(_) => core::membership::Answer::Accept,
+                Activity::TentativeAccept(_) => core::membership::Answer::TentativeAccept,
+                _ => core::membership::Answer::Reject,
+            };
+            match core::membership::receive_answer(&state.core, answer, response).await {
+                Ok(true) => Ok(()),
+                Ok(false) => core::followers::ignore(&state.core, &inbound.id).await,
+                Err(err) => Err(err),
+            }
+        }
         _ => core::followers::ignore(&state.core, &inbound.id).await,
     };
     match result {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(AppError::NotFound) => not_found(),
         Err(AppError::BadRequest(why)) => problem(StatusCode::BAD_REQUEST, &why),
+        Err(AppError::Forbidden(why)) => problem(StatusCode::FORBIDDEN, why),
         Err(err) => {
             tracing::error!(error = %err, activity = %inbound.id, "inbox");
             problem(

@@ -256,3 +256,98 @@ on_both!(
         assert!(bad.body.contains("@ada@example.org"), "{}", bad.body);
     }
 );
+
+/// Polls `browser`'s page at `path` until its body contains `needle` (deliveries between the
+/// instances are queued jobs, so answers arrive within moments, not at once).
+async fn until_page_shows(browser: &Browser, path: &str, needle: &str) -> convene_tests::Page {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.get(path).await;
+        if page.body.contains(needle) {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never showed {needle:?}:\n{}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+on_both!(
+    a_members_only_room_elsewhere_is_joined_by_asking_its_owners,
+    |backend| async move {
+        let (a, ada, b, owner) = two_instances(backend).await;
+        let address = format!("@ada@{}", a.settings.domain());
+        let circle = b.url("/spaces/book-club/rooms/circle");
+        let visit_path = format!("/visit?room={}", urlencode(&circle));
+
+        // Ada asks: A sends a Join from her Passport, B holds it for the owners.
+        let page = ada.get(&visit_path).await;
+        assert!(page.body.contains("Ask to join"), "{}", page.body);
+        let asked = ada.post("/visit/join", &[("room", circle.as_str())]).await;
+        assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
+        until_page_shows(&ada, &visit_path, "You asked to join").await;
+        let members = until_page_shows(&owner, "/spaces/book-club/members", &address).await;
+        assert!(members.body.contains("Asking to join from other instances"));
+
+        // Until the owners decide, B grants no ticket for the members-only Room.
+        let refused = ada.post("/visit", &[("room", circle.as_str())]).await;
+        assert!(
+            location(&refused).starts_with("/visit"),
+            "back to A: {}",
+            location(&refused)
+        );
+
+        // The owner lets her in: she is a member on B, and A hears the Accept.
+        let request = members
+            .body
+            .split("action=\"")
+            .filter_map(|rest| rest.split('"').next())
+            .find(|action| action.ends_with("/approve"))
+            .expect("an approve button")
+            .to_owned();
+        let approved = owner.submit(&request, &[]).await;
+        assert!(
+            approved
+                .body
+                .contains(&format!("{address} is a member now.")),
+            "{}",
+            approved.body
+        );
+        assert!(
+            !approved
+                .body
+                .contains("Asking to join from other instances")
+        );
+        until_page_shows(&ada, &visit_path, "Join <strong>Members Circle</strong>").await;
+
+        // Now B grants her a ticket for the members-only Room.
+        let enter = ticket_for(&a, &ada, &b, "circle").await;
+        let visitor = b.browser();
+        let arrived = visitor.get(&on(&b, &enter)).await;
+        assert_eq!(
+            arrived.path, "/spaces/book-club/rooms/circle",
+            "{}",
+            arrived.body
+        );
+
+        // Removed like anyone: no more tickets for the members-only Room.
+        let remote_handle = urlencode(&format!("ada@{}", a.settings.domain()));
+        owner.get("/spaces/book-club/members").await;
+        let removed = owner
+            .submit(
+                &format!("/spaces/book-club/members/{remote_handle}/remove"),
+                &[],
+            )
+            .await;
+        assert!(
+            removed.body.contains("is no longer a member"),
+            "{}",
+            removed.body
+        );
+        let refused = ada.post("/visit", &[("room", circle.as_str())]).await;
+        assert!(location(&refused).starts_with("/visit"));
+    }
+);

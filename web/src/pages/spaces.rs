@@ -184,6 +184,34 @@ pub fn members(ctx: &PageContext, view: &MembersView) -> Markup {
                     }
                 }
             }
+            @if view.can_manage && !view.join_requests.is_empty() {
+                section.card aria-labelledby="join-requests-title" #join-requests {
+                    h2 #join-requests-title { "Asking to join from other instances" }
+                    p.help { "People with a Passport elsewhere who asked to enter a members-only Room. Letting them in makes them members." }
+                    ul.rows {
+                        @for request in &view.join_requests {
+                            li.row {
+                                (avatar(&request.display_name))
+                                div.row-main {
+                                    span.row-title { (request.display_name) }
+                                    span.row-meta {
+                                        span.break-anywhere { (request.address) }
+                                        " · for " (request.room_name)
+                                    }
+                                }
+                                div.row-actions {
+                                    (post_button(&request.approve_url, &ctx.csrf,
+                                        html! { "Let in" span.visually-hidden { " " (request.address) } },
+                                        ButtonKind::Secondary))
+                                    (post_button(&request.decline_url, &ctx.csrf,
+                                        html! { "Decline" span.visually-hidden { " " (request.address) } },
+                                        ButtonKind::QuietDanger))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             @if view.can_manage {
                 section.card aria-labelledby="invitations-title" {
                     h2 #invitations-title { "Pending invitations" }

@@ -390,6 +390,9 @@ fn members_page_gives_owners_tools_and_members_only_the_list() {
     assert!(html.contains(r#"action="/spaces/book-club/invitations""#));
     assert!(html.contains(r#"action="/spaces/book-club/leave""#));
     assert!(html.contains("sam.lee@example.com"));
+    assert!(html.contains(r#"action="/spaces/book-club/join-requests/7/approve""#));
+    assert!(html.contains(r#"action="/spaces/book-club/join-requests/7/decline""#));
+    assert!(html.contains("@noor@far.example"));
 
     let view = MembersView {
         can_manage: false,
@@ -409,6 +412,7 @@ fn members_page_gives_owners_tools_and_members_only_the_list() {
     };
     let html = pages::members(&sample::member_context(), &view).into_string();
     assert!(!html.contains("/remove\""));
+    assert!(!html.contains("join-requests"), "requests are for owners");
     assert!(!html.contains("/invitations"));
     assert!(
         !html.contains("sam.lee@example.com"),
@@ -962,6 +966,7 @@ fn visit_page_reads_a_remote_room_and_asks_to_confirm() {
             access: "open".into(),
             capacity: 12,
             head_count: 3,
+            standing: None,
         }),
         address: "@ada@commons.example.org".into(),
     };

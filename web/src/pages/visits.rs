@@ -19,6 +19,9 @@ pub struct RemoteRoomView {
     pub access: String,
     pub capacity: u32,
     pub head_count: u32,
+    /// For members-only Rooms: where the person's request to join stands (`asked`,
+    /// `waiting`, `accepted`, `rejected`) and the Room's reason, if any.
+    pub standing: Option<(String, Option<String>)>,
 }
 
 /// `GET /visit`: the form, and once a Room was read, what it is and the confirmation.
@@ -50,14 +53,35 @@ pub fn visit(ctx: &PageContext, view: &VisitView) -> Markup {
                         div { dt { "Who may enter" } dd { (room.access) } }
                         div { dt { "Inside now" } dd { (room.head_count) " of " (room.capacity) } }
                     }
-                    @if room.access == "members only" {
-                        p.callout.callout-info { "This Room is for its Space's members; its instance will say whether you may enter." }
+                    @let state = room.standing.as_ref().map(|(state, _)| state.as_str());
+                    @if room.access == "members only" && state != Some("accepted") {
+                        @match state {
+                            Some("asked") | Some("waiting") => {
+                                p.callout.callout-info #join-standing { "You asked to join. The Space's owners on " (room.host) " decide; come back here once they have." }
+                            }
+                            Some("rejected") => {
+                                p.callout.callout-error #join-standing {
+                                    "Your request to join was declined"
+                                    @if let Some((_, Some(reason))) = &room.standing { ": " (reason) } @else { "." }
+                                }
+                            }
+                            _ => {
+                                p.callout.callout-info { "This Room is for its Space's members. Ask to join: the Space's owners on " (room.host) " decide." }
+                            }
+                        }
+                        @if !matches!(state, Some("asked") | Some("waiting")) {
+                            (post_form(routes::VISIT_JOIN, &ctx.csrf, &FormErrors::new(), html! {
+                                input type="hidden" name="room" value=(room.id);
+                                div.form-actions { (button("Ask to join", ButtonKind::Primary)) }
+                            }))
+                        }
+                    } @else {
+                        (post_form(routes::VISIT, &ctx.csrf, &FormErrors::new(), html! {
+                            input type="hidden" name="room" value=(room.id);
+                            p { "Join " strong { (room.name) } " on " (room.host) " as " strong { (view.address) } "?" }
+                            div.form-actions { (button("Join", ButtonKind::Primary)) }
+                        }))
                     }
-                    (post_form(routes::VISIT, &ctx.csrf, &FormErrors::new(), html! {
-                        input type="hidden" name="room" value=(room.id);
-                        p { "Join " strong { (room.name) } " on " (room.host) " as " strong { (view.address) } "?" }
-                        div.form-actions { (button("Join", ButtonKind::Primary)) }
-                    }))
                 }
             }
             section.card aria-labelledby="visit-form-title" {

@@ -95,6 +95,11 @@ pub fn routes() -> Router<AppState> {
             get(visits::page).post(visits::visit),
         )
         .route("/authorize_interaction", get(visits::authorize_interaction))
+        .route(convene_web::routes::VISIT_JOIN, post(visits::join))
+        .route(
+            "/spaces/{space}/join-requests/{id}/{verb}",
+            post(visits::decide),
+        )
         .route(crate::core::admission::ENTER_PATH, get(visits::enter))
         .route(
             "/spaces/{space}/rooms/{room}/elsewhere",

@@ -377,6 +377,21 @@ async fn members_view(
     } else {
         Vec::new()
     };
+    let join_requests = if can_manage {
+        core::membership::requests(&state.core, space)
+            .await?
+            .into_iter()
+            .map(|r| convene_web::view::JoinRequestRow {
+                display_name: r.passport.display_name.to_string(),
+                address: r.passport.address(&state.settings.domain()),
+                room_name: r.room_name,
+                approve_url: routes::join_request_decision(space.slug.as_str(), r.id, true),
+                decline_url: routes::join_request_decision(space.slug.as_str(), r.id, false),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(MembersView {
         space_name: space.name.to_string(),
         space_slug: space.slug.to_string(),
@@ -384,7 +399,12 @@ async fn members_view(
             .iter()
             .map(|m| MemberRow {
                 display_name: m.passport.display_name.to_string(),
-                handle: m.passport.handle.to_string(),
+                // A member from another instance is named with its instance.
+                handle: if m.passport.domain.is_empty() {
+                    m.passport.handle.to_string()
+                } else {
+                    format!("{}@{}", m.passport.handle, m.passport.domain)
+                },
                 role: web_role(m.role),
                 is_you: m.passport.id == p.id,
                 can_remove: can_manage && m.passport.id != p.id,
@@ -402,6 +422,7 @@ async fn members_view(
         can_manage,
         can_leave: role.is_some(),
         invite,
+        join_requests,
     })
 }
 
@@ -499,10 +520,15 @@ pub async fn remove_member(
     let p = visitor.require()?;
     let space = spaces::by_slug(&state.db, &slug).await?;
     spaces::require_owner(&state.db, &space, p).await?;
-    let handle = Handle::parse(&handle).map_err(|_| AppError::NotFound)?;
-    let target = passports::by_handle(&state.db, &handle)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    // `name@instance` names a member from another instance.
+    let target = match handle.split_once('@') {
+        Some((name, domain)) => passports::by_address(&state.db, name, domain).await?,
+        None => {
+            let handle = Handle::parse(&handle).map_err(|_| AppError::NotFound)?;
+            passports::by_handle(&state.db, &handle).await?
+        }
+    }
+    .ok_or(AppError::NotFound)?;
     core::spaces::remove_member(&state.core, Actor::Person(p), &space, &target).await?;
     Ok(redirect_with(
         &state,

@@ -44,6 +44,8 @@ pub async fn page(
     if !query.room.trim().is_empty() {
         match admission::preview(&state.core, &state.federation.client, &query.room).await {
             Ok(room) => {
+                let standing =
+                    crate::core::membership::standing(&state.core, passport, &room.id).await?;
                 view.room = Some(RemoteRoomView {
                     id: room.id.to_string(),
                     name: room.name,
@@ -57,6 +59,7 @@ pub async fn page(
                     .to_owned(),
                     capacity: room.capacity,
                     head_count: room.head_count,
+                    standing,
                 });
             }
             Err(AppError::BadRequest(why)) => view.error = Some(why),
@@ -96,6 +99,61 @@ pub async fn visit(
         )),
         Err(err) => Err(err),
     }
+}
+
+/// `POST /visit/join`: asks a members-only Room elsewhere to let this Passport join; its
+/// Space's owners there decide, and the visit page shows their answer.
+pub async fn join(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    axum::Form(input): axum::Form<VisitInput>,
+) -> Result<Response> {
+    let passport = visitor.require()?;
+    let back = format!("{}?room={}", routes::VISIT, urlencoding(&input.room));
+    let room = match admission::preview(&state.core, &state.federation.client, &input.room).await {
+        Ok(room) => room,
+        Err(AppError::BadRequest(why)) => {
+            return Ok(redirect_with(&state, &back, "error", &why));
+        }
+        Err(err) => return Err(err),
+    };
+    crate::core::membership::ask(&state.core, passport, &room.id, &room.inbox).await?;
+    Ok(redirect_with(
+        &state,
+        &back,
+        "success",
+        &format!(
+            "You asked to join {}. Its Space's owners decide.",
+            room.name
+        ),
+    ))
+}
+
+/// `POST /spaces/{space}/join-requests/{id}/approve|decline` (owners).
+pub async fn decide(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((space, id, verb)): Path<(String, i64, String)>,
+) -> Result<Response> {
+    let owner = visitor.require()?;
+    let approve = match verb.as_str() {
+        "approve" => true,
+        "decline" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    let space = crate::domain::spaces::by_slug(&state.db, &space).await?;
+    let passport = crate::core::membership::decide(&state.core, owner, &space, id, approve).await?;
+    let address = passport.address(&state.settings.domain());
+    Ok(redirect_with(
+        &state,
+        &routes::members(space.slug.as_str()),
+        "success",
+        &if approve {
+            format!("{address} is a member now.")
+        } else {
+            format!("{address} was turned down.")
+        },
+    ))
 }
 
 #[derive(Deserialize, Default)]

@@ -1,0 +1,396 @@
+//! Membership across instances (issue 9), in ActivityPub.
+//!
+//! A Passport's home instance A sends a signed `Join` from the Passport to a Room's actor on
+//! B. B answers from the Room: `Accept` for open and locked Rooms (the access code is still
+//! asked at the door, like anyone's); for a members-only Room a `TentativeAccept`, and later
+//! `Accept` or `Reject` once one of the Space's owners decided, which makes the Passport a
+//! member of the Space on B. `Leave` (or `Undo` of the `Join`) ends the membership. Answers
+//! are delivery jobs queued in the transaction that records the decision; activities are
+//! remembered by id so a replay changes nothing.
+
+use convene_federation::delivery::{Recipient, plan};
+use convene_federation::protocol::activity::{Action, Activity, Response};
+use convene_federation::protocol::actor::Actor;
+use convene_federation::protocol::{Embedded, Id};
+use convene_federation::text::plain_text;
+use convene_federation::urls::authority;
+use sqlx::Row;
+
+use super::Core;
+use super::followers::{answer_id, enqueue_deliveries, record_seen};
+use crate::activitypub::{ActorPath, LocalDirectory, person_path};
+use crate::domain::passports::{self, Passport};
+use crate::domain::rooms::{self, Access, Room};
+use crate::domain::spaces::{self, Role, Space};
+use crate::error::{AppError, Result};
+
+/// What B answered a Join, as A keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    TentativeAccept,
+    Reject,
+}
+
+impl Answer {
+    fn state(self) -> &'static str {
+        match self {
+            Answer::Accept => "accepted",
+            Answer::TentativeAccept => "waiting",
+            Answer::Reject => "rejected",
+        }
+    }
+}
+
+/// The local Room a Join names, with its Space, if its actor is public.
+async fn local_room(core: &Core, id: &Id) -> Result<(Space, Room)> {
+    let Some(ActorPath::Room { space, room }) = LocalDirectory::new(core.clone()).local_path(id)
+    else {
+        return Err(AppError::NotFound);
+    };
+    let space = spaces::by_slug(&core.db, &space).await?;
+    let room = rooms::by_slug(&core.db, &space, &room).await?;
+    if !room.listed {
+        return Err(AppError::NotFound);
+    }
+    Ok((space, room))
+}
+
+/// B: `joiner` (verified: the signer, whose actor document was fetched) asks to join a Room.
+pub async fn receive_join(core: &Core, join: &Action, joiner: &Actor) -> Result<()> {
+    if joiner.id != join.actor {
+        return Err(AppError::BadRequest(
+            "the Join's actor is not its signer".into(),
+        ));
+    }
+    let (space, room) = local_room(core, &join.object).await?;
+    let passport = super::admission::remember_passport(core, joiner).await?;
+    let directory = LocalDirectory::new(core.clone());
+    let room_id = directory
+        .room_id(&space, &room.slug)
+        .map_err(AppError::from)?;
+    // The Room signs its answers: make its key before the transaction.
+    directory.public_key_pem(&room_id).await?;
+    let member = spaces::is_member(&core.db, &space, Some(&passport)).await?;
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    if !record_seen(&mut tx, &join.id, now).await? {
+        return Ok(());
+    }
+    let answer = match room.access {
+        Access::Open | Access::Locked => Answer::Accept,
+        Access::Members if member => Answer::Accept,
+        Access::Members => {
+            sqlx::query(
+                "INSERT INTO join_requests (space_id, room_id, passport_id, join_id, inbox, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (space_id, passport_id) DO UPDATE SET room_id = $2, join_id = $4, inbox = $5",
+            )
+            .bind(space.id)
+            .bind(room.id)
+            .bind(passport.id)
+            .bind(join.id.as_str())
+            .bind(joiner.inbox.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Answer::TentativeAccept
+        }
+    };
+    answer_join(core, &mut tx, &room_id, join, &joiner.inbox, answer, None).await?;
+    core.queue.commit(tx).await?;
+    tracing::info!(joiner = %join.actor, room = %join.object, ?answer, "join from another instance");
+    Ok(())
+}
+
+/// Queues the Room's answer to `join`.
+async fn answer_join(
+    core: &Core,
+    tx: &mut crate::jobs::Tx<'_>,
+    room_id: &Id,
+    join: &Action,
+    inbox: &Id,
+    answer: Answer,
+    reason: Option<&str>,
+) -> Result<()> {
+    let kind = match answer {
+        Answer::Accept => "accept",
+        Answer::TentativeAccept => "tentative",
+        Answer::Reject => "reject",
+    };
+    let mut response = Response::new(
+        answer_id(room_id, kind, &join.id)?,
+        room_id.clone(),
+        Activity::Join(join.clone()),
+    );
+    response.summary = reason.map(str::to_owned);
+    let activity = match answer {
+        Answer::Accept => Activity::Accept(response),
+        Answer::TentativeAccept => Activity::TentativeAccept(response),
+        Answer::Reject => Activity::Reject(response),
+    };
+    let jobs = plan(
+        &activity,
+        &room_id.with_suffix("#main-key").map_err(AppError::from)?,
+        [Recipient {
+            inbox: inbox.clone(),
+            shared_inbox: None,
+        }],
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .map_err(AppError::from)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, "federation:join").await
+}
+
+/// B: `actor` leaves (a `Leave` of the Room, or an `Undo` of its `Join`): its membership of
+/// the Room's Space and any waiting request end.
+pub async fn receive_leave(core: &Core, activity_id: &Id, actor: &Id, room: &Id) -> Result<()> {
+    let (space, _room) = local_room(core, room).await?;
+    let host = authority(actor).unwrap_or_default();
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    if !record_seen(&mut tx, activity_id, now).await? {
+        return Ok(());
+    }
+    let passport: Option<i64> =
+        sqlx::query("SELECT id FROM passports WHERE actor_url = $1 AND domain = $2")
+            .bind(actor.as_str())
+            .bind(&host)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("id"))
+            .transpose()?;
+    if let Some(passport) = passport {
+        for table in ["join_requests", "space_members"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE space_id = $1 AND passport_id = $2"
+            )))
+            .bind(space.id)
+            .bind(passport)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    core.changed();
+    super::gathering::reconcile_space(core, &space, convene_media::CloseReason::Removed).await
+}
+
+/// A request to join a Space from another instance, waiting for its owners.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub id: i64,
+    pub passport: Passport,
+    pub room_name: String,
+    pub created_at: i64,
+}
+
+/// B: the Space's waiting requests, oldest first.
+pub async fn requests(core: &Core, space: &Space) -> Result<Vec<JoinRequest>> {
+    let rows = sqlx::query(
+        "SELECT j.id, j.passport_id, j.created_at, r.name AS room_name FROM join_requests j \
+         JOIN rooms r ON r.id = j.room_id WHERE j.space_id = $1 ORDER BY j.created_at, j.id",
+    )
+    .bind(space.id)
+    .fetch_all(&core.db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let Some(passport) = passports::by_id(&core.db, row.try_get("passport_id")?).await? else {
+            continue;
+        };
+        out.push(JoinRequest {
+            id: row.try_get("id")?,
+            passport,
+            room_name: row.try_get("room_name")?,
+            created_at: row.try_get("created_at")?,
+        });
+    }
+    Ok(out)
+}
+
+/// B: an owner of `space` lets the request in (the Passport becomes a member) or turns it
+/// down; the Room's answer goes to the Passport's instance.
+pub async fn decide(
+    core: &Core,
+    owner: &Passport,
+    space: &Space,
+    request_id: i64,
+    approve: bool,
+) -> Result<Passport> {
+    spaces::require_owner(&core.db, space, owner).await?;
+    let row = sqlx::query(
+        "SELECT room_id, passport_id, join_id, inbox FROM join_requests WHERE id = $1 AND space_id = $2",
+    )
+    .bind(request_id)
+    .bind(space.id)
+    .fetch_optional(&core.db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let passport = passports::by_id(&core.db, row.try_get("passport_id")?)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let room = rooms::by_id(&core.db, row.try_get("room_id")?)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let directory = LocalDirectory::new(core.clone());
+    let room_id = directory
+        .room_id(space, &room.slug)
+        .map_err(AppError::from)?;
+    let actor_url: Option<String> = sqlx::query("SELECT actor_url FROM passports WHERE id = $1")
+        .bind(passport.id)
+        .fetch_one(&core.db.pool)
+        .await?
+        .try_get("actor_url")?;
+    let join = Action::new(
+        Id::parse(&row.try_get::<String, _>("join_id")?).map_err(AppError::from)?,
+        Id::parse(actor_url.as_deref().unwrap_or_default()).map_err(AppError::from)?,
+        room_id.clone(),
+    );
+    let inbox = Id::parse(&row.try_get::<String, _>("inbox")?).map_err(AppError::from)?;
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    let taken = sqlx::query("DELETE FROM join_requests WHERE id = $1")
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if taken == 0 {
+        return Err(AppError::NotFound);
+    }
+    if approve {
+        sqlx::query(
+            "INSERT INTO space_members (space_id, passport_id, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (space_id, passport_id) DO NOTHING",
+        )
+        .bind(space.id)
+        .bind(passport.id)
+        .bind(Role::Member.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let (answer, reason) = if approve {
+        (Answer::Accept, None)
+    } else {
+        (
+            Answer::Reject,
+            Some("The Space's owners did not accept the request."),
+        )
+    };
+    answer_join(core, &mut tx, &room_id, &join, &inbox, answer, reason).await?;
+    core.queue.commit(tx).await?;
+    core.changed();
+    Ok(passport)
+}
+
+/// A: `passport` asks to join the Room `room` (whose actor's inbox is `inbox`) on another
+/// instance; the `Join` goes out from the Passport's actor.
+pub async fn ask(core: &Core, passport: &Passport, room: &Id, inbox: &Id) -> Result<()> {
+    let directory = LocalDirectory::new(core.clone());
+    let actor = Id::parse(&core.settings.url(&person_path(passport.handle.as_str())))?;
+    directory.public_key_pem(&actor).await?;
+    let now = core.db.now();
+    let join = Action::new(
+        actor.with_suffix(&format!("#join-{}", crate::domain::random_token()))?,
+        actor.clone(),
+        room.clone(),
+    );
+    let jobs = plan(
+        &Activity::Join(join.clone()),
+        &actor.with_suffix("#main-key")?,
+        [Recipient {
+            inbox: inbox.clone(),
+            shared_inbox: None,
+        }],
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .map_err(AppError::from)?;
+    if jobs.is_empty() {
+        return Err(AppError::Forbidden(
+            "This instance does not federate with that Room's instance.",
+        ));
+    }
+    let mut tx = core.db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO memberships_elsewhere (passport_id, room, join_id, state, reason, updated_at) \
+         VALUES ($1, $2, $3, 'asked', NULL, $4) \
+         ON CONFLICT (passport_id, room) DO UPDATE SET join_id = $3, state = 'asked', reason = NULL, \
+         updated_at = $4",
+    )
+    .bind(passport.id)
+    .bind(room.as_str())
+    .bind(join.id.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    enqueue_deliveries(&mut tx, now, &jobs, "federation:join").await?;
+    core.queue.commit(tx).await?;
+    Ok(())
+}
+
+/// A: a Room's answer to a Join of ours. `Ok(false)` when it answers nothing of ours (another
+/// use case may take it).
+pub async fn receive_answer(core: &Core, answer: Answer, response: &Response) -> Result<bool> {
+    let join_id = match &response.object {
+        Embedded::Object(activity) => match activity.as_ref() {
+            Activity::Join(join) => join.id.clone(),
+            _ => return Ok(false),
+        },
+        Embedded::Id(id) => id.clone(),
+    };
+    let row = sqlx::query("SELECT room, state FROM memberships_elsewhere WHERE join_id = $1")
+        .bind(join_id.as_str())
+        .fetch_optional(&core.db.pool)
+        .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    if row.try_get::<String, _>("room")? != response.actor.as_str() {
+        return Err(AppError::BadRequest(
+            "only the Room answers a Join to it".into(),
+        ));
+    }
+    // A TentativeAccept arriving after the final answer changes nothing.
+    let state: String = row.try_get("state")?;
+    if answer == Answer::TentativeAccept && (state == "accepted" || state == "rejected") {
+        return Ok(true);
+    }
+    let reason = response.summary.as_deref().map(|s| plain_text(s, 300));
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    if !record_seen(&mut tx, &response.id, now).await? {
+        return Ok(true);
+    }
+    sqlx::query(
+        "UPDATE memberships_elsewhere SET state = $1, reason = $2, updated_at = $3 WHERE join_id = $4",
+    )
+    .bind(answer.state())
+    .bind(reason)
+    .bind(now)
+    .bind(join_id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A: where `passport`'s request to join `room` stands: the state (`asked`, `waiting`,
+/// `accepted`, `rejected`) and the Room's reason, if any.
+pub async fn standing(
+    core: &Core,
+    passport: &Passport,
+    room: &Id,
+) -> Result<Option<(String, Option<String>)>> {
+    let row = sqlx::query(
+        "SELECT state, reason FROM memberships_elsewhere WHERE passport_id = $1 AND room = $2",
+    )
+    .bind(passport.id)
+    .bind(room.as_str())
+    .fetch_optional(&core.db.pool)
+    .await?;
+    row.map(|r| Ok((r.try_get("state")?, r.try_get("reason")?)))
+        .transpose()
+}
