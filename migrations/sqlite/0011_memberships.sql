@@ -19,8 +19,9 @@ CREATE TABLE join_requests (
 -- what those Rooms' instances answered.
 CREATE TABLE memberships_elsewhere (
     passport_id BIGINT NOT NULL REFERENCES passports (id) ON DELETE CASCADE,
-    -- The Room's actor id.
+    -- The Room's actor id, and its name when asked.
     room        TEXT   NOT NULL,
+    room_name   TEXT   NOT NULL,
     join_id     TEXT   NOT NULL UNIQUE,
     -- 'asked', 'waiting' (TentativeAccept), 'accepted' or 'rejected'.
     state       TEXT   NOT NULL,

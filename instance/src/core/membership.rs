@@ -287,7 +287,13 @@ pub async fn decide(
 
 /// A: `passport` asks to join the Room `room` (whose actor's inbox is `inbox`) on another
 /// instance; the `Join` goes out from the Passport's actor.
-pub async fn ask(core: &Core, passport: &Passport, room: &Id, inbox: &Id) -> Result<()> {
+pub async fn ask(
+    core: &Core,
+    passport: &Passport,
+    room: &Id,
+    room_name: &str,
+    inbox: &Id,
+) -> Result<()> {
     let directory = LocalDirectory::new(core.clone());
     let actor = Id::parse(&core.settings.url(&person_path(passport.handle.as_str())))?;
     directory.public_key_pem(&actor).await?;
@@ -315,13 +321,14 @@ pub async fn ask(core: &Core, passport: &Passport, room: &Id, inbox: &Id) -> Res
     }
     let mut tx = core.db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO memberships_elsewhere (passport_id, room, join_id, state, reason, updated_at) \
-         VALUES ($1, $2, $3, 'asked', NULL, $4) \
-         ON CONFLICT (passport_id, room) DO UPDATE SET join_id = $3, state = 'asked', reason = NULL, \
-         updated_at = $4",
+        "INSERT INTO memberships_elsewhere (passport_id, room, room_name, join_id, state, reason, updated_at) \
+         VALUES ($1, $2, $3, $4, 'asked', NULL, $5) \
+         ON CONFLICT (passport_id, room) DO UPDATE SET room_name = $3, join_id = $4, state = 'asked', \
+         reason = NULL, updated_at = $5",
     )
     .bind(passport.id)
     .bind(room.as_str())
+    .bind(room_name)
     .bind(join.id.as_str())
     .bind(now)
     .execute(&mut *tx)
@@ -393,4 +400,25 @@ pub async fn standing(
     .await?;
     row.map(|r| Ok((r.try_get("state")?, r.try_get("reason")?)))
         .transpose()
+}
+
+/// A: the Rooms elsewhere `passport` asked to join, with where each stands, newest first:
+/// (Room id, name, state).
+pub async fn elsewhere(core: &Core, passport: &Passport) -> Result<Vec<(String, String, String)>> {
+    sqlx::query(
+        "SELECT room, room_name, state FROM memberships_elsewhere WHERE passport_id = $1 \
+         ORDER BY updated_at DESC, room",
+    )
+    .bind(passport.id)
+    .fetch_all(&core.db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("room")?,
+            r.try_get("room_name")?,
+            r.try_get("state")?,
+        ))
+    })
+    .collect()
 }

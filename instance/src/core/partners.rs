@@ -118,8 +118,45 @@ pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    // Its people lose what they held here: memberships, requests, visitor sessions, tickets.
+    let visitors: Vec<i64> = sqlx::query("SELECT id FROM passports WHERE domain = $1")
+        .bind(&domain)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    for passport in &visitors {
+        for table in [
+            "space_members",
+            "join_requests",
+            "sessions",
+            "admission_tickets",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE passport_id = $1"
+            )))
+            .bind(passport)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     tx.commit().await?;
     core.changed();
+    // And their media ends at once.
+    if let Some(sfu) = &core.sfu {
+        let ids: Vec<String> = visitors
+            .iter()
+            .map(|id| super::gathering::media_participant_id(*id))
+            .collect();
+        for room in sfu.gatherings() {
+            for person in sfu.room_admitted(&room) {
+                if ids.contains(&person.id) {
+                    sfu.end_participant(&room, &person.id, convene_media::CloseReason::AccessLost);
+                }
+            }
+        }
+    }
     Ok(Blocked {
         domain,
         follows_removed: removed,

@@ -175,7 +175,7 @@ impl Peer {
         self.publishing = Some(start_publishing(&self.client, 30, 1, 1000, epoch));
     }
 
-    async fn closed(&mut self) -> (u16, String) {
+    pub(super) async fn closed(&mut self) -> (u16, String) {
         closed(&mut self.closed).await
     }
 

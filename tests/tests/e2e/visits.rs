@@ -133,6 +133,24 @@ on_both!(
         )
         .await;
         publishing.abort();
+
+        // B blocks A: Ada's media ends at once and her visitor session is gone.
+        let mut ada_peer = ada_peer;
+        convene::core::partners::block(&b.state().core, &a.settings.domain())
+            .await
+            .expect("block");
+        assert_eq!(ada_peer.closed().await.1, "no longer allowed in this room");
+        bob_peer
+            .client
+            .wait_event(Duration::from_secs(20), |e| {
+                matches!(e, ServerMessage::ParticipantLeft { id } if *id == ada_peer.participant)
+            })
+            .await;
+        let after = visitor.get("/spaces/book-club/rooms/lobby").await;
+        assert!(
+            !after.body.contains(&address),
+            "the visitor session ended with the block"
+        );
         ada_peer.end().await;
         bob_peer.end().await;
 
@@ -322,6 +340,14 @@ on_both!(
                 .contains("Asking to join from other instances")
         );
         until_page_shows(&ada, &visit_path, "Join <strong>Members Circle</strong>").await;
+        let rooms = ada.get("/visit").await;
+        assert!(
+            rooms.body.contains("Your Rooms elsewhere")
+                && rooms.body.contains(">Members Circle</a>"),
+            "{}",
+            rooms.body
+        );
+        assert!(rooms.body.contains(">member<"), "{}", rooms.body);
 
         // Now B grants her a ticket for the members-only Room.
         let enter = ticket_for(&a, &ada, &b, "circle").await;

@@ -33,6 +33,18 @@ pub struct VisitView {
     pub room: Option<RemoteRoomView>,
     /// The person's address (`@ada@home`), as the Room will show them.
     pub address: String,
+    /// Rooms elsewhere the person asked to join.
+    pub elsewhere: Vec<ElsewhereRow>,
+}
+
+/// A Room on another instance the person asked to join.
+#[derive(Debug, Clone, Default)]
+pub struct ElsewhereRow {
+    pub name: String,
+    /// "member", "waiting for the owners" or "declined".
+    pub state: String,
+    /// Its visit page here (what it is, who is inside, and the way in).
+    pub visit_url: String,
 }
 
 pub fn visit(ctx: &PageContext, view: &VisitView) -> Markup {
@@ -81,6 +93,21 @@ pub fn visit(ctx: &PageContext, view: &VisitView) -> Markup {
                             p { "Join " strong { (room.name) } " on " (room.host) " as " strong { (view.address) } "?" }
                             div.form-actions { (button("Join", ButtonKind::Primary)) }
                         }))
+                    }
+                }
+            }
+            @if !view.elsewhere.is_empty() {
+                section.card aria-labelledby="elsewhere-title" #rooms-elsewhere {
+                    h2 #elsewhere-title { "Your Rooms elsewhere" }
+                    ul.rows {
+                        @for row in &view.elsewhere {
+                            li.row {
+                                div.row-main {
+                                    span.row-title { a href=(row.visit_url) { (row.name) } }
+                                    span.row-meta { (row.state) }
+                                }
+                            }
+                        }
                     }
                 }
             }

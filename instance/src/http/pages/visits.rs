@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use convene_federation::protocol::Id;
 use convene_federation::protocol::actor::AccessMode;
 use convene_federation::{Address, webfinger};
-use convene_web::pages::{RemoteRoomView, VisitView};
+use convene_web::pages::{ElsewhereRow, RemoteRoomView, VisitView};
 use convene_web::routes;
 use serde::Deserialize;
 
@@ -39,6 +39,20 @@ pub async fn page(
     let mut view = VisitView {
         input: query.room.clone(),
         address: passport.address(&state.settings.domain()),
+        elsewhere: crate::core::membership::elsewhere(&state.core, passport)
+            .await?
+            .into_iter()
+            .map(|(room, name, state)| ElsewhereRow {
+                visit_url: format!("{}?room={}", routes::VISIT, urlencoding(&room)),
+                name,
+                state: match state.as_str() {
+                    "accepted" => "member",
+                    "rejected" => "declined",
+                    _ => "waiting for the owners",
+                }
+                .to_owned(),
+            })
+            .collect(),
         ..VisitView::default()
     };
     if !query.room.trim().is_empty() {
@@ -117,7 +131,7 @@ pub async fn join(
         }
         Err(err) => return Err(err),
     };
-    crate::core::membership::ask(&state.core, passport, &room.id, &room.inbox).await?;
+    crate::core::membership::ask(&state.core, passport, &room.id, &room.name, &room.inbox).await?;
     Ok(redirect_with(
         &state,
         &back,
