@@ -969,10 +969,17 @@ fn visit_page_reads_a_remote_room_and_asks_to_confirm() {
             standing: None,
         }),
         address: "@ada@commons.example.org".into(),
+        elsewhere: vec![crate::pages::ElsewhereRow {
+            name: "Quiet Corner".into(),
+            state: "waiting for the owners".into(),
+            visit_url: "/visit?room=https%3A%2F%2Ffar.example%2Fspaces%2Fgarden%2Frooms%2Fcorner"
+                .into(),
+        }],
     };
     let html = pages::visit(&sample::member_context(), &view).into_string();
     assert!(html.contains("Join <strong>Potting Shed</strong> on far.example as <strong>@ada@commons.example.org</strong>?"));
     assert!(html.contains("3 of 12"));
+    assert!(html.contains("Quiet Corner</a>") && html.contains("waiting for the owners"));
     assert!(html.contains(&format!("action=\"{}\"", routes::VISIT)));
     assert!(html.contains("name=\"room\" value=\"https://far.example/spaces/garden/rooms/shed\""));
     let empty = pages::visit(
