@@ -7,6 +7,7 @@ mod bad_input;
 mod bovine;
 mod browser;
 mod caching;
+mod clashes;
 mod elections;
 mod federation;
 mod media;
