@@ -123,12 +123,7 @@ impl AppState {
         })?;
         let pages = Arc::new(crate::cache::PageCache::new(settings.page_cache));
         let (node_url, node_lease) = (settings.node_url.clone(), settings.gathering_lease_seconds);
-        let federation = crate::activitypub::Federation {
-            client: crate::activitypub::fetch_client(&settings)?,
-            replay: Arc::new(convene_federation::signature::MemoryReplayGuard::new(
-                100_000,
-            )),
-        };
+        let federation = crate::activitypub::Federation::new(&settings)?;
         Ok(Self(Arc::new(Shared {
             core: Core {
                 db,

@@ -55,6 +55,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0007_gathering_nodes.sql"),
         include_str!("../postgres/0007_gathering_nodes.sql"),
     ),
+    (
+        8,
+        "remote actors",
+        include_str!("../sqlite/0008_remote_actors.sql"),
+        include_str!("../postgres/0008_remote_actors.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

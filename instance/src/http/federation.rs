@@ -26,13 +26,13 @@ use convene_federation::protocol::context::{
     with_context,
 };
 use convene_federation::protocol::object::OrderedCollection;
-use convene_federation::receive::{FetchKeySource, Received, receive};
+use convene_federation::receive::{Received, receive};
 use convene_federation::signature::{InboundRequest, parse_signature};
 use serde::Serialize;
 use sqlx::Row;
 
 use crate::activitypub::{
-    ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory, SHARED_INBOX_PATH, system_time,
+    ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory, RemoteActors, SHARED_INBOX_PATH, system_time,
 };
 use crate::app::AppState;
 use crate::core;
@@ -86,17 +86,9 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
         body: &body,
         host: Some(&domain),
     };
-    let directory = LocalDirectory::new(state.core.clone());
-    let signer = match Id::parse(&state.settings.url(INSTANCE_ACTOR_PATH)) {
-        Ok(actor) => match directory.keys_of(&actor).await {
-            Ok(keys) => actor.with_suffix("#main-key").ok().map(|id| (id, keys)),
-            Err(err) => return failure(&err),
-        },
+    let keys = match RemoteActors::new(state.core.clone(), state.federation.clone()).await {
+        Ok(keys) => keys,
         Err(err) => return failure(&err),
-    };
-    let keys = FetchKeySource {
-        client: state.federation.client.clone(),
-        signer,
     };
     let seen = Seen(state.core.clone());
     let policy = match core::partners::policy(&state.db).await {
@@ -135,7 +127,7 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 Ok(id) => id,
                 Err(err) => return failure(&err),
             };
-            match keys.fetch_actor(&key_id).await {
+            match keys.actor(&key_id, false).await {
                 Ok(follower) => core::followers::follow(&state.core, follow, &follower)
                     .await
                     .map(|_| ()),

@@ -168,6 +168,13 @@ async fn metrics(
             .await
             .unwrap_or(-1)
     ));
+    let fed = &state.federation.stats;
+    body.push_str(&format!(
+        "# HELP convene_federation_actor_fetches_total Remote actor documents fetched (the rest come from the stored copies).\n\
+         # TYPE convene_federation_actor_fetches_total counter\n\
+         convene_federation_actor_fetches_total {}\n",
+        fed.actor_fetches.load(Ordering::Relaxed),
+    ));
     body.push_str(
         "# HELP convene_jobs Jobs in the durable queue, by kind (mail, deliveries) and state.\n\
          # TYPE convene_jobs gauge\n",

@@ -10,6 +10,7 @@ mod caching;
 mod clashes;
 mod elections;
 mod federation;
+mod federation_safety;
 mod media;
 mod queue;
 mod rooms;
