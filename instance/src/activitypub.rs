@@ -403,6 +403,8 @@ pub struct Federation {
 pub struct FederationStats {
     /// Remote actor documents fetched (to check a signature or read a follower).
     pub actor_fetches: AtomicU64,
+    /// GETs refused in authorized-fetch mode for want of a valid signature.
+    pub unsigned_fetches_refused: AtomicU64,
 }
 
 impl Federation {

@@ -26,8 +26,8 @@ use convene_federation::protocol::context::{
     with_context,
 };
 use convene_federation::protocol::object::OrderedCollection;
-use convene_federation::receive::{Received, receive};
-use convene_federation::signature::{InboundRequest, parse_signature};
+use convene_federation::receive::{Received, authenticate, receive};
+use convene_federation::signature::{AcceptReplays, InboundRequest, parse_signature};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -151,6 +151,87 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// In authorized-fetch mode, refuses a GET that is not signed by a key that checks out (401),
+/// or is signed for an instance the partner policy refuses (403; those are mostly stopped
+/// earlier by [`refuse_blocked_signers`]). `None`: go on.
+fn refuse_unsigned<'a>(
+    state: &'a AppState,
+    req: &Request,
+) -> impl Future<Output = Option<Response>> + Send + 'a {
+    // The parts the check reads, copied apart from the body (which is not `Sync`, so a borrow
+    // of the whole request could not be held across an await), and only when it is on.
+    let parts = state.settings.federation_authorized_fetch.then(|| {
+        (
+            req.method().clone(),
+            req.uri().clone(),
+            req.headers().clone(),
+        )
+    });
+    async move {
+        let (method, uri, headers) = parts?;
+        refuse_unsigned_parts(state, &method, &uri, &headers).await
+    }
+}
+
+async fn refuse_unsigned_parts(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Option<Response> {
+    let refused = |status: StatusCode, detail: &str| {
+        state
+            .federation
+            .stats
+            .unsigned_fetches_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut response = problem(status, detail);
+        vary_accept(&mut response);
+        Some(response)
+    };
+    let domain = state.settings.domain();
+    let request = InboundRequest {
+        method,
+        path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers,
+        body: b"",
+        host: Some(&domain),
+    };
+    let keys = match RemoteActors::new(state.core.clone(), state.federation.clone()).await {
+        Ok(keys) => keys,
+        Err(err) => return Some(failure(&err)),
+    };
+    let policy = match core::partners::policy(&state.db).await {
+        Ok(policy) => policy,
+        Err(err) => {
+            tracing::error!(error = %err, "partner policy");
+            return Some(problem(StatusCode::SERVICE_UNAVAILABLE, "try again later"));
+        }
+    };
+    // A signed GET of public data does no harm when replayed, so signatures are not
+    // remembered here.
+    match authenticate(
+        &request,
+        &keys,
+        &policy,
+        &AcceptReplays,
+        system_time(&state.core),
+    )
+    .await
+    {
+        Ok(_) => None,
+        Err(err) if err.status() == 403 => refused(StatusCode::FORBIDDEN, &err.to_string()),
+        Err(err) if err.status() >= 500 => Some(failure(&err)),
+        Err(err) => {
+            tracing::info!(error = %err, path = %uri.path(), "unsigned fetch refused");
+            refused(
+                StatusCode::UNAUTHORIZED,
+                &format!("this instance serves its actors to signed requests only: {err}"),
+            )
+        }
+    }
+}
+
 /// The inbox's view of processed activity ids.
 struct Seen(crate::core::Core);
 
@@ -177,6 +258,11 @@ pub async fn negotiate(State(state): State<AppState>, req: Request, next: Next) 
         .is_some_and(wants_activity_json);
     match path {
         Some(path) if is_read && wants_json => {
+            if path != ActorPath::Instance
+                && let Some(refused) = refuse_unsigned(&state, &req).await
+            {
+                return refused;
+            }
             let mut response = actor(&state, &path).await;
             vary_accept(&mut response);
             response
@@ -349,6 +435,9 @@ async fn convene_context() -> Response {
 
 /// `GET {actor}/followers`: how many follow the actor (who they are is not public).
 async fn followers(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refused) = refuse_unsigned(&state, &req).await {
+        return refused;
+    }
     let Some(actor_path) = req.uri().path().strip_suffix("/followers") else {
         return not_found();
     };
@@ -367,6 +456,9 @@ async fn followers(State(state): State<AppState>, req: Request) -> Response {
 /// `GET {actor}/outbox`: empty. Convene's actors publish by delivering to their followers,
 /// and keep no public history of it.
 async fn outbox(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refused) = refuse_unsigned(&state, &req).await {
+        return refused;
+    }
     let Some(actor_path) = req.uri().path().strip_suffix("/outbox") else {
         return not_found();
     };

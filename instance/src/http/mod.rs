@@ -175,6 +175,12 @@ async fn metrics(
          convene_federation_actor_fetches_total {}\n",
         fed.actor_fetches.load(Ordering::Relaxed),
     ));
+    body.push_str(&format!(
+        "# HELP convene_federation_unsigned_fetches_refused_total GETs refused in authorized-fetch mode for want of a valid signature.\n\
+         # TYPE convene_federation_unsigned_fetches_refused_total counter\n\
+         convene_federation_unsigned_fetches_refused_total {}\n",
+        fed.unsigned_fetches_refused.load(Ordering::Relaxed),
+    ));
     body.push_str(
         "# HELP convene_jobs Jobs in the durable queue, by kind (mail, deliveries) and state.\n\
          # TYPE convene_jobs gauge\n",

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::response::IntoResponse;
+use convene::activitypub::LocalDirectory;
 use convene_federation::ActorKeys;
+use convene_federation::directory::Directory;
 use convene_federation::protocol::Id;
 use convene_federation::signature::sign_request;
 use serde_json::Value;
@@ -96,6 +98,10 @@ impl Peer {
         format!("{}/users/rae", self.base)
     }
 
+    fn domain(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
     fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
@@ -157,6 +163,30 @@ impl Peer {
     async fn post(&self, url: &str, body: &str) -> reqwest::Response {
         let headers = self.sign(url, body, None, SystemTime::now());
         send(url, headers, body).await
+    }
+
+    /// GETs `url` as ActivityPub JSON, signed by rae now.
+    async fn get_signed(&self, url: &str) -> StatusCode {
+        let parsed = reqwest::Url::parse(url).expect("url");
+        let key_id = reqwest::Url::parse(&format!("{}#main-key", self.actor())).expect("key id");
+        let keys = self.keys.lock().expect("lock").clone();
+        let signed = sign_request(
+            &axum::http::Method::GET,
+            &parsed,
+            None,
+            &key_id,
+            &keys,
+            SystemTime::now(),
+        )
+        .expect("sign");
+        reqwest::Client::new()
+            .get(parsed)
+            .headers(signed.to_header_map().expect("headers"))
+            .header("accept", AP)
+            .send()
+            .await
+            .expect("get")
+            .status()
     }
 
     /// Waits until the inbox holds `n` activities.
@@ -372,5 +402,183 @@ on_both!(
         peer.wait_for(2).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(peer.received.lock().expect("lock").len(), 2);
+    }
+);
+
+/// Polls `check` until it holds, for at most 30 s.
+async fn wait_until<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Activity ids `inst` has taken whose id starts with `prefix`.
+async fn seen_with_prefix(inst: &TestInstance, prefix: &str) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM federation_seen_activities WHERE activity_id LIKE $1")
+        .bind(format!("{prefix}%"))
+        .fetch_one(&inst.state().db.pool)
+        .await
+        .and_then(|row| sqlx::Row::try_get(&row, "n"))
+        .expect("count")
+}
+
+/// `handle`'s Passport on `from` follows the Space at `space` (on another instance): a Follow
+/// signed with the Passport's key, delivered to the Space's inbox as `from` would send it.
+async fn follow_from(from: &TestInstance, handle: &str, space: &str) -> StatusCode {
+    let actor = Id::parse(&from.url(&format!("/people/{handle}"))).expect("id");
+    let keys = LocalDirectory::new(from.state().core.clone())
+        .keys_of(&actor)
+        .await
+        .expect("the Passport's keys");
+    let follow = serde_json::json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": format!("{}/follows/{}", actor, space.len()),
+        "type": "Follow",
+        "actor": actor.as_str(),
+        "object": space,
+    })
+    .to_string();
+    let inbox = format!("{space}/inbox");
+    let url = reqwest::Url::parse(&inbox).expect("url");
+    let key_id = reqwest::Url::parse(&format!("{actor}#main-key")).expect("key id");
+    let headers = sign_request(
+        &axum::http::Method::POST,
+        &url,
+        Some(follow.as_bytes()),
+        &key_id,
+        &keys,
+        SystemTime::now(),
+    )
+    .expect("sign")
+    .to_header_map()
+    .expect("headers");
+    send(&inbox, headers, &follow).await.status()
+}
+
+/// GETs `url` unsigned with `accept`.
+async fn get_status(url: &str, accept: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("get")
+        .status()
+}
+
+on_both!(
+    authorized_fetch_needs_signed_gets_and_two_such_instances_still_follow_each_other,
+    |backend| async move {
+        let strict = |s: &mut convene::Settings| {
+            s.federation_allow_private_addresses = true;
+            s.federation_authorized_fetch = true;
+        };
+        let (b, _olive) = instance_with_space_and(backend, strict).await;
+        let a = TestInstance::spawn_with(backend, strict).await;
+        let ada = a.sign_up("ada@example.org", "ada", "Ada").await;
+        let page = ada
+            .submit(
+                "/spaces",
+                &[
+                    ("name", "Garden"),
+                    ("slug", "garden"),
+                    ("description", ""),
+                    ("listed", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let space = b.url("/spaces/book-club");
+
+        // Unsigned: actor documents and collections are refused, the rest is served.
+        for url in [
+            space.clone(),
+            b.url("/people/olive"),
+            b.url("/spaces/book-club/rooms/lobby"),
+            format!("{space}/followers"),
+            format!("{space}/outbox"),
+        ] {
+            assert_eq!(
+                get_status(&url, AP).await,
+                StatusCode::UNAUTHORIZED,
+                "{url}"
+            );
+        }
+        for (url, accept) in [
+            (space.clone(), "text/html"),
+            (b.url("/actor"), AP),
+            (
+                b.url(&format!(
+                    "/.well-known/webfinger?resource=acct:book-club@{}",
+                    b.settings.domain()
+                )),
+                "application/jrd+json",
+            ),
+            (b.url("/nodeinfo/2.1"), "*/*"),
+        ] {
+            assert_eq!(get_status(&url, accept).await, StatusCode::OK, "{url}");
+        }
+        // Signed by someone whose key checks out: served.
+        let peer = Peer::start().await;
+        assert_eq!(peer.get_signed(&space).await, StatusCode::OK);
+        assert_eq!(
+            peer.get_signed(&format!("{space}/followers")).await,
+            StatusCode::OK
+        );
+        // Signed with a key that is not the one published: 401. Blocked: 403.
+        peer.rotate();
+        let stale = {
+            let url = reqwest::Url::parse(&space).expect("url");
+            let key_id =
+                reqwest::Url::parse(&format!("{}#main-key", peer.actor())).expect("key id");
+            let wrong = ActorKeys::generate().expect("keys");
+            let signed = sign_request(
+                &axum::http::Method::GET,
+                &url,
+                None,
+                &key_id,
+                &wrong,
+                SystemTime::now(),
+            )
+            .expect("sign");
+            reqwest::Client::new()
+                .get(url)
+                .headers(signed.to_header_map().expect("headers"))
+                .header("accept", AP)
+                .send()
+                .await
+                .expect("get")
+                .status()
+        };
+        assert_eq!(stale, StatusCode::UNAUTHORIZED);
+        b.admin(&["federation", "block", &peer.domain()]).await;
+        assert_eq!(peer.get_signed(&space).await, StatusCode::FORBIDDEN);
+        assert!(metric(&b, "convene_federation_unsigned_fetches_refused_total").await >= 6);
+
+        // Both in authorized-fetch mode, each follows the other's Space: every key fetch on
+        // the way is signed by an instance actor, which each serves unsigned, so nobody waits.
+        assert_eq!(follow_from(&a, "ada", &space).await, StatusCode::ACCEPTED);
+        assert_eq!(
+            follow_from(&b, "olive", &a.url("/spaces/garden")).await,
+            StatusCode::ACCEPTED
+        );
+        let accept_from_b = format!("{space}#accept-");
+        let accept_from_a = a.url("/spaces/garden#accept-");
+        wait_until("both Accepts to arrive", || async {
+            seen_with_prefix(&a, &accept_from_b).await == 1
+                && seen_with_prefix(&b, &accept_from_a).await == 1
+        })
+        .await;
+        assert_eq!(followers_stored(&a).await, 1);
+        assert_eq!(followers_stored(&b).await, 1);
     }
 );
