@@ -20,6 +20,7 @@
 //! a new actor's key both generate one, and the first insert wins; both then read the stored
 //! pair, so an actor never publishes two keys.
 
+pub mod limits;
 pub mod remote;
 
 use std::sync::Arc;
@@ -388,11 +389,12 @@ impl From<convene_federation::Error> for AppError {
 /// What the inbox needs beside the core: the guarded HTTP client, the signatures seen
 /// recently (a captured request replayed within the `Date` window is refused even before its
 /// activity id is looked at), the instance actor's keys for signing fetches, decoded remote
-/// keys ([`remote`]) and counters for `/metrics`.
+/// keys ([`remote`]), the inbound rate limits ([`limits`]) and counters for `/metrics`.
 #[derive(Clone)]
 pub struct Federation {
     pub client: FetchClient,
     pub replay: Arc<convene_federation::signature::MemoryReplayGuard>,
+    pub limits: Arc<limits::InboxLimits>,
     pub stats: Arc<FederationStats>,
     signer: Arc<tokio::sync::OnceCell<(Id, ActorKeys)>>,
     decoded_keys: Arc<remote::DecodedKeys>,
@@ -403,6 +405,8 @@ pub struct Federation {
 pub struct FederationStats {
     /// Remote actor documents fetched (to check a signature or read a follower).
     pub actor_fetches: AtomicU64,
+    /// Inbox deliveries refused with 429 by [`limits::InboxLimits`].
+    pub inbox_throttled: AtomicU64,
     /// GETs refused in authorized-fetch mode for want of a valid signature.
     pub unsigned_fetches_refused: AtomicU64,
 }
@@ -413,6 +417,10 @@ impl Federation {
             client: fetch_client(settings)?,
             replay: Arc::new(convene_federation::signature::MemoryReplayGuard::new(
                 100_000,
+            )),
+            limits: Arc::new(limits::InboxLimits::new(
+                settings.federation_inbox_rate,
+                settings.federation_inbox_burst,
             )),
             stats: Arc::new(FederationStats::default()),
             signer: Arc::new(tokio::sync::OnceCell::new()),

@@ -12,7 +12,7 @@
 
 use axum::Router;
 use axum::extract::{Query, Request, State};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, VARY};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -78,6 +78,9 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
             "the body is larger than 1 MiB",
         );
     };
+    if let Some(response) = throttled(&state, &parts.headers) {
+        return response;
+    }
     let domain = state.settings.domain();
     let request = InboundRequest {
         method: &parts.method,
@@ -147,6 +150,38 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the instance could not take this activity now; send it again later",
             )
+        }
+    }
+}
+
+/// Takes a token from the signer's instance's bucket ([`crate::activitypub::limits`]); a 429
+/// with `Retry-After` when it is empty, `None` to go on. Requests without a readable
+/// signature name nobody and go on, to be refused by the signature check.
+fn throttled(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let params = parse_signature(headers).ok()?;
+    let host = convene_federation::urls::authority(params.key_id()).unwrap_or_default();
+    match state
+        .federation
+        .limits
+        .take(&host, std::time::Instant::now())
+    {
+        Ok(()) => None,
+        Err(wait) => {
+            state
+                .federation
+                .stats
+                .inbox_throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%host, "inbox rate limit reached");
+            let mut response = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "your instance is sending faster than this one takes; retry later",
+            );
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(crate::activitypub::limits::retry_after_secs(wait)),
+            );
+            Some(response)
         }
     }
 }

@@ -181,6 +181,12 @@ async fn metrics(
          convene_federation_unsigned_fetches_refused_total {}\n",
         fed.unsigned_fetches_refused.load(Ordering::Relaxed),
     ));
+    body.push_str(&format!(
+        "# HELP convene_federation_inbox_throttled_total Inbox deliveries refused with 429 by the per-instance rate limit.\n\
+         # TYPE convene_federation_inbox_throttled_total counter\n\
+         convene_federation_inbox_throttled_total {}\n",
+        fed.inbox_throttled.load(Ordering::Relaxed),
+    ));
     body.push_str(
         "# HELP convene_jobs Jobs in the durable queue, by kind (mail, deliveries) and state.\n\
          # TYPE convene_jobs gauge\n",

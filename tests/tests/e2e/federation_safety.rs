@@ -582,3 +582,54 @@ on_both!(
         assert_eq!(followers_stored(&b).await, 1);
     }
 );
+
+on_both!(
+    the_inboxes_hold_each_instance_to_its_rate,
+    |backend| async move {
+        let (b, _owner) = instance_with_space_and(backend, |s| {
+            s.federation_allow_private_addresses = true;
+            s.federation_inbox_rate = 1;
+            s.federation_inbox_burst = 3;
+        })
+        .await;
+        let inbox = b.url("/inbox");
+        let peer = Peer::start().await;
+        for n in 0..3 {
+            assert_eq!(
+                peer.post(&inbox, &peer.harmless(n)).await.status(),
+                StatusCode::ACCEPTED
+            );
+        }
+        // The fourth within the minute: 429, told when to come back; any inbox.
+        for url in [inbox.clone(), b.url("/spaces/book-club/inbox")] {
+            let response = peer.post(&url, &peer.harmless(9)).await;
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{url}");
+            let retry_after: u64 = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After in seconds");
+            assert!((1..=60).contains(&retry_after), "{retry_after}");
+        }
+        assert_eq!(
+            metric(&b, "convene_federation_inbox_throttled_total").await,
+            2
+        );
+        // Another instance has its own allowance; unsigned requests are still 401.
+        let other = Peer::start().await;
+        assert_eq!(
+            other.post(&inbox, &other.harmless(0)).await.status(),
+            StatusCode::ACCEPTED
+        );
+        let unsigned = reqwest::Client::new()
+            .post(&inbox)
+            .header("content-type", AP)
+            .body(peer.harmless(20))
+            .send()
+            .await
+            .expect("post")
+            .status();
+        assert_eq!(unsigned, StatusCode::UNAUTHORIZED);
+    }
+);
