@@ -633,3 +633,79 @@ on_both!(
         assert_eq!(unsigned, StatusCode::UNAUTHORIZED);
     }
 );
+
+/// Delivery counts of `kind` at `inst`: (done, not yet done, dead).
+async fn deliveries(inst: &TestInstance) -> (i64, i64, i64) {
+    let s = convene::jobs::status::status(&inst.state().db)
+        .await
+        .expect("queue status");
+    s.kinds
+        .iter()
+        .find(|k| k.kind == "activitypub")
+        .map_or((0, 0, 0), |k| {
+            (k.done, k.queued + k.running + k.retrying, k.dead)
+        })
+}
+
+on_both!(
+    an_instance_that_was_down_gets_each_activity_exactly_once,
+    |backend| async move {
+        let (a, olive) = federating_instance_with_space(backend).await;
+        let mut b =
+            TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true)
+                .await;
+        b.sign_up("bea@example.org", "bea", "Bea").await;
+        let space = a.url("/spaces/book-club");
+        assert_eq!(follow_from(&b, "bea", &space).await, StatusCode::ACCEPTED);
+        let accept = format!("{space}#accept-");
+        wait_until("B to take A's Accept", || async {
+            seen_with_prefix(&b, &accept).await == 1
+        })
+        .await;
+
+        // B goes down; A's Space gets ten new Rooms, each announced to B.
+        b.stop().await;
+        for n in 0..10 {
+            let slug = format!("room-{n}");
+            let fields = vec![
+                ("name", "A Room"),
+                ("slug", slug.as_str()),
+                ("topic", ""),
+                ("access", "open"),
+                ("access_code", ""),
+                ("capacity", "8"),
+                ("listed", "true"),
+            ];
+            let page = olive.submit("/spaces/book-club/rooms", &fields).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        }
+        wait_until("A to find B unreachable", || async {
+            let s = convene::jobs::status::status(&a.state().db)
+                .await
+                .expect("status");
+            s.destinations
+                .iter()
+                .any(|d| d.destination == b.settings.domain() && d.consecutive_failures >= 3)
+        })
+        .await;
+        let (done, pending, dead) = deliveries(&a).await;
+        assert_eq!((done, pending, dead), (1, 10, 0));
+
+        // B comes back; an hour later (on both clocks) A's queue tries again and drains.
+        b.restart().await;
+        a.advance_clock(3700);
+        b.advance_clock(3700);
+        let announced = format!("{space}#announce-");
+        wait_until("A's queue to drain into B", || async {
+            deliveries(&a).await == (11, 0, 0)
+        })
+        .await;
+        assert_eq!(seen_with_prefix(&b, &announced).await, 10);
+        // Nothing more comes later.
+        a.advance_clock(86_400);
+        b.advance_clock(86_400);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(deliveries(&a).await, (11, 0, 0));
+        assert_eq!(seen_with_prefix(&b, &announced).await, 10);
+    }
+);
