@@ -104,6 +104,7 @@ async fn resolve_one(core: &Core, clash: &Clash) -> Result<Renamed> {
         let suffix = n.to_string();
         let keep = MAX_NAME.saturating_sub(suffix.len()).min(clash.name.len());
         let candidate = format!("{}{suffix}", &clash.name[..keep]);
+        crate::domain::names::claim(&mut tx, &candidate).await?;
         let taken = sqlx::query(
             "SELECT 1 AS one FROM passports WHERE handle = $1 AND domain = '' \
              UNION ALL SELECT 1 AS one FROM spaces WHERE slug = $1 AND domain = ''",

@@ -117,3 +117,55 @@ on_both!(
         assert_eq!(federation_followers(&inst, "olive2").await, 1);
     }
 );
+
+on_both!(
+    a_passport_and_a_space_made_at_once_under_one_name_do_not_both_succeed,
+    |backend| async move {
+        let (inst, olive) = instance_with_space(backend).await;
+        let db = inst.state().db.clone();
+        // The Passport @twin is being made: its transaction has claimed the name and written
+        // its row, and has not committed yet...
+        let mut tx = db.begin_write().await.expect("transaction");
+        convene::domain::names::claim(&mut tx, "twin")
+            .await
+            .expect("claim");
+        sqlx::query(
+            "INSERT INTO passports (handle, domain, email, display_name, created_at) \
+             VALUES ('twin', '', 'twin@example.org', 'Twin', $1)",
+        )
+        .bind(db.now())
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+        // ...when the Space @twin is asked for. It waits for the Passport's transaction, then
+        // finds the name taken.
+        let request = tokio::spawn(async move {
+            olive
+                .submit(
+                    "/spaces",
+                    &[
+                        ("name", "Twin"),
+                        ("slug", "twin"),
+                        ("description", ""),
+                        ("listed", "true"),
+                    ],
+                )
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tx.commit().await.expect("commit");
+        let page = request.await.expect("request");
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+        assert!(
+            convene::core::handles::clashes(&db)
+                .await
+                .expect("clashes")
+                .is_empty()
+        );
+    }
+);
