@@ -2,8 +2,7 @@
 //!
 //! On the fediverse both are `@name@domain`, so WebFinger must name one actor per name. New
 //! names are checked when a Passport or a Space is made ([`crate::domain::names`]); this
-//! module finds clashes stored before that check (or let through by two creations racing on
-//! PostgreSQL) and resolves them: the one made **later** is renamed `{name}2` (or 3, 4, ...:
+//! module finds clashes stored before that check existed and resolves them: the one made **later** is renamed `{name}2` (or 3, 4, ...:
 //! the first number free in both namespaces), since whoever held the name first is the one
 //! others have been addressing. Digits keep the new name valid both as a handle and as a slug.
 //!
