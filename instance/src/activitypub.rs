@@ -20,6 +20,11 @@
 //! a new actor's key both generate one, and the first insert wins; both then read the stored
 //! pair, so an actor never publishes two keys.
 
+pub mod limits;
+pub mod remote;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use convene_federation::ActorKeys;
@@ -37,6 +42,8 @@ use crate::domain::values::Handle;
 use crate::domain::{passports, rooms, spaces};
 use crate::error::AppError;
 use crate::jobs::{Handler, Job, Outcome};
+
+pub use remote::RemoteActors;
 
 type FedResult<T> = convene_federation::Result<T>;
 
@@ -379,13 +386,60 @@ impl From<convene_federation::Error> for AppError {
     }
 }
 
-/// What the inbox needs beside the core: the guarded HTTP client and the signatures seen
+/// What the inbox needs beside the core: the guarded HTTP client, the signatures seen
 /// recently (a captured request replayed within the `Date` window is refused even before its
-/// activity id is looked at).
+/// activity id is looked at), the instance actor's keys for signing fetches, decoded remote
+/// keys ([`remote`]), the inbound rate limits ([`limits`]) and counters for `/metrics`.
 #[derive(Clone)]
 pub struct Federation {
     pub client: FetchClient,
-    pub replay: std::sync::Arc<convene_federation::signature::MemoryReplayGuard>,
+    pub replay: Arc<convene_federation::signature::MemoryReplayGuard>,
+    pub limits: Arc<limits::InboxLimits>,
+    pub stats: Arc<FederationStats>,
+    signer: Arc<tokio::sync::OnceCell<(Id, ActorKeys)>>,
+    decoded_keys: Arc<remote::DecodedKeys>,
+}
+
+/// Federation counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct FederationStats {
+    /// Remote actor documents fetched (to check a signature or read a follower).
+    pub actor_fetches: AtomicU64,
+    /// Inbox deliveries refused with 429 by [`limits::InboxLimits`].
+    pub inbox_throttled: AtomicU64,
+    /// GETs refused in authorized-fetch mode for want of a valid signature.
+    pub unsigned_fetches_refused: AtomicU64,
+}
+
+impl Federation {
+    pub fn new(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: fetch_client(settings)?,
+            replay: Arc::new(convene_federation::signature::MemoryReplayGuard::new(
+                100_000,
+            )),
+            limits: Arc::new(limits::InboxLimits::new(
+                settings.federation_inbox_rate,
+                settings.federation_inbox_burst,
+            )),
+            stats: Arc::new(FederationStats::default()),
+            signer: Arc::new(tokio::sync::OnceCell::new()),
+            decoded_keys: Arc::new(remote::DecodedKeys::default()),
+        })
+    }
+
+    /// The instance actor's key id and keys, read (or made) once per process: every fetch
+    /// the instance makes is signed with them.
+    pub async fn instance_signer(&self, core: &Core) -> FedResult<(Id, ActorKeys)> {
+        self.signer
+            .get_or_try_init(|| async {
+                let actor = Id::parse(&core.settings.url(INSTANCE_ACTOR_PATH))?;
+                let keys = LocalDirectory::new(core.clone()).keys_of(&actor).await?;
+                Ok::<_, convene_federation::Error>((actor.with_suffix("#main-key")?, keys))
+            })
+            .await
+            .cloned()
+    }
 }
 
 /// Outbound HTTP for federation, shared by the inbox (fetching signers' keys) and the delivery

@@ -85,6 +85,16 @@ impl AppState {
         let mut db = Db::connect_with(&settings.database_url, settings.db_max_connections).await?;
         db.clock = clock;
         db.migrate().await?;
+        match crate::core::handles::clashes(&db).await {
+            Ok(clashes) if !clashes.is_empty() => tracing::warn!(
+                count = clashes.len(),
+                names = ?clashes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+                "names held by both a Passport and a Space; \
+                 `convene admin federation clashes --resolve` renames the later of each"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "checking for handle clashes"),
+        }
         let csrf_key = secret(&db, "csrf_key").await?;
         let media_key = secret(&db, "media_key").await?;
         let queue = Queue::new(
@@ -113,12 +123,7 @@ impl AppState {
         })?;
         let pages = Arc::new(crate::cache::PageCache::new(settings.page_cache));
         let (node_url, node_lease) = (settings.node_url.clone(), settings.gathering_lease_seconds);
-        let federation = crate::activitypub::Federation {
-            client: crate::activitypub::fetch_client(&settings)?,
-            replay: Arc::new(convene_federation::signature::MemoryReplayGuard::new(
-                100_000,
-            )),
-        };
+        let federation = crate::activitypub::Federation::new(&settings)?;
         Ok(Self(Arc::new(Shared {
             core: Core {
                 db,

@@ -109,6 +109,12 @@ pub enum FederationCommand {
     Unblock { domain: String },
     /// Show the mode, the partners and the blocked instances.
     List,
+    /// List names held by both a Passport and a Space (one `@name@domain` must name one
+    /// actor); with --resolve, rename the later of each pair to the name with a number.
+    Clashes {
+        #[arg(long)]
+        resolve: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -714,8 +720,52 @@ async fn federation_command(
     json: bool,
     command: FederationCommand,
 ) -> anyhow::Result<()> {
-    use crate::core::partners;
+    use crate::core::{handles, partners};
     let (sentence, value) = match command {
+        FederationCommand::Clashes { resolve } => {
+            let clashes = handles::clashes(&core.db).await.map_err(plain)?;
+            let mut lines: Vec<String> = clashes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "@{}: Passport {} and Space {}; the later is the {}",
+                        c.name,
+                        c.passport_id,
+                        c.space_id,
+                        match c.later() {
+                            handles::Holder::Passport => "Passport",
+                            handles::Holder::Space => "Space",
+                        }
+                    )
+                })
+                .collect();
+            let renamed = if resolve {
+                handles::resolve(core).await.map_err(plain)?
+            } else {
+                Vec::new()
+            };
+            lines.extend(renamed.iter().map(|r| {
+                format!(
+                    "renamed {} {}: @{} is now @{}",
+                    match r.holder {
+                        handles::Holder::Passport => "Passport",
+                        handles::Holder::Space => "Space",
+                    },
+                    r.id,
+                    r.from,
+                    r.to
+                )
+            }));
+            if clashes.is_empty() {
+                lines.push("no clashes: every name is one Passport's or one Space's".into());
+            } else if !resolve {
+                lines.push("run again with --resolve to rename the later of each pair".into());
+            }
+            (
+                lines.join("\n"),
+                json!({"clashes": clashes, "renamed": renamed}),
+            )
+        }
         FederationCommand::Policy { mode } => {
             let mode = partners::parse_mode(&mode).map_err(plain)?;
             partners::set_mode(core, mode).await.map_err(plain)?;

@@ -15,6 +15,11 @@ use url::Url;
 /// How long, by default, a reverse proxy may reuse a public page (seconds): long enough to
 /// absorb a burst of link previews, short enough that an edit shows soon everywhere.
 pub const DEFAULT_PUBLIC_MAX_AGE: u32 = 2;
+/// Inbox deliveries one remote instance may make per minute on average: five a second is far
+/// above what a busy Mastodon server sends one peer, and far below what verifying costs.
+pub const DEFAULT_INBOX_RATE: u32 = 300;
+/// Deliveries one remote instance may make at once (a queue draining after an outage).
+pub const DEFAULT_INBOX_BURST: u32 = 100;
 
 /// Settings shared by every subcommand; clap reads each from its flag or its environment
 /// variable.
@@ -129,6 +134,18 @@ pub struct ConfigArgs {
         env = "CONVENE_FEDERATION_ALLOW_PRIVATE_ADDRESSES"
     )]
     pub federation_allow_private_addresses: Option<bool>,
+    /// Serve actor documents (but the instance actor's) and collections to signed GETs only:
+    /// unsigned 401, a blocked signer 403 [default: false].
+    #[arg(long, global = true, env = "CONVENE_FEDERATION_AUTHORIZED_FETCH")]
+    pub federation_authorized_fetch: Option<bool>,
+    /// Activities one remote instance may deliver to the inboxes per minute, on average; 0
+    /// for no limit [default: 300].
+    #[arg(long, global = true, env = "CONVENE_FEDERATION_INBOX_RATE")]
+    pub federation_inbox_rate: Option<u32>,
+    /// Activities one remote instance may deliver at once before that rate applies
+    /// [default: 100].
+    #[arg(long, global = true, env = "CONVENE_FEDERATION_INBOX_BURST")]
+    pub federation_inbox_burst: Option<u32>,
 }
 
 /// The same settings from a TOML file.
@@ -161,6 +178,9 @@ pub struct FileConfig {
     pub public_max_age: Option<u32>,
     pub queue_lease_seconds: Option<u64>,
     pub federation_allow_private_addresses: Option<bool>,
+    pub federation_authorized_fetch: Option<bool>,
+    pub federation_inbox_rate: Option<u32>,
+    pub federation_inbox_burst: Option<u32>,
 }
 
 /// Validated settings.
@@ -200,6 +220,12 @@ pub struct Settings {
     pub queue_lease: std::time::Duration,
     /// Whether federation may reach loopback and private addresses.
     pub federation_allow_private_addresses: bool,
+    /// Whether actor documents and collections need a signed GET (the instance actor never).
+    pub federation_authorized_fetch: bool,
+    /// Inbox deliveries per remote instance: the average rate per minute (0: no limit) and
+    /// the burst.
+    pub federation_inbox_rate: u32,
+    pub federation_inbox_burst: u32,
 }
 
 impl Settings {
@@ -360,6 +386,22 @@ impl Settings {
                 .federation_allow_private_addresses
                 .or(file.federation_allow_private_addresses)
                 .unwrap_or(false),
+            federation_authorized_fetch: args
+                .federation_authorized_fetch
+                .or(file.federation_authorized_fetch)
+                .unwrap_or(false),
+            federation_inbox_rate: args
+                .federation_inbox_rate
+                .or(file.federation_inbox_rate)
+                .unwrap_or(DEFAULT_INBOX_RATE),
+            federation_inbox_burst: match args
+                .federation_inbox_burst
+                .or(file.federation_inbox_burst)
+            {
+                Some(0) => bail!("federation_inbox_burst must be at least 1"),
+                Some(n) => n,
+                None => DEFAULT_INBOX_BURST,
+            },
         })
     }
 
@@ -480,6 +522,32 @@ mod tests {
         assert!((4..=16).contains(&s.db_max_connections));
         assert_eq!(s.page_cache, crate::cache::DEFAULT_POLICY);
         assert_eq!(s.public_max_age, DEFAULT_PUBLIC_MAX_AGE);
+        assert!(!s.federation_authorized_fetch);
+        assert_eq!(
+            (s.federation_inbox_rate, s.federation_inbox_burst),
+            (DEFAULT_INBOX_RATE, DEFAULT_INBOX_BURST)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn federation_safety_settings_come_from_the_layers() -> anyhow::Result<()> {
+        let file: FileConfig = toml::from_str(
+            "federation_authorized_fetch = true\nfederation_inbox_rate = 60\n\
+             federation_inbox_burst = 5\n",
+        )?;
+        let args = ConfigArgs {
+            federation_inbox_rate: Some(0),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, file)?;
+        assert!(s.federation_authorized_fetch);
+        assert_eq!((s.federation_inbox_rate, s.federation_inbox_burst), (0, 5));
+        let zero_burst = ConfigArgs {
+            federation_inbox_burst: Some(0),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&zero_burst, FileConfig::default()).is_err());
         Ok(())
     }
 

@@ -56,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../postgres/0007_gathering_nodes.sql"),
     ),
     (
+        8,
+        "remote actors",
+        include_str!("../sqlite/0008_remote_actors.sql"),
+        include_str!("../postgres/0008_remote_actors.sql"),
+    ),
+    (
         10,
         "admission tickets",
         include_str!("../sqlite/0010_admission.sql"),

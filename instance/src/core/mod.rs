@@ -26,6 +26,7 @@ pub mod accounts;
 pub mod admission;
 pub mod followers;
 pub mod gathering;
+pub mod handles;
 pub mod membership;
 pub mod partners;
 pub mod rooms;

@@ -3,14 +3,28 @@
 //! Passport's handle and a Passport may not take a Space's slug.
 //!
 //! The checks run inside the transaction that inserts the new row, on the connection of that
-//! transaction. On SQLite that transaction holds the write lock from its start, so the check
-//! and the insert cannot interleave with another creation; on PostgreSQL two creations racing
-//! for the same name in the same instant can still both pass (the tables have no shared unique
-//! key), which the migration that introduces a shared names table would close.
+//! transaction, after [`claim`]ing the name. On SQLite that transaction holds the write lock
+//! from its start, so the check and the insert cannot interleave with another creation; on
+//! PostgreSQL, where the two tables have no shared unique key, the claim is a transaction-scoped
+//! advisory lock on the name, so a second creation of the same name waits for the first to
+//! commit and then sees it. Clashes stored before these checks are found and resolved by
+//! [`crate::core::handles`].
 
 use sqlx::AnyConnection;
 
 use super::{AppError, Result};
+
+/// Takes the name for the rest of the caller's transaction (PostgreSQL: an advisory lock on
+/// its hash; SQLite: nothing, the write transaction already excludes every other writer).
+pub async fn claim(conn: &mut AnyConnection, name: &str) -> Result<()> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT 1 AS one FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS claimed")
+            .bind(format!("convene-name:{name}"))
+            .fetch_one(conn)
+            .await?;
+    }
+    Ok(())
+}
 
 /// Whether a local Passport holds `name` as its handle.
 pub async fn passport_holds(conn: &mut AnyConnection, name: &str) -> Result<bool> {

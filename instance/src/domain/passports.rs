@@ -68,6 +68,7 @@ pub struct NewPassport {
 /// Creates a local, verified Passport. The first Passport on an instance becomes its operator.
 pub async fn create(db: &Db, new: NewPassport) -> Result<Passport> {
     let mut tx = db.begin_write().await?;
+    super::names::claim(&mut tx, new.handle.as_str()).await?;
     if super::names::space_holds(&mut tx, new.handle.as_str()).await? {
         return Err(super::names::handle_taken_by_space(new.handle.as_str()));
     }

@@ -78,6 +78,7 @@ pub struct SpaceFields {
 
 pub async fn create(db: &Db, owner: &Passport, slug: &Slug, fields: &SpaceFields) -> Result<Space> {
     let mut tx = db.begin_write().await?;
+    super::names::claim(&mut tx, slug.as_str()).await?;
     if super::names::passport_holds(&mut tx, slug.as_str()).await? {
         return Err(super::names::slug_taken_by_passport(slug.as_str()));
     }

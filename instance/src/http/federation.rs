@@ -10,12 +10,12 @@
 //! Bad input is 400 (a malformed WebFinger resource) or 404 (nothing there), never a 500:
 //! errors from the federation crate carry their own status.
 
-use axum::Router;
-use axum::extract::{Query, Request, State};
 use std::future::Future;
 
+use axum::Router;
 use axum::body::Bytes;
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, VARY};
+use axum::extract::{Query, Request, State};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, RETRY_AFTER, VARY};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,14 +29,14 @@ use convene_federation::protocol::context::{
     with_context,
 };
 use convene_federation::protocol::object::OrderedCollection;
-use convene_federation::receive::{FetchKeySource, Received, receive};
-use convene_federation::signature::{InboundRequest, parse_signature};
+use convene_federation::receive::{Received, authenticate, receive};
+use convene_federation::signature::{AcceptReplays, InboundRequest, parse_signature};
 use serde::Serialize;
 use sqlx::Row;
 
 use super::caching;
 use crate::activitypub::{
-    ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory, SHARED_INBOX_PATH, system_time,
+    ActorPath, INSTANCE_ACTOR_PATH, LocalDirectory, RemoteActors, SHARED_INBOX_PATH, system_time,
 };
 use crate::app::AppState;
 use crate::cache::Document;
@@ -83,6 +83,9 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
             "the body is larger than 1 MiB",
         );
     };
+    if let Some(response) = throttled(&state, &parts.headers) {
+        return response;
+    }
     let domain = state.settings.domain();
     let request = InboundRequest {
         method: &parts.method,
@@ -91,17 +94,9 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
         body: &body,
         host: Some(&domain),
     };
-    let directory = LocalDirectory::new(state.core.clone());
-    let signer = match Id::parse(&state.settings.url(INSTANCE_ACTOR_PATH)) {
-        Ok(actor) => match directory.keys_of(&actor).await {
-            Ok(keys) => actor.with_suffix("#main-key").ok().map(|id| (id, keys)),
-            Err(err) => return failure(&err),
-        },
+    let keys = match RemoteActors::new(state.core.clone(), state.federation.clone()).await {
+        Ok(keys) => keys,
         Err(err) => return failure(&err),
-    };
-    let keys = FetchKeySource {
-        client: state.federation.client.clone(),
-        signer,
     };
     let seen = Seen(state.core.clone());
     let policy = match core::partners::policy(&state.db).await {
@@ -140,7 +135,7 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 Ok(id) => id,
                 Err(err) => return failure(&err),
             };
-            match keys.fetch_actor(&key_id).await {
+            match keys.actor(&key_id, false).await {
                 Ok(follower) => core::followers::follow(&state.core, follow, &follower)
                     .await
                     .map(|_| ()),
@@ -152,7 +147,7 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 Ok(id) => id,
                 Err(err) => return failure(&err),
             };
-            match keys.fetch_actor(&key_id).await {
+            match keys.actor(&key_id, false).await {
                 Ok(joiner) => core::membership::receive_join(&state.core, join, &joiner).await,
                 Err(err) => return failure(&err),
             }
@@ -199,6 +194,119 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// Takes a token from the signer's instance's bucket ([`crate::activitypub::limits`]); a 429
+/// with `Retry-After` when it is empty, `None` to go on. Requests without a readable
+/// signature name nobody and go on, to be refused by the signature check.
+fn throttled(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let params = parse_signature(headers).ok()?;
+    let host = convene_federation::urls::authority(params.key_id()).unwrap_or_default();
+    match state
+        .federation
+        .limits
+        .take(&host, std::time::Instant::now())
+    {
+        Ok(()) => None,
+        Err(wait) => {
+            state
+                .federation
+                .stats
+                .inbox_throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%host, "inbox rate limit reached");
+            let mut response = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "your instance is sending faster than this one takes; retry later",
+            );
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(crate::activitypub::limits::retry_after_secs(wait)),
+            );
+            Some(response)
+        }
+    }
+}
+
+/// In authorized-fetch mode, refuses a GET that is not signed by a key that checks out (401),
+/// or is signed for an instance the partner policy refuses (403; those are mostly stopped
+/// earlier by [`refuse_blocked_signers`]). `None`: go on.
+fn refuse_unsigned<'a>(
+    state: &'a AppState,
+    req: &Request,
+) -> impl Future<Output = Option<Response>> + Send + 'a {
+    // The parts the check reads, copied apart from the body (which is not `Sync`, so a borrow
+    // of the whole request could not be held across an await), and only when it is on.
+    let parts = state.settings.federation_authorized_fetch.then(|| {
+        (
+            req.method().clone(),
+            req.uri().clone(),
+            req.headers().clone(),
+        )
+    });
+    async move {
+        let (method, uri, headers) = parts?;
+        refuse_unsigned_parts(state, &method, &uri, &headers).await
+    }
+}
+
+async fn refuse_unsigned_parts(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Option<Response> {
+    let refused = |status: StatusCode, detail: &str| {
+        state
+            .federation
+            .stats
+            .unsigned_fetches_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut response = problem(status, detail);
+        vary_accept(&mut response);
+        Some(response)
+    };
+    let domain = state.settings.domain();
+    let request = InboundRequest {
+        method,
+        path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers,
+        body: b"",
+        host: Some(&domain),
+    };
+    let keys = match RemoteActors::new(state.core.clone(), state.federation.clone()).await {
+        Ok(keys) => keys,
+        Err(err) => return Some(failure(&err)),
+    };
+    let policy = match core::partners::policy(&state.db).await {
+        Ok(policy) => policy,
+        Err(err) => {
+            tracing::error!(error = %err, "partner policy");
+            return Some(problem(StatusCode::SERVICE_UNAVAILABLE, "try again later"));
+        }
+    };
+    // A signed GET of public data does no harm when replayed, so signatures are not
+    // remembered here.
+    match authenticate(
+        &request,
+        &keys,
+        &policy,
+        &AcceptReplays,
+        system_time(&state.core),
+    )
+    .await
+    {
+        Ok(_) => None,
+        Err(err) if err.status() == 403 => refused(StatusCode::FORBIDDEN, &err.to_string()),
+        Err(err) if err.status() >= 500 => Some(failure(&err)),
+        Err(err) => {
+            tracing::info!(error = %err, path = %uri.path(), "unsigned fetch refused");
+            refused(
+                StatusCode::UNAUTHORIZED,
+                &format!("this instance serves its actors to signed requests only: {err}"),
+            )
+        }
+    }
+}
+
 /// The inbox's view of processed activity ids.
 struct Seen(crate::core::Core);
 
@@ -225,6 +333,11 @@ pub async fn negotiate(State(state): State<AppState>, req: Request, next: Next) 
         .is_some_and(wants_activity_json);
     match path {
         Some(path) if is_read && wants_json => {
+            if path != ActorPath::Instance
+                && let Some(refused) = refuse_unsigned(&state, &req).await
+            {
+                return refused;
+            }
             let mut response = actor(&state, req.headers(), &path).await;
             vary_accept(&mut response);
             response
@@ -381,6 +494,10 @@ where
     let response_headers = response.headers_mut();
     response_headers.insert(ETAG, document.etag.clone());
     let control = match kind {
+        // With authorized fetch, only a signer may read it: no shared cache may keep it.
+        Kind::Activity if state.settings.federation_authorized_fetch => {
+            HeaderValue::from_static("private, no-cache")
+        }
         Kind::Activity => match state.settings.public_max_age {
             0 => HeaderValue::from_static("public, no-cache"),
             age => HeaderValue::from_str(&format!("public, max-age={age}"))
@@ -514,6 +631,9 @@ async fn convene_context() -> Response {
 
 /// `GET {actor}/followers`: how many follow the actor (who they are is not public).
 async fn followers(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refused) = refuse_unsigned(&state, &req).await {
+        return refused;
+    }
     let Some(actor_path) = req.uri().path().strip_suffix("/followers") else {
         return not_found();
     };
@@ -540,6 +660,9 @@ async fn followers(State(state): State<AppState>, req: Request) -> Response {
 /// `GET {actor}/outbox`: empty. Convene's actors publish by delivering to their followers,
 /// and keep no public history of it.
 async fn outbox(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refused) = refuse_unsigned(&state, &req).await {
+        return refused;
+    }
     let Some(actor_path) = req.uri().path().strip_suffix("/outbox") else {
         return not_found();
     };

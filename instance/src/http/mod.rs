@@ -170,6 +170,25 @@ async fn metrics(
             .await
             .unwrap_or(-1)
     ));
+    let fed = &state.federation.stats;
+    body.push_str(&format!(
+        "# HELP convene_federation_actor_fetches_total Remote actor documents fetched (the rest come from the stored copies).\n\
+         # TYPE convene_federation_actor_fetches_total counter\n\
+         convene_federation_actor_fetches_total {}\n",
+        fed.actor_fetches.load(Ordering::Relaxed),
+    ));
+    body.push_str(&format!(
+        "# HELP convene_federation_unsigned_fetches_refused_total GETs refused in authorized-fetch mode for want of a valid signature.\n\
+         # TYPE convene_federation_unsigned_fetches_refused_total counter\n\
+         convene_federation_unsigned_fetches_refused_total {}\n",
+        fed.unsigned_fetches_refused.load(Ordering::Relaxed),
+    ));
+    body.push_str(&format!(
+        "# HELP convene_federation_inbox_throttled_total Inbox deliveries refused with 429 by the per-instance rate limit.\n\
+         # TYPE convene_federation_inbox_throttled_total counter\n\
+         convene_federation_inbox_throttled_total {}\n",
+        fed.inbox_throttled.load(Ordering::Relaxed),
+    ));
     body.push_str(
         "# HELP convene_jobs Jobs in the durable queue, by kind (mail, deliveries) and state.\n\
          # TYPE convene_jobs gauge\n",
