@@ -73,6 +73,12 @@ impl RemoteActors {
         Ok(actor)
     }
 
+    /// [`FetchKeySource::fetch_actor`]'s answer, from the stored copy while it is fresh: what
+    /// the inbox's use cases call for the signer's document (its inboxes, its name).
+    pub async fn fetch_actor(&self, key_id: &Id) -> FedResult<Actor> {
+        self.actor(key_id, false).await
+    }
+
     /// The fresh stored actor whose document publishes `key_id`.
     async fn stored(&self, key_id: &Id) -> FedResult<Option<Actor>> {
         let db = &self.core.db;

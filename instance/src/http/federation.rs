@@ -135,7 +135,7 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 Ok(id) => id,
                 Err(err) => return failure(&err),
             };
-            match keys.actor(&key_id, false).await {
+            match keys.fetch_actor(&key_id).await {
                 Ok(follower) => core::followers::follow(&state.core, follow, &follower)
                     .await
                     .map(|_| ()),
