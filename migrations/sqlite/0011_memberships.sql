@@ -29,3 +29,23 @@ CREATE TABLE memberships_elsewhere (
     updated_at  BIGINT NOT NULL,
     PRIMARY KEY (passport_id, room)
 );
+
+-- Here as the Space's instance: Passports of other instances its owners invited (`Invite`),
+-- until they answer.
+CREATE TABLE remote_invitations (
+    invite_id   TEXT   PRIMARY KEY,
+    space_id    BIGINT NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+    passport_id BIGINT NOT NULL REFERENCES passports (id) ON DELETE CASCADE,
+    created_at  BIGINT NOT NULL
+);
+
+-- Here as the Passport's home: invitations to Spaces elsewhere, until answered.
+CREATE TABLE invitations_elsewhere (
+    invite_id   TEXT   PRIMARY KEY,
+    passport_id BIGINT NOT NULL REFERENCES passports (id) ON DELETE CASCADE,
+    -- The inviting Space's actor id, name and inbox.
+    space       TEXT   NOT NULL,
+    space_name  TEXT   NOT NULL,
+    inbox       TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL
+);

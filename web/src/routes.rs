@@ -42,6 +42,19 @@ pub const VISIT: &str = "/visit";
 /// Asking to join a members-only Room on another instance.
 pub const VISIT_JOIN: &str = "/visit/join";
 
+/// Where a person answers an invitation to a Space on another instance.
+pub fn visit_invitation(accept: bool) -> String {
+    format!(
+        "{VISIT}/invitations/{}",
+        if accept { "accept" } else { "decline" }
+    )
+}
+
+/// Where owners invite a Passport of another instance by its address.
+pub fn remote_invitation(space: &str) -> String {
+    format!("{}/invitations/remote", self::space(space))
+}
+
 /// Where an owner lets a request to join from another instance in, or turns it down.
 pub fn join_request_decision(space: &str, id: i64, approve: bool) -> String {
     let verb = if approve { "approve" } else { "decline" };

@@ -64,6 +64,40 @@ async fn instance_signer(core: &Core) -> Result<(Id, convene_federation::ActorKe
 /// Reads what `input` names (a Room's URL, or the address of its Space's actor when it is a
 /// Room) on another instance: A's "Visit a Room elsewhere".
 pub async fn preview(core: &Core, client: &FetchClient, input: &str) -> Result<RemoteRoom> {
+    let (id, keys, actor) = lookup(core, client, input).await?;
+    let (Some(access), true) = (actor.access_mode, actor.kind == ActorKind::Group) else {
+        return Err(AppError::BadRequest(
+            "That address is not a Room. Paste the link of a Room's page.".into(),
+        ));
+    };
+    let space = match &actor.attributed_to {
+        Some(space) if authority(space) == authority(&id) => keys
+            .fetch_actor(&space.with_suffix("#main-key")?)
+            .await
+            .ok()
+            .map(|s| display_name(&s)),
+        _ => None,
+    };
+    Ok(RemoteRoom {
+        name: display_name(&actor),
+        space,
+        host: authority(&id).unwrap_or_default(),
+        access,
+        capacity: actor.capacity.unwrap_or(0),
+        head_count: actor.head_count.unwrap_or(0),
+        inbox: actor.inbox.clone(),
+        id,
+    })
+}
+
+/// The actor `input` names on another instance (its URL, or an address found by WebFinger),
+/// fetched with a signed GET: its id, the fetcher (for more of that instance's actors) and
+/// the document.
+async fn lookup(
+    core: &Core,
+    client: &FetchClient,
+    input: &str,
+) -> Result<(Id, FetchKeySource, Actor)> {
     let input = input.trim();
     let id = if input.starts_with("http://") || input.starts_with("https://") {
         Id::parse(input).map_err(|_| bad_input())?
@@ -87,7 +121,7 @@ pub async fn preview(core: &Core, client: &FetchClient, input: &str) -> Result<R
     };
     if authority(&id).is_none_or(|host| host == core.settings.domain().to_ascii_lowercase()) {
         return Err(AppError::BadRequest(
-            "That Room is on this instance: open its link directly.".into(),
+            "That is on this instance: no need to go elsewhere for it.".into(),
         ));
     }
     let keys = FetchKeySource {
@@ -98,34 +132,28 @@ pub async fn preview(core: &Core, client: &FetchClient, input: &str) -> Result<R
         .fetch_actor(&id.with_suffix("#main-key")?)
         .await
         .map_err(unreadable)?;
-    let (Some(access), true) = (actor.access_mode, actor.kind == ActorKind::Group) else {
-        return Err(AppError::BadRequest(
-            "That address is not a Room. Paste the link of a Room's page.".into(),
-        ));
-    };
     if actor.id != id {
         return Err(AppError::BadRequest(
-            "That Room's instance describes another address.".into(),
+            "That instance describes another address.".into(),
         ));
     }
-    let space = match &actor.attributed_to {
-        Some(space) if authority(space) == authority(&id) => keys
-            .fetch_actor(&space.with_suffix("#main-key")?)
-            .await
-            .ok()
-            .map(|s| display_name(&s)),
-        _ => None,
-    };
-    Ok(RemoteRoom {
-        name: display_name(&actor),
-        space,
-        host: authority(&id).unwrap_or_default(),
-        access,
-        capacity: actor.capacity.unwrap_or(0),
-        head_count: actor.head_count.unwrap_or(0),
-        inbox: actor.inbox.clone(),
-        id,
-    })
+    Ok((id, keys, actor))
+}
+
+/// A person's actor on another instance, from their address (`@ada@example.org`).
+pub async fn resolve_person(core: &Core, client: &FetchClient, address: &str) -> Result<Actor> {
+    if !address.contains('@') {
+        return Err(AppError::BadRequest(
+            "Write the address like @ada@example.org.".into(),
+        ));
+    }
+    let (_, _, actor) = lookup(core, client, address).await?;
+    if actor.kind != ActorKind::Person {
+        return Err(AppError::BadRequest(
+            "That address is not a person's Passport.".into(),
+        ));
+    }
+    Ok(actor)
 }
 
 /// A remote instance that could not be read is the visitor's problem to hear about, not a

@@ -344,9 +344,20 @@ pub async fn receive_answer(core: &Core, answer: Answer, response: &Response) ->
     let join_id = match &response.object {
         Embedded::Object(activity) => match activity.as_ref() {
             Activity::Join(join) => join.id.clone(),
+            Activity::Invite(invitation) => {
+                if answer == Answer::TentativeAccept {
+                    return Ok(true);
+                }
+                return receive_invite_answer(core, answer, response, &invitation.id).await;
+            }
             _ => return Ok(false),
         },
-        Embedded::Id(id) => id.clone(),
+        Embedded::Id(id) => {
+            if receive_invite_answer(core, answer, response, id).await? {
+                return Ok(true);
+            }
+            id.clone()
+        }
     };
     let row = sqlx::query("SELECT room, state FROM memberships_elsewhere WHERE join_id = $1")
         .bind(join_id.as_str())
@@ -421,4 +432,256 @@ pub async fn elsewhere(core: &Core, passport: &Passport) -> Result<Vec<(String, 
         ))
     })
     .collect()
+}
+
+/// B: an owner of `space` invites `invitee` (a Passport of another instance, whose actor was
+/// fetched): the Space sends it an `Invite`, and its `Accept` makes it a member.
+pub async fn invite(
+    core: &Core,
+    owner: &Passport,
+    space: &Space,
+    invitee: &Actor,
+) -> Result<Passport> {
+    spaces::require_owner(&core.db, space, owner).await?;
+    if invitee.kind != convene_federation::protocol::actor::ActorKind::Person {
+        return Err(AppError::BadRequest(
+            "That address is not a person's Passport.".into(),
+        ));
+    }
+    let passport = super::admission::remember_passport(core, invitee).await?;
+    if spaces::is_member(&core.db, space, Some(&passport)).await? {
+        return Err(AppError::BadRequest(format!(
+            "{} is a member already.",
+            passport.address(&core.settings.domain())
+        )));
+    }
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
+    directory.public_key_pem(&space_id).await?;
+    // The invitee is the object (the one who answers), the Space the target.
+    let mut invitation = Action::new(
+        space_id.with_suffix(&format!("#invite-{}", crate::domain::random_token()))?,
+        space_id.clone(),
+        invitee.id.clone(),
+    );
+    invitation.target = Some(space_id.clone());
+    let jobs = plan(
+        &Activity::Invite(invitation.clone()),
+        &space_id.with_suffix("#main-key")?,
+        [Recipient {
+            inbox: invitee.inbox.clone(),
+            shared_inbox: None,
+        }],
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .map_err(AppError::from)?;
+    if jobs.is_empty() {
+        return Err(AppError::BadRequest(
+            "This instance does not federate with that person's instance.".into(),
+        ));
+    }
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO remote_invitations (invite_id, space_id, passport_id, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(invitation.id.as_str())
+    .bind(space.id)
+    .bind(passport.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    enqueue_deliveries(&mut tx, now, &jobs, "federation:invite").await?;
+    core.queue.commit(tx).await?;
+    Ok(passport)
+}
+
+/// A: a Space elsewhere (`space`, verified as the signer, its document fetched) invites one of
+/// our Passports; the invitation waits on the person's visit page.
+pub async fn receive_invite(core: &Core, invitation: &Action, space: &Actor) -> Result<()> {
+    if invitation.actor != space.id
+        || invitation
+            .target
+            .as_ref()
+            .is_some_and(|target| *target != space.id)
+    {
+        return Err(AppError::BadRequest(
+            "an Invite names the inviting Space as its actor and target".into(),
+        ));
+    }
+    let Some(ActorPath::Person(handle)) =
+        LocalDirectory::new(core.clone()).local_path(&invitation.object)
+    else {
+        return Err(AppError::NotFound);
+    };
+    let handle = crate::domain::values::Handle::parse(&handle).map_err(|_| AppError::NotFound)?;
+    let passport = passports::by_handle(&core.db, &handle)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let name = space
+        .name
+        .as_deref()
+        .or(space.preferred_username.as_deref())
+        .map(|n| plain_text(n, 80))
+        .unwrap_or_default();
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    if !record_seen(&mut tx, &invitation.id, now).await? {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO invitations_elsewhere (invite_id, passport_id, space, space_name, inbox, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (invite_id) DO NOTHING",
+    )
+    .bind(invitation.id.as_str())
+    .bind(passport.id)
+    .bind(space.id.as_str())
+    .bind(&name)
+    .bind(space.inbox.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An invitation to a Space elsewhere, waiting for the person's answer.
+#[derive(Debug, Clone)]
+pub struct InvitationElsewhere {
+    pub invite_id: String,
+    pub space: String,
+    pub space_name: String,
+}
+
+/// A: `passport`'s invitations to Spaces elsewhere.
+pub async fn invitations_elsewhere(
+    core: &Core,
+    passport: &Passport,
+) -> Result<Vec<InvitationElsewhere>> {
+    sqlx::query(
+        "SELECT invite_id, space, space_name FROM invitations_elsewhere WHERE passport_id = $1 \
+         ORDER BY created_at, invite_id",
+    )
+    .bind(passport.id)
+    .fetch_all(&core.db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(InvitationElsewhere {
+            invite_id: r.try_get("invite_id")?,
+            space: r.try_get("space")?,
+            space_name: r.try_get("space_name")?,
+        })
+    })
+    .collect()
+}
+
+/// A: `passport` accepts or declines an invitation; the answer goes from its actor to the
+/// inviting Space.
+pub async fn answer_invitation(
+    core: &Core,
+    passport: &Passport,
+    invite_id: &str,
+    accept: bool,
+) -> Result<String> {
+    let row = sqlx::query(
+        "SELECT space, space_name, inbox FROM invitations_elsewhere WHERE invite_id = $1 AND passport_id = $2",
+    )
+    .bind(invite_id)
+    .bind(passport.id)
+    .fetch_optional(&core.db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let space = Id::parse(&row.try_get::<String, _>("space")?)?;
+    let inbox = Id::parse(&row.try_get::<String, _>("inbox")?)?;
+    let actor = Id::parse(&core.settings.url(&person_path(passport.handle.as_str())))?;
+    LocalDirectory::new(core.clone())
+        .public_key_pem(&actor)
+        .await?;
+    let mut invitation = Action::new(Id::parse(invite_id)?, space.clone(), actor.clone());
+    invitation.target = Some(space.clone());
+    let response = Response::new(
+        answer_id(
+            &actor,
+            if accept { "accept" } else { "reject" },
+            &invitation.id,
+        )?,
+        actor.clone(),
+        Activity::Invite(invitation),
+    );
+    let activity = if accept {
+        Activity::Accept(response)
+    } else {
+        Activity::Reject(response)
+    };
+    let jobs = plan(
+        &activity,
+        &actor.with_suffix("#main-key")?,
+        [Recipient {
+            inbox,
+            shared_inbox: None,
+        }],
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .map_err(AppError::from)?;
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    sqlx::query("DELETE FROM invitations_elsewhere WHERE invite_id = $1")
+        .bind(invite_id)
+        .execute(&mut *tx)
+        .await?;
+    enqueue_deliveries(&mut tx, now, &jobs, "federation:invite").await?;
+    core.queue.commit(tx).await?;
+    Ok(row.try_get("space_name")?)
+}
+
+/// B: a Passport elsewhere answers our Space's `Invite`. `Ok(false)` when the answer is not
+/// to an invitation of ours.
+async fn receive_invite_answer(
+    core: &Core,
+    answer: Answer,
+    response: &Response,
+    invite_id: &Id,
+) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT i.space_id, i.passport_id, p.actor_url FROM remote_invitations i \
+         JOIN passports p ON p.id = i.passport_id WHERE i.invite_id = $1",
+    )
+    .bind(invite_id.as_str())
+    .fetch_optional(&core.db.pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    if row.try_get::<Option<String>, _>("actor_url")?.as_deref() != Some(response.actor.as_str()) {
+        return Err(AppError::BadRequest(
+            "only the invited person answers an invitation".into(),
+        ));
+    }
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    if !record_seen(&mut tx, &response.id, now).await? {
+        return Ok(true);
+    }
+    sqlx::query("DELETE FROM remote_invitations WHERE invite_id = $1")
+        .bind(invite_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if answer == Answer::Accept {
+        sqlx::query(
+            "INSERT INTO space_members (space_id, passport_id, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (space_id, passport_id) DO NOTHING",
+        )
+        .bind(row.try_get::<i64, _>("space_id")?)
+        .bind(row.try_get::<i64, _>("passport_id")?)
+        .bind(Role::Member.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    core.changed();
+    Ok(true)
 }

@@ -152,6 +152,18 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 Err(err) => return failure(&err),
             }
         }
+        Activity::Invite(invitation) => {
+            let key_id = match Id::try_from(inbound.signer.key_id.clone()) {
+                Ok(id) => id,
+                Err(err) => return failure(&err),
+            };
+            match keys.fetch_actor(&key_id).await {
+                Ok(space) => {
+                    core::membership::receive_invite(&state.core, invitation, &space).await
+                }
+                Err(err) => return failure(&err),
+            }
+        }
         Activity::Leave(leave) => {
             core::membership::receive_leave(&state.core, &leave.id, &leave.actor, &leave.object)
                 .await

@@ -377,3 +377,71 @@ on_both!(
         assert!(location(&refused).starts_with("/visit"));
     }
 );
+
+on_both!(
+    owners_invite_a_passport_of_another_instance_by_its_address,
+    |backend| async move {
+        let (a, ada, b, owner) = two_instances(backend).await;
+        let address = format!("@ada@{}", a.settings.domain());
+
+        // Bob's side: the owner invites Ada by her address.
+        owner.get("/spaces/book-club/members").await;
+        let invited = owner
+            .submit(
+                "/spaces/book-club/invitations/remote",
+                &[("address", address.as_str())],
+            )
+            .await;
+        assert!(
+            invited.body.contains(&format!("{address} is invited")),
+            "{}",
+            invited.body
+        );
+        // Not a person: refused with a reason.
+        let not_a_person = owner
+            .submit(
+                "/spaces/book-club/invitations/remote",
+                &[("address", "instance@nowhere.invalid")],
+            )
+            .await;
+        assert!(
+            not_a_person.body.contains("could not be read"),
+            "{}",
+            not_a_person.body
+        );
+
+        // Ada's side: the invitation arrives; she accepts.
+        let page = until_page_shows(&ada, "/visit", "Invitations from other instances").await;
+        assert!(page.body.contains(">Book Club</a>"), "{}", page.body);
+        let invite_id = page
+            .body
+            .split("name=\"invite\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("an invitation id")
+            .replace("&amp;", "&");
+        let accepted = ada
+            .submit(
+                "/visit/invitations/accept",
+                &[("invite", invite_id.as_str())],
+            )
+            .await;
+        assert!(
+            accepted
+                .body
+                .contains("You accepted the invitation to Book Club."),
+            "{}",
+            accepted.body
+        );
+
+        // She is a member on B, and B grants her tickets for the members-only Room.
+        until_page_shows(&owner, "/spaces/book-club/members", &address).await;
+        let enter = ticket_for(&a, &ada, &b, "circle").await;
+        let arrived = b.browser().get(&on(&b, &enter)).await;
+        assert_eq!(
+            arrived.path, "/spaces/book-club/rooms/circle",
+            "{}",
+            arrived.body
+        );
+    }
+);

@@ -24,7 +24,7 @@ pub use home::{error, error_copy, error_status, landing, notice};
 pub use queue::{gatherings, queue};
 pub use rooms::{room, room_delete_confirm, room_edit, room_new};
 pub use spaces::{invitation, members, space, space_edit, space_new};
-pub use visits::{ElsewhereRow, RemoteRoomView, VisitView, visit};
+pub use visits::{ElsewhereRow, InvitationElsewhereRow, RemoteRoomView, VisitView, visit};
 
 /// Help text under the handle field; the instance's handle rule should match it.
 pub const HANDLE_HELP: &str =

@@ -239,6 +239,16 @@ pub fn members(ctx: &PageContext, view: &MembersView) -> Markup {
                         }
                     }
                 }
+                section.card aria-labelledby="invite-remote-title" {
+                    h2 #invite-remote-title { "Invite someone from another instance" }
+                    form.form method="post" action=(routes::remote_invitation(&view.space_slug)) novalidate {
+                        (crate::components::csrf_input(&ctx.csrf))
+                        (text_field(&TextField::new("address", "Their Passport")
+                            .required().maxlength(300).spellcheck_off().autocomplete("off")
+                            .help("Like @ada@example.org. They answer on their own instance; accepting makes them a member here.")))
+                        div.form-actions { (button("Invite", ButtonKind::Secondary)) }
+                    }
+                }
                 section.card aria-labelledby="invite-title" {
                     h2 #invite-title { "Invite someone" }
                     (post_form(&routes::invitations(&view.space_slug), &ctx.csrf, &view.invite.errors, invite_fields))

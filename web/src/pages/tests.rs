@@ -392,6 +392,7 @@ fn members_page_gives_owners_tools_and_members_only_the_list() {
     assert!(html.contains("sam.lee@example.com"));
     assert!(html.contains(r#"action="/spaces/book-club/join-requests/7/approve""#));
     assert!(html.contains(r#"action="/spaces/book-club/join-requests/7/decline""#));
+    assert!(html.contains(r#"action="/spaces/book-club/invitations/remote""#));
     assert!(html.contains("@noor@far.example"));
 
     let view = MembersView {
@@ -975,11 +976,18 @@ fn visit_page_reads_a_remote_room_and_asks_to_confirm() {
             visit_url: "/visit?room=https%3A%2F%2Ffar.example%2Fspaces%2Fgarden%2Frooms%2Fcorner"
                 .into(),
         }],
+        invitations: vec![crate::pages::InvitationElsewhereRow {
+            invite_id: "https://far.example/spaces/garden#invite-1".into(),
+            space_name: "Garden".into(),
+            space_url: "https://far.example/spaces/garden".into(),
+        }],
     };
     let html = pages::visit(&sample::member_context(), &view).into_string();
     assert!(html.contains("Join <strong>Potting Shed</strong> on far.example as <strong>@ada@commons.example.org</strong>?"));
     assert!(html.contains("3 of 12"));
     assert!(html.contains("Quiet Corner</a>") && html.contains("waiting for the owners"));
+    assert!(html.contains(&format!("action=\"{}\"", routes::visit_invitation(true))));
+    assert!(html.contains("value=\"https://far.example/spaces/garden#invite-1\""));
     assert!(html.contains(&format!("action=\"{}\"", routes::VISIT)));
     assert!(html.contains("name=\"room\" value=\"https://far.example/spaces/garden/rooms/shed\""));
     let empty = pages::visit(

@@ -35,6 +35,17 @@ pub struct VisitView {
     pub address: String,
     /// Rooms elsewhere the person asked to join.
     pub elsewhere: Vec<ElsewhereRow>,
+    /// Invitations to Spaces elsewhere, waiting for an answer.
+    pub invitations: Vec<InvitationElsewhereRow>,
+}
+
+/// An invitation to a Space on another instance.
+#[derive(Debug, Clone, Default)]
+pub struct InvitationElsewhereRow {
+    pub invite_id: String,
+    pub space_name: String,
+    /// The Space's actor id (its page there).
+    pub space_url: String,
 }
 
 /// A Room on another instance the person asked to join.
@@ -93,6 +104,33 @@ pub fn visit(ctx: &PageContext, view: &VisitView) -> Markup {
                             p { "Join " strong { (room.name) } " on " (room.host) " as " strong { (view.address) } "?" }
                             div.form-actions { (button("Join", ButtonKind::Primary)) }
                         }))
+                    }
+                }
+            }
+            @if !view.invitations.is_empty() {
+                section.card aria-labelledby="invitations-elsewhere-title" #invitations-elsewhere {
+                    h2 #invitations-elsewhere-title { "Invitations from other instances" }
+                    ul.rows {
+                        @for invitation in &view.invitations {
+                            li.row {
+                                div.row-main {
+                                    span.row-title { a href=(invitation.space_url) { (invitation.space_name) } }
+                                    span.row-meta.break-anywhere { (invitation.space_url) }
+                                }
+                                div.row-actions {
+                                    form method="post" action=(routes::visit_invitation(true)) {
+                                        (crate::components::csrf_input(&ctx.csrf))
+                                        input type="hidden" name="invite" value=(invitation.invite_id);
+                                        (button("Accept", ButtonKind::Primary))
+                                    }
+                                    form method="post" action=(routes::visit_invitation(false)) {
+                                        (crate::components::csrf_input(&ctx.csrf))
+                                        input type="hidden" name="invite" value=(invitation.invite_id);
+                                        (button("Decline", ButtonKind::Secondary))
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }

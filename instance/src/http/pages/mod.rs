@@ -96,6 +96,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/authorize_interaction", get(visits::authorize_interaction))
         .route(convene_web::routes::VISIT_JOIN, post(visits::join))
+        .route("/visit/invitations/{verb}", post(visits::answer_invitation))
+        .route(
+            "/spaces/{space}/invitations/remote",
+            post(visits::invite_remote),
+        )
         .route(
             "/spaces/{space}/join-requests/{id}/{verb}",
             post(visits::decide),

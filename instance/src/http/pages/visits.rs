@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use convene_federation::protocol::Id;
 use convene_federation::protocol::actor::AccessMode;
 use convene_federation::{Address, webfinger};
-use convene_web::pages::{ElsewhereRow, RemoteRoomView, VisitView};
+use convene_web::pages::{ElsewhereRow, InvitationElsewhereRow, RemoteRoomView, VisitView};
 use convene_web::routes;
 use serde::Deserialize;
 
@@ -51,6 +51,15 @@ pub async fn page(
                     _ => "waiting for the owners",
                 }
                 .to_owned(),
+            })
+            .collect(),
+        invitations: crate::core::membership::invitations_elsewhere(&state.core, passport)
+            .await?
+            .into_iter()
+            .map(|i| InvitationElsewhereRow {
+                invite_id: i.invite_id,
+                space_name: i.space_name,
+                space_url: i.space,
             })
             .collect(),
         ..VisitView::default()
@@ -140,6 +149,79 @@ pub async fn join(
             "You asked to join {}. Its Space's owners decide.",
             room.name
         ),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RemoteInviteInput {
+    address: String,
+}
+
+/// `POST /spaces/{space}/invitations/remote` (owners): invites a Passport of another instance
+/// by its address; accepting there makes it a member here.
+pub async fn invite_remote(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(space): Path<String>,
+    axum::Form(input): axum::Form<RemoteInviteInput>,
+) -> Result<Response> {
+    let owner = visitor.require()?;
+    let space = crate::domain::spaces::by_slug(&state.db, &space).await?;
+    crate::domain::spaces::require_owner(&state.db, &space, owner).await?;
+    let members = routes::members(space.slug.as_str());
+    let invited = async {
+        let person =
+            admission::resolve_person(&state.core, &state.federation.client, &input.address)
+                .await?;
+        crate::core::membership::invite(&state.core, owner, &space, &person).await
+    }
+    .await;
+    match invited {
+        Ok(passport) => Ok(redirect_with(
+            &state,
+            &members,
+            "success",
+            &format!(
+                "{} is invited; they answer on their own instance.",
+                passport.address(&state.settings.domain())
+            ),
+        )),
+        Err(AppError::BadRequest(why)) => Ok(redirect_with(&state, &members, "error", &why)),
+        Err(err) => Err(err),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InvitationAnswer {
+    invite: String,
+}
+
+/// `POST /visit/invitations/{accept|decline}`: the person answers an invitation to a Space
+/// elsewhere.
+pub async fn answer_invitation(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(verb): Path<String>,
+    axum::Form(input): axum::Form<InvitationAnswer>,
+) -> Result<Response> {
+    let passport = visitor.require()?;
+    let accept = match verb.as_str() {
+        "accept" => true,
+        "decline" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    let space =
+        crate::core::membership::answer_invitation(&state.core, passport, &input.invite, accept)
+            .await?;
+    Ok(redirect_with(
+        &state,
+        routes::VISIT,
+        "success",
+        &if accept {
+            format!("You accepted the invitation to {space}.")
+        } else {
+            format!("You declined the invitation to {space}.")
+        },
     ))
 }
 
