@@ -7,10 +7,11 @@
 //! durable queue, enqueued in that transaction too: if the follow is stored, its `Accept` will
 //! go out, re-signed on every attempt by [`crate::activitypub::Deliveries`].
 //!
-//! The other direction: a Space announces its new and deleted listed Rooms to its followers
-//! the way Lemmy communities do (FEP-1b12: an `Announce` of the `Create`/`Delete`, with
-//! `audience` = the Space), one delivery per remote shared inbox, queued in the transaction
-//! that creates or deletes the Room (`core::rooms`).
+//! The other direction: a Space announces its new, changed and deleted listed Rooms to its
+//! followers the way Lemmy communities do (FEP-1b12: an `Announce` of the
+//! `Create`/`Update`/`Delete`, with `audience` = the Space), one delivery per remote shared
+//! inbox, queued in the transaction that changes the Room (`core::rooms`). A new Room is also
+//! announced as a `Note` with its name and link, which Mastodon-like timelines show.
 
 use convene_federation::delivery::{DeliveryJob, Recipient, plan};
 use convene_federation::directory::fan_out;
@@ -19,6 +20,7 @@ use convene_federation::protocol::activity::{
 };
 use convene_federation::protocol::actor::Actor;
 use convene_federation::protocol::actor::Actor as ActorDocument;
+use convene_federation::protocol::object::{Note, NoteKind};
 use convene_federation::protocol::{Embedded, Id, PUBLIC};
 use convene_federation::urls::authority;
 use sha2::Digest;
@@ -169,7 +171,7 @@ pub async fn seen(core: &Core, activity_id: &Id) -> Result<bool> {
 }
 
 /// Records `activity_id`; false if it was there already.
-async fn record_seen(tx: &mut Tx<'_>, activity_id: &Id, now: i64) -> Result<bool> {
+pub(crate) async fn record_seen(tx: &mut Tx<'_>, activity_id: &Id, now: i64) -> Result<bool> {
     let row = sqlx::query(
         "INSERT INTO federation_seen_activities (activity_id, received_at) VALUES ($1, $2) \
          ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id",
@@ -267,7 +269,109 @@ pub async fn announce_room_created(
         audience: Some(space_id.clone()),
         published: None,
     });
-    announce(core, tx, &directory, &space_id, create).await
+    announce(core, tx, &directory, &space_id, create).await?;
+    // For Mastodon-like timelines, which show Notes and not Groups: a Note with the Room's
+    // name and link, announced by the Space the same way.
+    let room_id = directory
+        .room_id(space, &room.slug)
+        .map_err(AppError::from)?;
+    let content = maud::html! {
+        p { "A new Room in " (space.name) ": " a href=(room_id.as_str()) { (room.name) } }
+        @if !room.topic.trim().is_empty() { p { (room.topic.trim()) } }
+    }
+    .into_string();
+    let note = Note {
+        kind: NoteKind::Note,
+        id: room_id
+            .with_suffix(&format!("#note-{}", room.created_at))
+            .map_err(AppError::from)?,
+        attributed_to: space_id.clone(),
+        name: None,
+        content: Some(content),
+        summary: None,
+        url: Some(room_id),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+        published: None,
+    };
+    announce_object(
+        core,
+        tx,
+        &directory,
+        &space_id,
+        &note.id.clone(),
+        Announced::Note(note),
+    )
+    .await
+}
+
+/// What announcing a changed Room needs before its transaction: the key of the Room's actor
+/// at its (possibly new) address, when it is listed after the change.
+pub async fn prepare_room_update(
+    core: &Core,
+    space: &Space,
+    slug: &Slug,
+    listed: bool,
+) -> Result<Option<RoomAnnouncement>> {
+    if listed {
+        Ok(Some(prepare_room_announcement(core, space, slug).await?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Queues, inside the change's transaction, what followers must hear of a Room changed from
+/// `before` to `after`: an `Update` of the Room when it stays listed at the same address; a
+/// `Delete` when it becomes unlisted or moves (its actor id is its address); a `Create` when
+/// it becomes listed or arrives at its new address.
+pub async fn announce_room_changed(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: Option<RoomAnnouncement>,
+    space: &Space,
+    before: &Room,
+    after: &Room,
+) -> Result<()> {
+    let moved = before.slug != after.slug;
+    if before.listed && (moved || !after.listed) {
+        announce_room_deleted(core, tx, space, before).await?;
+    }
+    let Some(prepared) = prepared.filter(|_| after.listed) else {
+        return Ok(());
+    };
+    if moved || !before.listed {
+        return announce_room_created(core, tx, prepared, space, after).await;
+    }
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
+    let head_count = core.sfu.as_ref().map_or(0, |sfu| {
+        sfu.room_presence(&super::gathering::media_room_id(after))
+    });
+    let document = ActorDocument::local(
+        directory
+            .room_actor(space, after, prepared.room_key_pem, head_count)
+            .map_err(AppError::from)?,
+    )
+    .map_err(AppError::from)?;
+    let update = Activity::Update(Publish {
+        // Unique per change: two edits within a second are two activities.
+        id: document
+            .id
+            .with_suffix(&format!(
+                "#update-{}-{}",
+                core.db.now(),
+                &crate::domain::random_token()[..12]
+            ))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: Embedded::Object(Box::new(Object::Actor(Box::new(document)))),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+        published: None,
+    });
+    announce(core, tx, &directory, &space_id, update).await
 }
 
 /// Queues, inside the deletion's transaction, the Space's `Announce` of `Delete{Room}`.
@@ -302,11 +406,32 @@ async fn announce(
     space_id: &Id,
     inner: Activity,
 ) -> Result<()> {
+    let inner_id = inner.id().clone();
+    announce_object(
+        core,
+        tx,
+        directory,
+        space_id,
+        &inner_id,
+        Announced::Activity(inner),
+    )
+    .await
+}
+
+/// Queues the Space's `Announce` of `object` (whose id is `object_id`) to its followers.
+async fn announce_object(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    directory: &LocalDirectory,
+    space_id: &Id,
+    object_id: &Id,
+    object: Announced,
+) -> Result<()> {
     let announce = Activity::Announce(Announce::new(
-        answer_id(space_id, "announce", inner.id())?,
+        answer_id(space_id, "announce", object_id)?,
         space_id.clone(),
         &followers_id(space_id)?,
-        Announced::Activity(inner),
+        object,
     ));
     let jobs = fan_out(
         directory,
