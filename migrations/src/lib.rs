@@ -55,6 +55,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0007_gathering_nodes.sql"),
         include_str!("../postgres/0007_gathering_nodes.sql"),
     ),
+    // 8 is inbound verification's (remote keys, replay guard).
+    (
+        9,
+        "following elsewhere",
+        include_str!("../sqlite/0009_following_elsewhere.sql"),
+        include_str!("../postgres/0009_following_elsewhere.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

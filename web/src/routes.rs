@@ -36,6 +36,26 @@ pub const SPACE_NEW: &str = "/spaces/new";
 pub const SPACES: &str = "/spaces";
 /// The job queue, for operators.
 pub const ADMIN_QUEUE: &str = "/admin/queue";
+/// Spaces followed on other instances, and the partners' directory.
+pub const NETWORK: &str = "/network";
+/// Where the Network page's follow form posts.
+pub const NETWORK_FOLLOW: &str = "/network/follow";
+/// The partner policy, for operators.
+pub const ADMIN_FEDERATION: &str = "/admin/federation";
+
+/// `/network/unfollow?space={actor}`
+pub fn network_unfollow(space_actor: &str) -> String {
+    format!("/network/unfollow?space={}", query_value(space_actor))
+}
+
+/// `/admin/federation/{action}?domain={domain}` (`check`, `remove`)
+pub fn admin_federation_action(action: &str, domain: &str) -> String {
+    format!(
+        "{ADMIN_FEDERATION}/{}?domain={}",
+        segment(action),
+        query_value(domain)
+    )
+}
 
 /// `/admin/queue/jobs/{id}/retry`
 pub fn admin_queue_retry(id: i64) -> String {

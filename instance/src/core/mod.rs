@@ -25,6 +25,7 @@
 pub mod accounts;
 pub mod followers;
 pub mod gathering;
+pub mod network;
 pub mod partners;
 pub mod rooms;
 pub mod spaces;

@@ -6,10 +6,14 @@
 //! `federation_partners`. The policy is read per federated request (two small queries), so a
 //! change from the command line applies to the serving process at once.
 //!
-//! Blocking an instance also removes its follows here, and its queued deliveries die when
+//! Blocking an instance also removes its follows here and the follows of its Spaces from
+//! here (with the Rooms they announced), and its queued deliveries die when
 //! their turn comes ([`crate::activitypub::Deliveries`] checks the policy before each attempt).
 
 use convene_federation::address::normalize_domain;
+use convene_federation::fetch::FetchClient;
+use convene_federation::nodeinfo::{self, NodeInfo};
+use convene_federation::text::plain_text;
 use convene_federation::{PartnerPolicy, PolicyMode};
 use sqlx::Row;
 
@@ -99,6 +103,8 @@ pub struct Blocked {
     pub domain: String,
     /// Follows of local actors by the blocked instance's actors, now removed.
     pub follows_removed: u64,
+    /// Its Spaces that Passports here followed, now forgotten with their Rooms.
+    pub spaces_forgotten: u64,
 }
 
 /// Blocks `domain`: its requests get 403, nothing is delivered to it, its follows end.
@@ -118,10 +124,15 @@ pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    // Its Spaces that people here followed go too, with their Rooms (no Undo: nothing is
+    // sent to a blocked instance).
+    let spaces_forgotten = super::network::forget_host(&mut tx, &domain).await?;
     tx.commit().await?;
+    core.changed();
     Ok(Blocked {
         domain,
         follows_removed: removed,
+        spaces_forgotten,
     })
 }
 
@@ -147,6 +158,104 @@ async fn upsert(core: &Core, domain: &str, status: &str) -> Result<()> {
     .execute(&core.db.pool)
     .await?;
     Ok(())
+}
+
+/// A partner or blocked instance, with what its NodeInfo said when last checked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Partner {
+    pub domain: String,
+    /// `partner` or `blocked`.
+    pub status: String,
+    pub software: Option<String>,
+    pub version: Option<String>,
+    /// `None` until checked.
+    pub reachable: Option<bool>,
+    pub check_note: Option<String>,
+    pub checked_at: Option<i64>,
+}
+
+/// Every instance on either list, by domain.
+pub async fn list(db: &Db) -> Result<Vec<Partner>> {
+    let rows = sqlx::query(
+        "SELECT domain, status, software, version, reachable, check_note, checked_at \
+         FROM federation_partners ORDER BY domain",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Partner {
+                domain: row.try_get("domain")?,
+                status: row.try_get("status")?,
+                software: row.try_get("software")?,
+                version: row.try_get("version")?,
+                reachable: row.try_get::<Option<i64>, _>("reachable")?.map(|r| r != 0),
+                check_note: row.try_get("check_note")?,
+                checked_at: row.try_get("checked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Reads `domain`'s NodeInfo (`/.well-known/nodeinfo`, then the 2.x document it names) and
+/// records its software, version and whether it answered. A failure is recorded, not returned:
+/// an unreachable partner is still a partner.
+pub async fn check(core: &Core, client: &FetchClient, domain: &str) -> Result<Partner> {
+    let domain = domain_arg(domain)?;
+    let scheme = core.settings.public_url.scheme();
+    let found = async {
+        let links_url =
+            url::Url::parse(&format!("{scheme}://{domain}{}", nodeinfo::WELL_KNOWN_PATH))
+                .map_err(|_| convene_federation::Error::BadDomain(domain.clone()))?;
+        let links = client.get(&links_url, "application/json", None).await?;
+        if !links.status.is_success() {
+            return Err(convene_federation::Error::Fetch(format!(
+                "{} answered {}",
+                nodeinfo::WELL_KNOWN_PATH,
+                links.status.as_u16()
+            )));
+        }
+        let document = nodeinfo::Links::parse_best(&links.body)?;
+        let info = client.get(document.url(), "application/json", None).await?;
+        if !info.status.is_success() {
+            return Err(convene_federation::Error::Fetch(format!(
+                "NodeInfo answered {}",
+                info.status.as_u16()
+            )));
+        }
+        NodeInfo::parse(&info.body)
+    }
+    .await;
+    let (software, version, reachable, note) = match found {
+        Ok(info) => (
+            Some(plain_text(&info.software.name, 64)),
+            Some(plain_text(&info.software.version, 64)),
+            true,
+            None,
+        ),
+        Err(err) => {
+            tracing::info!(%domain, error = %err, "partner NodeInfo");
+            (None, None, false, Some(plain_text(&err.to_string(), 200)))
+        }
+    };
+    sqlx::query(
+        "UPDATE federation_partners SET software = COALESCE($1, software), \
+         version = COALESCE($2, version), reachable = $3, check_note = $4, checked_at = $5 \
+         WHERE domain = $6",
+    )
+    .bind(software)
+    .bind(version)
+    .bind(i64::from(reachable))
+    .bind(note)
+    .bind(core.db.now())
+    .bind(&domain)
+    .execute(&core.db.pool)
+    .await?;
+    list(&core.db)
+        .await?
+        .into_iter()
+        .find(|p| p.domain == domain)
+        .ok_or(AppError::NotFound)
 }
 
 #[cfg(test)]

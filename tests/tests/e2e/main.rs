@@ -10,6 +10,7 @@ mod caching;
 mod elections;
 mod federation;
 mod media;
+mod network;
 mod queue;
 mod rooms;
 mod spaces;

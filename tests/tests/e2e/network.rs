@@ -1,0 +1,426 @@
+//! Following from here, issue 8: a Passport on one instance follows a Space on another through
+//! the Network page, as a browser would, and sees the Space's Rooms come and go as the Space
+//! announces them; a blocked third instance is refused everywhere and hears nothing more.
+
+use convene::activitypub::LocalDirectory;
+use convene_federation::directory::Directory;
+use convene_federation::protocol::Id;
+use sqlx::Row;
+
+use super::*;
+
+fn federating(settings: &mut convene::Settings) {
+    settings.federation_allow_private_addresses = true;
+}
+
+/// Loads `path` until `done` holds for its body (deliveries go through the queue).
+async fn wait_for_page(browser: &Browser, path: &str, what: &str, done: impl Fn(&str) -> bool) {
+    for _ in 0..300 {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        if done(&page.body) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} never showed {what}");
+}
+
+async fn create_space(owner: &Browser, slug: &str, name: &str, listed: bool) {
+    let mut fields = vec![("name", name), ("slug", slug), ("description", "We grow.")];
+    if listed {
+        fields.push(("listed", "true"));
+    }
+    let page = owner.submit("/spaces", &fields).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+}
+
+async fn create_room(owner: &Browser, space: &str, slug: &str, name: &str) {
+    let fields = vec![
+        ("name", name),
+        ("slug", slug),
+        ("topic", "Seedlings"),
+        ("access", "open"),
+        ("access_code", ""),
+        ("capacity", "9"),
+        ("listed", "true"),
+    ];
+    let page = owner
+        .submit(&format!("/spaces/{space}/rooms"), &fields)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "room {slug}: {}", page.body);
+}
+
+async fn jobs_to(inst: &TestInstance, destination: &str) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE destination = $1")
+        .bind(destination)
+        .fetch_one(&inst.state().db.pool)
+        .await
+        .and_then(|row| row.try_get::<i64, _>("n"))
+        .expect("count jobs")
+}
+
+/// A request to `url` signed by `signer`'s instance actor, as that instance would send it.
+async fn signed_by_instance(
+    signer: &TestInstance,
+    method: axum::http::Method,
+    url: &str,
+    body: Option<&[u8]>,
+) -> StatusCode {
+    let actor = Id::parse(&signer.url("/actor")).expect("id");
+    let keys = LocalDirectory::new(signer.state().core.clone())
+        .keys_of(&actor)
+        .await
+        .expect("instance keys");
+    let url = reqwest::Url::parse(url).expect("url");
+    let signed = convene_federation::signature::sign_request(
+        &method,
+        &url,
+        body,
+        actor.with_suffix("#main-key").expect("key id").url(),
+        &keys,
+        std::time::SystemTime::now(),
+    )
+    .expect("sign");
+    let request = reqwest::Client::new()
+        .request(method, url)
+        .headers(signed.to_header_map().expect("headers"))
+        .header("accept", "application/activity+json")
+        .header("content-type", "application/activity+json");
+    let request = match body {
+        Some(body) => request.body(body.to_vec()),
+        None => request,
+    };
+    request.send().await.expect("request").status()
+}
+
+on_both!(
+    a_passport_follows_a_space_elsewhere_and_sees_its_rooms,
+    |backend| async move {
+        let a = TestInstance::spawn_with(backend, federating).await;
+        let b = TestInstance::spawn_with(backend, federating).await;
+        let c = TestInstance::spawn_with(backend, federating).await;
+        let ada = a.sign_up("ada@example.org", "ada", "Ada").await;
+        let olive = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        let cleo = c.sign_up("cleo@example.org", "cleo", "Cleo").await;
+        create_space(&olive, "garden", "Garden Club", true).await;
+        let b_domain = b.settings.domain();
+        let c_domain = c.settings.domain();
+
+        // The Network page is in the navigation of signed-in people.
+        let page = ada.get("/").await;
+        assert!(page.body.contains("href=\"/network\""), "{}", page.body);
+        let page = ada.get("/network").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("Follow a Space elsewhere"));
+        // Signed out, it asks for a sign-in.
+        let stranger = a.browser();
+        let page = stranger.get("/network").await;
+        assert_eq!(page.path, "/signin", "{}", page.body);
+
+        // Bad input is explained on the form (422), never a 500.
+        for (handle, says) in [
+            ("not a handle", "Write the address"),
+            ("", "Give the Space"),
+            (&format!("@nobody@{b_domain}") as &str, "does not know"),
+            (&format!("@olive@{b_domain}"), "not a Space"),
+            (&format!("@ada@{}", a.settings.domain()), "on this instance"),
+            ("@garden@unreachable.invalid", "could not be reached"),
+            (&b.url("/spaces/garden/rooms/nowhere"), "answered 404"),
+        ] {
+            let page = ada.post("/network/follow", &[("handle", handle)]).await;
+            assert_eq!(
+                page.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{handle}: {}",
+                page.body
+            );
+            assert!(page.body.contains(says), "{handle}: {}", page.body);
+        }
+
+        // Ada follows the Space by its handle; B accepts it.
+        let page = ada
+            .submit(
+                "/network/follow",
+                &[("handle", &format!("@garden@{b_domain}"))],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert_eq!(page.path, "/network");
+        assert!(page.body.contains("Garden Club"), "{}", page.body);
+        wait_for_page(&ada, "/network", "the Accept", |body| {
+            body.contains(">following<")
+        })
+        .await;
+        assert_eq!(federation_followers(&b, "garden").await, 1);
+        // Cleo on C follows it by its link.
+        let page = cleo
+            .submit("/network/follow", &[("handle", &b.url("/spaces/garden"))])
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&cleo, "/network", "the Accept", |body| {
+            body.contains(">following<")
+        })
+        .await;
+        assert_eq!(federation_followers(&b, "garden").await, 2);
+
+        // B's owner opens a Room: it appears on both Network pages, with its link and count.
+        create_room(&olive, "garden", "potting-shed", "Potting Shed").await;
+        let room_url = b.url("/spaces/garden/rooms/potting-shed");
+        for browser in [&ada, &cleo] {
+            wait_for_page(browser, "/network", "the new Room", |body| {
+                body.contains("Potting Shed") && body.contains(&room_url)
+            })
+            .await;
+        }
+        let page = ada.get("/network").await;
+        assert!(page.body.contains("0 inside"), "{}", page.body);
+
+        // B's owner renames it and lets more in: A shows the Room as changed.
+        olive.get("/spaces/garden/rooms/potting-shed/edit").await;
+        let page = olive
+            .submit(
+                "/spaces/garden/rooms/potting-shed/edit",
+                &[
+                    ("name", "Seed Library"),
+                    ("slug", "potting-shed"),
+                    ("topic", "Seedlings"),
+                    ("access", "members"),
+                    ("access_code", ""),
+                    ("capacity", "30"),
+                    ("listed", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&ada, "/network", "the changed Room", |body| {
+            body.contains("Seed Library") && !body.contains("Potting Shed")
+        })
+        .await;
+        let page = ada.get("/network").await;
+        assert!(page.body.contains("members only"), "{}", page.body);
+        assert!(page.body.contains("of 30"), "{}", page.body);
+
+        // B's owner deletes it: it disappears on A.
+        olive.get("/spaces/garden/rooms/potting-shed/delete").await;
+        let page = olive
+            .submit(
+                "/spaces/garden/rooms/potting-shed/delete",
+                &[("confirm", "true")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&ada, "/network", "the Room gone", |body| {
+            !body.contains("Seed Library")
+        })
+        .await;
+
+        // B blocks C: C's follow is gone, C's signed requests get 403, nothing goes to C.
+        b.admin(&["federation", "block", &c_domain]).await;
+        assert_eq!(federation_followers(&b, "garden").await, 1);
+        let space = b.url("/spaces/garden");
+        for url in [
+            space.clone(),
+            b.url("/actor"),
+            format!("{space}/followers"),
+            b.url("/nodeinfo/2.1"),
+        ] {
+            assert_eq!(
+                signed_by_instance(&c, axum::http::Method::GET, &url, None).await,
+                StatusCode::FORBIDDEN,
+                "{url}"
+            );
+        }
+        let follow = serde_json::json!({
+            "id": c.url("/actor#follow-again"),
+            "type": "Follow",
+            "actor": c.url("/actor"),
+            "object": space,
+        })
+        .to_string();
+        for inbox in [b.url("/inbox"), format!("{space}/inbox")] {
+            assert_eq!(
+                signed_by_instance(
+                    &c,
+                    axum::http::Method::POST,
+                    &inbox,
+                    Some(follow.as_bytes())
+                )
+                .await,
+                StatusCode::FORBIDDEN,
+                "{inbox}"
+            );
+        }
+        let to_c = jobs_to(&b, &c_domain).await;
+        create_room(&olive, "garden", "greenhouse", "Greenhouse").await;
+        wait_for_page(&ada, "/network", "the second Room", |body| {
+            body.contains("Greenhouse")
+        })
+        .await;
+        assert_eq!(jobs_to(&b, &c_domain).await, to_c, "nothing queued for C");
+        let page = cleo.get("/network").await;
+        assert!(!page.body.contains("Greenhouse"), "{}", page.body);
+        assert_eq!(federation_followers(&b, "garden").await, 1);
+
+        // Ada unfollows: B hears the Undo, and A forgets the Space and its Rooms.
+        let page = ada.get("/network").await;
+        let action = format!(
+            "/network/unfollow?space={}",
+            url::form_urlencoded::byte_serialize(space.as_bytes()).collect::<String>()
+        );
+        assert!(
+            page.body.contains(&action.replace('&', "&amp;")),
+            "{}",
+            page.body
+        );
+        let page = ada.submit(&action, &[]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(!page.body.contains("Greenhouse"), "{}", page.body);
+        for _ in 0..200 {
+            if federation_followers(&b, "garden").await == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(federation_followers(&b, "garden").await, 0);
+    }
+);
+
+on_both!(
+    announcements_are_taken_only_from_followed_spaces_about_their_own_rooms,
+    |backend| async move {
+        let a = TestInstance::spawn_with(backend, federating).await;
+        let b = TestInstance::spawn_with(backend, federating).await;
+        let _ada = a.sign_up("ada@example.org", "ada", "Ada").await;
+        let olive = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        create_space(&olive, "garden", "Garden Club", true).await;
+        let space = b.url("/spaces/garden");
+        // B's Space, signing as itself: nobody on A follows it, so A refuses its news.
+        let keys = LocalDirectory::new(b.state().core.clone())
+            .keys_of(&Id::parse(&space).expect("id"))
+            .await
+            .expect("Space keys");
+        let announce = |n: u32, room: &str| {
+            serde_json::json!({
+                "id": format!("{space}#announce-{n}"),
+                "type": "Announce",
+                "actor": space,
+                "audience": space,
+                "to": ["https://www.w3.org/ns/activitystreams#Public"],
+                "object": {
+                    "id": format!("{space}#delete-{n}"),
+                    "type": "Delete",
+                    "actor": space,
+                    "object": room,
+                },
+            })
+            .to_string()
+        };
+        let post = |body: String| {
+            let keys = &keys;
+            let space = &space;
+            let inbox = a.url("/inbox");
+            async move {
+                let url = reqwest::Url::parse(&inbox).expect("url");
+                let signed = convene_federation::signature::sign_request(
+                    &axum::http::Method::POST,
+                    &url,
+                    Some(body.as_bytes()),
+                    &reqwest::Url::parse(&format!("{space}#main-key")).expect("key id"),
+                    keys,
+                    std::time::SystemTime::now(),
+                )
+                .expect("sign");
+                reqwest::Client::new()
+                    .post(url)
+                    .headers(signed.to_header_map().expect("headers"))
+                    .header("content-type", "application/activity+json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("post")
+                    .status()
+            }
+        };
+        assert_eq!(
+            post(announce(1, &b.url("/spaces/garden/rooms/x"))).await,
+            StatusCode::FORBIDDEN
+        );
+        // Once someone on A follows it, the same kind of news is taken...
+        let ada = a.sign_in("ada@example.org").await;
+        let page = ada.submit("/network/follow", &[("handle", &space)]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&ada, "/network", "the Accept", |body| {
+            body.contains(">following<")
+        })
+        .await;
+        assert_eq!(
+            post(announce(2, &b.url("/spaces/garden/rooms/x"))).await,
+            StatusCode::ACCEPTED
+        );
+        // ...but not a Delete of another host's object (403), nor a Room claimed by the Space
+        // that says it belongs elsewhere (403).
+        assert_eq!(
+            post(announce(3, "https://elsewhere.example/rooms/y")).await,
+            StatusCode::FORBIDDEN
+        );
+        let room_doc = |attributed_to: &str| {
+            let mut doc: serde_json::Value = serde_json::from_str(
+                &serde_json::to_string(
+                    &convene_federation::protocol::actor::Actor::local(
+                        convene_federation::protocol::actor::LocalActor {
+                            kind: convene_federation::protocol::actor::ActorKind::Group,
+                            id: Id::parse(&format!("{space}/rooms/stolen")).expect("id"),
+                            preferred_username: "stolen".into(),
+                            name: Some("<b>Stolen</b> Room".into()),
+                            summary: None,
+                            url: None,
+                            icon: None,
+                            public_key_pem: keys.public_key_pem().to_owned(),
+                            shared_inbox: Id::parse(&b.url("/inbox")).expect("id"),
+                            attributed_to: Some(Id::parse(attributed_to).expect("id")),
+                            room: Some(convene_federation::protocol::actor::RoomProperties {
+                                access_mode: convene_federation::protocol::actor::AccessMode::Open,
+                                capacity: 4,
+                                head_count: 2,
+                            }),
+                            manually_approves_followers: false,
+                        },
+                    )
+                    .expect("actor"),
+                )
+                .expect("doc"),
+            )
+            .expect("json");
+            doc["publicKey"]["owner"] = doc["id"].clone();
+            doc
+        };
+        let create = |n: u32, attributed_to: &str| {
+            serde_json::json!({
+                "id": format!("{space}#announce-c{n}"),
+                "type": "Announce",
+                "actor": space,
+                "audience": space,
+                "object": {
+                    "id": format!("{space}#create-c{n}"),
+                    "type": "Create",
+                    "actor": space,
+                    "object": room_doc(attributed_to),
+                },
+            })
+            .to_string()
+        };
+        assert_eq!(
+            post(create(1, &b.url("/spaces/other"))).await,
+            StatusCode::FORBIDDEN
+        );
+        let page = ada.get("/network").await;
+        assert!(!page.body.contains("Stolen"), "{}", page.body);
+        // Its own Room is kept, with its name stripped of markup and its head count.
+        assert_eq!(post(create(2, &space)).await, StatusCode::ACCEPTED);
+        let page = ada.get("/network").await;
+        assert!(page.body.contains("Stolen Room"), "{}", page.body);
+        assert!(!page.body.contains("<b>Stolen"), "{}", page.body);
+        assert!(page.body.contains("2 inside"), "{}", page.body);
+    }
+);
