@@ -107,6 +107,16 @@ pub fn member_remove(space: &str, handle: &str) -> String {
     format!("{}/{}/remove", members(space), segment(handle))
 }
 
+/// `/spaces/{space}/follow-requests/{action}?actor={actor}` (`approve`, `reject`)
+pub fn follow_request(space: &str, action: &str, actor: &str) -> String {
+    format!(
+        "{}/follow-requests/{}?actor={}",
+        self::space(space),
+        segment(action),
+        query_value(actor)
+    )
+}
+
 /// `/spaces/{space}/leave`
 pub fn leave(space: &str) -> String {
     format!("{}/leave", self::space(space))

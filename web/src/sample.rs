@@ -196,6 +196,21 @@ pub fn members() -> MembersView {
             ),
             row("Grace", "grace_h", Role::Member, false),
         ],
+        follow_requests: vec![crate::view::FollowRequestRow {
+            actor: "https://social.example.net/users/rae".to_owned(),
+            host: "social.example.net".to_owned(),
+            requested: "3 March 2026".to_owned(),
+            approve_url: crate::routes::follow_request(
+                "book-club",
+                "approve",
+                "https://social.example.net/users/rae",
+            ),
+            reject_url: crate::routes::follow_request(
+                "book-club",
+                "reject",
+                "https://social.example.net/users/rae",
+            ),
+        }],
         invitations: vec![
             InvitationRow {
                 id: "41".to_owned(),

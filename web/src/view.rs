@@ -453,6 +453,20 @@ pub struct MembersView {
     /// Shows "Leave this Space" (members who are not the last owner).
     pub can_leave: bool,
     pub invite: InviteForm,
+    /// Follows from other instances waiting for an owner (unlisted Spaces; owners only).
+    pub follow_requests: Vec<FollowRequestRow>,
+}
+
+/// A follow of the Space from another instance, held for an owner's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowRequestRow {
+    /// The follower's actor URL (also its page on most servers).
+    pub actor: String,
+    /// Its instance.
+    pub host: String,
+    pub requested: String,
+    pub approve_url: String,
+    pub reject_url: String,
 }
 
 /// `GET /invitations/{token}`.

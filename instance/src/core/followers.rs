@@ -24,6 +24,7 @@ use convene_federation::protocol::object::{Note, NoteKind};
 use convene_federation::protocol::{Embedded, Id, PUBLIC};
 use convene_federation::urls::authority;
 use sha2::Digest;
+use sqlx::Row;
 
 use super::Core;
 use crate::activitypub::{ActorPath, LocalDirectory};
@@ -91,24 +92,7 @@ pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Fo
     .execute(&mut *tx)
     .await?;
     if accepted {
-        let accept = Activity::Accept(Response::new(
-            answer_id(&space.id, "accept", &follow.id)?,
-            space.id.clone(),
-            Activity::Follow(follow.clone()),
-        ));
-        let recipient = Recipient {
-            inbox: follower.inbox.clone(),
-            shared_inbox: None,
-        };
-        let jobs = plan(
-            &accept,
-            &space.id.with_suffix("#main-key").map_err(AppError::from)?,
-            [recipient],
-            &super::partners::policy(&core.db).await?,
-            &core.settings.domain(),
-        )
-        .map_err(AppError::from)?;
-        enqueue_deliveries(&mut tx, now, &jobs, "federation:accept").await?;
+        queue_answer(core, &mut tx, Answer::Accept, follow, &follower.inbox).await?;
     }
     core.queue.commit(tx).await?;
     Ok(if accepted {
@@ -116,6 +100,139 @@ pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Fo
     } else {
         Followed::Pending
     })
+}
+
+/// How a Space answers a Follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Accept,
+    Reject,
+}
+
+/// Queues the Space's `Accept` or `Reject` of `follow` (embedding it) to the follower's inbox.
+async fn queue_answer(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    answer: Answer,
+    follow: &Action,
+    inbox: &Id,
+) -> Result<()> {
+    let space = &follow.object;
+    let (kind, tag) = match answer {
+        Answer::Accept => ("accept", "federation:accept"),
+        Answer::Reject => ("reject", "federation:reject"),
+    };
+    let response = Response::new(
+        answer_id(space, kind, &follow.id)?,
+        space.clone(),
+        Activity::Follow(follow.clone()),
+    );
+    let activity = match answer {
+        Answer::Accept => Activity::Accept(response),
+        Answer::Reject => Activity::Reject(response),
+    };
+    let jobs = plan(
+        &activity,
+        &space.with_suffix("#main-key").map_err(AppError::from)?,
+        [Recipient {
+            inbox: inbox.clone(),
+            shared_inbox: None,
+        }],
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .map_err(AppError::from)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, tag).await
+}
+
+/// A follow of a local Space waiting for an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowRequest {
+    pub remote_actor: String,
+    pub remote_host: String,
+    pub created_at: i64,
+}
+
+/// The follows of `space` held for an owner (unlisted Spaces), oldest first.
+pub async fn follow_requests(core: &Core, space: &Space) -> Result<Vec<FollowRequest>> {
+    let space_id = LocalDirectory::new(core.clone())
+        .space_id(space)
+        .map_err(AppError::from)?;
+    let rows = sqlx::query(
+        "SELECT remote_actor, remote_host, created_at FROM federation_followers \
+         WHERE local_actor = $1 AND accepted_at IS NULL ORDER BY created_at, remote_actor",
+    )
+    .bind(space_id.as_str())
+    .fetch_all(&core.db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(FollowRequest {
+                remote_actor: row.try_get("remote_actor")?,
+                remote_host: row.try_get("remote_host")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// An owner answers a held follow of `space` by `remote_actor`: approved, it becomes a
+/// follower and the `Accept` is queued; rejected, it is forgotten and the `Reject` is queued.
+pub async fn answer_follow_request(
+    core: &Core,
+    actor: super::Actor<'_>,
+    space: &Space,
+    remote_actor: &str,
+    approve: bool,
+) -> Result<()> {
+    actor.require_owner(&core.db, space).await?;
+    let space_id = LocalDirectory::new(core.clone())
+        .space_id(space)
+        .map_err(AppError::from)?;
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    let row = sqlx::query(
+        "SELECT follow_id, inbox FROM federation_followers \
+         WHERE local_actor = $1 AND remote_actor = $2 AND accepted_at IS NULL",
+    )
+    .bind(space_id.as_str())
+    .bind(remote_actor)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let follow = Action::new(
+        Id::parse(&row.try_get::<String, _>("follow_id")?)?,
+        Id::parse(remote_actor)?,
+        space_id.clone(),
+    );
+    let inbox = Id::parse(&row.try_get::<String, _>("inbox")?)?;
+    if approve {
+        sqlx::query(
+            "UPDATE federation_followers SET accepted_at = $1 \
+             WHERE local_actor = $2 AND remote_actor = $3",
+        )
+        .bind(now)
+        .bind(space_id.as_str())
+        .bind(remote_actor)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(
+            "DELETE FROM federation_followers WHERE local_actor = $1 AND remote_actor = $2",
+        )
+        .bind(space_id.as_str())
+        .bind(remote_actor)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let answer = if approve {
+        Answer::Accept
+    } else {
+        Answer::Reject
+    };
+    queue_answer(core, &mut tx, answer, &follow, &inbox).await?;
+    core.queue.commit(tx).await?;
+    Ok(())
 }
 
 /// `actor` takes back a Follow: its follow of the named Space (or of whatever the named Follow

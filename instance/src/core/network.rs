@@ -405,7 +405,8 @@ pub(crate) async fn forget_host(tx: &mut Tx<'_>, host: &str) -> Result<u64> {
     Ok(spaces.len() as u64)
 }
 
-/// The Spaces elsewhere `passport` follows, by name, with their Rooms.
+/// The Spaces elsewhere `passport` follows (or asked to), by name, with their Rooms once the
+/// follow is accepted.
 pub async fn followed(core: &Core, passport: &Passport) -> Result<Vec<FollowedSpace>> {
     let rows = sqlx::query(
         "SELECT s.actor_id, s.handle, s.name, s.summary, s.page_url, f.state \
@@ -418,14 +419,22 @@ pub async fn followed(core: &Core, passport: &Passport) -> Result<Vec<FollowedSp
     let mut spaces = Vec::with_capacity(rows.len());
     for row in rows {
         let actor_id: String = row.try_get("actor_id")?;
+        let state: String = row.try_get("state")?;
+        // Rooms are for followers: someone still waiting, or refused, sees none (another
+        // person's follow may be what keeps them here).
+        let rooms = if state == "accepted" {
+            rooms_of(core, &actor_id).await?
+        } else {
+            Vec::new()
+        };
         spaces.push(FollowedSpace {
-            rooms: rooms_of(core, &actor_id).await?,
+            rooms,
+            state,
             actor_id,
             handle: row.try_get("handle")?,
             name: row.try_get("name")?,
             summary: row.try_get("summary")?,
             page_url: row.try_get("page_url")?,
-            state: row.try_get("state")?,
         });
     }
     Ok(spaces)

@@ -215,8 +215,20 @@ on_both!(
         })
         .await;
 
-        // B blocks C: C's follow is gone, C's signed requests get 403, nothing goes to C.
-        b.admin(&["federation", "block", &c_domain]).await;
+        // B's operator blocks C on the federation page: C's follow is gone, C's signed
+        // requests get 403, nothing goes to C.
+        let page = olive.get("/admin/federation").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let page = olive
+            .submit(
+                "/admin/federation/partners",
+                &[("domain", &c_domain), ("action", "block")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("1 follow(s)"), "{}", page.body);
+        let blocked = &page.body[page.body.find("fed-blocked").expect("a blocked list")..];
+        assert!(blocked.contains(&c_domain), "{}", page.body);
         assert_eq!(federation_followers(&b, "garden").await, 1);
         let space = b.url("/spaces/garden");
         for url in [
@@ -422,5 +434,193 @@ on_both!(
         assert!(page.body.contains("Stolen Room"), "{}", page.body);
         assert!(!page.body.contains("<b>Stolen"), "{}", page.body);
         assert!(page.body.contains("2 inside"), "{}", page.body);
+    }
+);
+
+on_both!(
+    a_follow_of_an_unlisted_space_waits_for_its_owners_answer,
+    |backend| async move {
+        let a = TestInstance::spawn_with(backend, federating).await;
+        let b = TestInstance::spawn_with(backend, federating).await;
+        let ada = a.sign_up("ada@example.org", "ada", "Ada").await;
+        let bea = a.sign_up("bea@example.org", "bea", "Bea").await;
+        let olive = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        let nosy = b.sign_up("nosy@example.org", "nosy", "Nosy").await;
+        create_space(&olive, "quiet", "Quiet Corner", false).await;
+        let space = b.url("/spaces/quiet");
+
+        for browser in [&ada, &bea] {
+            let page = browser
+                .submit("/network/follow", &[("handle", &space)])
+                .await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            assert!(page.body.contains("waiting for the Space"), "{}", page.body);
+        }
+        // Both wait on the owner's members page; nobody follows yet.
+        let members = "/spaces/quiet/members";
+        for person in ["ada", "bea"] {
+            wait_for_page(&olive, members, "the follow request", |body| {
+                body.contains(&a.url(&format!("/people/{person}")))
+            })
+            .await;
+        }
+        assert_eq!(federation_followers(&b, "quiet").await, 0);
+        let approve = |person: &str, action: &str| {
+            format!(
+                "/spaces/quiet/follow-requests/{action}?actor={}",
+                url::form_urlencoded::byte_serialize(
+                    a.url(&format!("/people/{person}")).as_bytes()
+                )
+                .collect::<String>()
+            )
+        };
+        // Only an owner answers.
+        nosy.get("/").await;
+        let page = nosy.post(&approve("ada", "approve"), &[]).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+
+        // Approved: Ada follows, and hears of the Space's Rooms.
+        let page = olive.submit(&approve("ada", "approve"), &[]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&ada, "/network", "the Accept", |body| {
+            body.contains(">following<")
+        })
+        .await;
+        assert_eq!(federation_followers(&b, "quiet").await, 1);
+        // Rejected: Bea's follow is refused and gone from the owner's list.
+        let page = olive.submit(&approve("bea", "reject"), &[]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("is refused"), "{}", page.body);
+        // Nobody waits any more, so the list is gone.
+        assert!(
+            !page.body.contains("follow-requests-title"),
+            "{}",
+            page.body
+        );
+        wait_for_page(&bea, "/network", "the Reject", |body| {
+            body.contains(">refused<")
+        })
+        .await;
+        assert_eq!(federation_followers(&b, "quiet").await, 1);
+        // A request that is not waiting (any more) is 404.
+        let page = olive.post(&approve("bea", "approve"), &[]).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+        let page = olive
+            .post("/spaces/quiet/follow-requests/maybe?actor=x", &[])
+            .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+
+        create_room(&olive, "quiet", "nook", "Reading Nook").await;
+        wait_for_page(&ada, "/network", "the Room", |body| {
+            body.contains("Reading Nook")
+        })
+        .await;
+        let page = bea.get("/network").await;
+        assert!(!page.body.contains("Reading Nook"), "{}", page.body);
+    }
+);
+
+on_both!(
+    operators_choose_partners_on_the_federation_page,
+    |backend| async move {
+        let a = TestInstance::spawn_with(backend, federating).await;
+        let b = TestInstance::spawn_with(backend, federating).await;
+        let ada = a.sign_up("ada@example.org", "ada", "Ada").await;
+        let bea = a.sign_up("bea@example.org", "bea", "Bea").await;
+        let b_domain = b.settings.domain();
+
+        // Operators only.
+        let page = bea.get("/admin/federation").await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+        let page = ada.get("/admin/federation").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("href=\"/admin/federation\""));
+
+        // Adding a partner reads its NodeInfo.
+        let page = ada
+            .submit(
+                "/admin/federation/partners",
+                &[("domain", &b_domain), ("action", "allow")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("it runs convene"), "{}", page.body);
+        let partners = &page.body[page.body.find("fed-partners").expect("partners")..];
+        assert!(partners.contains(&b_domain), "{}", page.body);
+        assert!(
+            partners.contains(env!("CARGO_PKG_VERSION")),
+            "{}",
+            page.body
+        );
+        assert!(partners.contains(">reachable<"), "{}", page.body);
+        // One that does not answer is still added, and shown as unreachable.
+        let page = ada
+            .submit(
+                "/admin/federation/partners",
+                &[("domain", "nobody.invalid"), ("action", "allow")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("could not be read"), "{}", page.body);
+        assert!(page.body.contains(">unreachable<"), "{}", page.body);
+        // Bad input is explained.
+        let page = ada
+            .post(
+                "/admin/federation/partners",
+                &[("domain", "not a host!"), ("action", "allow")],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+        let page = ada
+            .post("/admin/federation/policy", &[("mode", "closed")])
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+
+        // Partners only: B may follow nothing here unless a partner; C (unlisted) is refused.
+        let page = ada
+            .submit("/admin/federation/policy", &[("mode", "allow-list")])
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("allow-list"), "{}", page.body);
+        let c = TestInstance::spawn_with(backend, federating).await;
+        let page = bea
+            .post(
+                "/network/follow",
+                &[("handle", &format!("@someone@{}", c.settings.domain()))],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("does not federate"), "{}", page.body);
+
+        // The Network page lists the partners as a directory.
+        let page = bea.get("/network").await;
+        let directory = &page.body[page.body.find("network-partners").expect("partners")..];
+        assert!(directory.contains(&b_domain), "{}", page.body);
+        assert!(directory.contains("convene"), "{}", page.body);
+
+        // Removing a partner takes it off the list.
+        let remove = format!(
+            "/admin/federation/remove?domain={}",
+            url::form_urlencoded::byte_serialize(b_domain.as_bytes()).collect::<String>()
+        );
+        let page = ada.submit(&remove, &[]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let partners = &page.body[page.body.find("fed-partners").unwrap_or(0)..];
+        assert!(!partners.contains(&b_domain), "{}", page.body);
     }
 );

@@ -59,6 +59,10 @@ pub fn routes() -> Router<AppState> {
             post(spaces::remove_member),
         )
         .route("/spaces/{space}/leave", post(spaces::leave))
+        .route(
+            "/spaces/{space}/follow-requests/{action}",
+            post(spaces::answer_follow_request),
+        )
         .route("/invitations/{token}", get(spaces::invitation))
         .route(
             "/invitations/{token}/accept",
