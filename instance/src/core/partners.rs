@@ -105,9 +105,12 @@ pub struct Blocked {
     pub follows_removed: u64,
     /// Its Spaces that Passports here followed, now forgotten with their Rooms.
     pub spaces_forgotten: u64,
+    /// Memberships of Spaces here held by its people, now ended.
+    pub memberships_removed: u64,
 }
 
-/// Blocks `domain`: its requests get 403, nothing is delivered to it, its follows end.
+/// Blocks `domain`: its requests get 403, nothing is delivered to it, its follows and its
+/// people's memberships here end, and so do follows of its Spaces from here.
 pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
     let domain = domain_arg(domain)?;
     let mut tx = core.db.begin_write().await?;
@@ -127,12 +130,23 @@ pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
     // Its Spaces that people here followed go too, with their Rooms (no Undo: nothing is
     // sent to a blocked instance).
     let spaces_forgotten = super::network::forget_host(&mut tx, &domain).await?;
+    // Its people's memberships of Spaces here end (live gatherings follow through the
+    // reconciler, which ends the media of whoever lost access).
+    let memberships_removed = sqlx::query(
+        "DELETE FROM space_members WHERE passport_id IN \
+         (SELECT id FROM passports WHERE domain = $1)",
+    )
+    .bind(&domain)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     tx.commit().await?;
     core.changed();
     Ok(Blocked {
         domain,
         follows_removed: removed,
         spaces_forgotten,
+        memberships_removed,
     })
 }
 

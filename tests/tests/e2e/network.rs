@@ -215,8 +215,41 @@ on_both!(
         })
         .await;
 
-        // B's operator blocks C on the federation page: C's follow is gone, C's signed
-        // requests get 403, nothing goes to C.
+        // A visitor from C is a member of the Space on B (as part 2's joins will make them).
+        let pool = &b.state().db.pool;
+        sqlx::query(
+            "INSERT INTO passports (handle, domain, display_name, actor_url, created_at) \
+             VALUES ('cleo', $1, 'Cleo', $2, 0)",
+        )
+        .bind(&c_domain)
+        .bind(c.url("/people/cleo"))
+        .execute(pool)
+        .await
+        .expect("a remote Passport");
+        sqlx::query(
+            "INSERT INTO space_members (space_id, passport_id, role, created_at) \
+             SELECT s.id, p.id, 'member', 0 FROM spaces s, passports p \
+             WHERE s.slug = 'garden' AND p.domain = $1",
+        )
+        .bind(&c_domain)
+        .execute(pool)
+        .await
+        .expect("a membership");
+        let memberships_from_c = || async {
+            sqlx::query(
+                "SELECT COUNT(*) AS n FROM space_members m JOIN passports p ON p.id = m.passport_id \
+                 WHERE p.domain = $1",
+            )
+            .bind(&c_domain)
+            .fetch_one(pool)
+            .await
+            .and_then(|row| row.try_get::<i64, _>("n"))
+            .expect("count")
+        };
+        assert_eq!(memberships_from_c().await, 1);
+
+        // B's operator blocks C on the federation page: C's follow and membership are gone,
+        // C's signed requests get 403, nothing goes to C.
         let page = olive.get("/admin/federation").await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         let page = olive
@@ -227,6 +260,8 @@ on_both!(
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         assert!(page.body.contains("1 follow(s)"), "{}", page.body);
+        assert!(page.body.contains("1 membership(s)"), "{}", page.body);
+        assert_eq!(memberships_from_c().await, 0);
         let blocked = &page.body[page.body.find("fed-blocked").expect("a blocked list")..];
         assert!(blocked.contains(&c_domain), "{}", page.body);
         assert_eq!(federation_followers(&b, "garden").await, 1);
@@ -448,6 +483,51 @@ on_both!(
         let nosy = b.sign_up("nosy@example.org", "nosy", "Nosy").await;
         create_space(&olive, "quiet", "Quiet Corner", false).await;
         let space = b.url("/spaces/quiet");
+
+        // Ada arrives through her own instance's remote-interaction template, as a "follow"
+        // button elsewhere sends her: A's WebFinger names it, and it shows the follow form
+        // filled in for her to confirm (a GET follows nothing by itself).
+        let jrd: serde_json::Value = reqwest::Client::new()
+            .get(a.url(&format!(
+                "/.well-known/webfinger?resource=acct:ada@{}",
+                a.settings.domain()
+            )))
+            .send()
+            .await
+            .expect("webfinger")
+            .json()
+            .await
+            .expect("JRD");
+        let template = jrd["links"]
+            .as_array()
+            .and_then(|links| {
+                links
+                    .iter()
+                    .find(|l| l["rel"] == "http://ostatus.org/schema/1.0/subscribe")
+            })
+            .and_then(|l| l["template"].as_str())
+            .expect("a subscribe template")
+            .to_owned();
+        let go = template.replace(
+            "{uri}",
+            &url::form_urlencoded::byte_serialize(space.as_bytes()).collect::<String>(),
+        );
+        let path = go.strip_prefix(&a.base).expect("on A");
+        let page = ada.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("value=\"{space}\"")),
+            "{}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("waiting for the Space"),
+            "{}",
+            page.body
+        );
+        let stranger = a.browser();
+        let page = stranger.get(path).await;
+        assert_eq!(page.path, "/signin", "signing in first");
 
         for browser in [&ada, &bea] {
             let page = browser

@@ -119,8 +119,8 @@ pub async fn add(
             .await
             .map(|b| {
                 format!(
-                    "{} is blocked; {} follow(s) of Spaces here and {} Space(s) followed from here removed.",
-                    b.domain, b.follows_removed, b.spaces_forgotten
+                    "{} is blocked; {} follow(s) of Spaces here, {} membership(s) and {} Space(s) followed from here removed.",
+                    b.domain, b.follows_removed, b.memberships_removed, b.spaces_forgotten
                 )
             }),
         _ => match partners::allow(&state.core, &input.domain).await {
