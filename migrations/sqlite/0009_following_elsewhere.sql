@@ -55,3 +55,6 @@ ALTER TABLE federation_partners ADD COLUMN version    TEXT;
 ALTER TABLE federation_partners ADD COLUMN reachable  BIGINT;
 ALTER TABLE federation_partners ADD COLUMN check_note TEXT;
 ALTER TABLE federation_partners ADD COLUMN checked_at BIGINT;
+-- For a Convene partner: its listed Spaces at the last check, as a JSON array of
+-- {"name", "url"} (names plain text), for the Network page's directory. NULL otherwise.
+ALTER TABLE federation_partners ADD COLUMN public_spaces TEXT;

@@ -59,6 +59,16 @@ pub struct PartnerCard {
     pub url: String,
     /// "convene 0.1.0", when its NodeInfo was read.
     pub software: Option<String>,
+    /// Its listed Spaces (for a Convene partner), each with a follow button.
+    pub spaces: Vec<PartnerSpace>,
+}
+
+/// A partner's listed Space in the directory.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerSpace {
+    pub name: String,
+    /// Its page, which is also what the follow button sends.
+    pub url: String,
 }
 
 /// `GET /admin/federation`.

@@ -186,13 +186,26 @@ pub struct Partner {
     pub reachable: Option<bool>,
     pub check_note: Option<String>,
     pub checked_at: Option<i64>,
+    /// For a Convene partner, its listed Spaces at the last check.
+    pub public_spaces: Vec<PublicSpace>,
 }
+
+/// A listed Space of a partner, for the Network page's directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublicSpace {
+    pub name: String,
+    /// Its page (and actor), on the partner's host.
+    pub url: String,
+}
+
+/// The most Spaces of one partner the directory keeps.
+const PUBLIC_SPACES_KEPT: usize = 50;
 
 /// Every instance on either list, by domain.
 pub async fn list(db: &Db) -> Result<Vec<Partner>> {
     let rows = sqlx::query(
-        "SELECT domain, status, software, version, reachable, check_note, checked_at \
-         FROM federation_partners ORDER BY domain",
+        "SELECT domain, status, software, version, reachable, check_note, checked_at, \
+         public_spaces FROM federation_partners ORDER BY domain",
     )
     .fetch_all(&db.pool)
     .await?;
@@ -206,6 +219,11 @@ pub async fn list(db: &Db) -> Result<Vec<Partner>> {
                 reachable: row.try_get::<Option<i64>, _>("reachable")?.map(|r| r != 0),
                 check_note: row.try_get("check_note")?,
                 checked_at: row.try_get("checked_at")?,
+                // Written by `check` only; anything unreadable reads as none.
+                public_spaces: row
+                    .try_get::<Option<String>, _>("public_spaces")?
+                    .and_then(|json| serde_json::from_str(&json).ok())
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -252,10 +270,16 @@ pub async fn check(core: &Core, client: &FetchClient, domain: &str) -> Result<Pa
             (None, None, false, Some(plain_text(&err.to_string(), 200)))
         }
     };
+    // Another Convene lists its public Spaces at its API's directory: one cheap GET.
+    let public_spaces = if software.as_deref() == Some("convene") {
+        public_spaces_of(client, scheme, &domain).await
+    } else {
+        None
+    };
     sqlx::query(
         "UPDATE federation_partners SET software = COALESCE($1, software), \
-         version = COALESCE($2, version), reachable = $3, check_note = $4, checked_at = $5 \
-         WHERE domain = $6",
+         version = COALESCE($2, version), reachable = $3, check_note = $4, checked_at = $5, \
+         public_spaces = $7 WHERE domain = $6",
     )
     .bind(software)
     .bind(version)
@@ -263,6 +287,7 @@ pub async fn check(core: &Core, client: &FetchClient, domain: &str) -> Result<Pa
     .bind(note)
     .bind(core.db.now())
     .bind(&domain)
+    .bind(public_spaces.and_then(|spaces| serde_json::to_string(&spaces).ok()))
     .execute(&core.db.pool)
     .await?;
     list(&core.db)
@@ -270,6 +295,49 @@ pub async fn check(core: &Core, client: &FetchClient, domain: &str) -> Result<Pa
         .into_iter()
         .find(|p| p.domain == domain)
         .ok_or(AppError::NotFound)
+}
+
+/// A Convene partner's listed Spaces (`GET /api/v1/spaces`, unauthenticated): names as plain
+/// text, only pages on the partner's own host, at most [`PUBLIC_SPACES_KEPT`].
+async fn public_spaces_of(
+    client: &FetchClient,
+    scheme: &str,
+    domain: &str,
+) -> Option<Vec<PublicSpace>> {
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        spaces: Vec<Listed>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        name: String,
+        url: String,
+    }
+    let url = url::Url::parse(&format!("{scheme}://{domain}/api/v1/spaces")).ok()?;
+    let response = match client.get(&url, "application/json", None).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::info!(%domain, error = %err, "partner's Spaces");
+            return None;
+        }
+    };
+    let listing: Listing = response.json().ok()?;
+    Some(
+        listing
+            .spaces
+            .into_iter()
+            .filter_map(|space| {
+                let page = convene_federation::protocol::Id::parse(&space.url).ok()?;
+                (convene_federation::urls::authority(&page).as_deref() == Some(domain)).then(|| {
+                    PublicSpace {
+                        name: plain_text(&space.name, 200),
+                        url: page.to_string(),
+                    }
+                })
+            })
+            .take(PUBLIC_SPACES_KEPT)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -607,6 +607,9 @@ on_both!(
         let b = TestInstance::spawn_with(backend, federating).await;
         let ada = a.sign_up("ada@example.org", "ada", "Ada").await;
         let bea = a.sign_up("bea@example.org", "bea", "Bea").await;
+        let olive = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
+        create_space(&olive, "garden", "Garden & Club", true).await;
+        create_space(&olive, "quiet", "Quiet Corner", false).await;
         let b_domain = b.settings.domain();
 
         // Operators only.
@@ -687,11 +690,26 @@ on_both!(
         );
         assert!(page.body.contains("does not federate"), "{}", page.body);
 
-        // The Network page lists the partners as a directory.
+        // The Network page lists the partners as a directory, with a Convene partner's
+        // listed Spaces (not its unlisted ones), each one click from being followed.
         let page = bea.get("/network").await;
         let directory = &page.body[page.body.find("network-partners").expect("partners")..];
         assert!(directory.contains(&b_domain), "{}", page.body);
         assert!(directory.contains("convene"), "{}", page.body);
+        assert!(directory.contains("Garden &amp; Club"), "{}", page.body);
+        assert!(!directory.contains("Quiet Corner"), "{}", page.body);
+        let garden = b.url("/spaces/garden");
+        assert!(
+            directory.contains(&format!("name=\"handle\" value=\"{garden}\"")),
+            "{}",
+            page.body
+        );
+        let page = bea.submit("/network/follow", &[("handle", &garden)]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&bea, "/network", "the Accept", |body| {
+            body.contains(">following<")
+        })
+        .await;
 
         // Removing a partner takes it off the list.
         let remove = format!(

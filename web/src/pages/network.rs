@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 
 use crate::components::{
-    ButtonKind, Choice, Icon, TextField, Tone, badge, button, empty_state, page_header,
+    ButtonKind, Choice, Icon, TextField, Tone, badge, button, csrf_input, empty_state, page_header,
     post_button, post_form, select, text_field,
 };
 use crate::layout::page;
@@ -88,6 +88,7 @@ pub fn network(ctx: &PageContext, view: &NetworkView) -> Markup {
             }
             section.card aria-labelledby="network-partners-title" #network-partners {
                 h2 #network-partners-title { "Partner instances" }
+                p.help { "Instances this one federates with, and the Spaces they list." }
                 @if view.partners.is_empty() {
                     p.muted { "This instance has no listed partners." }
                 } @else {
@@ -96,6 +97,23 @@ pub fn network(ctx: &PageContext, view: &NetworkView) -> Markup {
                             li {
                                 a href=(partner.url) rel="noopener" { (partner.domain) }
                                 @if let Some(software) = &partner.software { " " span.muted { "(" (software) ")" } }
+                                @if !partner.spaces.is_empty() {
+                                    ul.partner-spaces {
+                                        @for space in &partner.spaces {
+                                            li {
+                                                a href=(space.url) rel="noopener" { (space.name) }
+                                                " "
+                                                form.inline-form method="post" action=(routes::NETWORK_FOLLOW) {
+                                                    (csrf_input(&ctx.csrf))
+                                                    input type="hidden" name="handle" value=(space.url);
+                                                    button.btn.btn-quiet.btn-small type="submit" {
+                                                        "Follow" span.visually-hidden { " " (space.name) }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }

@@ -6,7 +6,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use convene_web::network_view::{
-    FollowForm, NetworkView, PartnerCard, RemoteRoomRow, RemoteSpaceCard,
+    FollowForm, NetworkView, PartnerCard, PartnerSpace, RemoteRoomRow, RemoteSpaceCard,
 };
 use convene_web::routes;
 use serde::Deserialize;
@@ -31,6 +31,14 @@ async fn view(state: &AppState, visitor: &Visitor, follow: FollowForm) -> Result
                 Some(v) => format!("{s} {v}"),
                 None => s,
             }),
+            spaces: partner
+                .public_spaces
+                .into_iter()
+                .map(|s| PartnerSpace {
+                    name: s.name,
+                    url: s.url,
+                })
+                .collect(),
             domain: partner.domain,
         })
         .collect();
