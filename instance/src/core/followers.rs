@@ -460,14 +460,26 @@ pub async fn announce_room_changed(
     if moved || !before.listed {
         return announce_room_created(core, tx, prepared, space, after).await;
     }
-    let directory = LocalDirectory::new(core.clone());
-    let space_id = directory.space_id(space).map_err(AppError::from)?;
     let head_count = core.sfu.as_ref().map_or(0, |sfu| {
         sfu.room_presence(&super::gathering::media_room_id(after))
     });
+    announce_room_update(core, tx, prepared, space, after, head_count).await
+}
+
+/// Queues the Space's `Announce` of `Update{Room}` with the Room as it is, `head_count` inside.
+async fn announce_room_update(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: RoomAnnouncement,
+    space: &Space,
+    room: &Room,
+    head_count: usize,
+) -> Result<()> {
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
     let document = ActorDocument::local(
         directory
-            .room_actor(space, after, prepared.room_key_pem, head_count)
+            .room_actor(space, room, prepared.room_key_pem, head_count)
             .map_err(AppError::from)?,
     )
     .map_err(AppError::from)?;
@@ -489,6 +501,93 @@ pub async fn announce_room_changed(
         published: None,
     });
     announce(core, tx, &directory, &space_id, update).await
+}
+
+/// How often the head counts of the gatherings this process holds are compared with what the
+/// followers last heard.
+const HEAD_COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// The least time, by the instance's clock, between two head-count Updates of one Room: people
+/// coming and going must not become a stream of deliveries.
+pub const HEAD_COUNT_MIN_GAP: i64 = 30;
+
+/// Tells the followers of each listed Room's Space how many people are inside when that
+/// changes (an `Update` of the Room), at most once per [`HEAD_COUNT_MIN_GAP`] per Room. Counts
+/// come from this process's SFU, so with several processes each announces the gatherings it
+/// holds. What followers were last told is kept in memory: after a restart, Rooms with people
+/// inside are announced again, which is harmless.
+pub fn spawn_head_count_announcer(
+    core: Core,
+    mut shutdown: crate::shutdown::Signal,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Room id → (count announced, when).
+        let mut told: std::collections::HashMap<i64, (usize, i64)> =
+            std::collections::HashMap::new();
+        loop {
+            if let Some(sfu) = &core.sfu {
+                let inside: std::collections::HashMap<i64, usize> = sfu
+                    .presence()
+                    .into_iter()
+                    .filter_map(|(id, n)| Some((id.strip_prefix("room-")?.parse().ok()?, n)))
+                    .collect();
+                let rooms: std::collections::BTreeSet<i64> =
+                    inside.keys().chain(told.keys()).copied().collect();
+                let now = core.db.now();
+                for room_id in rooms {
+                    let count = inside.get(&room_id).copied().unwrap_or(0);
+                    let (last, at) = told.get(&room_id).copied().unwrap_or((0, i64::MIN));
+                    if count == last || now.saturating_sub(at) < HEAD_COUNT_MIN_GAP {
+                        continue;
+                    }
+                    match announce_head_count(&core, room_id, count).await {
+                        Ok(()) if count == 0 => {
+                            told.remove(&room_id);
+                        }
+                        Ok(()) => {
+                            told.insert(room_id, (count, now));
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, room = room_id, "announcing a head count");
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(HEAD_COUNT_EVERY) => {}
+                () = shutdown.wait() => break,
+            }
+        }
+    })
+}
+
+/// Queues an `Update` of the Room `room_id` with `head_count` inside, if it is still listed.
+async fn announce_head_count(core: &Core, room_id: i64, head_count: usize) -> Result<()> {
+    let Some(room) = crate::domain::rooms::by_id(&core.db, room_id).await? else {
+        return Ok(());
+    };
+    if !room.listed {
+        return Ok(());
+    }
+    let space = crate::domain::spaces::by_id(&core.db, room.space_id).await?;
+    // Most Spaces have no followers elsewhere: then there is nobody to tell, and no Room key
+    // to make.
+    let space_id = LocalDirectory::new(core.clone())
+        .space_id(&space)
+        .map_err(AppError::from)?;
+    let followed = sqlx::query(
+        "SELECT 1 AS one FROM federation_followers \
+         WHERE local_actor = $1 AND accepted_at IS NOT NULL LIMIT 1",
+    )
+    .bind(space_id.as_str())
+    .fetch_optional(&core.db.pool)
+    .await?;
+    if followed.is_none() {
+        return Ok(());
+    }
+    let prepared = prepare_room_announcement(core, &space, &room.slug).await?;
+    let mut tx = core.db.begin_write().await?;
+    announce_room_update(core, &mut tx, prepared, &space, &room, head_count).await?;
+    core.queue.commit(tx).await
 }
 
 /// Queues, inside the deletion's transaction, the Space's `Announce` of `Delete{Room}`.

@@ -176,6 +176,36 @@ on_both!(
         let page = ada.get("/network").await;
         assert!(page.body.contains("0 inside"), "{}", page.body);
 
+        // Someone walks into the Room on B: its followers hear the head count.
+        olive.get("/spaces/garden/rooms/potting-shed").await;
+        let page = olive
+            .post("/spaces/garden/rooms/potting-shed/token", &[])
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let ticket: serde_json::Value = serde_json::from_str(&page.body).expect("a ticket");
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!(
+            "ws://{}{}",
+            b.settings.listen,
+            ticket["signal_url"].as_str().unwrap_or_default()
+        ))
+        .await
+        .expect("the signaling socket opens");
+        let join = serde_json::to_string(&convene_media::signaling::ClientMessage::Join {
+            token: ticket["token"].as_str().unwrap_or_default().to_owned(),
+        })
+        .expect("json");
+        futures_util::SinkExt::send(
+            &mut socket,
+            tokio_tungstenite::tungstenite::Message::text(join),
+        )
+        .await
+        .expect("join sent");
+        wait_for_page(&ada, "/network", "one person inside", |body| {
+            body.contains("1 inside")
+        })
+        .await;
+        drop(socket);
+
         // B's owner renames it and lets more in: A shows the Room as changed.
         olive.get("/spaces/garden/rooms/potting-shed/edit").await;
         let page = olive
