@@ -503,6 +503,61 @@ async fn announce_room_update(
     announce(core, tx, &directory, &space_id, update).await
 }
 
+/// Makes (or reads) the Space's actor as it is, before a change's transaction.
+pub async fn prepare_space_update(
+    core: &Core,
+    space: &Space,
+) -> Result<Option<convene_federation::protocol::actor::LocalActor>> {
+    LocalDirectory::new(core.clone())
+        .actor_at(&ActorPath::Space(space.slug.to_string()))
+        .await
+        .map_err(AppError::from)
+}
+
+/// Queues, inside the change's transaction, an `Update` of the Space's actor with its new
+/// name, description and listing to its followers, as Mastodon and Lemmy send profile changes.
+pub async fn announce_space_updated(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: Option<convene_federation::protocol::actor::LocalActor>,
+    fields: &crate::domain::spaces::SpaceFields,
+) -> Result<()> {
+    let Some(mut actor) = prepared else {
+        return Ok(());
+    };
+    actor.name = Some(fields.name.to_string());
+    actor.summary = crate::activitypub::summary_html(&fields.description);
+    actor.manually_approves_followers = !fields.listed;
+    let space_id = actor.id.clone();
+    let update = Activity::Update(Publish {
+        id: space_id
+            .with_suffix(&format!(
+                "#update-{}-{}",
+                core.db.now(),
+                &crate::domain::random_token()[..12]
+            ))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: Embedded::Object(Box::new(Object::Actor(Box::new(
+            ActorDocument::local(actor).map_err(AppError::from)?,
+        )))),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: None,
+        published: None,
+    });
+    let jobs = fan_out(
+        &LocalDirectory::new(core.clone()),
+        &update,
+        Vec::new(),
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .await
+    .map_err(AppError::from)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, "federation:update").await
+}
+
 /// How often the head counts of the gatherings this process holds are compared with what the
 /// followers last heard.
 const HEAD_COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);

@@ -164,6 +164,27 @@ on_both!(
         .await;
         assert_eq!(federation_followers(&b, "garden").await, 2);
 
+        // B's owner renames the Space: its followers elsewhere hear of it (an Update of it).
+        olive.get("/spaces/garden/edit").await;
+        let page = olive
+            .submit(
+                "/spaces/garden/edit",
+                &[
+                    ("name", "Garden Society"),
+                    ("description", "We grow <b>seeds</b> & friends."),
+                    ("listed", "true"),
+                    ("entrance_room", ""),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&ada, "/network", "the new name", |body| {
+            // Text from elsewhere is shown as text: what the owner typed, escaped.
+            body.contains("Garden Society")
+                && body.contains("We grow &lt;b&gt;seeds&lt;/b&gt; &amp; friends.")
+        })
+        .await;
+
         // B's owner opens a Room: it appears on both Network pages, with its link and count.
         create_room(&olive, "garden", "potting-shed", "Potting Shed").await;
         let room_url = b.url("/spaces/garden/rooms/potting-shed");
