@@ -456,6 +456,33 @@ on_both!(
             post(announce(2, &b.url("/spaces/garden/rooms/x"))).await,
             StatusCode::ACCEPTED
         );
+        // An Announce whose audience is another Space is malformed (400); one that only names
+        // what it announces, or an answer to a Follow nobody here sent, changes nothing (202).
+        let mut misaddressed: serde_json::Value =
+            serde_json::from_str(&announce(9, &b.url("/spaces/garden/rooms/x"))).expect("json");
+        misaddressed["audience"] = b.url("/spaces/other").into();
+        assert_eq!(
+            post(misaddressed.to_string()).await,
+            StatusCode::BAD_REQUEST
+        );
+        let named = serde_json::json!({
+            "id": format!("{space}#announce-named"),
+            "type": "Announce",
+            "actor": space,
+            "object": format!("{space}#create-elsewhere"),
+        })
+        .to_string();
+        assert_eq!(post(named).await, StatusCode::ACCEPTED);
+        let stray_accept = serde_json::json!({
+            "id": format!("{space}#accept-stray"),
+            "type": "Accept",
+            "actor": space,
+            "object": a.url("/people/ada#follow-never-sent"),
+        })
+        .to_string();
+        assert_eq!(post(stray_accept).await, StatusCode::ACCEPTED);
+        let page = ada.get("/network").await;
+        assert!(page.body.contains(">following<"), "{}", page.body);
         // ...but not a Delete of another host's object (403), nor a Room claimed by the Space
         // that says it belongs elsewhere (403).
         assert_eq!(
