@@ -682,7 +682,7 @@ on_both!(
     operators_choose_partners_on_the_federation_page,
     |backend| async move {
         let a = TestInstance::spawn_with(backend, federating).await;
-        let b = TestInstance::spawn_with(backend, federating).await;
+        let mut b = TestInstance::spawn_with(backend, federating).await;
         let ada = a.sign_up("ada@example.org", "ada", "Ada").await;
         let bea = a.sign_up("bea@example.org", "bea", "Bea").await;
         let olive = b.sign_up("olive@example.org", "olive", "Olive Owner").await;
@@ -786,6 +786,25 @@ on_both!(
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         wait_for_page(&bea, "/network", "the Accept", |body| {
             body.contains(">following<")
+        })
+        .await;
+
+        // B goes down while A has something for it: the partner's row shows the delivery
+        // waiting and why.
+        b.stop().await;
+        let page = bea
+            .submit(
+                &format!(
+                    "/network/unfollow?space={}",
+                    url::form_urlencoded::byte_serialize(garden.as_bytes()).collect::<String>()
+                ),
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        wait_for_page(&ada, "/admin/federation", "the waiting delivery", |body| {
+            body.find("fed-partners")
+                .is_some_and(|at| body[at..].contains("1 waiting ·"))
         })
         .await;
 
