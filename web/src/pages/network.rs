@@ -173,9 +173,9 @@ fn partner_table(ctx: &PageContext, id: &str, rows: &[PartnerRow], remove_label:
 pub fn federation_admin(ctx: &PageContext, view: &FederationAdminView) -> Markup {
     let mode_fields = html! {
         (select("mode", "Federate with", &[
-            Choice::new("open", "Every instance not blocked"),
-            Choice::new("allow-list", "Partners only"),
-            Choice::new("block-list", "Every instance not blocked (block list)"),
+            Choice::new("open", "Open: every instance that is not blocked"),
+            Choice::new("allow-list", "Partners only (allow list)"),
+            Choice::new("block-list", "Block list: every instance except the blocked ones"),
         ], &view.mode, Some("With partners only, every other instance gets 403 and nothing is sent to it."), view.errors.get("mode")))
         div.form-actions { (button("Save", ButtonKind::Primary)) }
     };
