@@ -545,7 +545,7 @@ impl Handler for Deliveries {
 }
 
 /// Plain text as the HTML `summary` ActivityPub expects: escaped, paragraphs kept.
-fn summary_html(text: &str) -> Option<String> {
+pub(crate) fn summary_html(text: &str) -> Option<String> {
     let text = text.trim();
     if text.is_empty() {
         return None;

@@ -177,6 +177,7 @@ impl Instance {
             spawn_housekeeping(state.db.clone(), signal.clone()),
             crate::governance::spawn_worker(state.core.clone(), signal.clone()),
             crate::core::gathering::spawn_reconciler(state.core.clone(), signal.clone()),
+            crate::core::followers::spawn_head_count_announcer(state.core.clone(), signal.clone()),
         ];
         let app = crate::http::router(state.clone());
         let mut server_signal = signal;

@@ -783,8 +783,11 @@ async fn federation_command(
             let blocked = partners::block(core, &domain).await.map_err(plain)?;
             (
                 format!(
-                    "{} is blocked; {} follow(s) removed",
-                    blocked.domain, blocked.follows_removed
+                    "{} is blocked; {} follow(s), {} membership(s) and {} followed Space(s) removed",
+                    blocked.domain,
+                    blocked.follows_removed,
+                    blocked.memberships_removed,
+                    blocked.spaces_forgotten
                 ),
                 json!({"blocked": blocked}),
             )

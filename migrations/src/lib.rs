@@ -62,6 +62,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../postgres/0008_remote_actors.sql"),
     ),
     (
+        9,
+        "following elsewhere",
+        include_str!("../sqlite/0009_following_elsewhere.sql"),
+        include_str!("../postgres/0009_following_elsewhere.sql"),
+    ),
+    (
         10,
         "admission tickets",
         include_str!("../sqlite/0010_admission.sql"),

@@ -48,8 +48,10 @@ fn header(ctx: &PageContext) -> Markup {
                         li { a href=(routes::HOME) { "Spaces" } }
                         li { a href=(crate::routes::GOVERNANCE) { "Governance" } }
                         @if let Some(user) = &ctx.user {
+                            li { a href=(routes::NETWORK) { "Network" } }
                             @if user.is_operator {
                                 li { a href=(routes::ADMIN_QUEUE) { "Queue" } }
+                                li { a href=(routes::ADMIN_FEDERATION) { "Federation" } }
                             }
                             li {
                                 a.nav-user href=(routes::ACCOUNT) title=(user.display_name) {

@@ -31,6 +31,7 @@ pub mod components;
 pub mod error;
 pub mod governance_view;
 pub mod layout;
+pub mod network_view;
 pub mod pages;
 pub mod queue_view;
 pub mod routes;

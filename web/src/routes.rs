@@ -65,6 +65,26 @@ pub fn join_request_decision(space: &str, id: i64, approve: bool) -> String {
 pub fn room_elsewhere(space: &str, room: &str) -> String {
     format!("{}/elsewhere", self::room(space, room))
 }
+/// Spaces followed on other instances, and the partners' directory.
+pub const NETWORK: &str = "/network";
+/// Where the Network page's follow form posts.
+pub const NETWORK_FOLLOW: &str = "/network/follow";
+/// The partner policy, for operators.
+pub const ADMIN_FEDERATION: &str = "/admin/federation";
+
+/// `/network/unfollow?space={actor}`
+pub fn network_unfollow(space_actor: &str) -> String {
+    format!("/network/unfollow?space={}", query_value(space_actor))
+}
+
+/// `/admin/federation/{action}?domain={domain}` (`check`, `remove`)
+pub fn admin_federation_action(action: &str, domain: &str) -> String {
+    format!(
+        "{ADMIN_FEDERATION}/{}?domain={}",
+        segment(action),
+        query_value(domain)
+    )
+}
 
 /// `/admin/queue/jobs/{id}/retry`
 pub fn admin_queue_retry(id: i64) -> String {
@@ -114,6 +134,16 @@ pub fn invitation_revoke(space: &str, id: &str) -> String {
 /// `/spaces/{space}/members/{handle}/remove`
 pub fn member_remove(space: &str, handle: &str) -> String {
     format!("{}/{}/remove", members(space), segment(handle))
+}
+
+/// `/spaces/{space}/follow-requests/{action}?actor={actor}` (`approve`, `reject`)
+pub fn follow_request(space: &str, action: &str, actor: &str) -> String {
+    format!(
+        "{}/follow-requests/{}?actor={}",
+        self::space(space),
+        segment(action),
+        query_value(actor)
+    )
 }
 
 /// `/spaces/{space}/leave`

@@ -198,6 +198,21 @@ pub fn members() -> MembersView {
             ),
             row("Grace", "grace_h", Role::Member, false),
         ],
+        follow_requests: vec![crate::view::FollowRequestRow {
+            actor: "https://social.example.net/users/rae".to_owned(),
+            host: "social.example.net".to_owned(),
+            requested: "3 March 2026".to_owned(),
+            approve_url: crate::routes::follow_request(
+                "book-club",
+                "approve",
+                "https://social.example.net/users/rae",
+            ),
+            reject_url: crate::routes::follow_request(
+                "book-club",
+                "reject",
+                "https://social.example.net/users/rae",
+            ),
+        }],
         invitations: vec![
             InvitationRow {
                 id: "41".to_owned(),
@@ -330,6 +345,83 @@ pub fn queue() -> crate::queue_view::QueueView {
     }
 }
 
+/// The Network page: two Spaces followed elsewhere (one accepted with Rooms, one waiting) and
+/// a partner with its public Spaces.
+pub fn network() -> crate::network_view::NetworkView {
+    use crate::network_view::{
+        NetworkView, PartnerCard, PartnerSpace, RemoteRoomRow, RemoteSpaceCard,
+    };
+    NetworkView {
+        follow: Default::default(),
+        spaces: vec![
+            RemoteSpaceCard {
+                name: "Garden Society".to_owned(),
+                handle: "@garden@social.example.net".to_owned(),
+                summary: "We grow seeds & friends.".to_owned(),
+                url: "https://social.example.net/spaces/garden".to_owned(),
+                state: "accepted".to_owned(),
+                unfollow_url: routes::network_unfollow("https://social.example.net/spaces/garden"),
+                rooms: vec![RemoteRoomRow {
+                    name: "Potting Shed".to_owned(),
+                    url: "https://social.example.net/spaces/garden/rooms/shed".to_owned(),
+                    access: "open".to_owned(),
+                    capacity: 12,
+                    head_count: 3,
+                }],
+            },
+            RemoteSpaceCard {
+                name: "Quiet Corner".to_owned(),
+                handle: "@quiet@town.example".to_owned(),
+                summary: String::new(),
+                url: "https://town.example/spaces/quiet".to_owned(),
+                state: "pending".to_owned(),
+                unfollow_url: routes::network_unfollow("https://town.example/spaces/quiet"),
+                rooms: Vec::new(),
+            },
+        ],
+        partners: vec![PartnerCard {
+            domain: "social.example.net".to_owned(),
+            url: "https://social.example.net/".to_owned(),
+            software: Some("convene 0.1.0".to_owned()),
+            spaces: vec![PartnerSpace {
+                name: "Book Club".to_owned(),
+                url: "https://social.example.net/spaces/book-club".to_owned(),
+            }],
+        }],
+    }
+}
+
+/// The operators' federation page: allow-list with a reachable partner and a blocked instance.
+pub fn federation_admin() -> crate::network_view::FederationAdminView {
+    use crate::network_view::{FederationAdminView, PartnerRow};
+    FederationAdminView {
+        mode: "allow-list".to_owned(),
+        partners: vec![PartnerRow {
+            domain: "social.example.net".to_owned(),
+            software: Some("convene".to_owned()),
+            version: Some("0.1.0".to_owned()),
+            reachable: Some(true),
+            check_note: None,
+            checked: Some("28 Nov 2026, 16:04 UTC".to_owned()),
+            queue_state: Some("ok".to_owned()),
+            pending: 0,
+            last_error: None,
+            check_url: routes::admin_federation_action("check", "social.example.net"),
+            remove_url: routes::admin_federation_action("remove", "social.example.net"),
+        }],
+        blocked: vec![PartnerRow {
+            domain: "spam.example".to_owned(),
+            reachable: Some(false),
+            check_note: Some("spam.example could not be resolved".to_owned()),
+            check_url: routes::admin_federation_action("check", "spam.example"),
+            remove_url: routes::admin_federation_action("remove", "spam.example"),
+            ..PartnerRow::default()
+        }],
+        domain: String::new(),
+        errors: FormErrors::new(),
+    }
+}
+
 /// Every page with sample data: `(file stem, document)`.
 pub fn gallery() -> Vec<(&'static str, Markup)> {
     let guest = guest_context();
@@ -340,6 +432,27 @@ pub fn gallery() -> Vec<(&'static str, Markup)> {
     };
     vec![
         ("admin-queue", pages::queue(&member, &queue())),
+        (
+            "admin-federation",
+            pages::federation_admin(&member, &federation_admin()),
+        ),
+        ("network", pages::network(&member, &network())),
+        (
+            "network-errors",
+            pages::network(
+                &member,
+                &crate::network_view::NetworkView {
+                    follow: crate::network_view::FollowForm {
+                        handle: "@nobody@social.example.net".to_owned(),
+                        errors: FormErrors::new().with(
+                            "handle",
+                            "social.example.net does not know @nobody@social.example.net.",
+                        ),
+                    },
+                    ..crate::network_view::NetworkView::default()
+                },
+            ),
+        ),
         (
             "admin-queue-empty",
             pages::queue(&member, &crate::queue_view::QueueView::default()),

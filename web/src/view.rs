@@ -455,6 +455,8 @@ pub struct MembersView {
     pub invite: InviteForm,
     /// People of other instances asking to join (owners see them).
     pub join_requests: Vec<JoinRequestRow>,
+    /// Follows from other instances waiting for an owner (unlisted Spaces; owners only).
+    pub follow_requests: Vec<FollowRequestRow>,
 }
 
 /// A request to join from another instance, waiting for an owner.
@@ -467,6 +469,18 @@ pub struct JoinRequestRow {
     pub room_name: String,
     pub approve_url: String,
     pub decline_url: String,
+}
+
+/// A follow of the Space from another instance, held for an owner's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowRequestRow {
+    /// The follower's actor URL (also its page on most servers).
+    pub actor: String,
+    /// Its instance.
+    pub host: String,
+    pub requested: String,
+    pub approve_url: String,
+    pub reject_url: String,
 }
 
 /// `GET /invitations/{token}`.

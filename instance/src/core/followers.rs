@@ -7,10 +7,11 @@
 //! durable queue, enqueued in that transaction too: if the follow is stored, its `Accept` will
 //! go out, re-signed on every attempt by [`crate::activitypub::Deliveries`].
 //!
-//! The other direction: a Space announces its new and deleted listed Rooms to its followers
-//! the way Lemmy communities do (FEP-1b12: an `Announce` of the `Create`/`Delete`, with
-//! `audience` = the Space), one delivery per remote shared inbox, queued in the transaction
-//! that creates or deletes the Room (`core::rooms`).
+//! The other direction: a Space announces its new, changed and deleted listed Rooms to its
+//! followers the way Lemmy communities do (FEP-1b12: an `Announce` of the
+//! `Create`/`Update`/`Delete`, with `audience` = the Space), one delivery per remote shared
+//! inbox, queued in the transaction that changes the Room (`core::rooms`). A new Room is also
+//! announced as a `Note` with its name and link, which Mastodon-like timelines show.
 
 use convene_federation::delivery::{DeliveryJob, Recipient, plan};
 use convene_federation::directory::fan_out;
@@ -19,9 +20,11 @@ use convene_federation::protocol::activity::{
 };
 use convene_federation::protocol::actor::Actor;
 use convene_federation::protocol::actor::Actor as ActorDocument;
+use convene_federation::protocol::object::{Note, NoteKind};
 use convene_federation::protocol::{Embedded, Id, PUBLIC};
 use convene_federation::urls::authority;
 use sha2::Digest;
+use sqlx::Row;
 
 use super::Core;
 use crate::activitypub::{ActorPath, LocalDirectory};
@@ -89,24 +92,7 @@ pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Fo
     .execute(&mut *tx)
     .await?;
     if accepted {
-        let accept = Activity::Accept(Response::new(
-            answer_id(&space.id, "accept", &follow.id)?,
-            space.id.clone(),
-            Activity::Follow(follow.clone()),
-        ));
-        let recipient = Recipient {
-            inbox: follower.inbox.clone(),
-            shared_inbox: None,
-        };
-        let jobs = plan(
-            &accept,
-            &space.id.with_suffix("#main-key").map_err(AppError::from)?,
-            [recipient],
-            &super::partners::policy(&core.db).await?,
-            &core.settings.domain(),
-        )
-        .map_err(AppError::from)?;
-        enqueue_deliveries(&mut tx, now, &jobs, "federation:accept").await?;
+        queue_answer(core, &mut tx, Answer::Accept, follow, &follower.inbox).await?;
     }
     core.queue.commit(tx).await?;
     core.changed();
@@ -115,6 +101,139 @@ pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Fo
     } else {
         Followed::Pending
     })
+}
+
+/// How a Space answers a Follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Accept,
+    Reject,
+}
+
+/// Queues the Space's `Accept` or `Reject` of `follow` (embedding it) to the follower's inbox.
+async fn queue_answer(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    answer: Answer,
+    follow: &Action,
+    inbox: &Id,
+) -> Result<()> {
+    let space = &follow.object;
+    let (kind, tag) = match answer {
+        Answer::Accept => ("accept", "federation:accept"),
+        Answer::Reject => ("reject", "federation:reject"),
+    };
+    let response = Response::new(
+        answer_id(space, kind, &follow.id)?,
+        space.clone(),
+        Activity::Follow(follow.clone()),
+    );
+    let activity = match answer {
+        Answer::Accept => Activity::Accept(response),
+        Answer::Reject => Activity::Reject(response),
+    };
+    let jobs = plan(
+        &activity,
+        &space.with_suffix("#main-key").map_err(AppError::from)?,
+        [Recipient {
+            inbox: inbox.clone(),
+            shared_inbox: None,
+        }],
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .map_err(AppError::from)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, tag).await
+}
+
+/// A follow of a local Space waiting for an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowRequest {
+    pub remote_actor: String,
+    pub remote_host: String,
+    pub created_at: i64,
+}
+
+/// The follows of `space` held for an owner (unlisted Spaces), oldest first.
+pub async fn follow_requests(core: &Core, space: &Space) -> Result<Vec<FollowRequest>> {
+    let space_id = LocalDirectory::new(core.clone())
+        .space_id(space)
+        .map_err(AppError::from)?;
+    let rows = sqlx::query(
+        "SELECT remote_actor, remote_host, created_at FROM federation_followers \
+         WHERE local_actor = $1 AND accepted_at IS NULL ORDER BY created_at, remote_actor",
+    )
+    .bind(space_id.as_str())
+    .fetch_all(&core.db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(FollowRequest {
+                remote_actor: row.try_get("remote_actor")?,
+                remote_host: row.try_get("remote_host")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// An owner answers a held follow of `space` by `remote_actor`: approved, it becomes a
+/// follower and the `Accept` is queued; rejected, it is forgotten and the `Reject` is queued.
+pub async fn answer_follow_request(
+    core: &Core,
+    actor: super::Actor<'_>,
+    space: &Space,
+    remote_actor: &str,
+    approve: bool,
+) -> Result<()> {
+    actor.require_owner(&core.db, space).await?;
+    let space_id = LocalDirectory::new(core.clone())
+        .space_id(space)
+        .map_err(AppError::from)?;
+    let now = core.db.now();
+    let mut tx = core.db.begin_write().await?;
+    let row = sqlx::query(
+        "SELECT follow_id, inbox FROM federation_followers \
+         WHERE local_actor = $1 AND remote_actor = $2 AND accepted_at IS NULL",
+    )
+    .bind(space_id.as_str())
+    .bind(remote_actor)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let follow = Action::new(
+        Id::parse(&row.try_get::<String, _>("follow_id")?)?,
+        Id::parse(remote_actor)?,
+        space_id.clone(),
+    );
+    let inbox = Id::parse(&row.try_get::<String, _>("inbox")?)?;
+    if approve {
+        sqlx::query(
+            "UPDATE federation_followers SET accepted_at = $1 \
+             WHERE local_actor = $2 AND remote_actor = $3",
+        )
+        .bind(now)
+        .bind(space_id.as_str())
+        .bind(remote_actor)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(
+            "DELETE FROM federation_followers WHERE local_actor = $1 AND remote_actor = $2",
+        )
+        .bind(space_id.as_str())
+        .bind(remote_actor)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let answer = if approve {
+        Answer::Accept
+    } else {
+        Answer::Reject
+    };
+    queue_answer(core, &mut tx, answer, &follow, &inbox).await?;
+    core.queue.commit(tx).await?;
+    Ok(())
 }
 
 /// `actor` takes back a Follow: its follow of the named Space (or of whatever the named Follow
@@ -269,7 +388,263 @@ pub async fn announce_room_created(
         audience: Some(space_id.clone()),
         published: None,
     });
-    announce(core, tx, &directory, &space_id, create).await
+    announce(core, tx, &directory, &space_id, create).await?;
+    // For Mastodon-like timelines, which show Notes and not Groups: a Note with the Room's
+    // name and link, announced by the Space the same way.
+    let room_id = directory
+        .room_id(space, &room.slug)
+        .map_err(AppError::from)?;
+    let content = maud::html! {
+        p { "A new Room in " (space.name) ": " a href=(room_id.as_str()) { (room.name) } }
+        @if !room.topic.trim().is_empty() { p { (room.topic.trim()) } }
+    }
+    .into_string();
+    let note = Note {
+        kind: NoteKind::Note,
+        id: room_id
+            .with_suffix(&format!("#note-{}", room.created_at))
+            .map_err(AppError::from)?,
+        attributed_to: space_id.clone(),
+        name: None,
+        content: Some(content),
+        summary: None,
+        url: Some(room_id),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+        published: None,
+    };
+    announce_object(
+        core,
+        tx,
+        &directory,
+        &space_id,
+        &note.id.clone(),
+        Announced::Note(note),
+    )
+    .await
+}
+
+/// What announcing a changed Room needs before its transaction: the key of the Room's actor
+/// at its (possibly new) address, when it is listed after the change.
+pub async fn prepare_room_update(
+    core: &Core,
+    space: &Space,
+    slug: &Slug,
+    listed: bool,
+) -> Result<Option<RoomAnnouncement>> {
+    if listed {
+        Ok(Some(prepare_room_announcement(core, space, slug).await?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Queues, inside the change's transaction, what followers must hear of a Room changed from
+/// `before` to `after`: an `Update` of the Room when it stays listed at the same address; a
+/// `Delete` when it becomes unlisted or moves (its actor id is its address); a `Create` when
+/// it becomes listed or arrives at its new address.
+pub async fn announce_room_changed(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: Option<RoomAnnouncement>,
+    space: &Space,
+    before: &Room,
+    after: &Room,
+) -> Result<()> {
+    let moved = before.slug != after.slug;
+    if before.listed && (moved || !after.listed) {
+        announce_room_deleted(core, tx, space, before).await?;
+    }
+    let Some(prepared) = prepared.filter(|_| after.listed) else {
+        return Ok(());
+    };
+    if moved || !before.listed {
+        return announce_room_created(core, tx, prepared, space, after).await;
+    }
+    let head_count = core.sfu.as_ref().map_or(0, |sfu| {
+        sfu.room_presence(&super::gathering::media_room_id(after))
+    });
+    announce_room_update(core, tx, prepared, space, after, head_count).await
+}
+
+/// Queues the Space's `Announce` of `Update{Room}` with the Room as it is, `head_count` inside.
+async fn announce_room_update(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: RoomAnnouncement,
+    space: &Space,
+    room: &Room,
+    head_count: usize,
+) -> Result<()> {
+    let directory = LocalDirectory::new(core.clone());
+    let space_id = directory.space_id(space).map_err(AppError::from)?;
+    let document = ActorDocument::local(
+        directory
+            .room_actor(space, room, prepared.room_key_pem, head_count)
+            .map_err(AppError::from)?,
+    )
+    .map_err(AppError::from)?;
+    let update = Activity::Update(Publish {
+        // Unique per change: two edits within a second are two activities.
+        id: document
+            .id
+            .with_suffix(&format!(
+                "#update-{}-{}",
+                core.db.now(),
+                &crate::domain::random_token()[..12]
+            ))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: Embedded::Object(Box::new(Object::Actor(Box::new(document)))),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: Some(space_id.clone()),
+        published: None,
+    });
+    announce(core, tx, &directory, &space_id, update).await
+}
+
+/// Makes (or reads) the Space's actor as it is, before a change's transaction.
+pub async fn prepare_space_update(
+    core: &Core,
+    space: &Space,
+) -> Result<Option<convene_federation::protocol::actor::LocalActor>> {
+    LocalDirectory::new(core.clone())
+        .actor_at(&ActorPath::Space(space.slug.to_string()))
+        .await
+        .map_err(AppError::from)
+}
+
+/// Queues, inside the change's transaction, an `Update` of the Space's actor with its new
+/// name, description and listing to its followers, as Mastodon and Lemmy send profile changes.
+pub async fn announce_space_updated(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    prepared: Option<convene_federation::protocol::actor::LocalActor>,
+    fields: &crate::domain::spaces::SpaceFields,
+) -> Result<()> {
+    let Some(mut actor) = prepared else {
+        return Ok(());
+    };
+    actor.name = Some(fields.name.to_string());
+    actor.summary = crate::activitypub::summary_html(&fields.description);
+    actor.manually_approves_followers = !fields.listed;
+    let space_id = actor.id.clone();
+    let update = Activity::Update(Publish {
+        id: space_id
+            .with_suffix(&format!(
+                "#update-{}-{}",
+                core.db.now(),
+                &crate::domain::random_token()[..12]
+            ))
+            .map_err(AppError::from)?,
+        actor: space_id.clone(),
+        object: Embedded::Object(Box::new(Object::Actor(Box::new(
+            ActorDocument::local(actor).map_err(AppError::from)?,
+        )))),
+        to: vec![PUBLIC.to_owned()],
+        cc: vec![followers_id(&space_id)?.to_string()],
+        audience: None,
+        published: None,
+    });
+    let jobs = fan_out(
+        &LocalDirectory::new(core.clone()),
+        &update,
+        Vec::new(),
+        &super::partners::policy(&core.db).await?,
+        &core.settings.domain(),
+    )
+    .await
+    .map_err(AppError::from)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, "federation:update").await
+}
+
+/// How often the head counts of the gatherings this process holds are compared with what the
+/// followers last heard.
+const HEAD_COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// The least time, by the instance's clock, between two head-count Updates of one Room: people
+/// coming and going must not become a stream of deliveries.
+pub const HEAD_COUNT_MIN_GAP: i64 = 30;
+
+/// Tells the followers of each listed Room's Space how many people are inside when that
+/// changes (an `Update` of the Room), at most once per [`HEAD_COUNT_MIN_GAP`] per Room. Counts
+/// come from this process's SFU, so with several processes each announces the gatherings it
+/// holds. What followers were last told is kept in memory: after a restart, Rooms with people
+/// inside are announced again, which is harmless.
+pub fn spawn_head_count_announcer(
+    core: Core,
+    mut shutdown: crate::shutdown::Signal,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Room id → (count announced, when).
+        let mut told: std::collections::HashMap<i64, (usize, i64)> =
+            std::collections::HashMap::new();
+        loop {
+            if let Some(sfu) = &core.sfu {
+                let inside: std::collections::HashMap<i64, usize> = sfu
+                    .presence()
+                    .into_iter()
+                    .filter_map(|(id, n)| Some((id.strip_prefix("room-")?.parse().ok()?, n)))
+                    .collect();
+                let rooms: std::collections::BTreeSet<i64> =
+                    inside.keys().chain(told.keys()).copied().collect();
+                let now = core.db.now();
+                for room_id in rooms {
+                    let count = inside.get(&room_id).copied().unwrap_or(0);
+                    let (last, at) = told.get(&room_id).copied().unwrap_or((0, i64::MIN));
+                    if count == last || now.saturating_sub(at) < HEAD_COUNT_MIN_GAP {
+                        continue;
+                    }
+                    match announce_head_count(&core, room_id, count).await {
+                        Ok(()) if count == 0 => {
+                            told.remove(&room_id);
+                        }
+                        Ok(()) => {
+                            told.insert(room_id, (count, now));
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, room = room_id, "announcing a head count");
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(HEAD_COUNT_EVERY) => {}
+                () = shutdown.wait() => break,
+            }
+        }
+    })
+}
+
+/// Queues an `Update` of the Room `room_id` with `head_count` inside, if it is still listed.
+async fn announce_head_count(core: &Core, room_id: i64, head_count: usize) -> Result<()> {
+    let Some(room) = crate::domain::rooms::by_id(&core.db, room_id).await? else {
+        return Ok(());
+    };
+    if !room.listed {
+        return Ok(());
+    }
+    let space = crate::domain::spaces::by_id(&core.db, room.space_id).await?;
+    // Most Spaces have no followers elsewhere: then there is nobody to tell, and no Room key
+    // to make.
+    let space_id = LocalDirectory::new(core.clone())
+        .space_id(&space)
+        .map_err(AppError::from)?;
+    let followed = sqlx::query(
+        "SELECT 1 AS one FROM federation_followers \
+         WHERE local_actor = $1 AND accepted_at IS NOT NULL LIMIT 1",
+    )
+    .bind(space_id.as_str())
+    .fetch_optional(&core.db.pool)
+    .await?;
+    if followed.is_none() {
+        return Ok(());
+    }
+    let prepared = prepare_room_announcement(core, &space, &room.slug).await?;
+    let mut tx = core.db.begin_write().await?;
+    announce_room_update(core, &mut tx, prepared, &space, &room, head_count).await?;
+    core.queue.commit(tx).await
 }
 
 /// Queues, inside the deletion's transaction, the Space's `Announce` of `Delete{Room}`.
@@ -304,11 +679,32 @@ async fn announce(
     space_id: &Id,
     inner: Activity,
 ) -> Result<()> {
+    let inner_id = inner.id().clone();
+    announce_object(
+        core,
+        tx,
+        directory,
+        space_id,
+        &inner_id,
+        Announced::Activity(inner),
+    )
+    .await
+}
+
+/// Queues the Space's `Announce` of `object` (whose id is `object_id`) to its followers.
+async fn announce_object(
+    core: &Core,
+    tx: &mut Tx<'_>,
+    directory: &LocalDirectory,
+    space_id: &Id,
+    object_id: &Id,
+    object: Announced,
+) -> Result<()> {
     let announce = Activity::Announce(Announce::new(
-        answer_id(space_id, "announce", inner.id())?,
+        answer_id(space_id, "announce", object_id)?,
         space_id.clone(),
         &followers_id(space_id)?,
-        Announced::Activity(inner),
+        object,
     ));
     let jobs = fan_out(
         directory,

@@ -28,6 +28,7 @@ pub mod followers;
 pub mod gathering;
 pub mod handles;
 pub mod membership;
+pub mod network;
 pub mod partners;
 pub mod rooms;
 pub mod spaces;

@@ -1,5 +1,5 @@
 //! Rooms: create, change (name, address, access, capacity), delete, and unlock with a code.
-//! Creating and deleting a listed Room is announced to the Space's followers elsewhere.
+//! Creating, changing and deleting a listed Room is announced to the Space's followers elsewhere.
 
 use convene_media::CloseReason;
 
@@ -35,7 +35,8 @@ pub async fn create(
     Ok(room)
 }
 
-/// Changes a Room (members). When its access becomes stricter (members-only, locked, or a new
+/// Changes a Room (members), and tells the Space's followers (an `Update`, or a `Delete` and
+/// a `Create` when it moves or its listing changes). When its access becomes stricter (members-only, locked, or a new
 /// code), everyone inside who may no longer enter leaves at once, and media tokens issued
 /// before the change stop working.
 pub async fn update(
@@ -47,7 +48,22 @@ pub async fn update(
     fields: &RoomFields,
 ) -> Result<()> {
     actor.require_member(&core.db, space).await?;
-    rooms::update(&core.db, room, slug, fields).await?;
+    fields.check()?;
+    let prepared = followers::prepare_room_update(core, space, slug, fields.listed).await?;
+    let mut tx = core.db.begin_write().await?;
+    rooms::update(&mut tx, room, slug, fields).await?;
+    let after = Room {
+        slug: slug.clone(),
+        name: fields.name.clone(),
+        topic: fields.topic.clone(),
+        access: fields.access,
+        access_code: fields.access_code.clone(),
+        listed: fields.listed,
+        capacity: fields.capacity,
+        ..room.clone()
+    };
+    followers::announce_room_changed(core, &mut tx, prepared, space, room, &after).await?;
+    core.queue.commit(tx).await?;
     core.changed();
     gathering::reconcile_room(core, room.id, CloseReason::AccessLost).await
 }

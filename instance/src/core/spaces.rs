@@ -47,7 +47,11 @@ pub async fn update(
     entrance_room_id: Option<i64>,
 ) -> Result<()> {
     actor.require_owner(&core.db, space).await?;
-    spaces::update(&core.db, space, fields, entrance_room_id).await?;
+    let prepared = super::followers::prepare_space_update(core, space).await?;
+    let mut tx = core.db.begin_write().await?;
+    spaces::update(&mut tx, space, fields, entrance_room_id).await?;
+    super::followers::announce_space_updated(core, &mut tx, prepared, fields).await?;
+    core.queue.commit(tx).await?;
     core.changed();
     Ok(())
 }

@@ -196,10 +196,15 @@ fn stored_code(fields: &RoomFields) -> Option<String> {
     }
 }
 
-/// Changes a Room's settings and address (`slug`; old links stop working).
-pub async fn update(db: &Db, room: &Room, slug: &Slug, fields: &RoomFields) -> Result<()> {
+/// Changes a Room's settings and address (`slug`; old links stop working), inside the caller's
+/// transaction (which also queues its announcement, see `core::rooms::update`).
+pub async fn update(
+    conn: &mut sqlx::AnyConnection,
+    room: &Room,
+    slug: &Slug,
+    fields: &RoomFields,
+) -> Result<()> {
     fields.check()?;
-    let mut tx = db.begin_write().await?;
     let updated = sqlx::query(
         "UPDATE rooms SET name = $1, topic = $2, access = $3, access_code = $4, listed = $5, capacity = $6, slug = $8 WHERE id = $7",
     )
@@ -211,7 +216,7 @@ pub async fn update(db: &Db, room: &Room, slug: &Slug, fields: &RoomFields) -> R
     .bind(fields.capacity)
     .bind(room.id)
     .bind(slug.as_str())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await;
     match updated {
         Ok(_) => {}
@@ -232,10 +237,9 @@ pub async fn update(db: &Db, room: &Room, slug: &Slug, fields: &RoomFields) -> R
     {
         sqlx::query("DELETE FROM session_unlocks WHERE room_id = $1")
             .bind(room.id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

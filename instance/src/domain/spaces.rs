@@ -176,7 +176,7 @@ pub async fn directory(db: &Db, viewer: Option<&Passport>) -> Result<Vec<SpaceSu
 }
 
 pub async fn update(
-    db: &Db,
+    conn: &mut sqlx::AnyConnection,
     space: &Space,
     fields: &SpaceFields,
     entrance_room_id: Option<i64>,
@@ -185,7 +185,7 @@ pub async fn update(
         let belongs = sqlx::query("SELECT 1 AS one FROM rooms WHERE id = $1 AND space_id = $2")
             .bind(room_id)
             .bind(space.id)
-            .fetch_optional(&db.pool)
+            .fetch_optional(&mut *conn)
             .await?;
         if belongs.is_none() {
             return Err(AppError::invalid(
@@ -202,7 +202,7 @@ pub async fn update(
     .bind(i64::from(fields.listed))
     .bind(entrance_room_id)
     .bind(space.id)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -41,6 +41,7 @@ use crate::activitypub::{
 use crate::app::AppState;
 use crate::cache::Document;
 use crate::core;
+use crate::core::network::Answer;
 use crate::error::AppError;
 
 /// The routes that only ActivityPub clients and servers use. (Actor pages that browsers also
@@ -72,8 +73,9 @@ const INBOX_LIMIT: usize = convene_federation::json::MAX_BODY_BYTES;
 /// `POST /inbox` (shared) and `POST {actor}/inbox`: a signed activity from another server.
 ///
 /// 202 when taken (or already seen, or of a kind we do not act on), 401 for a missing, bad or
-/// RFC 9421-only signature, 400 for malformed JSON, 403 for a refused origin, 404 for a Follow
-/// of something that is not a local Space, 413 over 1 MiB.
+/// RFC 9421-only signature, 400 for malformed JSON, 403 for a refused origin (or an Announce
+/// from a Space nobody here follows, or about a Room that is not the Space's), 404 for a
+/// Follow of something that is not a local Space, 413 over 1 MiB.
 async fn inbox(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, INBOX_LIMIT).await else {
@@ -185,17 +187,45 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
             };
             match core::membership::receive_answer(&state.core, answer, response).await {
                 Ok(true) => Ok(()),
-                Ok(false) => core::followers::ignore(&state.core, &inbound.id).await,
+                // Not about a Join or Invite of ours: perhaps a Follow from here.
+                Ok(false) => match &inbound.activity {
+                    Activity::Accept(_) => {
+                        core::network::answered(
+                            &state.core,
+                            &inbound.id,
+                            response,
+                            Answer::Accepted,
+                        )
+                        .await
+                    }
+                    Activity::Reject(_) => {
+                        core::network::answered(
+                            &state.core,
+                            &inbound.id,
+                            response,
+                            Answer::Rejected,
+                        )
+                        .await
+                    }
+                    _ => core::followers::ignore(&state.core, &inbound.id).await,
+                },
                 Err(err) => Err(err),
             }
         }
+        Activity::Announce(announce) => {
+            core::network::announced(&state.core, &inbound.id, announce).await
+        }
+        Activity::Update(update) => core::network::updated(&state.core, &inbound.id, update).await,
         _ => core::followers::ignore(&state.core, &inbound.id).await,
     };
     match result {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(AppError::NotFound) => not_found(),
         Err(AppError::BadRequest(why)) => problem(StatusCode::BAD_REQUEST, &why),
-        Err(AppError::Forbidden(why)) => problem(StatusCode::FORBIDDEN, why),
+        Err(AppError::Forbidden(why)) => {
+            tracing::info!(activity = %inbound.id, %why, "inbox refused an activity");
+            problem(StatusCode::FORBIDDEN, why)
+        }
         Err(err) => {
             tracing::error!(error = %err, activity = %inbound.id, "inbox");
             problem(

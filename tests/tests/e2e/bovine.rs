@@ -2,7 +2,9 @@
 //! bovine (PyPI, MIT), run as its own verifying test server. bovine resolves a Space by
 //! WebFinger, fetches it with a signed GET, and follows it; the instance's `Accept` and its
 //! `Announce` of a new Room reach bovine's inbox, which verifies their signatures (a delivery
-//! job is done only when bovine answered 2xx).
+//! job is done only when bovine answered 2xx). The other way round, a Passport follows
+//! bovine's actor (served as a Group) from the Network page, and bovine's inbox verifies the
+//! Follow and the Undo signed with the Passport's key.
 //!
 //! Skipped (with a `SKIPPED` line) when bovine is not installed, unless
 //! `CONVENE_TEST_REQUIRE_ALL=1`. Python comes from `CONVENE_BOVINE_PYTHON`, else
@@ -116,59 +118,9 @@ on_both!(bovine_finds_and_follows_a_space, |backend| async move {
         .await;
     assert_eq!(page.status, StatusCode::OK);
 
-    // bovine's verifying server on localhost:PORT.
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let host = format!("localhost:{port}");
-    std::fs::create_dir_all(&b.data_dir).expect("a folder for bovine");
-    let config_file = b.data_dir.join("bovine.toml");
+    let (mut child, _host, config_file) =
+        start_bovine(&python, &b, &["-m", "bovine.testing", "serve"]).await;
     let config_arg = config_file.to_string_lossy().into_owned();
-    let mut child = tokio::process::Command::new(&python)
-        .args([
-            "-m",
-            "bovine.testing",
-            "serve",
-            "--port",
-            &port.to_string(),
-            "--save_config",
-            &config_arg,
-        ])
-        .env("BOVINE_TEST_PROTOCOL", "http")
-        .env("BOVINE_TEST_HOSTNAME", &host)
-        // Its own folder: two bovine servers (SQLite and PostgreSQL runs) must not share files.
-        .current_dir(&b.data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bovine starts");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..150 {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut stderr) = child.stderr.take() {
-                use tokio::io::AsyncReadExt;
-                let _ = stderr.read_to_string(&mut err).await;
-            }
-            panic!("bovine exited with {status}: {err}");
-        }
-        if config_file.exists()
-            && client
-                .get(format!("http://{host}/actor"))
-                .send()
-                .await
-                .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(up, "bovine did not start within 30 s");
 
     let handle = format!("book-club@{}", b.settings.domain());
     let output = tokio::process::Command::new(&python)
@@ -210,5 +162,127 @@ on_both!(bovine_finds_and_follows_a_space, |backend| async move {
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     wait_delivered(&b, "federation:announce").await;
+    let _ = child.kill().await;
+});
+
+/// bovine's test server with its actor as a Group, so that a Passport can follow it from the
+/// Network page (which follows Spaces and other groups). Arguments: `--port N --save_config F`.
+const BOVINE_GROUP_SERVER: &str = r#"
+import sys
+from bovine.testing.server import ServerConfig, create_app
+
+port, config_file = int(sys.argv[2]), sys.argv[4]
+config = ServerConfig.from_env()
+person = ServerConfig.create_actor_object
+
+def as_group(self):
+    actor = person(self)
+    actor["type"] = "Group"
+    return actor
+
+ServerConfig.create_actor_object = as_group
+app = create_app(config)
+config.save(config_file)
+app.run(port=port, host="127.0.0.1")
+"#;
+
+/// Starts bovine's verifying server on `localhost:PORT` with `command` (its module's `serve`,
+/// or a script) and waits until it answers; gives the process, its host and its config file.
+async fn start_bovine(
+    python: &str,
+    inst: &TestInstance,
+    command: &[&str],
+) -> (tokio::process::Child, String, std::path::PathBuf) {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let host = format!("localhost:{port}");
+    std::fs::create_dir_all(&inst.data_dir).expect("a folder for bovine");
+    let config_file = inst.data_dir.join("bovine.toml");
+    let config_arg = config_file.to_string_lossy().into_owned();
+    let port_arg = port.to_string();
+    let mut args: Vec<&str> = command.to_vec();
+    args.extend(["--port", &port_arg, "--save_config", &config_arg]);
+    let mut child = tokio::process::Command::new(python)
+        .args(&args)
+        .env("BOVINE_TEST_PROTOCOL", "http")
+        .env("BOVINE_TEST_HOSTNAME", &host)
+        // Its own folder: two bovine servers (SQLite and PostgreSQL runs) must not share files.
+        .current_dir(&inst.data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bovine starts");
+    let client = reqwest::Client::new();
+    for _ in 0..150 {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = stderr.read_to_string(&mut err).await;
+            }
+            panic!("bovine exited with {status}: {err}");
+        }
+        if config_file.exists()
+            && client
+                .get(format!("http://{host}/actor"))
+                .send()
+                .await
+                .is_ok()
+        {
+            return (child, host, config_file);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("bovine did not start within 30 s");
+}
+
+on_both!(a_passport_follows_a_bovine_actor, |backend| async move {
+    let Some(python) = python_with_bovine() else {
+        assert!(
+            !convene_tests::require_all(),
+            "bovine is not installed and CONVENE_TEST_REQUIRE_ALL=1"
+        );
+        println!("SKIPPED a_passport_follows_a_bovine_actor: bovine is not installed");
+        return;
+    };
+    let a =
+        TestInstance::spawn_with(backend, |s| s.federation_allow_private_addresses = true).await;
+    let ada = a.sign_up("ada@example.org", "ada", "Ada").await;
+    let (mut child, host, _config) = start_bovine(&python, &a, &["-c", BOVINE_GROUP_SERVER]).await;
+
+    // Ada follows bovine's actor by its handle, through the Network page: WebFinger, a signed
+    // GET, then the Follow, which bovine's inbox takes only once it has verified the
+    // signature with Ada's key (a delivery is done only on a 2xx answer).
+    let page = ada
+        .submit(
+            "/network/follow",
+            &[("handle", &format!("@buttercup@{host}"))],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Buttercup the exemplary bovine"),
+        "{}",
+        page.body
+    );
+    wait_delivered(&a, "federation:follow").await;
+
+    // The Undo is signed and verified the same way.
+    let page = ada
+        .submit(
+            &format!(
+                "/network/unfollow?space={}",
+                url::form_urlencoded::byte_serialize(format!("http://{host}/actor").as_bytes())
+                    .collect::<String>()
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    wait_delivered(&a, "federation:unfollow").await;
     let _ = child.kill().await;
 });

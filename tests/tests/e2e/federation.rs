@@ -731,12 +731,40 @@ on_both!(
             .submit("/spaces/book-club/rooms", &room("garden", "true"))
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let received = remote.wait_for(3).await;
-        let announce = &received[2];
+        // Two Announces, once per shared inbox: FEP-1b12's of the Create, and a Note for
+        // Mastodon-like timelines.
+        let received = remote.wait_for(4).await;
+        let announced = |kind: &str| {
+            received[2..]
+                .iter()
+                .find(|a| a["object"]["type"] == kind)
+                .cloned()
+                .unwrap_or_else(|| panic!("an Announce of a {kind}: {received:?}"))
+        };
+        let announce = announced("Create");
         assert_eq!(announce["type"], "Announce");
         assert_eq!(announce["actor"], space.as_str());
         assert_eq!(announce["audience"], space.as_str());
-        assert_eq!(announce["object"]["type"], "Create");
+        let note = announced("Note");
+        assert_eq!(note["type"], "Announce");
+        assert_eq!(note["actor"], space.as_str());
+        assert_eq!(
+            note["to"][0],
+            "https://www.w3.org/ns/activitystreams#Public"
+        );
+        assert_eq!(
+            note["object"]["url"],
+            b.url("/spaces/book-club/rooms/garden")
+        );
+        let content = note["object"]["content"].as_str().unwrap_or_default();
+        assert!(
+            content.contains("Garden Room")
+                && content.contains(&format!(
+                    "href=\"{}\"",
+                    b.url("/spaces/book-club/rooms/garden")
+                )),
+            "{content}"
+        );
         let created = &announce["object"]["object"];
         assert_eq!(created["type"], "Group");
         assert_eq!(created["id"], b.url("/spaces/book-club/rooms/garden"));
@@ -747,6 +775,23 @@ on_both!(
             "<p>Plants &lt;b&gt;and&lt;/b&gt; people</p>"
         );
 
+        // Changing it is announced as an Update of the Room, with its new properties.
+        owner.get("/spaces/book-club/rooms/garden/edit").await;
+        let mut changed = room("garden", "true");
+        changed[0] = ("name", "Greenhouse");
+        changed[5] = ("capacity", "20");
+        let page = owner
+            .submit("/spaces/book-club/rooms/garden/edit", &changed)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let received = remote.wait_for(5).await;
+        let announce = &received[4];
+        assert_eq!(announce["type"], "Announce");
+        assert_eq!(announce["audience"], space.as_str());
+        assert_eq!(announce["object"]["type"], "Update");
+        assert_eq!(announce["object"]["object"]["name"], "Greenhouse");
+        assert_eq!(announce["object"]["object"]["capacity"], 20);
+
         // Deleting it is announced too.
         owner.get("/spaces/book-club/rooms/garden/delete").await;
         let page = owner
@@ -756,8 +801,8 @@ on_both!(
             )
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let received = remote.wait_for(4).await;
-        let announce = &received[3];
+        let received = remote.wait_for(6).await;
+        let announce = &received[5];
         assert_eq!(announce["type"], "Announce");
         assert_eq!(announce["object"]["type"], "Delete");
         assert_eq!(
@@ -765,7 +810,7 @@ on_both!(
             b.url("/spaces/book-club/rooms/garden")
         );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(remote.received.lock().expect("lock").len(), 4);
+        assert_eq!(remote.received.lock().expect("lock").len(), 6);
     }
 );
 
@@ -860,10 +905,12 @@ on_both!(
             .submit("/spaces/book-club/rooms", &room("second"))
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let received = remote.wait_for(2).await;
-        assert_eq!(
-            received[1]["object"]["object"]["id"],
-            b.url("/spaces/book-club/rooms/second")
+        // FEP-1b12's Announce of the Create, and the Note for timelines.
+        let received = remote.wait_for(3).await;
+        assert!(
+            received[1..].iter().any(|a| a["object"]["type"] == "Create"
+                && a["object"]["object"]["id"] == b.url("/spaces/book-club/rooms/second")),
+            "{received:?}"
         );
 
         // Blocked: 403 on every federated endpoint, its follows gone.
@@ -900,7 +947,7 @@ on_both!(
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(remote.received.lock().expect("lock").len(), 2);
+        assert_eq!(remote.received.lock().expect("lock").len(), 3);
 
         // Unblocked, it may follow again.
         b.admin(&["federation", "unblock", &remote.domain()]).await;

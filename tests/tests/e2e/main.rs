@@ -12,6 +12,7 @@ mod elections;
 mod federation;
 mod federation_safety;
 mod media;
+mod network;
 mod queue;
 mod rooms;
 mod spaces;

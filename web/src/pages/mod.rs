@@ -8,6 +8,7 @@ mod account;
 mod auth;
 mod governance;
 mod home;
+mod network;
 mod queue;
 mod rooms;
 mod spaces;
@@ -21,6 +22,7 @@ pub use governance::{
     ballot, ballot_receipt, election, election_new, election_result, governance, motion, receipts,
 };
 pub use home::{error, error_copy, error_status, landing, notice};
+pub use network::{federation_admin, network};
 pub use queue::{gatherings, queue};
 pub use rooms::{room, room_delete_confirm, room_edit, room_new};
 pub use spaces::{invitation, members, space, space_edit, space_new};

@@ -249,6 +249,31 @@ pub fn members(ctx: &PageContext, view: &MembersView) -> Markup {
                         div.form-actions { (button("Invite", ButtonKind::Secondary)) }
                     }
                 }
+                @if !view.follow_requests.is_empty() {
+                    section.card aria-labelledby="follow-requests-title" #follow-requests {
+                        h2 #follow-requests-title { "Follow requests from other instances" }
+                        p.help { "This Space is unlisted, so follows from elsewhere wait for an owner. Approved followers hear of its new Rooms." }
+                        ul.rows {
+                            @for request in &view.follow_requests {
+                                li.row {
+                                    span.row-icon { (icon(Icon::Globe)) }
+                                    div.row-main {
+                                        span.row-title.break-anywhere { (request.actor) }
+                                        span.row-meta { (request.host) " · asked " (request.requested) }
+                                    }
+                                    div.row-actions {
+                                        (post_button(&request.approve_url, &ctx.csrf,
+                                            html! { "Approve" span.visually-hidden { " " (request.actor) } },
+                                            ButtonKind::Secondary))
+                                        (post_button(&request.reject_url, &ctx.csrf,
+                                            html! { "Reject" span.visually-hidden { " " (request.actor) } },
+                                            ButtonKind::QuietDanger))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 section.card aria-labelledby="invite-title" {
                     h2 #invite-title { "Invite someone" }
                     (post_form(&routes::invitations(&view.space_slug), &ctx.csrf, &view.invite.errors, invite_fields))

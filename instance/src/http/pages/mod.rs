@@ -6,8 +6,10 @@
 
 pub(crate) mod account;
 pub(crate) mod auth;
+mod federation_admin;
 pub mod gathering;
 pub(crate) mod governance;
+mod network;
 mod people;
 mod queue;
 pub(crate) mod rooms;
@@ -58,6 +60,10 @@ pub fn routes() -> Router<AppState> {
             post(spaces::remove_member),
         )
         .route("/spaces/{space}/leave", post(spaces::leave))
+        .route(
+            "/spaces/{space}/follow-requests/{action}",
+            post(spaces::answer_follow_request),
+        )
         .route("/invitations/{token}", get(spaces::invitation))
         .route(
             "/invitations/{token}/accept",
@@ -84,6 +90,13 @@ pub fn routes() -> Router<AppState> {
             "/spaces/{space}/rooms/{room}/delete",
             get(rooms::delete_page).post(rooms::delete),
         )
+        .route(convene_web::routes::NETWORK, get(network::page))
+        .route(convene_web::routes::NETWORK_FOLLOW, post(network::follow))
+        .route("/network/unfollow", post(network::unfollow))
+        .route(
+            "/authorize_interaction",
+            get(network::authorize_interaction),
+        )
         .route(convene_web::routes::ADMIN_QUEUE, get(queue::page))
         .route("/admin/queue/jobs/{id}/retry", post(queue::retry))
         .route(
@@ -94,7 +107,6 @@ pub fn routes() -> Router<AppState> {
             convene_web::routes::VISIT,
             get(visits::page).post(visits::visit),
         )
-        .route("/authorize_interaction", get(visits::authorize_interaction))
         .route(convene_web::routes::VISIT_JOIN, post(visits::join))
         .route("/visit/invitations/{verb}", post(visits::answer_invitation))
         .route(
@@ -110,6 +122,14 @@ pub fn routes() -> Router<AppState> {
             "/spaces/{space}/rooms/{room}/elsewhere",
             post(visits::elsewhere),
         )
+        .route(
+            convene_web::routes::ADMIN_FEDERATION,
+            get(federation_admin::page),
+        )
+        .route("/admin/federation/policy", post(federation_admin::set_mode))
+        .route("/admin/federation/partners", post(federation_admin::add))
+        .route("/admin/federation/check", post(federation_admin::check))
+        .route("/admin/federation/remove", post(federation_admin::remove))
         .merge(governance::routes())
         .fallback(|| async { AppError::NotFound })
 }

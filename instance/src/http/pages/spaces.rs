@@ -6,8 +6,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use convene_web::routes;
 use convene_web::view::{
-    self, FormErrors, InvitationRow, InvitationView, InviteForm, LandingView, MemberRow,
-    MembersView, RoomDoor, RoomOption, SpaceCard, SpaceEditForm, SpaceForm, SpaceView,
+    self, FollowRequestRow, FormErrors, InvitationRow, InvitationView, InviteForm, LandingView,
+    MemberRow, MembersView, RoomDoor, RoomOption, SpaceCard, SpaceEditForm, SpaceForm, SpaceView,
 };
 use serde::Deserialize;
 
@@ -392,6 +392,11 @@ async fn members_view(
     } else {
         Vec::new()
     };
+    let follow_requests = if can_manage {
+        core::followers::follow_requests(&state.core, space).await?
+    } else {
+        Vec::new()
+    };
     Ok(MembersView {
         space_name: space.name.to_string(),
         space_slug: space.slug.to_string(),
@@ -423,6 +428,20 @@ async fn members_view(
         can_leave: role.is_some(),
         invite,
         join_requests,
+        follow_requests: follow_requests
+            .into_iter()
+            .map(|r| FollowRequestRow {
+                approve_url: routes::follow_request(
+                    space.slug.as_str(),
+                    "approve",
+                    &r.remote_actor,
+                ),
+                reject_url: routes::follow_request(space.slug.as_str(), "reject", &r.remote_actor),
+                actor: r.remote_actor,
+                host: r.remote_host,
+                requested: date(r.created_at),
+            })
+            .collect(),
     })
 }
 
@@ -535,6 +554,48 @@ pub async fn remove_member(
         &routes::members(&slug),
         "success",
         &format!("{} is no longer a member.", target.display_name),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct FollowRequestQuery {
+    actor: String,
+}
+
+/// `POST /spaces/{space}/follow-requests/{action}?actor={actor}` (owners): `approve` sends
+/// the held follow its `Accept`, `reject` its `Reject`.
+pub async fn answer_follow_request(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((slug, action)): Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<FollowRequestQuery>,
+) -> Result<Response> {
+    let p = visitor.require()?;
+    let space = spaces::by_slug(&state.db, &slug).await?;
+    let approve = match action.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    core::followers::answer_follow_request(
+        &state.core,
+        Actor::Person(p),
+        &space,
+        &query.actor,
+        approve,
+    )
+    .await?;
+    let message = if approve {
+        format!("{} now follows {}.", query.actor, space.name)
+    } else {
+        format!("The follow by {} is refused.", query.actor)
+    };
+    Ok(redirect_with(
+        &state,
+        &routes::members(&slug),
+        "success",
+        &message,
     ))
 }
 

@@ -2,7 +2,7 @@
 //!
 //! - Home side: `GET /visit` reads a Room elsewhere and asks to confirm; `POST /visit` asks the
 //!   Room's instance for a ticket and sends the browser there. `GET /authorize_interaction`
-//!   (the remote-interaction template WebFinger advertises) leads to the same page.
+//!   (the remote-interaction template WebFinger advertises) leads here for a Room.
 //! - Room side: `POST {room}/elsewhere` takes a signed-out visitor's address on another
 //!   instance and sends them to that instance's remote-interaction page for this Room;
 //!   `GET /enter?ticket=` spends a ticket for a visitor session and drops it from the URL.
@@ -252,22 +252,6 @@ pub async fn decide(
     ))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct InteractionQuery {
-    uri: String,
-}
-
-/// `GET /authorize_interaction?uri=…`: another instance sent one of our people here to act on
-/// something of theirs; for a Room, that is a visit.
-pub async fn authorize_interaction(Query(query): Query<InteractionQuery>) -> Response {
-    super::super::redirect(&format!(
-        "{}?room={}",
-        routes::VISIT,
-        urlencoding(&query.uri)
-    ))
-}
-
 #[derive(Deserialize)]
 pub struct ElsewhereInput {
     address: String,
@@ -360,6 +344,6 @@ pub async fn enter(
 }
 
 /// Percent-encodes a query value.
-fn urlencoding(value: &str) -> String {
+pub(super) fn urlencoding(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
