@@ -233,6 +233,7 @@ pub async fn answer_follow_request(
     };
     queue_answer(core, &mut tx, answer, &follow, &inbox).await?;
     core.queue.commit(tx).await?;
+    core.changed();
     Ok(())
 }
 

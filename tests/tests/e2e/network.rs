@@ -204,28 +204,58 @@ on_both!(
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         let ticket: serde_json::Value = serde_json::from_str(&page.body).expect("a ticket");
-        let (mut socket, _) = tokio_tungstenite::connect_async(format!(
+        // A seat counts once media connects: a real peer enters.
+        let (socket, _) = tokio_tungstenite::connect_async(format!(
             "ws://{}{}",
             b.settings.listen,
             ticket["signal_url"].as_str().unwrap_or_default()
         ))
         .await
         .expect("the signaling socket opens");
+        let (mut sink, mut stream) = futures_util::StreamExt::split(socket);
         let join = serde_json::to_string(&convene_media::signaling::ClientMessage::Join {
             token: ticket["token"].as_str().unwrap_or_default().to_owned(),
         })
         .expect("json");
         futures_util::SinkExt::send(
-            &mut socket,
+            &mut sink,
             tokio_tungstenite::tungstenite::Message::text(join),
         )
         .await
         .expect("join sent");
+        let (to_server, mut outgoing) = tokio::sync::mpsc::channel::<String>(256);
+        let (incoming, from_server) = tokio::sync::mpsc::channel::<String>(64);
+        tokio::spawn(async move {
+            while let Some(text) = outgoing.recv().await {
+                let frame = tokio_tungstenite::tungstenite::Message::text(text);
+                if futures_util::SinkExt::send(&mut sink, frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = futures_util::StreamExt::next(&mut stream).await {
+                if let tokio_tungstenite::tungstenite::Message::Text(text) = frame
+                    && incoming.send(text.as_str().to_owned()).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let peer = convene_media::testing::start(
+            ticket["participant"].as_str().unwrap_or_default(),
+            0,
+            true,
+            to_server,
+            from_server,
+        )
+        .await
+        .expect("Olive's media connects");
         wait_for_page(&ada, "/network", "one person inside", |body| {
             body.contains("1 inside")
         })
         .await;
-        drop(socket);
+        peer.close().await;
 
         // B's owner renames it and lets more in: A shows the Room as changed.
         olive.get("/spaces/garden/rooms/potting-shed/edit").await;
