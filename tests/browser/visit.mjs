@@ -35,6 +35,7 @@ async function onVisitPage(ada) {
     timeout: 20000,
   });
   if (new URL(ada.url()).pathname === '/signin') {
+    console.log('     A asks Ada to sign in first');
     const before = await mailCount(ADA.email, A_MAIL);
     await ada.getByLabel('Email address').fill(ADA.email);
     await ada.getByRole('button', { name: 'Email me a code' }).click();
