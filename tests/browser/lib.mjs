@@ -129,54 +129,55 @@ export async function shot(page, name, { fullPage = true } = {}) {
   console.log(`     screenshot ${path}`);
 }
 
-/** How many messages have reached `email` so far. */
-export async function mailCount(email) {
-  const r = await fetch(`${MAIL}/mail?to=${encodeURIComponent(email)}`);
+/** How many messages have reached `email` so far (at the mail endpoint `mail`). */
+export async function mailCount(email, mail = MAIL) {
+  const r = await fetch(`${mail}/mail?to=${encodeURIComponent(email)}`);
   if (r.status === 404) return 0;
   return (await r.json()).count;
 }
 
 /** Waits for message number `after + 1` to `email` and returns the sign-in code in it. */
-export async function codeFor(email, after) {
+export async function codeFor(email, after, mail = MAIL) {
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline) {
-    const r = await fetch(`${MAIL}/mail?to=${encodeURIComponent(email)}`);
+    const r = await fetch(`${mail}/mail?to=${encodeURIComponent(email)}`);
     if (r.ok) {
-      const mail = await r.json();
-      const code = /Your code: (\d{6})/.exec(mail.body);
-      if (mail.count > after && code) return code[1];
+      const message = await r.json();
+      const code = /Your code: (\d{6})/.exec(message.body);
+      if (message.count > after && code) return code[1];
     }
     await new Promise((res) => setTimeout(res, 150));
   }
   throw new Error(`no sign-in code mailed to ${email} within 15 s`);
 }
 
-/** Signs up through the pages: form, code from the mail, verify. */
-export async function signUp(page, { email, handle, name }) {
-  const before = await mailCount(email);
+/** Signs up through the pages: form, code from the mail, verify. `mail` is the endpoint of
+ * the page's instance when it is not CONVENE_MAIL_URL's. */
+export async function signUp(page, { email, handle, name, mail = MAIL }) {
+  const before = await mailCount(email, mail);
   await page.goto('/');
   await page.getByRole('link', { name: 'Create your Passport' }).first().click();
   await page.getByLabel('Email address').fill(email);
   await page.getByLabel('Handle').fill(handle);
   await page.getByLabel('Display name').fill(name);
   await page.getByRole('button', { name: 'Create Passport' }).click();
-  await enterCode(page, email, before);
+  await enterCode(page, email, before, mail);
   await page.getByRole('link', { name: `@${handle}` }).waitFor();
 }
 
 /** Signs in through the pages with a code from the mail. */
-export async function signIn(page, email, handle) {
-  const before = await mailCount(email);
+export async function signIn(page, email, handle, mail = MAIL) {
+  const before = await mailCount(email, mail);
   await page.goto('/signin');
   await page.getByLabel('Email address').fill(email);
   await page.getByRole('button', { name: 'Email me a code' }).click();
-  await enterCode(page, email, before);
+  await enterCode(page, email, before, mail);
   await page.getByRole('link', { name: `@${handle}` }).waitFor();
 }
 
-async function enterCode(page, email, before) {
+async function enterCode(page, email, before, mail = MAIL) {
   await page.waitForURL(/\/verify/);
-  const code = await codeFor(email, before);
+  const code = await codeFor(email, before, mail);
   await page.getByLabel('6-digit code').fill(code);
   await page.getByRole('button', { name: 'Continue' }).click();
 }

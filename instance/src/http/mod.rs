@@ -347,6 +347,20 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// [`CONTENT_SECURITY_POLICY`] for a page with a form answered by a redirect to another
+/// instance (a Room's "Join with your Passport from another instance", the visit page's "Join"):
+/// browsers hold the redirect's target to `form-action` too, so `'self'` alone blocks it.
+/// `targets` are CSP sources such as an origin (`https://b.example`) or a scheme (`https:`).
+pub fn allow_form_targets(headers: &mut axum::http::HeaderMap, targets: &[&str]) {
+    let policy = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", targets.join(" ")),
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        headers.insert("content-security-policy", value);
+    }
+}
+
 /// Adds the pages' security headers, leaving any a handler chose itself (a ballot page's
 /// stricter referrer policy, say).
 fn security_headers(headers: &mut axum::http::HeaderMap) {

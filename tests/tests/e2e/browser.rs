@@ -34,7 +34,7 @@ fn screenshot_dir() -> PathBuf {
 
 /// Whether everything a browser test needs is installed; prints why not (or fails under
 /// `CONVENE_TEST_REQUIRE_ALL=1`).
-fn tools_present(test: &str) -> bool {
+pub(super) fn tools_present(test: &str) -> bool {
     let mut missing = Vec::new();
     let node = std::process::Command::new("node")
         .arg("--version")
@@ -68,7 +68,7 @@ fn tools_present(test: &str) -> bool {
 
 /// Runs `tests/browser/{script}` against `inst` with extra environment; asserts it passed and
 /// prints what it said.
-async fn run_script(inst: &TestInstance, script: &str, env: &[(&str, String)]) {
+pub(super) async fn run_script(inst: &TestInstance, script: &str, env: &[(&str, String)]) {
     let mail_url = mailhttp::serve(inst.mailbox.clone()).await;
     let shots = screenshot_dir();
     std::fs::create_dir_all(&shots).expect("create the screenshot folder");

@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod bovine;
 mod browser;
+mod browser_visits;
 mod caching;
 mod clashes;
 mod elections;

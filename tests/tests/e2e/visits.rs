@@ -358,6 +358,17 @@ on_both!(
             "{}",
             arrived.body
         );
+        // As a member, she gets the Room's page and a media token like B's own members.
+        assert_eq!(arrived.status, StatusCode::OK, "{}", arrived.body);
+        assert!(
+            arrived.body.contains("visiting with your Passport"),
+            "{}",
+            arrived.body
+        );
+        let media = super::media::ticket(&b, &visitor, "circle", None)
+            .await
+            .unwrap_or_else(|r| panic!("a media token for the member visiting: {r:?}"));
+        assert_eq!(media.display_name, "Ada Lovelace");
 
         // Removed like anyone: no more tickets for the members-only Room.
         let remote_handle = urlencode(&format!("ada@{}", a.settings.domain()));
@@ -445,3 +456,46 @@ on_both!(
         );
     }
 );
+
+/// Browsers hold a form's redirect to `form-action` too: B's Room page lets its "Join with
+/// your Passport from another instance" go on to any instance, A's visit page lets "Join" go on
+/// to the Room's instance, and other pages keep `form-action 'self'`.
+#[tokio::test]
+async fn forms_that_lead_to_another_instance_are_allowed_to() {
+    let (a, ada, b, owner) = two_instances(Backend::Sqlite).await;
+    let csp = |page: &convene_tests::Page| {
+        page.headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let room = b.browser().get("/spaces/book-club/rooms/lobby").await;
+    assert!(
+        room.body
+            .contains("Join with your Passport from another instance")
+    );
+    assert!(
+        csp(&room).contains("form-action 'self' http:;"),
+        "{}",
+        csp(&room)
+    );
+    let signed_in = owner.get("/spaces/book-club/rooms/lobby").await;
+    assert!(
+        csp(&signed_in).contains("form-action 'self';"),
+        "{}",
+        csp(&signed_in)
+    );
+    let room_url = b.url("/spaces/book-club/rooms/lobby");
+    let visit = ada
+        .get(&format!("/visit?room={}", urlencode(&room_url)))
+        .await;
+    assert!(
+        csp(&visit).contains(&format!("form-action 'self' {};", b.url(""))),
+        "{}",
+        csp(&visit)
+    );
+    let home = ada.get("/visit").await;
+    assert!(csp(&home).contains("form-action 'self';"), "{}", csp(&home));
+    drop(a);
+}

@@ -37,8 +37,24 @@ pub(super) async fn load(
     let member = spaces::is_member(&state.db, &space, visitor.passport()).await?;
     let room = rooms::by_slug(&state.db, &space, room).await?;
     let unlocked = rooms::is_unlocked(&state.db, &room, visitor.session_hash()).await?;
-    let entry = rooms::entry(&room, member, unlocked)?;
+    let enters_as_member = enters_as_member(state, &space, visitor, member).await?;
+    let entry = rooms::entry(&room, enters_as_member, unlocked)?;
     Ok((space, room, member, entry))
+}
+
+/// Whether the visitor comes in as one of the Space's members: a member signed in here, or a
+/// Passport of another instance, visiting by ticket, that the Space's owners let in. (Only the
+/// former may change the Room: `member` stays what it was for that.)
+async fn enters_as_member(
+    state: &AppState,
+    space: &Space,
+    visitor: &Visitor,
+    member: bool,
+) -> Result<bool> {
+    match visitor.visiting() {
+        Some(passport) if !member => spaces::is_member(&state.db, space, Some(passport)).await,
+        _ => Ok(member),
+    }
 }
 
 /// [`load`] for the Room page, from the page cache: the page may lag a write made by another
@@ -53,10 +69,11 @@ async fn load_cached(
     let snapshot = state.pages.space(&state.db, space).await?;
     let member = spaces::is_member(&state.db, &snapshot.space, visitor.passport()).await?;
     let room = snapshot.room(room)?.clone();
+    let enters_as_member = enters_as_member(state, &snapshot.space, visitor, member).await?;
     let unlocked = room.access == rooms::Access::Locked
-        && !member
+        && !enters_as_member
         && rooms::is_unlocked(&state.db, &room, visitor.session_hash()).await?;
-    let entry = rooms::entry(&room, member, unlocked)?;
+    let entry = rooms::entry(&room, enters_as_member, unlocked)?;
     Ok((snapshot, room, member, entry))
 }
 
@@ -134,10 +151,21 @@ pub async fn show(
         Entry::Enter => people.into_iter().map(|p| p.display_name).collect(),
         Entry::NeedsCode => Vec::new(),
     };
+    // The form for a Passport from elsewhere is answered by a redirect to its instance.
+    let elsewhere = matches!(&stage, Stage::Join(panel) if panel.elsewhere_url.is_some());
+    let scheme = format!("{}:", state.settings.public_url.scheme());
+    let allow_elsewhere = |mut response: Response| {
+        if elsewhere {
+            crate::http::allow_form_targets(response.headers_mut(), &[&scheme]);
+        }
+        response
+    };
     let anonymous = visitor.session.is_none() && visitor.flash.is_none();
     if !anonymous {
         let view = room_view(space, &room, member, stage, inside);
-        return Ok(convene_web::pages::room(&context(&state, &visitor), &view).into_response());
+        return Ok(allow_elsewhere(
+            convene_web::pages::room(&context(&state, &visitor), &view).into_response(),
+        ));
     }
     // What the page shows besides the snapshot; the stage follows from the Room and `full`.
     let inputs = caching::digest(&(entry == Entry::Enter, full, &inside));
@@ -169,7 +197,12 @@ pub async fn show(
         )));
     };
     let etag = caching::etag(caching::digest(&(template.etag.as_bytes(), &csrf)));
-    Ok(caching::page(&headers, body, etag, Sharing::Browser))
+    Ok(allow_elsewhere(caching::page(
+        &headers,
+        body,
+        etag,
+        Sharing::Browser,
+    )))
 }
 
 /// Where `needle` starts in `haystack`, non-overlapping.

@@ -89,7 +89,17 @@ pub async fn page(
             Err(err) => return Err(err),
         }
     }
-    Ok(convene_web::pages::visit(&context(&state, &visitor), &view).into_response())
+    // "Join" is answered by a redirect to the Room's instance.
+    let target = view
+        .room
+        .as_ref()
+        .and_then(|room| url::Url::parse(&room.id).ok())
+        .map(|url| url.origin().ascii_serialization());
+    let mut response = convene_web::pages::visit(&context(&state, &visitor), &view).into_response();
+    if let Some(origin) = target.filter(|o| o != "null") {
+        crate::http::allow_form_targets(response.headers_mut(), &[&origin]);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
