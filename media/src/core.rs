@@ -230,6 +230,14 @@ impl Rewriter {
         self.extensions = extensions;
     }
 
+    /// The next packet starts a new stretch of the stream (a simulcast layer
+    /// switch, or a video resumed after a pause): its sequence number follows
+    /// the last one sent, whatever the publisher sent in between, as after a
+    /// change of source SSRC.
+    pub fn rebase(&mut self) {
+        self.source_ssrc = None;
+    }
+
     /// Whether any payload type can be forwarded yet.
     pub fn is_negotiated(&self) -> bool {
         self.payload_types.iter().any(|pt| *pt != UNMAPPED)
@@ -799,6 +807,23 @@ mod tests {
         assert_eq!(
             r.rewrite(pkt(40001, 8, 2)).map(|p| p.sequence_number),
             Some(4)
+        );
+    }
+
+    #[test]
+    fn a_rebased_stream_continues_after_a_pause_without_a_gap() {
+        let mut r = rewriter();
+        assert_eq!(
+            r.rewrite(pkt(100, 0, 1)).map(|p| p.sequence_number),
+            Some(100)
+        );
+        // 50 packets not forwarded (a hidden tile), then the stream resumes.
+        r.rebase();
+        let out = r.rewrite(pkt(151, 9000, 1)).expect("mapped");
+        assert_eq!(out.sequence_number, 101);
+        assert_eq!(
+            r.rewrite(pkt(152, 9000, 1)).map(|p| p.sequence_number),
+            Some(102)
         );
     }
 

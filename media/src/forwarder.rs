@@ -70,8 +70,13 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::core::{
     self, AUDIO_LEVEL_URI, CodecKey, ExtensionPlan, KeyframeThrottle, Rewriter, SpeakerDetector,
 };
+use crate::engine::Estimate;
 use crate::error::{Error, Result};
 use crate::signaling::Kind;
+use crate::simulcast::{
+    self, LayerInfo, LayerSwitch, MAX_LAYERS, NOMINAL_LAYERS, Priority, RateMeter, Tile, Verdict,
+    VideoCodec,
+};
 use crate::tcp::{self, Deframer, TcpConn};
 use crate::udp::{self, Inbox, Outbox, RECV_BATCH, Route, Router, Tag};
 
@@ -79,6 +84,14 @@ use crate::udp::{self, Inbox, Outbox, RECV_BATCH, Route, Router, Tag};
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 /// How often the active speaker is re-evaluated.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
+/// How often each subscriber's layers are chosen again while media flows
+/// (tile reports and tracks coming and going choose at once).
+const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
+/// What one forwarded audio track is taken to cost a subscriber's downlink
+/// (Opus at its default rate plus packet overhead) before video shares the rest.
+const AUDIO_BITRATE: u64 = 50_000;
+/// The window a layer's bitrate is measured over.
+const LAYER_RATE_WINDOW: Duration = Duration::from_secs(1);
 /// `recvmmsg` batches read from one socket before the other tasks get a turn.
 const RECV_ROUNDS: usize = 4;
 /// Datagrams queued for a media thread by the others (read on their socket of
@@ -97,6 +110,8 @@ pub(crate) type TrackKey = u64;
 pub(crate) enum PcEvent {
     /// A local ICE candidate to trickle to the client.
     Candidate(RTCIceCandidateInit),
+    /// Which simulcast layers of the client's track `mid` anyone takes.
+    SendLayers { mid: String, rids: Vec<String> },
     /// The client started sending a track.
     Track {
         key: TrackKey,
@@ -126,6 +141,10 @@ pub(crate) struct Counters {
     pub keyframe_requests: AtomicU64,
     /// Rooms whose media panicked and was ended.
     pub room_failures: AtomicU64,
+    /// Simulcast layer switches (a subscriber's video starting, stopping or changing layer).
+    pub layer_switches: AtomicU64,
+    /// Every connection's downlink estimate, by session: (Room, participant, estimate).
+    pub estimates: std::sync::Mutex<HashMap<u64, (String, String, Estimate)>>,
 }
 
 /// How the media threads bind sockets: one port shared by every connection
@@ -322,6 +341,10 @@ enum Command {
         session: u64,
         track: TrackKey,
     },
+    Tiles {
+        session: u64,
+        tiles: Vec<(TrackKey, Tile, bool)>,
+    },
     Close {
         session: u64,
     },
@@ -343,6 +366,7 @@ impl Command {
             | Command::Candidate { session, .. }
             | Command::Subscribe { session, .. }
             | Command::Unsubscribe { session, .. }
+            | Command::Tiles { session, .. }
             | Command::Close { session } => *session,
             #[cfg(feature = "test-client")]
             Command::Fault { .. } => 0,
@@ -461,6 +485,12 @@ impl MediaThread {
         self.tell(Command::Unsubscribe { session, track });
     }
 
+    /// How the session's client shows the videos it receives: (track, tile,
+    /// is a screen share). Its layers are chosen again at once.
+    pub(crate) fn tiles(&self, session: u64, tiles: Vec<(TrackKey, Tile, bool)>) {
+        self.tell(Command::Tiles { session, tiles });
+    }
+
     /// Closes the session's connection and forgets its tracks.
     pub(crate) fn close(&self, session: u64) {
         self.tell(Command::Close { session });
@@ -510,6 +540,7 @@ struct Engine {
     forwarded_bytes: u64,
     dropped: u64,
     keyframe_requests: u64,
+    layer_switches: u64,
     epoch: Instant,
     /// The DTLS certificate of every connection, and when it was made. One for
     /// all, as a browser has one per origin: a key pair per connection would cost
@@ -520,6 +551,8 @@ struct Engine {
 struct Speaking {
     detector: SpeakerDetector<u64>,
     last_evaluated: Duration,
+    /// When the Room's layers were last chosen.
+    last_allocated: Duration,
     members: usize,
 }
 
@@ -543,6 +576,10 @@ struct Pc {
     published: HashMap<String, TrackKey>,
     /// Tracks sent to this participant, by the id of our local track.
     sent: HashMap<String, (TrackKey, RTCRtpSenderId)>,
+    /// How the client shows the videos it receives, and which are screen shares.
+    tiles: HashMap<TrackKey, (Tile, bool)>,
+    /// The downlink estimate from the client's transport-wide feedback.
+    estimate: Estimate,
     failed: bool,
     /// Sockets on the shared port connected to this client's addresses, so
     /// the kernel hands its datagrams to this thread (see [`crate::udp`]);
@@ -568,15 +605,91 @@ struct Track {
     participant: String,
     room: String,
     track_id: String,
+    /// The publisher's mid of the track.
+    mid: String,
     receiver: RTCRtpReceiverId,
     kind: Kind,
-    media_ssrc: u32,
     codec: RTCRtpCodec,
+    video_codec: VideoCodec,
     codecs: Vec<(u8, CodecKey)>,
     extensions: Vec<(u8, String)>,
     audio_level_id: Option<u8>,
-    keyframes: KeyframeThrottle,
+    /// The simulcast layers by index (0 lowest), or the one stream in slot 0.
+    layers: [Option<Layer>; MAX_LAYERS],
+    /// Whether the track's streams are simulcast layers (named by rid).
+    simulcast: bool,
+    /// The layers last asked of the publisher (simulcast only).
+    announced: Option<[bool; MAX_LAYERS]>,
     links: Vec<Link>,
+}
+
+/// One stream of a track: a simulcast layer, or the track's only stream.
+struct Layer {
+    /// Known once its first packet arrived.
+    ssrc: Option<u32>,
+    rid: String,
+    meter: RateMeter,
+    /// The frame size its last keyframe declared (VP8).
+    size: Option<(u16, u16)>,
+    keyframes: KeyframeThrottle,
+}
+
+impl Layer {
+    fn new(rid: String, ssrc: Option<u32>) -> Self {
+        Self {
+            ssrc,
+            rid,
+            meter: RateMeter::new(LAYER_RATE_WINDOW),
+            size: None,
+            keyframes: KeyframeThrottle::new(KEYFRAME_INTERVAL),
+        }
+    }
+}
+
+impl Track {
+    /// The layer a packet of `ssrc` belongs to. Without simulcast every
+    /// packet is the one stream's (a restarted encoder may change its SSRC).
+    fn layer_of(&self, ssrc: u32) -> Option<usize> {
+        if !self.simulcast {
+            return Some(0);
+        }
+        self.layers
+            .iter()
+            .position(|l| l.as_ref().is_some_and(|l| l.ssrc == Some(ssrc)))
+    }
+
+    /// The layers flowing, as the allocator sees them: measured bitrates and
+    /// sizes where known, the nominal ones of their index otherwise.
+    fn layer_infos(&self) -> [Option<LayerInfo>; MAX_LAYERS] {
+        std::array::from_fn(|i| {
+            let layer = self.layers[i].as_ref().filter(|l| l.ssrc.is_some())?;
+            // A video without simulcast is all or nothing: until measured,
+            // it is taken to be as large as a camera and as cheap as the
+            // lowest layer, so a guess never turns it off.
+            let nominal = if self.simulcast {
+                NOMINAL_LAYERS[i]
+            } else {
+                LayerInfo {
+                    bitrate: NOMINAL_LAYERS[0].bitrate,
+                    ..NOMINAL_LAYERS[MAX_LAYERS - 1]
+                }
+            };
+            let (width, height) = layer
+                .size
+                .map_or((nominal.width, nominal.height), |(w, h)| {
+                    (u32::from(w), u32::from(h))
+                });
+            Some(LayerInfo {
+                width,
+                height,
+                bitrate: layer
+                    .meter
+                    .rate()
+                    .filter(|r| *r > 0)
+                    .unwrap_or(nominal.bitrate),
+            })
+        })
+    }
 }
 
 /// One subscriber of a track.
@@ -586,6 +699,8 @@ struct Link {
     rewriter: Rewriter,
     /// Set once the negotiation that added the track is complete.
     live: bool,
+    /// Which layer of a video this subscriber gets.
+    switch: LayerSwitch,
     /// A video packet was lost on the way to this subscriber: ask for a keyframe.
     needs_keyframe: bool,
 }
@@ -639,6 +754,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
         forwarded_bytes: 0,
         dropped: 0,
         keyframe_requests: 0,
+        layer_switches: 0,
         epoch: Instant::now(),
         certificate: None,
     }));
@@ -1109,6 +1225,15 @@ impl Engine {
                 let _ = reply.send(self.subscribe(session, track));
             }
             Command::Unsubscribe { session, track } => self.unsubscribe(session, track),
+            Command::Tiles { session, tiles } => {
+                if let Some(pc) = self.pcs.get_mut(&session) {
+                    for (key, tile, screen) in tiles {
+                        pc.tiles.insert(key, (tile, screen));
+                    }
+                    let room = pc.room.clone();
+                    self.allocate_room(&room);
+                }
+            }
             Command::Close { session } => self.close(session),
             #[cfg(feature = "test-client")]
             Command::Fault { room } => {
@@ -1145,7 +1270,7 @@ impl Engine {
             (socket, advertised, true)
         };
         let mut media_engine = crate::engine::media_engine()?;
-        let registry = crate::engine::interceptors(&mut media_engine)?;
+        let (registry, estimate) = crate::engine::sfu_interceptors(&mut media_engine)?;
         let certificate = self.certificate()?;
         let core = RTCPeerConnectionBuilder::new()
             .with_configuration(
@@ -1168,6 +1293,7 @@ impl Engine {
             .or_insert_with(|| Speaking {
                 detector: SpeakerDetector::new(),
                 last_evaluated: Duration::ZERO,
+                last_allocated: Duration::ZERO,
                 members: 0,
             })
             .members += 1;
@@ -1178,6 +1304,12 @@ impl Engine {
                     shard: self.shard,
                     session,
                 },
+            );
+        }
+        if let Ok(mut estimates) = self.counters.estimates.lock() {
+            estimates.insert(
+                session,
+                (room.clone(), participant.clone(), estimate.clone()),
             );
         }
         self.pcs.insert(
@@ -1195,6 +1327,8 @@ impl Engine {
                 armed: None,
                 published: HashMap::new(),
                 sent: HashMap::new(),
+                tiles: HashMap::new(),
+                estimate,
                 failed: false,
                 connected: HashMap::new(),
             },
@@ -1347,7 +1481,6 @@ impl Engine {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
         };
-        let mut keyframes = Vec::new();
         for key in tracks {
             let Some(track) = self.tracks.get_mut(key) else {
                 continue;
@@ -1384,15 +1517,12 @@ impl Engine {
                 core::payload_type_map(&track.codecs, &theirs),
                 ExtensionPlan::new(&track.extensions, &their_ext, mid.as_deref()),
             );
-            if !link.live {
-                link.live = true;
-                keyframes.push(*key);
-            }
+            link.live = true;
         }
-        // The subscriber's decoder needs a keyframe to start.
-        for key in keyframes {
-            self.request_keyframe(key);
-        }
+        // Choosing the new videos' layers asks their publishers for the
+        // keyframes the subscriber's decoder needs to start.
+        let room = pc.room.clone();
+        self.allocate_room(&room);
     }
 
     fn subscribe(&mut self, session: u64, key: TrackKey) -> Result<()> {
@@ -1446,6 +1576,7 @@ impl Engine {
             sender,
             rewriter: Rewriter::new(ssrc),
             live: false,
+            switch: LayerSwitch::new(),
             needs_keyframe: false,
         });
         Ok(())
@@ -1499,6 +1630,8 @@ impl Engine {
                 self.rooms.remove(&pc.room);
             }
         }
+        // Layers only this subscriber took may now pause.
+        self.allocate_room(&pc.room);
     }
 
     /// The connection a datagram on the shared port is for (learning the
@@ -1570,6 +1703,9 @@ impl Engine {
     }
 
     fn forget_routes(&mut self, session: u64, ufrag: &str) {
+        if let Ok(mut estimates) = self.counters.estimates.lock() {
+            estimates.remove(&session);
+        }
         let route = Route {
             shard: self.shard,
             session,
@@ -1729,7 +1865,13 @@ impl Engine {
                         any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
                     });
                     if asks_keyframe && let Some((key, _)) = pc.sent.get(&track_id).copied() {
-                        self.request_keyframe(key);
+                        // The subscriber's decoder lost its place: a keyframe
+                        // of the layer it decodes (or is about to).
+                        let layer = self.tracks.get(&key).and_then(|t| {
+                            let link = t.links.iter().find(|l| l.subscriber == session)?;
+                            link.switch.current().or(link.switch.target())
+                        });
+                        self.request_keyframe(key, layer.unwrap_or(0));
                     }
                 }
                 _ => {}
@@ -1782,7 +1924,13 @@ impl Engine {
                     let _ = pc.events.send(PcEvent::Disconnected);
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    self.track_opened(session, init.receiver_id, init.track_id, init.ssrc);
+                    self.track_opened(
+                        session,
+                        init.receiver_id,
+                        init.track_id,
+                        init.ssrc,
+                        init.rid.filter(|r| !r.is_empty()),
+                    );
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
                     if let Some(key) = pc.published.remove(&track_id) {
@@ -1795,19 +1943,35 @@ impl Engine {
         }
     }
 
-    /// The first packet of a client's track arrived: it can be forwarded.
+    /// The first packet of a client's track (or of one of its simulcast
+    /// layers) arrived: it can be forwarded.
     fn track_opened(
         &mut self,
         session: u64,
         receiver_id: RTCRtpReceiverId,
         track_id: String,
         ssrc: u32,
+        rid: Option<String>,
     ) {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
         };
-        if pc.published.contains_key(&track_id) {
+        if let Some(key) = pc.published.get(&track_id).copied() {
             // Another simulcast layer of a track already open.
+            if let Some(track) = self.tracks.get_mut(&key)
+                && let Some(rid) = rid
+            {
+                let slot = simulcast::layer_of_rid(&rid)
+                    .or_else(|| track.layers.iter().position(Option::is_none));
+                if let Some(layer) = slot.and_then(|i| track.layers.get_mut(i)) {
+                    match layer {
+                        Some(layer) => layer.ssrc = Some(ssrc),
+                        None => *layer = Some(Layer::new(rid, Some(ssrc))),
+                    }
+                }
+                let room = track.room.clone();
+                self.allocate_room(&room);
+            }
             return;
         }
         let Some(mid) = pc
@@ -1857,6 +2021,31 @@ impl Engine {
             .iter()
             .find(|(_, uri)| uri == AUDIO_LEVEL_URI)
             .map(|(id, _)| *id);
+        // The layers the offer announced (rids), each known by its SSRC once
+        // its first packet arrives; without simulcast the one stream is layer 0.
+        let mut layers: [Option<Layer>; MAX_LAYERS] = Default::default();
+        let simulcast = rid.is_some();
+        if simulcast {
+            let rids = receiver
+                .track()
+                .codings()
+                .iter()
+                .map(|c| c.rtp_coding_parameters.rid.clone())
+                .filter(|r| !r.is_empty())
+                .chain(rid.clone());
+            for r in rids {
+                let slot =
+                    simulcast::layer_of_rid(&r).or_else(|| layers.iter().position(Option::is_none));
+                if let Some(slot) = slot.and_then(|i| layers.get_mut(i))
+                    && slot.is_none()
+                {
+                    let seen = (Some(&r) == rid.as_ref()).then_some(ssrc);
+                    *slot = Some(Layer::new(r, seen));
+                }
+            }
+        } else {
+            layers[0] = Some(Layer::new(String::new(), Some(ssrc)));
+        }
         let key = self.next_track;
         self.next_track += 1;
         pc.published.insert(track_id, key);
@@ -1865,7 +2054,8 @@ impl Engine {
             mid: mid.clone(),
             kind,
         });
-        tracing::info!(participant = %pc.participant, %mid, ?kind, "published");
+        tracing::info!(participant = %pc.participant, %mid, ?kind, simulcast, "published");
+        let room = pc.room.clone();
         self.tracks.insert(
             key,
             Track {
@@ -1873,24 +2063,52 @@ impl Engine {
                 participant: pc.participant.clone(),
                 room: pc.room.clone(),
                 track_id: format!("{}:{}", pc.participant, mid),
+                mid,
                 receiver: receiver_id,
                 kind,
-                media_ssrc: ssrc,
+                video_codec: VideoCodec::from_mime(&codec.mime_type),
                 codec,
                 codecs,
                 extensions,
                 audio_level_id,
-                keyframes: KeyframeThrottle::new(KEYFRAME_INTERVAL),
+                layers,
+                simulcast,
+                announced: None,
                 links: Vec::new(),
             },
         );
+        self.allocate_room(&room);
     }
 
-    /// One publisher packet to every live subscriber of its track.
+    /// One publisher packet to every live subscriber of its track (of a
+    /// video, to those whose chosen layer it belongs to).
     fn forward(&mut self, key: TrackKey, packet: rtc::rtp::Packet, now: Instant) {
+        let at = now.saturating_duration_since(self.epoch);
         let Some(track) = self.tracks.get_mut(&key) else {
             return;
         };
+        let Some(layer) = track.layer_of(packet.header.ssrc) else {
+            // A layer whose opening the connection has not reported yet.
+            return;
+        };
+        let video = track.kind == Kind::Video;
+        let keyframe = video && simulcast::is_keyframe(track.video_codec, &packet.payload);
+        if let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut) {
+            stream.meter.add(packet.payload.len(), at);
+            if keyframe
+                && track.video_codec == VideoCodec::Vp8
+                && let Some(size) = simulcast::vp8_keyframe_size(&packet.payload)
+            {
+                stream.size = Some(size);
+            }
+        }
+        let mut allocate = false;
+        if let Some(room) = self.rooms.get_mut(&track.room)
+            && at.saturating_sub(room.last_allocated) >= ALLOCATE_INTERVAL
+        {
+            room.last_allocated = at;
+            allocate = true;
+        }
         if let Some(id) = track.audio_level_id
             && let Some(level) = packet
                 .header
@@ -1913,15 +2131,37 @@ impl Engine {
         }
         let mut want_keyframe = false;
         let payload_len = packet.payload.len() as u64;
+        let clock_rate = track.codec.clock_rate.max(1);
+        let seq = packet.header.sequence_number;
         for link in track.links.iter_mut() {
             if !link.live {
                 continue;
+            }
+            if video {
+                let (before, switches) = (link.switch.current(), link.switch.switches());
+                // A video without simulcast starts anywhere, as it always did
+                // (the keyframe asked for follows); layers switch on keyframes.
+                let verdict = link
+                    .switch
+                    .on_packet(layer, seq, keyframe || !track.simulcast);
+                self.layer_switches += link.switch.switches() - switches;
+                if verdict == Verdict::Drop {
+                    continue;
+                }
+                if link.switch.current() != before {
+                    // Continue the subscriber's numbering from here, whatever
+                    // was skipped while another layer (or none) was sent.
+                    link.rewriter.rebase();
+                }
             }
             let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
                 continue;
             };
             let mut out = packet.clone();
-            if !link.rewriter.rewrite_header(&mut out.header) {
+            if !link
+                .rewriter
+                .rewrite_header_at(&mut out.header, Some((at, clock_rate)))
+            {
                 self.dropped += 1;
                 continue;
             }
@@ -1959,13 +2199,132 @@ impl Engine {
                 self.touched.push(link.subscriber);
             }
         }
+        let room = allocate.then(|| track.room.clone());
         if want_keyframe {
-            self.request_keyframe(key);
+            self.request_keyframe(key, layer);
+        }
+        if let Some(room) = room {
+            self.allocate_room(&room);
         }
     }
 
-    /// Asks the publisher of a video track for a keyframe, unless asked very recently.
-    fn request_keyframe(&mut self, key: TrackKey) {
+    /// Chooses again which layer of each video every subscriber in `room`
+    /// gets ([`simulcast::allocate`]: tile sizes, downlink estimate,
+    /// priorities), asks publishers for the keyframes a switch waits for, and
+    /// tells each publisher which layers anyone takes.
+    fn allocate_room(&mut self, room: &str) {
+        let speaker = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.detector.current().copied());
+        // Join order (track keys grow), so equal priorities share the same way each time.
+        let mut keys: Vec<TrackKey> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.room == room)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
+        let subscribers: Vec<u64> = self
+            .pcs
+            .iter()
+            .filter(|(_, pc)| pc.room == room)
+            .map(|(s, _)| *s)
+            .collect();
+        let mut keyframes = Vec::new();
+        for subscriber in subscribers {
+            let Some(pc) = self.pcs.get(&subscriber) else {
+                continue;
+            };
+            let mut audio = 0u64;
+            let mut chosen_for = Vec::new();
+            let mut videos = Vec::new();
+            for key in &keys {
+                let Some(track) = self.tracks.get(key) else {
+                    continue;
+                };
+                if !track
+                    .links
+                    .iter()
+                    .any(|l| l.subscriber == subscriber && l.live)
+                {
+                    continue;
+                }
+                if track.kind == Kind::Audio {
+                    audio += AUDIO_BITRATE;
+                    continue;
+                }
+                let tile = pc.tiles.get(key);
+                let priority = if tile.is_some_and(|(_, screen)| *screen) {
+                    Priority::Screen
+                } else if speaker == Some(track.publisher) {
+                    Priority::Speaker
+                } else {
+                    Priority::Normal
+                };
+                videos.push(simulcast::Video {
+                    tile: tile.map(|(t, _)| *t),
+                    priority,
+                    layers: track.layer_infos(),
+                });
+                chosen_for.push(*key);
+            }
+            let budget = pc.estimate.get().map(|e| e.saturating_sub(audio));
+            let chosen = simulcast::allocate(&videos, budget);
+            for (key, layer) in chosen_for.into_iter().zip(chosen) {
+                let Some(link) = self
+                    .tracks
+                    .get_mut(&key)
+                    .and_then(|t| t.links.iter_mut().find(|l| l.subscriber == subscriber))
+                else {
+                    continue;
+                };
+                let before = link.switch.switches();
+                if let Some(awaited) = link.switch.set_target(layer) {
+                    keyframes.push((key, awaited));
+                }
+                self.layer_switches += link.switch.switches() - before;
+            }
+        }
+        for (key, layer) in keyframes {
+            self.request_keyframe(key, layer);
+        }
+        let mut announce = Vec::new();
+        for key in &keys {
+            let Some(track) = self.tracks.get_mut(key) else {
+                continue;
+            };
+            if !track.simulcast {
+                continue;
+            }
+            let needed = simulcast::needed_layers(track.links.iter().map(|l| &l.switch));
+            if track.announced == Some(needed) {
+                continue;
+            }
+            track.announced = Some(needed);
+            // A layer not seen yet is never paused: the browser may hold it
+            // back itself, and it must come once its uplink allows.
+            let rids = track
+                .layers
+                .iter()
+                .zip(needed)
+                .filter_map(|(l, needed)| {
+                    let l = l.as_ref()?;
+                    (needed || l.ssrc.is_none()).then(|| l.rid.clone())
+                })
+                .collect();
+            announce.push((track.publisher, track.mid.clone(), rids));
+        }
+        for (publisher, mid, rids) in announce {
+            if let Some(pc) = self.pcs.get(&publisher) {
+                let _ = pc.events.send(PcEvent::SendLayers { mid, rids });
+            }
+        }
+    }
+
+    /// Asks the publisher of a video track for a keyframe of `layer`, unless
+    /// asked very recently.
+    fn request_keyframe(&mut self, key: TrackKey, layer: usize) {
         let Some(track) = self.tracks.get_mut(&key) else {
             return;
         };
@@ -1973,14 +2332,20 @@ impl Engine {
             return;
         }
         let now = Instant::now();
-        if !track
+        let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(media_ssrc) = stream.ssrc else {
+            return;
+        };
+        if !stream
             .keyframes
             .request(now.saturating_duration_since(self.epoch))
         {
             return;
         }
         let publisher = track.publisher;
-        let (receiver, media_ssrc) = (track.receiver, track.media_ssrc);
+        let receiver = track.receiver;
         let Some(pc) = self.pcs.get_mut(&publisher) else {
             return;
         };
@@ -2065,6 +2430,10 @@ impl Engine {
                 std::mem::take(&mut self.keyframe_requests),
                 Ordering::Relaxed,
             );
+        }
+        if self.layer_switches > 0 {
+            c.layer_switches
+                .fetch_add(std::mem::take(&mut self.layer_switches), Ordering::Relaxed);
         }
         for session in std::mem::take(&mut self.touched) {
             let Some(pc) = self.pcs.get_mut(&session) else {

@@ -66,6 +66,6 @@ pub mod token;
 mod udp;
 
 pub use error::{Error, Result};
-pub use sfu::{CloseReason, Metrics, Session, Sfu, SfuConfig};
+pub use sfu::{CloseReason, DownlinkEstimate, Metrics, Session, Sfu, SfuConfig};
 pub use signaling::{IceServer, ParticipantInfo};
 pub use token::{Claims, TokenKey};
