@@ -618,8 +618,8 @@ struct Track {
     layers: [Option<Layer>; MAX_LAYERS],
     /// Whether the track's streams are simulcast layers (named by rid).
     simulcast: bool,
-    /// The layers last asked of the publisher (simulcast only).
-    announced: Option<[bool; MAX_LAYERS]>,
+    /// The rids last asked of the publisher (simulcast only).
+    announced: Option<Vec<String>>,
     links: Vec<Link>,
 }
 
@@ -2298,13 +2298,9 @@ impl Engine {
                 continue;
             }
             let needed = simulcast::needed_layers(track.links.iter().map(|l| &l.switch));
-            if track.announced == Some(needed) {
-                continue;
-            }
-            track.announced = Some(needed);
             // A layer not seen yet is never paused: the browser may hold it
             // back itself, and it must come once its uplink allows.
-            let rids = track
+            let rids: Vec<String> = track
                 .layers
                 .iter()
                 .zip(needed)
@@ -2313,6 +2309,10 @@ impl Engine {
                     (needed || l.ssrc.is_none()).then(|| l.rid.clone())
                 })
                 .collect();
+            if track.announced.as_ref() == Some(&rids) {
+                continue;
+            }
+            track.announced = Some(rids.clone());
             announce.push((track.publisher, track.mid.clone(), rids));
         }
         for (publisher, mid, rids) in announce {
