@@ -90,6 +90,18 @@ const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
 /// What one forwarded audio track is taken to cost a subscriber's downlink
 /// (Opus at its default rate plus packet overhead) before video shares the rest.
 const AUDIO_BITRATE: u64 = 50_000;
+/// How long a layer must have been unneeded before its publisher is told to
+/// pause it: each change costs the browser an encoder reconfiguration, so a
+/// subscriber flicking between layers must not make the publisher flap.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
+/// How long a layer the publisher was asked for may send nothing before it
+/// counts as stalled: browsers drop their upper layers by themselves when
+/// their uplink or CPU is short, and a subscriber left waiting on one would
+/// see a frozen picture.
+const STALLED_AFTER: Duration = Duration::from_millis(2500);
+/// How long a stalled layer is not offered to subscribers (even once paused),
+/// so they do not keep asking for what the publisher cannot send.
+const STALL_BACKOFF: Duration = Duration::from_secs(10);
 /// The window a layer's bitrate is measured over.
 const LAYER_RATE_WINDOW: Duration = Duration::from_secs(1);
 /// `recvmmsg` batches read from one socket before the other tasks get a turn.
@@ -104,6 +116,15 @@ const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
 
 /// Identifies a published track inside the media thread.
 pub(crate) type TrackKey = u64;
+
+/// The video a tile report is about.
+#[derive(Debug, Clone)]
+pub(crate) enum TileOf {
+    /// A track the session receives.
+    Track(TrackKey),
+    /// The subscriber's own mid of the transceiver receiving it.
+    Mid(String),
+}
 
 /// What the media thread tells a participant's session.
 #[derive(Debug)]
@@ -343,7 +364,7 @@ enum Command {
     },
     Tiles {
         session: u64,
-        tiles: Vec<(TrackKey, Tile, bool)>,
+        tiles: Vec<(TileOf, Tile, bool)>,
     },
     Close {
         session: u64,
@@ -487,7 +508,7 @@ impl MediaThread {
 
     /// How the session's client shows the videos it receives: (track, tile,
     /// is a screen share). Its layers are chosen again at once.
-    pub(crate) fn tiles(&self, session: u64, tiles: Vec<(TrackKey, Tile, bool)>) {
+    pub(crate) fn tiles(&self, session: u64, tiles: Vec<(TileOf, Tile, bool)>) {
         self.tell(Command::Tiles { session, tiles });
     }
 
@@ -632,6 +653,16 @@ struct Layer {
     /// The frame size its last keyframe declared (VP8).
     size: Option<(u16, u16)>,
     keyframes: KeyframeThrottle,
+    /// Since when no subscriber has needed it (simulcast).
+    unneeded_since: Option<Duration>,
+    /// When its last packet arrived.
+    last_packet: Option<Duration>,
+    /// When the publisher was last asked to send it after a pause.
+    asked_at: Option<Duration>,
+    /// Whether the publisher is asked to send it now.
+    asked: bool,
+    /// Not offered to subscribers before this: it stalled.
+    shunned_until: Option<Duration>,
 }
 
 impl Layer {
@@ -642,7 +673,30 @@ impl Layer {
             meter: RateMeter::new(LAYER_RATE_WINDOW),
             size: None,
             keyframes: KeyframeThrottle::new(KEYFRAME_INTERVAL),
+            unneeded_since: None,
+            last_packet: None,
+            asked_at: None,
+            asked: true,
+            shunned_until: None,
         }
+    }
+
+    /// Whether subscribers may be given this layer now.
+    fn usable(&mut self, now: Duration) -> bool {
+        if self.stalled(now) {
+            self.shunned_until = Some(now + STALL_BACKOFF);
+        }
+        self.shunned_until.is_none_or(|t| now >= t)
+    }
+
+    /// Asked for, yet silent for a while since it last sent or was asked
+    /// again: the publisher's browser holds it back. A layer never heard of
+    /// is not judged.
+    fn stalled(&self, now: Duration) -> bool {
+        let heard = self.last_packet.max(self.asked_at);
+        self.asked
+            && self.ssrc.is_some()
+            && heard.is_some_and(|t| now.saturating_sub(t) > STALLED_AFTER)
     }
 }
 
@@ -659,10 +713,22 @@ impl Track {
     }
 
     /// The layers flowing, as the allocator sees them: measured bitrates and
-    /// sizes where known, the nominal ones of their index otherwise.
-    fn layer_infos(&self) -> [Option<LayerInfo>; MAX_LAYERS] {
+    /// sizes where known, the nominal ones of their index otherwise. A layer
+    /// that stalled is left out (a paused one is not: asking resumes it), so
+    /// its subscribers move to one that flows; unless all did, as a guess
+    /// beats a black tile.
+    fn layer_infos(&self, now: Duration) -> [Option<LayerInfo>; MAX_LAYERS] {
+        let shunned = |l: &Layer| self.simulcast && l.shunned_until.is_some_and(|t| now < t);
+        let all_shunned = self
+            .layers
+            .iter()
+            .flatten()
+            .filter(|l| l.ssrc.is_some())
+            .all(shunned);
         std::array::from_fn(|i| {
-            let layer = self.layers[i].as_ref().filter(|l| l.ssrc.is_some())?;
+            let layer = self.layers[i]
+                .as_ref()
+                .filter(|l| l.ssrc.is_some() && (all_shunned || !shunned(l)))?;
             // A video without simulcast is all or nothing: until measured,
             // it is taken to be as large as a camera and as cheap as the
             // lowest layer, so a guess never turns it off.
@@ -682,11 +748,14 @@ impl Track {
             Some(LayerInfo {
                 width,
                 height,
+                // Measured, but never above twice the nominal rate: a burst
+                // of keyframes (each asked-for switch brings one) must not
+                // price a layer out of every subscriber's budget.
                 bitrate: layer
                     .meter
                     .rate()
                     .filter(|r| *r > 0)
-                    .unwrap_or(nominal.bitrate),
+                    .map_or(nominal.bitrate, |r| r.min(2 * nominal.bitrate)),
             })
         })
     }
@@ -1227,8 +1296,17 @@ impl Engine {
             Command::Unsubscribe { session, track } => self.unsubscribe(session, track),
             Command::Tiles { session, tiles } => {
                 if let Some(pc) = self.pcs.get_mut(&session) {
-                    for (key, tile, screen) in tiles {
-                        pc.tiles.insert(key, (tile, screen));
+                    for (of, tile, screen) in tiles {
+                        let key = match of {
+                            TileOf::Track(key) => Some(key),
+                            TileOf::Mid(mid) => pc.sent.values().find_map(|(key, sender)| {
+                                let theirs = pc.core.rtp_transceiver((*sender).into())?;
+                                (theirs.mid().as_deref() == Some(mid.as_str())).then_some(*key)
+                            }),
+                        };
+                        if let Some(key) = key {
+                            pc.tiles.insert(key, (tile, screen));
+                        }
                     }
                     let room = pc.room.clone();
                     self.allocate_room(&room);
@@ -1958,6 +2036,7 @@ impl Engine {
         };
         if let Some(key) = pc.published.get(&track_id).copied() {
             // Another simulcast layer of a track already open.
+            tracing::debug!(participant = %pc.participant, ?rid, ssrc, "layer opened");
             if let Some(track) = self.tracks.get_mut(&key)
                 && let Some(rid) = rid
             {
@@ -2054,7 +2133,7 @@ impl Engine {
             mid: mid.clone(),
             kind,
         });
-        tracing::info!(participant = %pc.participant, %mid, ?kind, simulcast, "published");
+        tracing::info!(participant = %pc.participant, %mid, ?kind, ?rid, ssrc, "published");
         let room = pc.room.clone();
         self.tracks.insert(
             key,
@@ -2093,8 +2172,12 @@ impl Engine {
         };
         let video = track.kind == Kind::Video;
         let keyframe = video && simulcast::is_keyframe(track.video_codec, &packet.payload);
+        if keyframe {
+            tracing::debug!(participant = %track.participant, layer, seq = packet.header.sequence_number, "keyframe");
+        }
         if let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut) {
             stream.meter.add(packet.payload.len(), at);
+            stream.last_packet = Some(at);
             if keyframe
                 && track.video_codec == VideoCodec::Vp8
                 && let Some(size) = simulcast::vp8_keyframe_size(&packet.payload)
@@ -2213,6 +2296,7 @@ impl Engine {
     /// priorities), asks publishers for the keyframes a switch waits for, and
     /// tells each publisher which layers anyone takes.
     fn allocate_room(&mut self, room: &str) {
+        let now = Instant::now().saturating_duration_since(self.epoch);
         let speaker = self
             .rooms
             .get(room)
@@ -2231,6 +2315,15 @@ impl Engine {
             .filter(|(_, pc)| pc.room == room)
             .map(|(s, _)| *s)
             .collect();
+        for key in &keys {
+            if let Some(track) = self.tracks.get_mut(key)
+                && track.simulcast
+            {
+                for layer in track.layers.iter_mut().flatten() {
+                    layer.usable(now);
+                }
+            }
+        }
         let mut keyframes = Vec::new();
         for subscriber in subscribers {
             let Some(pc) = self.pcs.get(&subscriber) else {
@@ -2265,12 +2358,13 @@ impl Engine {
                 videos.push(simulcast::Video {
                     tile: tile.map(|(t, _)| *t),
                     priority,
-                    layers: track.layer_infos(),
+                    layers: track.layer_infos(now),
                 });
                 chosen_for.push(*key);
             }
             let budget = pc.estimate.get().map(|e| e.saturating_sub(audio));
             let chosen = simulcast::allocate(&videos, budget);
+            tracing::debug!(participant = %pc.participant, ?budget, ?videos, ?chosen, "layers chosen");
             for (key, layer) in chosen_for.into_iter().zip(chosen) {
                 let Some(link) = self
                     .tracks
@@ -2297,21 +2391,42 @@ impl Engine {
             if !track.simulcast {
                 continue;
             }
-            let needed = simulcast::needed_layers(track.links.iter().map(|l| &l.switch));
+            let mut needed = simulcast::needed_layers(track.links.iter().map(|l| &l.switch));
+            // While anyone watches the track its lowest layer keeps flowing:
+            // it costs the publisher little, and it is what any subscriber
+            // falls back to at once when a higher layer stalls.
+            if track.links.iter().any(|l| l.switch.target().is_some()) {
+                needed[0] = true;
+            }
             // A layer not seen yet is never paused: the browser may hold it
-            // back itself, and it must come once its uplink allows.
+            // back itself, and it must come once its uplink allows. One
+            // needed again resumes at once; one no longer needed pauses only
+            // after a while.
             let rids: Vec<String> = track
                 .layers
-                .iter()
+                .iter_mut()
                 .zip(needed)
                 .filter_map(|(l, needed)| {
-                    let l = l.as_ref()?;
-                    (needed || l.ssrc.is_none()).then(|| l.rid.clone())
+                    let l = l.as_mut()?;
+                    let since = if needed {
+                        None
+                    } else {
+                        Some(*l.unneeded_since.get_or_insert(now))
+                    };
+                    l.unneeded_since = since;
+                    let keep = since.is_none_or(|t| now.saturating_sub(t) < PAUSE_AFTER)
+                        || l.ssrc.is_none();
+                    if keep && !l.asked {
+                        l.asked_at = Some(now);
+                    }
+                    l.asked = keep;
+                    keep.then(|| l.rid.clone())
                 })
                 .collect();
             if track.announced.as_ref() == Some(&rids) {
                 continue;
             }
+            tracing::debug!(participant = %track.participant, mid = %track.mid, ?rids, "layers asked");
             track.announced = Some(rids.clone());
             announce.push((track.publisher, track.mid.clone(), rids));
         }

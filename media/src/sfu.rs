@@ -21,7 +21,7 @@ use webrtc::peer_connection::RTCIceServer;
 
 use crate::core::{Negotiator, OnRemoteOffer};
 use crate::error::{Error, Result};
-use crate::forwarder::{Binding, Counters, MediaThread, MediaThreads, PcEvent, TrackKey};
+use crate::forwarder::{Binding, Counters, MediaThread, MediaThreads, PcEvent, TileOf, TrackKey};
 use crate::signaling::{
     Candidate, ClientMessage, IceServer, Kind, ParticipantInfo, RATE_BURST, RATE_PER_SEC,
     RateLimiter, ServerMessage, TrackInfo,
@@ -941,13 +941,16 @@ impl Session {
                 let tiles = tiles
                     .into_iter()
                     .filter_map(|t| {
-                        let sub = live.subscriptions.get(&t.track_id)?;
+                        let of = match t.mid {
+                            Some(mid) if !mid.is_empty() => TileOf::Mid(mid),
+                            _ => TileOf::Track(live.subscriptions.get(&t.track_id)?.published.key),
+                        };
                         let tile = Tile {
                             width: t.width,
                             height: t.height,
                             visible: t.visible,
                         };
-                        Some((sub.published.key, tile, t.screen))
+                        Some((of, tile, t.screen))
                     })
                     .collect::<Vec<_>>();
                 if !tiles.is_empty() {

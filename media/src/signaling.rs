@@ -16,7 +16,7 @@
 //! | `mute` | `kind` (`"audio"`/`"video"`), `muted` | the client muted/unmuted its mic or camera |
 //! | `screenshare` | `active` | the client started/stopped sharing its screen |
 //! | `chat` | `text` | in-room text chat (1..=2000 characters) |
-//! | `tiles` | `tiles[]` (`track_id`, `width`, `height`, `visible`, optional `screen`) | how the client shows each video it receives: size in device pixels, whether it is on screen, whether it is a screen share; replaces the previous report (at most 128 tiles) |
+//! | `tiles` | `tiles[]` (`mid` or `track_id`, `width`, `height`, `visible`, optional `screen`) | how the client shows each video it receives: size in device pixels, whether it is on screen, whether it is a screen share; a tile names its video by the client's own mid of the receiving transceiver, or by the track id of `track-published`; videos left out keep their last report (at most 128 tiles) |
 //! | `leave` | | the client leaves; the server ends the session |
 //! | `ping` | | keep-alive; answered with `pong` |
 //!
@@ -170,7 +170,13 @@ pub enum ClientMessage {
 /// How a client shows one received video.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TileReport {
-    /// The msid track id of the video (`participant:mid`, as in `track-published`).
+    /// The mid of the client's transceiver that receives the video (reliable
+    /// in every browser: a transceiver the client created itself keeps its own
+    /// track id whatever the server's msid says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid: Option<String>,
+    /// Or the track id of the video (`participant:mid`, as in `track-published`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub track_id: String,
     /// Width in device pixels.
     pub width: u32,
@@ -233,8 +239,9 @@ impl ClientMessage {
                     return bad("too many tiles");
                 }
                 if tiles.iter().any(|t| {
-                    t.track_id.is_empty()
+                    (t.track_id.is_empty() && t.mid.as_ref().is_none_or(String::is_empty))
                         || t.track_id.len() > 256
+                        || t.mid.as_ref().is_some_and(|m| m.len() > 64)
                         || t.width > MAX_TILE_SIDE
                         || t.height > MAX_TILE_SIDE
                 }) {
@@ -480,6 +487,7 @@ mod tests {
                 r#"{"type":"tiles","tiles":[{"track_id":"p:1","width":320,"height":180,"visible":true}]}"#,
                 ClientMessage::Tiles {
                     tiles: vec![TileReport {
+                        mid: None,
                         track_id: "p:1".into(),
                         width: 320,
                         height: 180,

@@ -318,7 +318,9 @@ pub enum Verdict {
 /// keyframe of it; until then the current layer goes on (or nothing, when there
 /// is none yet). Packets of the new layer older than that keyframe are dropped:
 /// after the switch they would take sequence numbers the old layer already used.
-/// Going to no layer at all (a hidden tile) happens at once.
+/// Going to no layer at all (a hidden tile) happens at once. A subscriber
+/// that gets nothing yet starts on the first keyframe of any layer up to the
+/// target, so a picture shows while the target layer's keyframe is on its way.
 #[derive(Debug, Clone, Default)]
 pub struct LayerSwitch {
     current: Option<usize>,
@@ -369,8 +371,13 @@ impl LayerSwitch {
     /// One packet of `layer` with publisher sequence number `seq`; `keyframe`
     /// when it starts a keyframe ([`is_keyframe`]).
     pub fn on_packet(&mut self, layer: usize, seq: u16, keyframe: bool) -> Verdict {
-        if Some(layer) == self.target && self.current != self.target && keyframe {
-            self.current = self.target;
+        let starts = match (self.current, self.target) {
+            (_, Some(target)) if layer == target => self.current != self.target,
+            (None, Some(target)) => layer < target,
+            _ => false,
+        };
+        if starts && keyframe {
+            self.current = Some(layer);
             self.started_at = Some(seq);
             self.switches += 1;
             return Verdict::Forward;
@@ -636,6 +643,22 @@ mod tests {
         assert_eq!(s.switches(), 2);
 
         // A hidden tile stops at once.
+        assert_eq!(s.set_target(None), None);
+        assert_eq!(s.on_packet(2, 903, true), Verdict::Drop);
+        // Starting afresh towards layer 2, a keyframe of layer 0 shows a
+        // picture at once; layer 2 is still awaited, and taken on its keyframe.
+        let mut t = LayerSwitch::new();
+        assert_eq!(t.set_target(Some(2)), Some(2));
+        assert_eq!(t.on_packet(0, 7, true), Verdict::Forward);
+        assert_eq!(t.current(), Some(0));
+        assert_eq!(t.awaiting_keyframe(), Some(2));
+        assert_eq!(
+            t.on_packet(1, 70, true),
+            Verdict::Drop,
+            "only the target once started"
+        );
+        assert_eq!(t.on_packet(2, 700, true), Verdict::Forward);
+        assert_eq!(t.current(), Some(2));
         assert_eq!(s.set_target(None), None);
         assert_eq!(s.on_packet(2, 903, true), Verdict::Drop);
         assert_eq!(s.current(), None);

@@ -651,6 +651,7 @@ async fn receive_layer(
 fn tile(track_id: &str, width: u32, height: u32) -> ClientMessage {
     ClientMessage::Tiles {
         tiles: vec![TileReport {
+            mid: None,
             track_id: track_id.to_owned(),
             width,
             height,
@@ -663,7 +664,8 @@ fn tile(track_id: &str, width: u32, height: u32) -> ClientMessage {
 /// Issue 12: a publisher sends three simulcast layers; a viewer showing it in a
 /// small tile gets the low layer only, and the publisher is told to pause the
 /// others; a large tile moves the viewer up, on a keyframe of the top layer the
-/// SFU asked for. Across both switches the viewer sees one SSRC whose sequence
+/// SFU asked for (the middle layer pauses; the lowest stays while anyone
+/// watches, as the fallback); a hidden tile pauses everything. Across both switches the viewer sees one SSRC whose sequence
 /// numbers go up by exactly one and whose timestamps never go back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a_keyframe_seamlessly()
@@ -696,7 +698,7 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
     receive_layer(&mut viewer, &video.track_id, 2, 60, &mut seen).await;
     publisher
         .wait_event(LIMIT, |e| {
-            matches!(e, ServerMessage::SendLayers { rids, .. } if rids.iter().any(|r| r == "f") && !rids.iter().any(|r| r == "q"))
+            matches!(e, ServerMessage::SendLayers { rids, .. } if rids.iter().any(|r| r == "f") && !rids.iter().any(|r| r == "h"))
         })
         .await;
 
@@ -741,6 +743,7 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
     // Scrolled away: nobody takes any layer, so the publisher may send none.
     viewer.send(&ClientMessage::Tiles {
         tiles: vec![TileReport {
+            mid: None,
             track_id: video.track_id.clone(),
             width: 1280,
             height: 720,
