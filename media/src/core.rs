@@ -23,6 +23,9 @@ pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 /// The RFC 8852 repaired RTP stream id extension (RTX of a simulcast layer).
 pub const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+/// The transport-wide congestion control sequence number extension.
+pub const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// The part of an RTP header the SFU rewrites per subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +123,12 @@ impl ExtensionPlan {
     ) -> Self {
         let mut ids = vec![0u8; 256];
         for (id, uri) in publisher {
-            if matches!(uri.as_str(), MID_URI | RID_URI | REPAIRED_RID_URI) {
+            // The transport-wide sequence number counts the publisher's
+            // connection; the subscriber leg numbers its own packets.
+            if matches!(
+                uri.as_str(),
+                MID_URI | RID_URI | REPAIRED_RID_URI | TRANSPORT_CC_URI
+            ) {
                 continue;
             }
             if let Some((sid, _)) = subscriber.iter().find(|(_, u)| u == uri) {
@@ -189,6 +197,8 @@ pub struct Rewriter {
     ts_offset: u32,
     /// Highest sequence number sent so far (wrapping order) and its timestamp.
     last_out: Option<(u16, u32)>,
+    /// When that packet was rewritten, if the caller said.
+    last_out_at: Option<Duration>,
 }
 
 impl Rewriter {
@@ -202,6 +212,7 @@ impl Rewriter {
             seq_offset: 0,
             ts_offset: 0,
             last_out: None,
+            last_out_at: None,
         }
     }
 
@@ -219,6 +230,14 @@ impl Rewriter {
         self.extensions = extensions;
     }
 
+    /// The next packet starts a new stretch of the stream (a simulcast layer
+    /// switch, or a video resumed after a pause): its sequence number follows
+    /// the last one sent, whatever the publisher sent in between, as after a
+    /// change of source SSRC.
+    pub fn rebase(&mut self) {
+        self.source_ssrc = None;
+    }
+
     /// Whether any payload type can be forwarded yet.
     pub fn is_negotiated(&self) -> bool {
         self.payload_types.iter().any(|pt| *pt != UNMAPPED)
@@ -231,12 +250,24 @@ impl Rewriter {
 
     /// Rewrites a whole RTP header for the subscriber; `false` means drop the packet.
     pub fn rewrite_header(&mut self, header: &mut Header) -> bool {
-        let Some(out) = self.rewrite(RtpFields {
+        self.rewrite_header_at(header, None)
+    }
+
+    /// [`Rewriter::rewrite_header`] at `now` (with the track's clock rate), so a
+    /// change of source SSRC (a simulcast layer switch) advances the timestamp
+    /// by the wall time since the last packet; see [`Rewriter::rewrite_at`].
+    pub fn rewrite_header_at(&mut self, header: &mut Header, now: Option<(Duration, u32)>) -> bool {
+        let fields = RtpFields {
             payload_type: header.payload_type,
             sequence_number: header.sequence_number,
             timestamp: header.timestamp,
             ssrc: header.ssrc,
-        }) else {
+        };
+        let out = match now {
+            Some((now, clock_rate)) => self.rewrite_at(fields, now, clock_rate),
+            None => self.rewrite_fields(fields, None),
+        };
+        let Some(out) = out else {
             return false;
         };
         header.payload_type = out.payload_type;
@@ -254,6 +285,28 @@ impl Rewriter {
     /// publisher's SSRC changes (a restarted encoder or replaced track) the offset
     /// is recomputed so the subscriber sees one continuous stream.
     pub fn rewrite(&mut self, fields: RtpFields) -> Option<RtpFields> {
+        self.rewrite_fields(fields, None)
+    }
+
+    /// [`Rewriter::rewrite`] for a packet handled at `now` on a track whose RTP
+    /// clock runs at `clock_rate`: when the source SSRC changes (a simulcast
+    /// layer switch, whose layers each have their own timestamp base), the
+    /// timestamp continues from the last one sent by the wall time elapsed
+    /// since, so the subscriber's jitter buffer sees frames where they belong.
+    pub fn rewrite_at(
+        &mut self,
+        fields: RtpFields,
+        now: Duration,
+        clock_rate: u32,
+    ) -> Option<RtpFields> {
+        self.rewrite_fields(fields, Some((now, clock_rate)))
+    }
+
+    fn rewrite_fields(
+        &mut self,
+        fields: RtpFields,
+        now: Option<(Duration, u32)>,
+    ) -> Option<RtpFields> {
         let payload_type = *self.payload_types.get(usize::from(fields.payload_type))?;
         if payload_type == UNMAPPED {
             return None;
@@ -266,9 +319,20 @@ impl Rewriter {
                 }
                 Some((seq, ts)) => {
                     self.seq_offset = seq.wrapping_add(1).wrapping_sub(fields.sequence_number);
-                    // One 90 kHz frame tick later keeps timestamps increasing without
-                    // knowing the codec; receivers only need monotonicity here.
-                    self.ts_offset = ts.wrapping_add(3000).wrapping_sub(fields.timestamp);
+                    // The wall time since the last packet when known; else one
+                    // 90 kHz frame tick later keeps timestamps increasing
+                    // without knowing the codec.
+                    let gap = match (now, self.last_out_at) {
+                        (Some((now, rate)), Some(then)) => {
+                            let ticks =
+                                now.saturating_sub(then).as_micros() * u128::from(rate) / 1_000_000;
+                            u32::try_from(ticks)
+                                .unwrap_or(u32::MAX / 4)
+                                .clamp(1, u32::MAX / 4)
+                        }
+                        _ => 3000,
+                    };
+                    self.ts_offset = ts.wrapping_add(gap).wrapping_sub(fields.timestamp);
                 }
             }
             self.source_ssrc = Some(fields.ssrc);
@@ -281,6 +345,9 @@ impl Rewriter {
         };
         if newer {
             self.last_out = Some((sequence_number, timestamp));
+            if let Some((now, _)) = now {
+                self.last_out_at = Some(now);
+            }
         }
         Some(RtpFields {
             payload_type,
@@ -740,6 +807,23 @@ mod tests {
         assert_eq!(
             r.rewrite(pkt(40001, 8, 2)).map(|p| p.sequence_number),
             Some(4)
+        );
+    }
+
+    #[test]
+    fn a_rebased_stream_continues_after_a_pause_without_a_gap() {
+        let mut r = rewriter();
+        assert_eq!(
+            r.rewrite(pkt(100, 0, 1)).map(|p| p.sequence_number),
+            Some(100)
+        );
+        // 50 packets not forwarded (a hidden tile), then the stream resumes.
+        r.rebase();
+        let out = r.rewrite(pkt(151, 9000, 1)).expect("mapped");
+        assert_eq!(out.sequence_number, 101);
+        assert_eq!(
+            r.rewrite(pkt(152, 9000, 1)).map(|p| p.sequence_number),
+            Some(102)
         );
     }
 

@@ -2,9 +2,14 @@
 //! extensions and the interceptor chain.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, Interceptor,
+    Packet, PacketReport, Registry, Slot, StreamInfo, TaggedPacket, TwccSenderBuilder,
+};
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
@@ -141,6 +146,90 @@ pub fn interceptors(media_engine: &mut MediaEngine) -> Result<Registry> {
     let registry = configure_twcc_receiver_only(registry, media_engine).map_err(webrtc)?;
     let registry = configure_rtcp_reports(registry);
     Ok(registry.with(Slot::from(14_000), KeyframeRequestTap::default()))
+}
+
+/// Where the downlink estimate starts before any feedback: a 360p layer and
+/// some, so a new subscriber starts sharp on a good link, and a poor link
+/// shows itself within a few feedback rounds.
+pub const INITIAL_ESTIMATE: f64 = 1_000_000.0;
+/// The floor of the estimate: below it a subscriber gets audio and the lowest layers only.
+pub const MIN_ESTIMATE: f64 = 100_000.0;
+/// The ceiling of the estimate.
+pub const MAX_ESTIMATE: f64 = 50_000_000.0;
+
+/// A subscriber's downlink estimate in bits per second, as the congestion
+/// controller inside its connection last published it; 0 until the first
+/// transport-wide feedback, which means "not known" (a client that sends no
+/// feedback is never limited by a guess).
+#[derive(Debug, Clone, Default)]
+pub struct Estimate(Arc<AtomicU64>);
+
+impl Estimate {
+    /// Bits per second, `None` until feedback arrived.
+    pub fn get(&self) -> Option<u64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            bps => Some(bps),
+        }
+    }
+
+    fn set(&self, bps: f64) {
+        self.0.store(bps.max(1.0) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Google Congestion Control publishing its target to an [`Estimate`] after
+/// every update: the estimator is boxed inside the connection's interceptor
+/// chain, so the number is pushed out rather than read.
+struct Published {
+    inner: Gcc,
+    estimate: Estimate,
+}
+
+impl BandwidthEstimator for Published {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.inner.on_reports(now, reports);
+        if !reports.is_empty() {
+            self.estimate.set(self.inner.target_bitrate());
+        }
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.inner.target_bitrate()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}
+
+/// The SFU side's chain: [`interceptors`] plus send-side bandwidth estimation
+/// of what the SFU sends the participant. Its packets get transport-wide
+/// sequence numbers, the participant's browser reports their arrival
+/// (transport-cc feedback), and GCC turns that into the [`Estimate`] the
+/// layer choice shares out. No pacer: the SFU forwards at once and meets the
+/// estimate by choosing layers, so a pacer would only add queueing delay.
+pub fn sfu_interceptors(media_engine: &mut MediaEngine) -> Result<(Registry, Estimate)> {
+    let estimate = Estimate::default();
+    let registry = interceptors(media_engine)?
+        .with(
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(Published {
+                inner: Gcc::new(INITIAL_ESTIMATE, MIN_ESTIMATE, MAX_ESTIMATE),
+                estimate: estimate.clone(),
+            })
+            .build(),
+        )
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build());
+    Ok((registry, estimate))
 }
 
 /// Hands inbound PLI and FIR to the application (the SFU relays them to the

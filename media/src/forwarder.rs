@@ -70,8 +70,13 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::core::{
     self, AUDIO_LEVEL_URI, CodecKey, ExtensionPlan, KeyframeThrottle, Rewriter, SpeakerDetector,
 };
+use crate::engine::Estimate;
 use crate::error::{Error, Result};
 use crate::signaling::Kind;
+use crate::simulcast::{
+    self, LayerInfo, LayerSwitch, MAX_LAYERS, NOMINAL_LAYERS, Priority, RateMeter, Tile, Verdict,
+    VideoCodec,
+};
 use crate::tcp::{self, Deframer, TcpConn};
 use crate::udp::{self, Inbox, Outbox, RECV_BATCH, Route, Router, Tag};
 
@@ -79,6 +84,26 @@ use crate::udp::{self, Inbox, Outbox, RECV_BATCH, Route, Router, Tag};
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 /// How often the active speaker is re-evaluated.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
+/// How often each subscriber's layers are chosen again while media flows
+/// (tile reports and tracks coming and going choose at once).
+const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
+/// What one forwarded audio track is taken to cost a subscriber's downlink
+/// (Opus at its default rate plus packet overhead) before video shares the rest.
+const AUDIO_BITRATE: u64 = 50_000;
+/// How long a layer must have been unneeded before its publisher is told to
+/// pause it: each change costs the browser an encoder reconfiguration, so a
+/// subscriber flicking between layers must not make the publisher flap.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
+/// How long a layer the publisher was asked for may send nothing before it
+/// counts as stalled: browsers drop their upper layers by themselves when
+/// their uplink or CPU is short, and a subscriber left waiting on one would
+/// see a frozen picture.
+const STALLED_AFTER: Duration = Duration::from_millis(2500);
+/// How long a stalled layer is not offered to subscribers (even once paused),
+/// so they do not keep asking for what the publisher cannot send.
+const STALL_BACKOFF: Duration = Duration::from_secs(10);
+/// The window a layer's bitrate is measured over.
+const LAYER_RATE_WINDOW: Duration = Duration::from_secs(1);
 /// `recvmmsg` batches read from one socket before the other tasks get a turn.
 const RECV_ROUNDS: usize = 4;
 /// Datagrams queued for a media thread by the others (read on their socket of
@@ -92,11 +117,22 @@ const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
 /// Identifies a published track inside the media thread.
 pub(crate) type TrackKey = u64;
 
+/// The video a tile report is about.
+#[derive(Debug, Clone)]
+pub(crate) enum TileOf {
+    /// A track the session receives.
+    Track(TrackKey),
+    /// The subscriber's own mid of the transceiver receiving it.
+    Mid(String),
+}
+
 /// What the media thread tells a participant's session.
 #[derive(Debug)]
 pub(crate) enum PcEvent {
     /// A local ICE candidate to trickle to the client.
     Candidate(RTCIceCandidateInit),
+    /// Which simulcast layers of the client's track `mid` anyone takes.
+    SendLayers { mid: String, rids: Vec<String> },
     /// The client started sending a track.
     Track {
         key: TrackKey,
@@ -126,6 +162,10 @@ pub(crate) struct Counters {
     pub keyframe_requests: AtomicU64,
     /// Rooms whose media panicked and was ended.
     pub room_failures: AtomicU64,
+    /// Simulcast layer switches (a subscriber's video starting, stopping or changing layer).
+    pub layer_switches: AtomicU64,
+    /// Every connection's downlink estimate, by session: (Room, participant, estimate).
+    pub estimates: std::sync::Mutex<HashMap<u64, (String, String, Estimate)>>,
 }
 
 /// How the media threads bind sockets: one port shared by every connection
@@ -322,6 +362,10 @@ enum Command {
         session: u64,
         track: TrackKey,
     },
+    Tiles {
+        session: u64,
+        tiles: Vec<(TileOf, Tile, bool)>,
+    },
     Close {
         session: u64,
     },
@@ -343,6 +387,7 @@ impl Command {
             | Command::Candidate { session, .. }
             | Command::Subscribe { session, .. }
             | Command::Unsubscribe { session, .. }
+            | Command::Tiles { session, .. }
             | Command::Close { session } => *session,
             #[cfg(feature = "test-client")]
             Command::Fault { .. } => 0,
@@ -461,6 +506,12 @@ impl MediaThread {
         self.tell(Command::Unsubscribe { session, track });
     }
 
+    /// How the session's client shows the videos it receives: (track, tile,
+    /// is a screen share). Its layers are chosen again at once.
+    pub(crate) fn tiles(&self, session: u64, tiles: Vec<(TileOf, Tile, bool)>) {
+        self.tell(Command::Tiles { session, tiles });
+    }
+
     /// Closes the session's connection and forgets its tracks.
     pub(crate) fn close(&self, session: u64) {
         self.tell(Command::Close { session });
@@ -510,6 +561,7 @@ struct Engine {
     forwarded_bytes: u64,
     dropped: u64,
     keyframe_requests: u64,
+    layer_switches: u64,
     epoch: Instant,
     /// The DTLS certificate of every connection, and when it was made. One for
     /// all, as a browser has one per origin: a key pair per connection would cost
@@ -520,6 +572,8 @@ struct Engine {
 struct Speaking {
     detector: SpeakerDetector<u64>,
     last_evaluated: Duration,
+    /// When the Room's layers were last chosen.
+    last_allocated: Duration,
     members: usize,
 }
 
@@ -543,6 +597,10 @@ struct Pc {
     published: HashMap<String, TrackKey>,
     /// Tracks sent to this participant, by the id of our local track.
     sent: HashMap<String, (TrackKey, RTCRtpSenderId)>,
+    /// How the client shows the videos it receives, and which are screen shares.
+    tiles: HashMap<TrackKey, (Tile, bool)>,
+    /// The downlink estimate from the client's transport-wide feedback.
+    estimate: Estimate,
     failed: bool,
     /// Sockets on the shared port connected to this client's addresses, so
     /// the kernel hands its datagrams to this thread (see [`crate::udp`]);
@@ -568,15 +626,139 @@ struct Track {
     participant: String,
     room: String,
     track_id: String,
+    /// The publisher's mid of the track.
+    mid: String,
     receiver: RTCRtpReceiverId,
     kind: Kind,
-    media_ssrc: u32,
     codec: RTCRtpCodec,
+    video_codec: VideoCodec,
     codecs: Vec<(u8, CodecKey)>,
     extensions: Vec<(u8, String)>,
     audio_level_id: Option<u8>,
-    keyframes: KeyframeThrottle,
+    /// The simulcast layers by index (0 lowest), or the one stream in slot 0.
+    layers: [Option<Layer>; MAX_LAYERS],
+    /// Whether the track's streams are simulcast layers (named by rid).
+    simulcast: bool,
+    /// The rids last asked of the publisher (simulcast only).
+    announced: Option<Vec<String>>,
     links: Vec<Link>,
+}
+
+/// One stream of a track: a simulcast layer, or the track's only stream.
+struct Layer {
+    /// Known once its first packet arrived.
+    ssrc: Option<u32>,
+    rid: String,
+    meter: RateMeter,
+    /// The frame size its last keyframe declared (VP8).
+    size: Option<(u16, u16)>,
+    keyframes: KeyframeThrottle,
+    /// Since when no subscriber has needed it (simulcast).
+    unneeded_since: Option<Duration>,
+    /// When its last packet arrived.
+    last_packet: Option<Duration>,
+    /// When the publisher was last asked to send it after a pause.
+    asked_at: Option<Duration>,
+    /// Whether the publisher is asked to send it now.
+    asked: bool,
+    /// Not offered to subscribers before this: it stalled.
+    shunned_until: Option<Duration>,
+}
+
+impl Layer {
+    fn new(rid: String, ssrc: Option<u32>) -> Self {
+        Self {
+            ssrc,
+            rid,
+            meter: RateMeter::new(LAYER_RATE_WINDOW),
+            size: None,
+            keyframes: KeyframeThrottle::new(KEYFRAME_INTERVAL),
+            unneeded_since: None,
+            last_packet: None,
+            asked_at: None,
+            asked: true,
+            shunned_until: None,
+        }
+    }
+
+    /// Whether subscribers may be given this layer now.
+    fn usable(&mut self, now: Duration) -> bool {
+        if self.stalled(now) {
+            self.shunned_until = Some(now + STALL_BACKOFF);
+        }
+        self.shunned_until.is_none_or(|t| now >= t)
+    }
+
+    /// Asked for, yet silent for a while since it last sent or was asked
+    /// again: the publisher's browser holds it back. A layer never heard of
+    /// is not judged.
+    fn stalled(&self, now: Duration) -> bool {
+        let heard = self.last_packet.max(self.asked_at);
+        self.asked
+            && self.ssrc.is_some()
+            && heard.is_some_and(|t| now.saturating_sub(t) > STALLED_AFTER)
+    }
+}
+
+impl Track {
+    /// The layer a packet of `ssrc` belongs to. Without simulcast every
+    /// packet is the one stream's (a restarted encoder may change its SSRC).
+    fn layer_of(&self, ssrc: u32) -> Option<usize> {
+        if !self.simulcast {
+            return Some(0);
+        }
+        self.layers
+            .iter()
+            .position(|l| l.as_ref().is_some_and(|l| l.ssrc == Some(ssrc)))
+    }
+
+    /// The layers flowing, as the allocator sees them: measured bitrates and
+    /// sizes where known, the nominal ones of their index otherwise. A layer
+    /// that stalled is left out (a paused one is not: asking resumes it), so
+    /// its subscribers move to one that flows; unless all did, as a guess
+    /// beats a black tile.
+    fn layer_infos(&self, now: Duration) -> [Option<LayerInfo>; MAX_LAYERS] {
+        let shunned = |l: &Layer| self.simulcast && l.shunned_until.is_some_and(|t| now < t);
+        let all_shunned = self
+            .layers
+            .iter()
+            .flatten()
+            .filter(|l| l.ssrc.is_some())
+            .all(shunned);
+        std::array::from_fn(|i| {
+            let layer = self.layers[i]
+                .as_ref()
+                .filter(|l| l.ssrc.is_some() && (all_shunned || !shunned(l)))?;
+            // A video without simulcast is all or nothing: until measured,
+            // it is taken to be as large as a camera and as cheap as the
+            // lowest layer, so a guess never turns it off.
+            let nominal = if self.simulcast {
+                NOMINAL_LAYERS[i]
+            } else {
+                LayerInfo {
+                    bitrate: NOMINAL_LAYERS[0].bitrate,
+                    ..NOMINAL_LAYERS[MAX_LAYERS - 1]
+                }
+            };
+            let (width, height) = layer
+                .size
+                .map_or((nominal.width, nominal.height), |(w, h)| {
+                    (u32::from(w), u32::from(h))
+                });
+            Some(LayerInfo {
+                width,
+                height,
+                // Measured, but never above twice the nominal rate: a burst
+                // of keyframes (each asked-for switch brings one) must not
+                // price a layer out of every subscriber's budget.
+                bitrate: layer
+                    .meter
+                    .rate()
+                    .filter(|r| *r > 0)
+                    .map_or(nominal.bitrate, |r| r.min(2 * nominal.bitrate)),
+            })
+        })
+    }
 }
 
 /// One subscriber of a track.
@@ -586,6 +768,8 @@ struct Link {
     rewriter: Rewriter,
     /// Set once the negotiation that added the track is complete.
     live: bool,
+    /// Which layer of a video this subscriber gets.
+    switch: LayerSwitch,
     /// A video packet was lost on the way to this subscriber: ask for a keyframe.
     needs_keyframe: bool,
 }
@@ -639,6 +823,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
         forwarded_bytes: 0,
         dropped: 0,
         keyframe_requests: 0,
+        layer_switches: 0,
         epoch: Instant::now(),
         certificate: None,
     }));
@@ -1109,6 +1294,24 @@ impl Engine {
                 let _ = reply.send(self.subscribe(session, track));
             }
             Command::Unsubscribe { session, track } => self.unsubscribe(session, track),
+            Command::Tiles { session, tiles } => {
+                if let Some(pc) = self.pcs.get_mut(&session) {
+                    for (of, tile, screen) in tiles {
+                        let key = match of {
+                            TileOf::Track(key) => Some(key),
+                            TileOf::Mid(mid) => pc.sent.values().find_map(|(key, sender)| {
+                                let theirs = pc.core.rtp_transceiver((*sender).into())?;
+                                (theirs.mid().as_deref() == Some(mid.as_str())).then_some(*key)
+                            }),
+                        };
+                        if let Some(key) = key {
+                            pc.tiles.insert(key, (tile, screen));
+                        }
+                    }
+                    let room = pc.room.clone();
+                    self.allocate_room(&room);
+                }
+            }
             Command::Close { session } => self.close(session),
             #[cfg(feature = "test-client")]
             Command::Fault { room } => {
@@ -1145,7 +1348,7 @@ impl Engine {
             (socket, advertised, true)
         };
         let mut media_engine = crate::engine::media_engine()?;
-        let registry = crate::engine::interceptors(&mut media_engine)?;
+        let (registry, estimate) = crate::engine::sfu_interceptors(&mut media_engine)?;
         let certificate = self.certificate()?;
         let core = RTCPeerConnectionBuilder::new()
             .with_configuration(
@@ -1168,6 +1371,7 @@ impl Engine {
             .or_insert_with(|| Speaking {
                 detector: SpeakerDetector::new(),
                 last_evaluated: Duration::ZERO,
+                last_allocated: Duration::ZERO,
                 members: 0,
             })
             .members += 1;
@@ -1178,6 +1382,12 @@ impl Engine {
                     shard: self.shard,
                     session,
                 },
+            );
+        }
+        if let Ok(mut estimates) = self.counters.estimates.lock() {
+            estimates.insert(
+                session,
+                (room.clone(), participant.clone(), estimate.clone()),
             );
         }
         self.pcs.insert(
@@ -1195,6 +1405,8 @@ impl Engine {
                 armed: None,
                 published: HashMap::new(),
                 sent: HashMap::new(),
+                tiles: HashMap::new(),
+                estimate,
                 failed: false,
                 connected: HashMap::new(),
             },
@@ -1347,7 +1559,6 @@ impl Engine {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
         };
-        let mut keyframes = Vec::new();
         for key in tracks {
             let Some(track) = self.tracks.get_mut(key) else {
                 continue;
@@ -1384,15 +1595,12 @@ impl Engine {
                 core::payload_type_map(&track.codecs, &theirs),
                 ExtensionPlan::new(&track.extensions, &their_ext, mid.as_deref()),
             );
-            if !link.live {
-                link.live = true;
-                keyframes.push(*key);
-            }
+            link.live = true;
         }
-        // The subscriber's decoder needs a keyframe to start.
-        for key in keyframes {
-            self.request_keyframe(key);
-        }
+        // Choosing the new videos' layers asks their publishers for the
+        // keyframes the subscriber's decoder needs to start.
+        let room = pc.room.clone();
+        self.allocate_room(&room);
     }
 
     fn subscribe(&mut self, session: u64, key: TrackKey) -> Result<()> {
@@ -1446,6 +1654,7 @@ impl Engine {
             sender,
             rewriter: Rewriter::new(ssrc),
             live: false,
+            switch: LayerSwitch::new(),
             needs_keyframe: false,
         });
         Ok(())
@@ -1499,6 +1708,8 @@ impl Engine {
                 self.rooms.remove(&pc.room);
             }
         }
+        // Layers only this subscriber took may now pause.
+        self.allocate_room(&pc.room);
     }
 
     /// The connection a datagram on the shared port is for (learning the
@@ -1570,6 +1781,9 @@ impl Engine {
     }
 
     fn forget_routes(&mut self, session: u64, ufrag: &str) {
+        if let Ok(mut estimates) = self.counters.estimates.lock() {
+            estimates.remove(&session);
+        }
         let route = Route {
             shard: self.shard,
             session,
@@ -1729,7 +1943,13 @@ impl Engine {
                         any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
                     });
                     if asks_keyframe && let Some((key, _)) = pc.sent.get(&track_id).copied() {
-                        self.request_keyframe(key);
+                        // The subscriber's decoder lost its place: a keyframe
+                        // of the layer it decodes (or is about to).
+                        let layer = self.tracks.get(&key).and_then(|t| {
+                            let link = t.links.iter().find(|l| l.subscriber == session)?;
+                            link.switch.current().or(link.switch.target())
+                        });
+                        self.request_keyframe(key, layer.unwrap_or(0));
                     }
                 }
                 _ => {}
@@ -1782,7 +2002,13 @@ impl Engine {
                     let _ = pc.events.send(PcEvent::Disconnected);
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    self.track_opened(session, init.receiver_id, init.track_id, init.ssrc);
+                    self.track_opened(
+                        session,
+                        init.receiver_id,
+                        init.track_id,
+                        init.ssrc,
+                        init.rid.filter(|r| !r.is_empty()),
+                    );
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
                     if let Some(key) = pc.published.remove(&track_id) {
@@ -1795,19 +2021,36 @@ impl Engine {
         }
     }
 
-    /// The first packet of a client's track arrived: it can be forwarded.
+    /// The first packet of a client's track (or of one of its simulcast
+    /// layers) arrived: it can be forwarded.
     fn track_opened(
         &mut self,
         session: u64,
         receiver_id: RTCRtpReceiverId,
         track_id: String,
         ssrc: u32,
+        rid: Option<String>,
     ) {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
         };
-        if pc.published.contains_key(&track_id) {
+        if let Some(key) = pc.published.get(&track_id).copied() {
             // Another simulcast layer of a track already open.
+            tracing::debug!(participant = %pc.participant, ?rid, ssrc, "layer opened");
+            if let Some(track) = self.tracks.get_mut(&key)
+                && let Some(rid) = rid
+            {
+                let slot = simulcast::layer_of_rid(&rid)
+                    .or_else(|| track.layers.iter().position(Option::is_none));
+                if let Some(layer) = slot.and_then(|i| track.layers.get_mut(i)) {
+                    match layer {
+                        Some(layer) => layer.ssrc = Some(ssrc),
+                        None => *layer = Some(Layer::new(rid, Some(ssrc))),
+                    }
+                }
+                let room = track.room.clone();
+                self.allocate_room(&room);
+            }
             return;
         }
         let Some(mid) = pc
@@ -1857,6 +2100,31 @@ impl Engine {
             .iter()
             .find(|(_, uri)| uri == AUDIO_LEVEL_URI)
             .map(|(id, _)| *id);
+        // The layers the offer announced (rids), each known by its SSRC once
+        // its first packet arrives; without simulcast the one stream is layer 0.
+        let mut layers: [Option<Layer>; MAX_LAYERS] = Default::default();
+        let simulcast = rid.is_some();
+        if simulcast {
+            let rids = receiver
+                .track()
+                .codings()
+                .iter()
+                .map(|c| c.rtp_coding_parameters.rid.clone())
+                .filter(|r| !r.is_empty())
+                .chain(rid.clone());
+            for r in rids {
+                let slot =
+                    simulcast::layer_of_rid(&r).or_else(|| layers.iter().position(Option::is_none));
+                if let Some(slot) = slot.and_then(|i| layers.get_mut(i))
+                    && slot.is_none()
+                {
+                    let seen = (Some(&r) == rid.as_ref()).then_some(ssrc);
+                    *slot = Some(Layer::new(r, seen));
+                }
+            }
+        } else {
+            layers[0] = Some(Layer::new(String::new(), Some(ssrc)));
+        }
         let key = self.next_track;
         self.next_track += 1;
         pc.published.insert(track_id, key);
@@ -1865,7 +2133,8 @@ impl Engine {
             mid: mid.clone(),
             kind,
         });
-        tracing::info!(participant = %pc.participant, %mid, ?kind, "published");
+        tracing::info!(participant = %pc.participant, %mid, ?kind, ?rid, ssrc, "published");
+        let room = pc.room.clone();
         self.tracks.insert(
             key,
             Track {
@@ -1873,24 +2142,56 @@ impl Engine {
                 participant: pc.participant.clone(),
                 room: pc.room.clone(),
                 track_id: format!("{}:{}", pc.participant, mid),
+                mid,
                 receiver: receiver_id,
                 kind,
-                media_ssrc: ssrc,
+                video_codec: VideoCodec::from_mime(&codec.mime_type),
                 codec,
                 codecs,
                 extensions,
                 audio_level_id,
-                keyframes: KeyframeThrottle::new(KEYFRAME_INTERVAL),
+                layers,
+                simulcast,
+                announced: None,
                 links: Vec::new(),
             },
         );
+        self.allocate_room(&room);
     }
 
-    /// One publisher packet to every live subscriber of its track.
+    /// One publisher packet to every live subscriber of its track (of a
+    /// video, to those whose chosen layer it belongs to).
     fn forward(&mut self, key: TrackKey, packet: rtc::rtp::Packet, now: Instant) {
+        let at = now.saturating_duration_since(self.epoch);
         let Some(track) = self.tracks.get_mut(&key) else {
             return;
         };
+        let Some(layer) = track.layer_of(packet.header.ssrc) else {
+            // A layer whose opening the connection has not reported yet.
+            return;
+        };
+        let video = track.kind == Kind::Video;
+        let keyframe = video && simulcast::is_keyframe(track.video_codec, &packet.payload);
+        if keyframe {
+            tracing::debug!(participant = %track.participant, layer, seq = packet.header.sequence_number, "keyframe");
+        }
+        if let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut) {
+            stream.meter.add(packet.payload.len(), at);
+            stream.last_packet = Some(at);
+            if keyframe
+                && track.video_codec == VideoCodec::Vp8
+                && let Some(size) = simulcast::vp8_keyframe_size(&packet.payload)
+            {
+                stream.size = Some(size);
+            }
+        }
+        let mut allocate = false;
+        if let Some(room) = self.rooms.get_mut(&track.room)
+            && at.saturating_sub(room.last_allocated) >= ALLOCATE_INTERVAL
+        {
+            room.last_allocated = at;
+            allocate = true;
+        }
         if let Some(id) = track.audio_level_id
             && let Some(level) = packet
                 .header
@@ -1913,15 +2214,37 @@ impl Engine {
         }
         let mut want_keyframe = false;
         let payload_len = packet.payload.len() as u64;
+        let clock_rate = track.codec.clock_rate.max(1);
+        let seq = packet.header.sequence_number;
         for link in track.links.iter_mut() {
             if !link.live {
                 continue;
+            }
+            if video {
+                let (before, switches) = (link.switch.current(), link.switch.switches());
+                // A video without simulcast starts anywhere, as it always did
+                // (the keyframe asked for follows); layers switch on keyframes.
+                let verdict = link
+                    .switch
+                    .on_packet(layer, seq, keyframe || !track.simulcast);
+                self.layer_switches += link.switch.switches() - switches;
+                if verdict == Verdict::Drop {
+                    continue;
+                }
+                if link.switch.current() != before {
+                    // Continue the subscriber's numbering from here, whatever
+                    // was skipped while another layer (or none) was sent.
+                    link.rewriter.rebase();
+                }
             }
             let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
                 continue;
             };
             let mut out = packet.clone();
-            if !link.rewriter.rewrite_header(&mut out.header) {
+            if !link
+                .rewriter
+                .rewrite_header_at(&mut out.header, Some((at, clock_rate)))
+            {
                 self.dropped += 1;
                 continue;
             }
@@ -1959,13 +2282,164 @@ impl Engine {
                 self.touched.push(link.subscriber);
             }
         }
+        let room = allocate.then(|| track.room.clone());
         if want_keyframe {
-            self.request_keyframe(key);
+            self.request_keyframe(key, layer);
+        }
+        if let Some(room) = room {
+            self.allocate_room(&room);
         }
     }
 
-    /// Asks the publisher of a video track for a keyframe, unless asked very recently.
-    fn request_keyframe(&mut self, key: TrackKey) {
+    /// Chooses again which layer of each video every subscriber in `room`
+    /// gets ([`simulcast::allocate`]: tile sizes, downlink estimate,
+    /// priorities), asks publishers for the keyframes a switch waits for, and
+    /// tells each publisher which layers anyone takes.
+    fn allocate_room(&mut self, room: &str) {
+        let now = Instant::now().saturating_duration_since(self.epoch);
+        let speaker = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.detector.current().copied());
+        // Join order (track keys grow), so equal priorities share the same way each time.
+        let mut keys: Vec<TrackKey> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.room == room)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
+        let subscribers: Vec<u64> = self
+            .pcs
+            .iter()
+            .filter(|(_, pc)| pc.room == room)
+            .map(|(s, _)| *s)
+            .collect();
+        for key in &keys {
+            if let Some(track) = self.tracks.get_mut(key)
+                && track.simulcast
+            {
+                for layer in track.layers.iter_mut().flatten() {
+                    layer.usable(now);
+                }
+            }
+        }
+        let mut keyframes = Vec::new();
+        for subscriber in subscribers {
+            let Some(pc) = self.pcs.get(&subscriber) else {
+                continue;
+            };
+            let mut audio = 0u64;
+            let mut chosen_for = Vec::new();
+            let mut videos = Vec::new();
+            for key in &keys {
+                let Some(track) = self.tracks.get(key) else {
+                    continue;
+                };
+                if !track
+                    .links
+                    .iter()
+                    .any(|l| l.subscriber == subscriber && l.live)
+                {
+                    continue;
+                }
+                if track.kind == Kind::Audio {
+                    audio += AUDIO_BITRATE;
+                    continue;
+                }
+                let tile = pc.tiles.get(key);
+                let priority = if tile.is_some_and(|(_, screen)| *screen) {
+                    Priority::Screen
+                } else if speaker == Some(track.publisher) {
+                    Priority::Speaker
+                } else {
+                    Priority::Normal
+                };
+                videos.push(simulcast::Video {
+                    tile: tile.map(|(t, _)| *t),
+                    priority,
+                    layers: track.layer_infos(now),
+                });
+                chosen_for.push(*key);
+            }
+            let budget = pc.estimate.get().map(|e| e.saturating_sub(audio));
+            let chosen = simulcast::allocate(&videos, budget);
+            tracing::debug!(participant = %pc.participant, ?budget, ?videos, ?chosen, "layers chosen");
+            for (key, layer) in chosen_for.into_iter().zip(chosen) {
+                let Some(link) = self
+                    .tracks
+                    .get_mut(&key)
+                    .and_then(|t| t.links.iter_mut().find(|l| l.subscriber == subscriber))
+                else {
+                    continue;
+                };
+                let before = link.switch.switches();
+                if let Some(awaited) = link.switch.set_target(layer) {
+                    keyframes.push((key, awaited));
+                }
+                self.layer_switches += link.switch.switches() - before;
+            }
+        }
+        for (key, layer) in keyframes {
+            self.request_keyframe(key, layer);
+        }
+        let mut announce = Vec::new();
+        for key in &keys {
+            let Some(track) = self.tracks.get_mut(key) else {
+                continue;
+            };
+            if !track.simulcast {
+                continue;
+            }
+            let mut needed = simulcast::needed_layers(track.links.iter().map(|l| &l.switch));
+            // While anyone watches the track its lowest layer keeps flowing:
+            // it costs the publisher little, and it is what any subscriber
+            // falls back to at once when a higher layer stalls.
+            if track.links.iter().any(|l| l.switch.target().is_some()) {
+                needed[0] = true;
+            }
+            // A layer not seen yet is never paused: the browser may hold it
+            // back itself, and it must come once its uplink allows. One
+            // needed again resumes at once; one no longer needed pauses only
+            // after a while.
+            let rids: Vec<String> = track
+                .layers
+                .iter_mut()
+                .zip(needed)
+                .filter_map(|(l, needed)| {
+                    let l = l.as_mut()?;
+                    let since = if needed {
+                        None
+                    } else {
+                        Some(*l.unneeded_since.get_or_insert(now))
+                    };
+                    l.unneeded_since = since;
+                    let keep = since.is_none_or(|t| now.saturating_sub(t) < PAUSE_AFTER)
+                        || l.ssrc.is_none();
+                    if keep && !l.asked {
+                        l.asked_at = Some(now);
+                    }
+                    l.asked = keep;
+                    keep.then(|| l.rid.clone())
+                })
+                .collect();
+            if track.announced.as_ref() == Some(&rids) {
+                continue;
+            }
+            tracing::debug!(participant = %track.participant, mid = %track.mid, ?rids, "layers asked");
+            track.announced = Some(rids.clone());
+            announce.push((track.publisher, track.mid.clone(), rids));
+        }
+        for (publisher, mid, rids) in announce {
+            if let Some(pc) = self.pcs.get(&publisher) {
+                let _ = pc.events.send(PcEvent::SendLayers { mid, rids });
+            }
+        }
+    }
+
+    /// Asks the publisher of a video track for a keyframe of `layer`, unless
+    /// asked very recently.
+    fn request_keyframe(&mut self, key: TrackKey, layer: usize) {
         let Some(track) = self.tracks.get_mut(&key) else {
             return;
         };
@@ -1973,14 +2447,20 @@ impl Engine {
             return;
         }
         let now = Instant::now();
-        if !track
+        let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(media_ssrc) = stream.ssrc else {
+            return;
+        };
+        if !stream
             .keyframes
             .request(now.saturating_duration_since(self.epoch))
         {
             return;
         }
         let publisher = track.publisher;
-        let (receiver, media_ssrc) = (track.receiver, track.media_ssrc);
+        let receiver = track.receiver;
         let Some(pc) = self.pcs.get_mut(&publisher) else {
             return;
         };
@@ -2065,6 +2545,10 @@ impl Engine {
                 std::mem::take(&mut self.keyframe_requests),
                 Ordering::Relaxed,
             );
+        }
+        if self.layer_switches > 0 {
+            c.layer_switches
+                .fetch_add(std::mem::take(&mut self.layer_switches), Ordering::Relaxed);
         }
         for session in std::mem::take(&mut self.touched) {
             let Some(pc) = self.pcs.get_mut(&session) else {

@@ -17,6 +17,9 @@
 //!   crate's tests, its benchmark and the instance's end-to-end tests share.
 //! - [`core`]: the forwarding decisions (rewriting, header extensions, keyframe
 //!   throttling, speaker detection, negotiation order) as pure code with unit tests.
+//! - [`simulcast`]: which layer of each video a subscriber gets (tile sizes,
+//!   bandwidth estimate, priorities), keyframe-only switching and the layers a
+//!   publisher may pause, as pure code with unit tests.
 //! - `forwarder`: the media threads (one per core by default), each owning the
 //!   peer connections (the sans-IO `rtc` core under webrtc-rs) of the Rooms
 //!   placed on it, and forwarding their packets.
@@ -55,6 +58,7 @@ mod forwarder;
 pub mod fuzzing;
 pub mod sfu;
 pub mod signaling;
+pub mod simulcast;
 mod tcp;
 #[cfg(feature = "test-client")]
 pub mod testing;
@@ -62,6 +66,6 @@ pub mod token;
 mod udp;
 
 pub use error::{Error, Result};
-pub use sfu::{CloseReason, Metrics, Session, Sfu, SfuConfig};
+pub use sfu::{CloseReason, DownlinkEstimate, Metrics, Session, Sfu, SfuConfig};
 pub use signaling::{IceServer, ParticipantInfo};
 pub use token::{Claims, TokenKey};

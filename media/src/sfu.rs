@@ -21,11 +21,12 @@ use webrtc::peer_connection::RTCIceServer;
 
 use crate::core::{Negotiator, OnRemoteOffer};
 use crate::error::{Error, Result};
-use crate::forwarder::{Binding, Counters, MediaThread, MediaThreads, PcEvent, TrackKey};
+use crate::forwarder::{Binding, Counters, MediaThread, MediaThreads, PcEvent, TileOf, TrackKey};
 use crate::signaling::{
     Candidate, ClientMessage, IceServer, Kind, ParticipantInfo, RATE_BURST, RATE_PER_SEC,
     RateLimiter, ServerMessage, TrackInfo,
 };
+use crate::simulcast::Tile;
 use crate::token::{Claims, TokenKey, unix_now};
 
 /// Server → client signaling messages queued before a session counts as stuck.
@@ -107,6 +108,20 @@ pub struct Metrics {
     pub joins_refused: u64,
     /// Rooms whose media panicked and was ended (their people rejoin).
     pub room_failures: u64,
+    /// Simulcast layer switches: a subscriber's video starting, stopping or changing layer.
+    pub layer_switches: u64,
+}
+
+/// One participant's estimated downlink, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownlinkEstimate {
+    /// The Room (the opaque id the instance gave the SFU).
+    pub room: String,
+    /// The participant.
+    pub participant: String,
+    /// Bits per second the SFU estimates it can send them, from their
+    /// transport-wide congestion control feedback.
+    pub bits_per_second: u64,
 }
 
 /// Why a session ended. [`CloseReason::text`] is meant for the WebSocket close frame.
@@ -600,7 +615,32 @@ impl Sfu {
         m.keyframe_requests = c.keyframe_requests.load(Ordering::Relaxed);
         m.joins_refused = self.inner.joins_refused.load(Ordering::Relaxed);
         m.room_failures = c.room_failures.load(Ordering::Relaxed);
+        m.layer_switches = c.layer_switches.load(Ordering::Relaxed);
         m
+    }
+
+    /// Every participant's downlink estimate, for those whose client has sent
+    /// congestion control feedback yet; ordered by Room and participant.
+    pub fn downlink_estimates(&self) -> Vec<DownlinkEstimate> {
+        let mut all: Vec<DownlinkEstimate> = self
+            .inner
+            .counters
+            .estimates
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter_map(|(room, participant, estimate)| {
+                        Some(DownlinkEstimate {
+                            room: room.clone(),
+                            participant: participant.clone(),
+                            bits_per_second: estimate.get()?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort_by(|a, b| (&a.room, &a.participant).cmp(&(&b.room, &b.participant)));
+        all
     }
 
     /// The one UDP port every participant's media uses, unless each has its own.
@@ -947,6 +987,28 @@ impl Session {
                 };
                 self.room.broadcast(&m, None);
             }
+            ClientMessage::Tiles { tiles } => {
+                // Tiles of videos this session does not receive are ignored:
+                // they may have just been unpublished.
+                let tiles = tiles
+                    .into_iter()
+                    .filter_map(|t| {
+                        let of = match t.mid {
+                            Some(mid) if !mid.is_empty() => TileOf::Mid(mid),
+                            _ => TileOf::Track(live.subscriptions.get(&t.track_id)?.published.key),
+                        };
+                        let tile = Tile {
+                            width: t.width,
+                            height: t.height,
+                            visible: t.visible,
+                        };
+                        Some((of, tile, t.screen))
+                    })
+                    .collect::<Vec<_>>();
+                if !tiles.is_empty() {
+                    self.media().tiles(self.session_id, tiles);
+                }
+            }
             ClientMessage::Leave => return Err(CloseReason::Left),
             ClientMessage::Ping => self.push(live, ServerMessage::Pong)?,
         }
@@ -1031,6 +1093,9 @@ impl Session {
                 Ok(())
             }
             PcEvent::Failed => Err(CloseReason::Failed("connection failed".to_owned())),
+            PcEvent::SendLayers { mid, rids } => {
+                self.push(live, ServerMessage::SendLayers { mid, rids })
+            }
             PcEvent::RoomFailed => Err(CloseReason::Reconnect),
             PcEvent::Track { key, mid, kind } => {
                 self.publish(live, key, mid, kind);

@@ -16,6 +16,7 @@
 //! | `mute` | `kind` (`"audio"`/`"video"`), `muted` | the client muted/unmuted its mic or camera |
 //! | `screenshare` | `active` | the client started/stopped sharing its screen |
 //! | `chat` | `text` | in-room text chat (1..=2000 characters) |
+//! | `tiles` | `tiles[]` (`mid` or `track_id`, `width`, `height`, `visible`, optional `screen`) | how the client shows each video it receives: size in device pixels, whether it is on screen, whether it is a screen share; a tile names its video by the client's own mid of the receiving transceiver, or by the track id of `track-published`; videos left out keep their last report (at most 128 tiles) |
 //! | `leave` | | the client leaves; the server ends the session |
 //! | `ping` | | keep-alive; answered with `pong` |
 //!
@@ -34,6 +35,7 @@
 //! | `mute` | `participant`, `kind`, `muted` | someone muted/unmuted |
 //! | `screenshare` | `participant`, `active` | someone started/stopped a screen share |
 //! | `active-speaker` | `participant` | the loudest speaker changed |
+//! | `send-layers` | `mid`, `rids[]` | send only these simulcast layers (by rid) of your track `mid`; set `encodings[i].active` of the others to false |
 //! | `chat` | `from`, `display_name`, `text`, `at` (unix ms) | a chat line (also echoed to its author) |
 //! | `pong` | | answer to `ping` |
 //! | `error` | `reason` | the session is about to be closed for `reason` |
@@ -56,6 +58,17 @@
 //!    in the browser `ontrack` gives `event.streams[0].id == participant`. `track_id`
 //!    is `<participant>:<mid of the publisher's m-line>` and matches `track-published`.
 //!
+//! # Simulcast
+//!
+//! The client publishes its camera as up to three simulcast layers with rids
+//! `q`, `h` and `f` (a quarter, half and full resolution). For each video a
+//! participant receives, the SFU forwards one layer, chosen from the `tiles`
+//! report (the smallest layer that fills the tile; nothing for a tile that is
+//! not visible; the top layer for a video never reported) and the
+//! participant's estimated downlink. A video never reported is shown as large
+//! as it comes. `send-layers` tells a publisher which layers anyone takes; the
+//! others may stop (they are asked for again before anyone needs them).
+//!
 //! # Limits
 //!
 //! A message longer than [`MAX_MESSAGE_BYTES`] (64 KiB, SDP included), invalid
@@ -77,6 +90,10 @@ pub const MAX_CANDIDATE_BYTES: usize = 1024;
 pub const RATE_BURST: f64 = 60.0;
 /// Sustained messages per second a socket may send.
 pub const RATE_PER_SEC: f64 = 20.0;
+/// Most tiles one `tiles` report may list.
+pub const MAX_TILES: usize = 128;
+/// Largest tile side accepted, in device pixels.
+pub const MAX_TILE_SIDE: u32 = 16384;
 
 /// A media kind in `mute` and `track-*` messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,10 +156,37 @@ pub enum ClientMessage {
         /// The text, 1..=2000 characters.
         text: String,
     },
+    /// How the client shows the videos it receives.
+    Tiles {
+        /// One entry per received video; videos left out keep their last report.
+        tiles: Vec<TileReport>,
+    },
     /// Leaving the Room.
     Leave,
     /// Keep-alive.
     Ping,
+}
+
+/// How a client shows one received video.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileReport {
+    /// The mid of the client's transceiver that receives the video (reliable
+    /// in every browser: a transceiver the client created itself keeps its own
+    /// track id whatever the server's msid says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid: Option<String>,
+    /// Or the track id of the video (`participant:mid`, as in `track-published`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub track_id: String,
+    /// Width in device pixels.
+    pub width: u32,
+    /// Height in device pixels.
+    pub height: u32,
+    /// Whether the tile is on screen.
+    pub visible: bool,
+    /// Whether it shows a screen share (which gets the downlink first).
+    #[serde(default)]
+    pub screen: bool,
 }
 
 impl ClientMessage {
@@ -188,6 +232,20 @@ impl ClientMessage {
             ClientMessage::Join { token } => {
                 if token.len() > crate::token::MAX_TOKEN_LEN {
                     return bad("token too long");
+                }
+            }
+            ClientMessage::Tiles { tiles } => {
+                if tiles.len() > MAX_TILES {
+                    return bad("too many tiles");
+                }
+                if tiles.iter().any(|t| {
+                    (t.track_id.is_empty() && t.mid.as_ref().is_none_or(String::is_empty))
+                        || t.track_id.len() > 256
+                        || t.mid.as_ref().is_some_and(|m| m.len() > 64)
+                        || t.width > MAX_TILE_SIDE
+                        || t.height > MAX_TILE_SIDE
+                }) {
+                    return bad("tile out of range");
                 }
             }
             ClientMessage::Mute { .. }
@@ -319,6 +377,13 @@ pub enum ServerMessage {
         /// When the SFU received it, unix milliseconds.
         at: u64,
     },
+    /// Which simulcast layers of one of your tracks anyone takes.
+    SendLayers {
+        /// Your media section id of the track.
+        mid: String,
+        /// The rids to keep sending; pause the others.
+        rids: Vec<String>,
+    },
     /// Answer to `ping`.
     Pong,
     /// The session is ending for this reason.
@@ -418,6 +483,19 @@ mod tests {
                 r#"{"type":"chat","text":"hi"}"#,
                 ClientMessage::Chat { text: "hi".into() },
             ),
+            (
+                r#"{"type":"tiles","tiles":[{"track_id":"p:1","width":320,"height":180,"visible":true}]}"#,
+                ClientMessage::Tiles {
+                    tiles: vec![TileReport {
+                        mid: None,
+                        track_id: "p:1".into(),
+                        width: 320,
+                        height: 180,
+                        visible: true,
+                        screen: false,
+                    }],
+                },
+            ),
             (r#"{"type":"leave"}"#, ClientMessage::Leave),
             (r#"{"type":"ping"}"#, ClientMessage::Ping),
         ];
@@ -446,6 +524,10 @@ mod tests {
             r#"{"type":"mute","kind":"smell","muted":true}"#,
             r#"{"type":"chat","text":"   "}"#,
             r#"{"type":"candidate","candidate":"rm -rf /"}"#,
+            r#"{"type":"tiles","tiles":[{"track_id":"p:1","width":-1,"height":1,"visible":true}]}"#,
+            r#"{"type":"tiles","tiles":[{"track_id":"p:1","width":99999,"height":1,"visible":true}]}"#,
+            r#"{"type":"tiles","tiles":[{"track_id":"","width":1,"height":1,"visible":true}]}"#,
+            r#"{"type":"tiles"}"#,
             long_chat.as_str(),
             huge_sdp.as_str(),
         ] {
@@ -478,6 +560,12 @@ mod tests {
         }
         .to_json();
         assert!(s.contains(r#""type":"active-speaker""#));
+        let l = ServerMessage::SendLayers {
+            mid: "1".into(),
+            rids: vec!["q".into()],
+        }
+        .to_json();
+        assert_eq!(l, r#"{"type":"send-layers","mid":"1","rids":["q"]}"#);
     }
 
     #[test]

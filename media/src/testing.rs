@@ -59,6 +59,10 @@ pub struct Received {
     pub track_id: String,
     /// RTP sequence number on the subscriber leg.
     pub rtp_seq: u16,
+    /// RTP timestamp on the subscriber leg.
+    pub rtp_ts: u32,
+    /// SSRC on the subscriber leg.
+    pub ssrc: u32,
     /// The payload.
     pub payload: Bytes,
     /// When it arrived.
@@ -147,6 +151,8 @@ impl PeerConnectionEventHandler for Handler {
                         stream_id: stream_id.clone(),
                         track_id: track_id.clone(),
                         rtp_seq: p.header.sequence_number,
+                        rtp_ts: p.header.timestamp,
+                        ssrc: p.header.ssrc,
                         payload: p.payload.clone(),
                         at: Instant::now(),
                     });
@@ -172,6 +178,8 @@ pub struct Client {
     pub audio_ssrc: u32,
     /// SSRC of [`Client::video`].
     pub video_ssrc: u32,
+    /// With [`join_simulcast`]: the camera's layers (rid, SSRC), lowest first.
+    pub simulcast: Vec<(String, u32)>,
     /// Client → server frames (also used by the pump).
     pub to_server: mpsc::UnboundedSender<String>,
     /// Server messages other than negotiation (welcome included), for the test to inspect.
@@ -226,7 +234,30 @@ pub async fn join_over(
         (room, id, index),
         &token,
         true,
-        transport,
+        (transport, false),
+    )
+    .await
+    .expect("join accepted")
+}
+
+/// Like [`join`], publishing the camera as three simulcast layers (rids
+/// [`RIDS`](crate::simulcast::RIDS)); send media with [`publish_simulcast`].
+pub async fn join_simulcast(sfu: &Sfu, room: &str, id: &str, index: u8) -> Client {
+    let claims = Claims::new(
+        room,
+        id,
+        format!("Person {id}"),
+        crate::token::unix_now(),
+        120,
+    );
+    let token = sfu.token_key().issue(&claims);
+    join_inner(
+        &tokio::runtime::Handle::current(),
+        sfu,
+        (room, id, index),
+        &token,
+        true,
+        (Transport::Udp, true),
     )
     .await
     .expect("join accepted")
@@ -270,7 +301,7 @@ pub async fn join_on(
         (room, id, index),
         token,
         capture,
-        Transport::Udp,
+        (Transport::Udp, false),
     )
     .await
 }
@@ -281,7 +312,7 @@ async fn join_inner(
     (room, id, index): (&str, &str, u8),
     token: &str,
     capture: bool,
-    transport: Transport,
+    (transport, simulcast): (Transport, bool),
 ) -> crate::Result<Client> {
     let first = serde_json::to_string(&ClientMessage::Join {
         token: token.to_owned(),
@@ -296,7 +327,7 @@ async fn join_inner(
     let (in_tx, in_rx) = mpsc::channel::<String>(1024);
     let (out_tx, out_rx) = mpsc::channel::<String>(64);
     let session = sfu_runtime.spawn(session.run_channels(in_rx, out_tx));
-    let mut client = start_over(id, index, capture, in_tx, out_rx, transport)
+    let mut client = start_with(id, index, capture, in_tx, out_rx, transport, simulcast)
         .await
         .unwrap_or_else(|why| panic!("{id}: admitted but not connected: {why}"));
     client.session = Some(session);
@@ -338,8 +369,20 @@ pub async fn start_over(
     index: u8,
     capture: bool,
     to_server: mpsc::Sender<String>,
+    from_server: mpsc::Receiver<String>,
+    transport: Transport,
+) -> Result<Client, String> {
+    start_with(id, index, capture, to_server, from_server, transport, false).await
+}
+
+async fn start_with(
+    id: &str,
+    index: u8,
+    capture: bool,
+    to_server: mpsc::Sender<String>,
     mut from_server: mpsc::Receiver<String>,
     transport: Transport,
+    simulcast: bool,
 ) -> Result<Client, String> {
     let (signal_tx, mut signal_rx) = mpsc::unbounded_channel::<String>();
     let (received_tx, received_rx) = mpsc::unbounded_channel();
@@ -368,15 +411,27 @@ pub async fn start_over(
         48000,
         2,
     );
-    let video = local_track(
-        id,
-        "video",
-        RtpCodecKind::Video,
-        video_ssrc,
-        "video/VP8",
-        90000,
-        0,
-    );
+    let layers: Vec<(String, u32)> = if simulcast {
+        crate::simulcast::RIDS
+            .iter()
+            .map(|rid| ((*rid).to_owned(), rand::random()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let video = if simulcast {
+        simulcast_track(id, &layers)
+    } else {
+        local_track(
+            id,
+            "video",
+            RtpCodecKind::Video,
+            video_ssrc,
+            "video/VP8",
+            90000,
+            0,
+        )
+    };
     pc.add_track(audio.clone()).await.expect("add audio");
     pc.add_track(video.clone()).await.expect("add video");
 
@@ -489,6 +544,7 @@ pub async fn start_over(
         video,
         audio_ssrc,
         video_ssrc,
+        simulcast: layers,
         to_server: signal_tx,
         events: events_rx,
         received: received_rx,
@@ -705,6 +761,208 @@ pub fn publish_tracks(
             }
         }
     })
+}
+
+/// A VP8 camera track sent as simulcast layers `(rid, ssrc)`.
+pub fn simulcast_track(stream: &str, layers: &[(String, u32)]) -> Arc<TrackLocalStaticRTP> {
+    let codings = layers
+        .iter()
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.clone(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: "video/VP8".to_owned(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
+            ..Default::default()
+        })
+        .collect();
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream.to_owned(),
+        format!("{stream}-video"),
+        "video".to_owned(),
+        RtpCodecKind::Video,
+        codings,
+    )))
+}
+
+/// An RTP header extension of raw bytes (a mid or rid).
+struct Sdes(Bytes);
+
+impl rtc::shared::marshal::MarshalSize for Sdes {
+    fn marshal_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl rtc::shared::marshal::Marshal for Sdes {
+    fn marshal_to(&self, buf: &mut [u8]) -> rtc::shared::error::Result<usize> {
+        let n = self.0.len();
+        buf.get_mut(..n)
+            .ok_or(rtc::shared::error::Error::ErrBufferTooSmall)?
+            .copy_from_slice(&self.0);
+        Ok(n)
+    }
+}
+
+/// The frame sizes of the simulcast test layers, lowest first.
+pub const SIMULCAST_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
+
+/// A one-packet VP8 frame of simulcast `layer` numbered `frame`: a real VP8
+/// payload descriptor and frame tag (a keyframe declares its size), then the
+/// layer and frame number ([`decode_simulcast`]), padded to `size` bytes.
+pub fn vp8_payload(layer: u8, frame: u32, keyframe: bool, size: usize) -> Bytes {
+    // Descriptor: start of partition 0, no extensions.
+    let mut v = vec![0x10];
+    if keyframe {
+        let (w, h) = SIMULCAST_SIZES[usize::from(layer.min(2))];
+        v.extend_from_slice(&[0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+        v.extend_from_slice(&w.to_le_bytes());
+        v.extend_from_slice(&h.to_le_bytes());
+    } else {
+        v.extend_from_slice(&[0x51, 0x00, 0x00]);
+    }
+    v.push(layer);
+    v.extend_from_slice(&frame.to_be_bytes());
+    v.push(u8::from(keyframe));
+    v.resize(size.max(v.len()), 0xAB);
+    Bytes::from(v)
+}
+
+/// Reads what [`vp8_payload`] wrote: (layer, frame number, keyframe).
+pub fn decode_simulcast(p: &[u8]) -> Option<(u8, u32, bool)> {
+    let at = if crate::simulcast::is_keyframe(crate::simulcast::VideoCodec::Vp8, p) {
+        11
+    } else {
+        4
+    };
+    let layer = *p.get(at)?;
+    let frame = u32::from_be_bytes(p.get(at + 1..at + 5)?.try_into().ok()?);
+    let key = *p.get(at + 5)? == 1;
+    Some((layer, frame, key))
+}
+
+/// Starts publishing a [`join_simulcast`] client: audio as [`start_publishing`]
+/// does, and each video layer one VP8 frame of one packet per tick at `fps`
+/// (200, 600 and 1200 bytes from low to high). Each layer sends a keyframe
+/// first and then only when the SFU asks for one (PLI), so a layer switch
+/// shows that the SFU asked.
+pub fn publish_simulcast(client: &Client, fps: u32, epoch: Instant) -> JoinHandle<()> {
+    let (audio, video, pc) = (
+        client.audio.clone(),
+        client.video.clone(),
+        client.pc.clone(),
+    );
+    let (a_ssrc, index) = (client.audio_ssrc, client.index);
+    let layers = client.simulcast.clone();
+    tokio::spawn(async move {
+        let mid = video_mid(pc.as_ref()).await;
+        let wanted: Arc<Vec<AtomicBool>> =
+            Arc::new(layers.iter().map(|_| AtomicBool::new(true)).collect());
+        let (pli_video, pli_wanted, pli_layers) = (video.clone(), wanted.clone(), layers.clone());
+        let plis = tokio::spawn(async move {
+            while let Some(event) = pli_video.poll().await {
+                let webrtc::media_stream::track_local::TrackLocalEvent::OnRtcpPacket(packets) =
+                    event
+                else {
+                    continue;
+                };
+                for p in packets {
+                    let Some(pli) = p
+                        .as_any()
+                        .downcast_ref::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
+                    else {
+                        continue;
+                    };
+                    if let Some(i) = pli_layers.iter().position(|(_, s)| *s == pli.media_ssrc) {
+                        pli_wanted[i].store(true, Ordering::Release);
+                    }
+                }
+            }
+        });
+        let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
+        let mut video_tick =
+            tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(fps.max(1))));
+        audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let seq_base: Vec<u16> = layers.iter().map(|_| rand::random()).collect();
+        let ts_base: Vec<u32> = layers.iter().map(|_| rand::random()).collect();
+        let (mut a_seq, mut frame) = (0u32, 0u32);
+        loop {
+            tokio::select! {
+                _ = audio_tick.tick() => {
+                    let now = epoch.elapsed().as_micros() as u64;
+                    let mut p = rtc::rtp::Packet::default();
+                    p.header.version = 2;
+                    p.header.payload_type = 111;
+                    p.header.ssrc = a_ssrc;
+                    p.header.sequence_number = a_seq as u16;
+                    p.header.timestamp = a_seq.wrapping_mul(960);
+                    p.payload = payload(index, 0, a_seq, 160, now);
+                    let level = HeaderExtension::AudioLevel(AudioLevelExtension {
+                        level: 90,
+                        voice: true,
+                    });
+                    if audio.write_rtp_with_extensions(p, &[level]).await.is_ok() {
+                        a_seq += 1;
+                    }
+                }
+                _ = video_tick.tick() => {
+                    for (i, (rid, ssrc)) in layers.iter().enumerate() {
+                        let keyframe = wanted[i].swap(false, Ordering::AcqRel);
+                        let mut p = rtc::rtp::Packet::default();
+                        p.header.version = 2;
+                        p.header.payload_type = 96;
+                        p.header.ssrc = *ssrc;
+                        p.header.sequence_number = seq_base[i].wrapping_add(frame as u16);
+                        p.header.timestamp = ts_base[i].wrapping_add(frame.wrapping_mul(3000));
+                        p.header.marker = true;
+                        p.payload = vp8_payload(i as u8, frame, keyframe, [200, 600, 1200][i.min(2)]);
+                        let extensions = [
+                            HeaderExtension::Custom {
+                                uri: crate::core::MID_URI.into(),
+                                extension: Box::new(Sdes(Bytes::from(mid.clone()))),
+                            },
+                            HeaderExtension::Custom {
+                                uri: crate::core::RID_URI.into(),
+                                extension: Box::new(Sdes(Bytes::from(rid.clone()))),
+                            },
+                        ];
+                        if let Err(e) = video.write_rtp_with_extensions(p, &extensions).await {
+                            eprintln!("simulcast layer {rid} not sent: {e}");
+                        }
+                    }
+                    frame += 1;
+                }
+            }
+            if plis.is_finished() {
+                break;
+            }
+        }
+    })
+}
+
+/// The mid of the video m-line of `pc`'s local description.
+async fn video_mid(pc: &dyn PeerConnection) -> String {
+    let sdp = pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default();
+    sdp.split("m=")
+        .find(|section| section.starts_with("video"))
+        .and_then(|section| {
+            section
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("a=mid:").map(str::to_owned))
+        })
+        .expect("the client's offer has a video m-line with a mid")
 }
 
 /// Per (publisher index, kind): the sequence numbers seen, in arrival order.

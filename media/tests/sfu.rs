@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use convene_media::signaling::{ClientMessage, Kind, ServerMessage};
+use convene_media::signaling::{ClientMessage, Kind, ServerMessage, TileReport};
 use convene_media::testing::{
     self, Client, Tally, Transport, checked_tail_run, join, join_over, join_with_token,
     start_publishing,
@@ -640,4 +640,173 @@ async fn the_last_seat_goes_to_whoever_connects_media_first() {
     for c in [first, b, c] {
         c.close().await;
     }
+}
+
+/// One video packet of the simulcast publisher as a viewer received it.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    layer: u8,
+    keyframe: bool,
+}
+
+/// Moves what `viewer` received on `track_id` into `seen`.
+fn drain_layers(viewer: &mut Client, track_id: &str, seen: &mut Vec<Seen>) {
+    while let Ok(r) = viewer.received.try_recv() {
+        if r.track_id != track_id {
+            continue;
+        }
+        let (layer, _, keyframe) = testing::decode_simulcast(&r.payload)
+            .unwrap_or_else(|| panic!("not a simulcast test payload: {:?}", r.payload));
+        seen.push(Seen {
+            seq: r.rtp_seq,
+            ts: r.rtp_ts,
+            ssrc: r.ssrc,
+            layer,
+            keyframe,
+        });
+    }
+}
+
+/// Waits until the last `run` packets `viewer` received on `track_id` are all of `layer`.
+async fn receive_layer(
+    viewer: &mut Client,
+    track_id: &str,
+    layer: u8,
+    run: usize,
+    seen: &mut Vec<Seen>,
+) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        drain_layers(viewer, track_id, seen);
+        let tail = seen.iter().rev().take_while(|s| s.layer == layer).count();
+        if tail >= run {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run of {run} packets of layer {layer}; last layers: {:?}",
+            seen.iter()
+                .rev()
+                .take(20)
+                .map(|s| s.layer)
+                .collect::<Vec<_>>()
+        );
+        // Polling interval for a failure bound, not synchronisation.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn tile(track_id: &str, width: u32, height: u32) -> ClientMessage {
+    ClientMessage::Tiles {
+        tiles: vec![TileReport {
+            mid: None,
+            track_id: track_id.to_owned(),
+            width,
+            height,
+            visible: true,
+            screen: false,
+        }],
+    }
+}
+
+/// Issue 12: a publisher sends three simulcast layers; a viewer showing it in a
+/// small tile gets the low layer only, and the publisher is told to pause the
+/// others; a large tile moves the viewer up, on a keyframe of the top layer the
+/// SFU asked for (the middle layer pauses; the lowest stays while anyone
+/// watches, as the fallback); a hidden tile pauses everything. Across both switches the viewer sees one SSRC whose sequence
+/// numbers go up by exactly one and whose timestamps never go back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a_keyframe_seamlessly()
+ {
+    let sfu = sfu();
+    let epoch = Instant::now();
+    let mut publisher = testing::join_simulcast(&sfu, "space/sim", "p0", 0).await;
+    let publishing = testing::publish_simulcast(&publisher, 30, epoch);
+    let mut viewer = join(&sfu, "space/sim", "p1", 1, None).await;
+    let video = match viewer
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
+        })
+        .await
+    {
+        ServerMessage::TrackPublished(t) => t,
+        other => panic!("not a track: {other:?}"),
+    };
+
+    viewer.send(&tile(&video.track_id, 320, 180));
+    let mut seen = Vec::new();
+    receive_layer(&mut viewer, &video.track_id, 0, 60, &mut seen).await;
+    publisher
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::SendLayers { mid, rids } if *mid == video.mid && rids == &["q"])
+        })
+        .await;
+
+    viewer.send(&tile(&video.track_id, 1280, 720));
+    receive_layer(&mut viewer, &video.track_id, 2, 60, &mut seen).await;
+    publisher
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::SendLayers { rids, .. } if rids.iter().any(|r| r == "f") && !rids.iter().any(|r| r == "h"))
+        })
+        .await;
+
+    // One stream to the viewer, however many layers it came from.
+    assert!(seen.iter().all(|s| s.ssrc == seen[0].ssrc));
+    for pair in seen.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert_eq!(
+            b.seq,
+            a.seq.wrapping_add(1),
+            "a gap or reordering: {a:?} then {b:?}"
+        );
+        assert!(
+            b.ts.wrapping_sub(a.ts) < 0x8000_0000,
+            "timestamp went back: {a:?} then {b:?}"
+        );
+        if b.layer != a.layer {
+            assert!(b.keyframe, "switched to layer {} off a keyframe", b.layer);
+        }
+    }
+    assert!(seen[0].keyframe, "started off a keyframe");
+    let layers: Vec<u8> = std::iter::once(seen[0].layer)
+        .chain(
+            seen.windows(2)
+                .filter(|w| w[0].layer != w[1].layer)
+                .map(|w| w[1].layer),
+        )
+        .collect();
+    assert!(layers.ends_with(&[0, 2]), "layers in turn: {layers:?}");
+    let m = sfu.metrics();
+    assert!(m.layer_switches >= 2, "{m:?}");
+    assert!(m.keyframe_requests >= 2, "{m:?}");
+    // The viewer's transport-wide feedback gave the SFU an estimate of its downlink.
+    let estimates = sfu.downlink_estimates();
+    assert!(
+        estimates
+            .iter()
+            .any(|e| e.participant == "p1" && e.room == "space/sim" && e.bits_per_second > 0),
+        "{estimates:?}"
+    );
+
+    // Scrolled away: nobody takes any layer, so the publisher may send none.
+    viewer.send(&ClientMessage::Tiles {
+        tiles: vec![TileReport {
+            mid: None,
+            track_id: video.track_id.clone(),
+            width: 1280,
+            height: 720,
+            visible: false,
+            screen: false,
+        }],
+    });
+    publisher
+        .wait_event(
+            LIMIT,
+            |e| matches!(e, ServerMessage::SendLayers { rids, .. } if rids.is_empty()),
+        )
+        .await;
+    publishing.abort();
 }

@@ -520,6 +520,36 @@ async function fetchToken(config, guestName) {
 // The call: signaling, the peer connection, reconnects
 // ---------------------------------------------------------------------------------------
 
+/**
+ * The camera goes out in three simulcast layers (a quarter, half and full resolution); the
+ * SFU forwards each viewer the one that fills their tile and fits their connection, and
+ * tells us which layers nobody takes (`send-layers`) so we stop encoding them.
+ */
+const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+];
+
+/**
+ * Simulcast is opt-in for now (`localStorage['convene.simulcast'] = 'on'`): on a loaded machine
+ * the browser's own uplink estimate towards the SFU stays low, and three layers then share too
+ * little to keep a picture moving; one layer still does.
+ */
+function simulcastEnabled() {
+  try {
+    return window.localStorage.getItem('convene.simulcast') === 'on';
+  } catch {
+    return false;
+  }
+}
+
+function cameraTransceiver(pc, trackOrKind, stream) {
+  const init = { direction: 'sendonly', streams: [stream] };
+  if (simulcastEnabled()) init.sendEncodings = CAMERA_LAYERS.map((layer) => ({ ...layer }));
+  return pc.addTransceiver(trackOrKind, init);
+}
+
 class Call {
   constructor(root, config, media, guestName, grant) {
     this.root = root;
@@ -528,6 +558,7 @@ class Call {
     this.guestName = guestName;
     this.me = { id: grant.participant, name: grant.display_name };
     this.participants = new Map(); // id → {id, name, handle, audioMuted, videoMuted, screensharing, tracks}
+    this.trackMids = new WeakMap(); // remote track → mid of the transceiver receiving it
     this.ws = null;
     this.pc = null;
     this.queue = Promise.resolve();
@@ -660,6 +691,9 @@ class Call {
       case 'chat':
         this.ui.addChat(message);
         break;
+      case 'send-layers':
+        await this.sendLayers(message.mid, Array.isArray(message.rids) ? message.rids : []);
+        break;
       case 'error':
         this.closeReason = message.reason;
         break;
@@ -667,6 +701,24 @@ class Call {
         // pong, track-published/unpublished: the tracks themselves tell us enough.
         break;
     }
+  }
+
+  /** Encodes only the simulcast layers of track `mid` that someone takes. */
+  async sendLayers(mid, rids) {
+    const transceiver = this.pc?.getTransceivers().find((t) => t.mid === mid);
+    const sender = transceiver?.sender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    for (const encoding of params.encodings) {
+      const active = rids.includes(encoding.rid);
+      if (encoding.active !== active) {
+        encoding.active = active;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params).catch((err) => console.warn('layers not changed', err));
   }
 
   async welcome(message) {
@@ -699,7 +751,7 @@ class Call {
       ? pc.addTransceiver(media.audio || 'audio', { direction: 'sendonly', streams: [media.stream] }).sender
       : null;
     this.senders.video = canPublish && (media.video || media.hasCam)
-      ? pc.addTransceiver(media.video || 'video', { direction: 'sendonly', streams: [media.stream] }).sender
+      ? cameraTransceiver(pc, media.video || 'video', media.stream).sender
       : null;
     if (this.senders.audio && !media.micOn && media.audio) media.audio.enabled = false;
     // Receiving needs at least one m-line in the first offer even when publishing nothing.
@@ -755,6 +807,9 @@ class Call {
     const p = this.participants.get(stream.id);
     if (!p) return;
     const track = event.track;
+    // Tiles are reported to the SFU by this mid: a track's id is the server's only when the
+    // server's offer created the transceiver.
+    if (event.transceiver?.mid) this.trackMids.set(track, event.transceiver.mid);
     if (!p.tracks.includes(track)) p.tracks.push(track);
     const forget = () => {
       p.tracks = p.tracks.filter((t) => t !== track);
@@ -839,7 +894,9 @@ class Call {
       return;
     }
     await this.enqueue(async () => {
-      this.senders[kind] = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.media.stream] }).sender;
+      this.senders[kind] = kind === 'video'
+        ? cameraTransceiver(this.pc, track, this.media.stream).sender
+        : this.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.media.stream] }).sender;
       await this.offer();
     });
   }
@@ -1025,6 +1082,8 @@ class CallView {
   mount() {
     const call = this.call;
     const root = call.root;
+    // A tab in the background shows no video: the SFU may stop sending it until we are back.
+    document.addEventListener('visibilitychange', () => this.scheduleTileReport());
     this.live = h('div.visually-hidden', { 'aria-live': 'polite', 'aria-atomic': 'false', id: 'call-live' });
     this.statusPill = h('span.call-status', { 'data-state': 'connecting' }, 'Connecting…');
     this.count = h('span.call-count');
@@ -1242,7 +1301,57 @@ class CallView {
       h('figcaption.tile-label', {}, mic, name),
     );
     if (local && !screen) video.classList.add('mirror');
-    return { el, video, name, mic, placeholder, stream: null };
+    if (!local) this.watchTile(el);
+    return { el, video, name, mic, placeholder, stream: null, local };
+  }
+
+  /** Notes when a remote tile scrolls off or on screen: off-screen videos are not sent to us. */
+  watchTile(el) {
+    if (!window.IntersectionObserver) return;
+    if (!this.onScreen) {
+      this.onScreen = new IntersectionObserver((entries) => {
+        for (const entry of entries) entry.target.dataset.onScreen = entry.isIntersecting ? 'yes' : 'no';
+        this.scheduleTileReport();
+      });
+    }
+    this.onScreen.observe(el);
+  }
+
+  scheduleTileReport() {
+    if (this.tileTimer) return;
+    // Coalesced: a resize or a layout change moves every tile at once.
+    this.tileTimer = setTimeout(() => {
+      this.tileTimer = null;
+      this.reportTiles();
+    }, 250);
+  }
+
+  /**
+   * Tells the SFU how large each video we receive is shown (in device pixels) and whether it is
+   * on screen at all, so it forwards the layer that fills the tile and nothing for a hidden one.
+   */
+  reportTiles() {
+    const ratio = window.devicePixelRatio || 1;
+    const pageHidden = document.visibilityState === 'hidden';
+    const tiles = [];
+    for (const [key, tile] of this.tiles) {
+      if (tile.local) continue;
+      const track = tile.stream && tile.stream.getVideoTracks()[0];
+      if (!track) continue;
+      const box = tile.video.getBoundingClientRect();
+      const visible = !pageHidden && tile.el.isConnected && tile.el.dataset.onScreen !== 'no' && box.width > 0 && box.height > 0;
+      const mid = this.call.trackMids.get(track);
+      tiles.push({
+        ...(mid ? { mid } : { track_id: track.id }),
+        width: Math.min(16384, Math.round(box.width * ratio)),
+        height: Math.min(16384, Math.round(box.height * ratio)),
+        visible,
+        screen: key.endsWith(':screen'),
+      });
+    }
+    const report = JSON.stringify(tiles.slice(0, 128));
+    if (report === this.lastTiles) return;
+    if (this.call.send({ type: 'tiles', tiles: tiles.slice(0, 128) })) this.lastTiles = report;
   }
 
   setTileVideo(tile, track) {
@@ -1378,6 +1487,8 @@ class CallView {
   }
 
   resetRemote() {
+    // A new session knows nothing of our tiles yet.
+    this.lastTiles = '';
     for (const [key, tile] of this.tiles) {
       if (key.startsWith(`${this.call.me.id}:`)) continue;
       tile.el.remove();
@@ -1425,6 +1536,7 @@ class CallView {
       this.resizeWatch = new ResizeObserver(() => this.fitTiles());
       this.resizeWatch.observe(this.stage);
     }
+    this.scheduleTileReport();
     const n = grid.children.length;
     const width = grid.clientWidth;
     const height = grid.clientHeight;

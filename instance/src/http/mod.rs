@@ -201,7 +201,30 @@ async fn metrics(
             "convene_jobs{{kind=\"{kind}\",state=\"{job_state}\"}} {n}\n"
         ));
     }
+    body.push_str(&format!(
+        "# HELP convene_media_layer_switches_total Simulcast layer switches (a subscriber's video starting, stopping or changing layer).\n\
+         # TYPE convene_media_layer_switches_total counter\n\
+         convene_media_layer_switches_total {}\n\
+         # HELP convene_media_downlink_estimate_bps Each participant's estimated downlink (send-side, from transport-wide congestion control feedback).\n\
+         # TYPE convene_media_downlink_estimate_bps gauge\n",
+        media.layer_switches
+    ));
+    for e in state.sfu.downlink_estimates() {
+        body.push_str(&format!(
+            "convene_media_downlink_estimate_bps{{room=\"{}\",participant=\"{}\"}} {}\n",
+            label_value(&e.room),
+            label_value(&e.participant),
+            e.bits_per_second
+        ));
+    }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn style() -> Response {
