@@ -107,6 +107,8 @@ pub enum FederationCommand {
     Block { domain: String },
     /// Take an instance off the partner and block lists.
     Unblock { domain: String },
+    /// Read a listed instance's NodeInfo (software, version, whether it answers) and keep it.
+    Check { domain: String },
     /// Show the mode, the partners and the blocked instances.
     List,
     /// List names held by both a Passport and a Space (one `@name@domain` must name one
@@ -801,6 +803,25 @@ async fn federation_command(
                     format!("{domain} was on neither list")
                 },
                 json!({"unlisted": domain, "was_listed": was_listed}),
+            )
+        }
+        FederationCommand::Check { domain } => {
+            let client = crate::activitypub::fetch_client(&core.settings)?;
+            let partner = partners::check(core, &client, &domain)
+                .await
+                .map_err(plain)?;
+            (
+                match (&partner.software, &partner.version, partner.reachable) {
+                    (Some(software), Some(version), Some(true)) => {
+                        format!("{} answers: {software} {version}", partner.domain)
+                    }
+                    _ => format!(
+                        "{} did not answer: {}",
+                        partner.domain,
+                        partner.check_note.as_deref().unwrap_or("no NodeInfo")
+                    ),
+                },
+                json!({"checked": partner}),
             )
         }
         FederationCommand::List => {

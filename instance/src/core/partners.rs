@@ -267,6 +267,12 @@ pub async fn list(db: &Db) -> Result<Vec<Partner>> {
 /// an unreachable partner is still a partner.
 pub async fn check(core: &Core, client: &FetchClient, domain: &str) -> Result<Partner> {
     let domain = domain_arg(domain)?;
+    if !list(&core.db).await?.iter().any(|p| p.domain == domain) {
+        return Err(AppError::invalid(
+            "domain",
+            "That instance is on neither list: add it as a partner or block it first.",
+        ));
+    }
     let scheme = core.settings.public_url.scheme();
     let found = async {
         let links_url =
@@ -303,7 +309,8 @@ pub async fn check(core: &Core, client: &FetchClient, domain: &str) -> Result<Pa
             (None, None, false, Some(plain_text(&err.to_string(), 200)))
         }
     };
-    // Another Convene lists its public Spaces at its API's directory: one cheap GET.
+    // Another Convene lists its public Spaces at its API's directory: one cheap GET. When the
+    // partner does not answer, the Spaces last seen are kept.
     let public_spaces = if software.as_deref() == Some("convene") {
         public_spaces_of(client, scheme, &domain).await
     } else {
@@ -312,7 +319,7 @@ pub async fn check(core: &Core, client: &FetchClient, domain: &str) -> Result<Pa
     sqlx::query(
         "UPDATE federation_partners SET software = COALESCE($1, software), \
          version = COALESCE($2, version), reachable = $3, check_note = $4, checked_at = $5, \
-         public_spaces = $7 WHERE domain = $6",
+         public_spaces = CASE WHEN $3 = 1 THEN $7 ELSE public_spaces END WHERE domain = $6",
     )
     .bind(software)
     .bind(version)

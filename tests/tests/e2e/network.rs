@@ -754,6 +754,9 @@ on_both!(
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         assert!(page.body.contains("could not be read"), "{}", page.body);
         assert!(page.body.contains(">unreachable<"), "{}", page.body);
+        // The command line checks a listed instance the same way.
+        a.admin(&["--json", "federation", "check", "nobody.invalid"])
+            .await;
         // Bad input is explained.
         let page = ada
             .post(
