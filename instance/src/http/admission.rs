@@ -8,13 +8,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use convene_federation::admission::{TicketRequest, check_ticket_request};
-use convene_federation::directory::Directory;
 use convene_federation::json;
-use convene_federation::protocol::Id;
-use convene_federation::receive::{FetchKeySource, authenticate};
+use convene_federation::receive::authenticate;
 use convene_federation::signature::InboundRequest;
 
-use crate::activitypub::{INSTANCE_ACTOR_PATH, LocalDirectory, system_time};
+use crate::activitypub::{RemoteActors, system_time};
 use crate::app::AppState;
 use crate::core;
 use crate::error::AppError;
@@ -39,17 +37,11 @@ async fn tickets(State(state): State<AppState>, req: Request) -> Response {
         body: &body,
         host: Some(&domain),
     };
-    let directory = LocalDirectory::new(state.core.clone());
-    let signer = match Id::parse(&state.settings.url(INSTANCE_ACTOR_PATH)) {
-        Ok(actor) => match directory.keys_of(&actor).await {
-            Ok(keys) => actor.with_suffix("#main-key").ok().map(|id| (id, keys)),
-            Err(err) => return federation_failure(&err),
-        },
+    // The signer's key, and later the Passport's actor, from the stored remote actors (as the
+    // inbox reads them), fetched only when missing or stale.
+    let keys = match RemoteActors::new(state.core.clone(), state.federation.clone()).await {
+        Ok(keys) => keys,
         Err(err) => return federation_failure(&err),
-    };
-    let keys = FetchKeySource {
-        client: state.federation.client.clone(),
-        signer,
     };
     let policy = match core::partners::policy(&state.db).await {
         Ok(policy) => policy,
