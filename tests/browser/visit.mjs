@@ -105,6 +105,16 @@ async function meet(ada, bob, roomPath, label) {
     await handle.waitFor();
     const text = (await handle.textContent()).trim();
     check(text === ADA_ADDRESS, `Bob's people list shows Ada as ${text}`);
+    // Marked as a visitor, in the list and on her tile; Bob, at home on B, is not.
+    const badge = bob.locator(`.person[data-participant="${adaId}"] .visitor-badge`);
+    check((await badge.textContent()).trim() === 'Visitor', 'Ada is marked as a visitor in the list');
+    check((await badge.getAttribute('title')) === `Visiting with a Passport from ${A_HOST}`, 'the mark says where from');
+    await tileOf(bob, adaId).locator('.tile-visitor .visitor-badge').waitFor({ state: 'visible' });
+    check((await tileOf(ada, bobId).locator('.tile-visitor .visitor-badge').count()) === 0, 'Bob is not marked on Ada\u2019s screen');
+    await ada.getByRole('button', { name: /^People/ }).click();
+    const own = ada.locator(`.person[data-participant="${adaId}"] .person-handle`);
+    check((await own.textContent()).trim() === ADA_ADDRESS, 'Ada sees her own address in the list');
+    check((await ada.locator(`.person[data-participant="${adaId}"] .visitor-badge`).count()) === 1, 'and that she is visiting');
     await shot(bob, `visit-${label}-bob-sees-ada`, { fullPage: false });
     await shot(ada, `visit-${label}-ada-sees-bob`, { fullPage: false });
   });

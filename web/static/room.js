@@ -84,6 +84,22 @@ function avatar(name, extra = '') {
   return h(`span.avatar.avatar-${hash % 8}${extra ? '.' + extra : ''}`, { 'aria-hidden': 'true' }, initials);
 }
 
+/**
+ * The home instance of a person admitted with a Passport of another instance, from their address
+ * (`@ada@home.example`); `null` for people of this instance and for guests.
+ */
+function visitingFrom(handle, instanceDomain) {
+  const match = /^@?[^@\s]+@([^@\s]+)$/.exec(String(handle || ''));
+  if (!match) return null;
+  const host = match[1].toLowerCase();
+  return host === instanceDomain ? null : host;
+}
+
+/** The mark beside a visitor's name: they are here with a Passport from `from`. */
+function visitorBadge(from) {
+  return h('span.visitor-badge', { title: `Visiting with a Passport from ${from}` }, 'Visitor');
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -324,6 +340,9 @@ function mountJoinPanel(root) {
     csrf: root.dataset.csrf,
     roomName: root.dataset.roomName || document.title,
     displayName: root.dataset.displayName || '',
+    instanceDomain: (root.dataset.instanceDomain || location.host).toLowerCase(),
+    // A Passport of another instance admitted here: its address.
+    visiting: root.dataset.visiting || '',
   };
   const media = new LocalMedia();
   const form = root.querySelector('#join-form');
@@ -831,6 +850,7 @@ class Call {
     const p = existing || { id: info.id, tracks: [] };
     p.name = info.display_name;
     p.handle = info.handle || null;
+    p.visitingFrom = visitingFrom(p.handle, this.config.instanceDomain);
     p.audioMuted = !!info.audio_muted;
     p.videoMuted = !!info.video_muted;
     p.screensharing = !!info.screensharing;
@@ -1291,6 +1311,7 @@ class CallView {
     const video = h('video', { autoplay: true, playsinline: true, muted: true });
     video.muted = true;
     const name = h('span.tile-name');
+    const badge = h('span.tile-visitor', { hidden: true });
     const mic = h('span.tile-mic', { title: 'Microphone off' }, icon('micOff'), h('span.visually-hidden', {}, 'microphone off'));
     const placeholder = h('div.tile-placeholder');
     const el = h(
@@ -1298,11 +1319,11 @@ class CallView {
       { 'data-participant': id, 'data-kind': screen ? 'screen' : 'camera' },
       video,
       placeholder,
-      h('figcaption.tile-label', {}, mic, name),
+      h('figcaption.tile-label', {}, mic, name, badge),
     );
     if (local && !screen) video.classList.add('mirror');
     if (!local) this.watchTile(el);
-    return { el, video, name, mic, placeholder, stream: null, local };
+    return { el, video, name, badge, mic, placeholder, stream: null, local };
   }
 
   /** Notes when a remote tile scrolls off or on screen: off-screen videos are not sent to us. */
@@ -1359,6 +1380,15 @@ class CallView {
     if (current === track) return;
     tile.stream = track ? new MediaStream([track]) : null;
     tile.video.srcObject = tile.stream;
+  }
+
+  /** Marks the tile of a Passport from another instance with where it comes from. */
+  setTileVisitor(tile, from) {
+    if (tile.badge.dataset.from === (from || '')) return;
+    tile.badge.dataset.from = from || '';
+    tile.badge.hidden = !from;
+    tile.badge.replaceChildren(...(from ? [visitorBadge(from)] : []));
+    tile.el.classList.toggle('is-visitor', !!from);
   }
 
   setTilePerson(tile, name, extra = '') {
@@ -1420,6 +1450,7 @@ class CallView {
       this.grid.insertBefore(tile.el, this.selfTile ? this.selfTile.el : null);
     }
     this.setTilePerson(tile, p.name);
+    this.setTileVisitor(tile, p.visitingFrom);
     const videos = this.videoTracks(p);
     const screenTrack = p.screensharing && videos.length > 1 ? videos[videos.length - 1] : null;
     const camera = videos.find((t) => t !== screenTrack) || null;
@@ -1564,12 +1595,17 @@ class CallView {
   renderPeople() {
     const call = this.call;
     const media = call.media;
-    const row = (id, name, handle, micOff, camOff, you) =>
+    const row = (id, name, handle, micOff, camOff, you, from) =>
       h(
         `li.person${this.speaker === id ? '.speaking' : ''}`,
         { 'data-participant': id },
         avatar(name),
-        h('span.person-text', {}, h('span.person-name', {}, name, you ? h('span.person-you', {}, ' (you)') : null), handle ? h('span.person-handle', {}, handle) : h('span.person-handle', {}, 'Guest')),
+        h(
+          'span.person-text',
+          {},
+          h('span.person-name', {}, name, you ? h('span.person-you', {}, ' (you)') : null, from ? visitorBadge(from) : null),
+          handle ? h('span.person-handle', {}, handle) : h('span.person-handle', {}, 'Guest'),
+        ),
         h(
           'span.person-state',
           {},
@@ -1577,13 +1613,17 @@ class CallView {
           camOff ? h('span.state-off', { title: 'Camera off' }, icon('cameraOff'), h('span.visually-hidden', {}, 'camera off')) : null,
         ),
       );
-    const items = [row(call.me.id, call.me.name, null, !(media.micOn && media.audio), !(media.camOn && media.video), true)];
-    // The self row's handle: signed-in people have one in the page data; guests do not.
-    items[0].querySelector('.person-handle').textContent = call.config.displayName ? 'Signed in' : 'Guest';
+    const visiting = call.config.visiting;
+    const items = [
+      row(call.me.id, call.me.name, null, !(media.micOn && media.audio), !(media.camOn && media.video), true, visitingFrom(visiting, call.config.instanceDomain)),
+    ];
+    // The self row's handle: visitors show their address, signed-in people that they are, guests
+    // that they are guests.
+    items[0].querySelector('.person-handle').textContent = visiting || (call.config.displayName ? 'Signed in' : 'Guest');
     const others = [...call.participants.values()].sort((a, b) => a.name.localeCompare(b.name));
     for (const p of others) {
       const videos = this.videoTracks(p);
-      items.push(row(p.id, p.name, p.handle, p.audioMuted, p.videoMuted || videos.length === 0, false));
+      items.push(row(p.id, p.name, p.handle, p.audioMuted, p.videoMuted || videos.length === 0, false, p.visitingFrom));
     }
     this.peopleList.replaceChildren(...items);
     this.peopleButton.querySelector('.control-label').textContent = `People (${items.length})`;

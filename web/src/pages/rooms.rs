@@ -90,6 +90,8 @@ fn join_panel(ctx: &PageContext, view: &RoomView, panel: &JoinPanel) -> Markup {
             data-token-url=(panel.token_url)
             data-csrf=(ctx.csrf)
             data-room-name=(view.name)
+            data-instance-domain=(ctx.instance_domain)
+            data-visiting=[panel.visiting.as_ref().map(|(_, address)| address.as_str())]
             data-display-name=[ctx.user.as_ref().map(|u| u.display_name.as_str())
                 .or(panel.visiting.as_ref().map(|(name, _)| name.as_str()))] {
             div.preview aria-hidden="true" {
