@@ -114,11 +114,25 @@ pub async fn request_ticket(
     })?;
     let response = client.post_activity(url.url(), body, instance, now).await?;
     if !response.status.is_success() {
-        return Err(Error::Refused(format!(
-            "{} refused a ticket: {}",
-            excerpt(&request.room),
-            response.status
-        )));
+        // The Room's instance says why in a problem body; its words reach the person, as
+        // plain text and briefly.
+        let reason = json::from_slice::<serde_json::Value>(&response.body)
+            .ok()
+            .and_then(|problem| {
+                problem
+                    .get("detail")
+                    .and_then(|d| d.as_str())
+                    .map(|d| crate::text::plain_text(d, 200))
+            })
+            .filter(|d| !d.trim().is_empty());
+        return Err(Error::Refused(match reason {
+            Some(reason) => format!("{reason} ({})", response.status),
+            None => format!(
+                "{} refused a ticket: {}",
+                excerpt(&request.room),
+                response.status
+            ),
+        }));
     }
     let grant: TicketGrant = json::from_slice(&response.body)?;
     let now: DateTime<Utc> = now.into();

@@ -396,6 +396,8 @@ pub struct Federation {
     pub replay: Arc<convene_federation::signature::MemoryReplayGuard>,
     pub limits: Arc<limits::InboxLimits>,
     pub stats: Arc<FederationStats>,
+    /// Head counts of Rooms elsewhere, as the "Rooms elsewhere" list shows them.
+    pub head_counts: Arc<crate::core::admission::HeadCounts>,
     signer: Arc<tokio::sync::OnceCell<(Id, ActorKeys)>>,
     decoded_keys: Arc<remote::DecodedKeys>,
 }
@@ -423,6 +425,7 @@ impl Federation {
                 settings.federation_inbox_burst,
             )),
             stats: Arc::new(FederationStats::default()),
+            head_counts: Arc::default(),
             signer: Arc::new(tokio::sync::OnceCell::new()),
             decoded_keys: Arc::new(remote::DecodedKeys::default()),
         })

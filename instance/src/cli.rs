@@ -107,6 +107,11 @@ pub enum FederationCommand {
     Block { domain: String },
     /// Take an instance off the partner and block lists.
     Unblock { domain: String },
+    /// Block one Passport of another instance (`@ada@elsewhere`): no tickets, sessions or
+    /// memberships here, and its media ends.
+    BlockPassport { address: String },
+    /// Lift the block on a Passport of another instance.
+    UnblockPassport { address: String },
     /// Read a listed instance's NodeInfo (software, version, whether it answers) and keep it.
     Check { domain: String },
     /// Show the mode, the partners and the blocked instances.
@@ -722,7 +727,7 @@ async fn federation_command(
     json: bool,
     command: FederationCommand,
 ) -> anyhow::Result<()> {
-    use crate::core::{handles, partners};
+    use crate::core::{handles, partners, passport_blocks};
     let (sentence, value) = match command {
         FederationCommand::Clashes { resolve } => {
             let clashes = handles::clashes(&core.db).await.map_err(plain)?;
@@ -805,6 +810,31 @@ async fn federation_command(
                 json!({"unlisted": domain, "was_listed": was_listed}),
             )
         }
+        FederationCommand::BlockPassport { address } => {
+            let blocked = passport_blocks::block(core, &address)
+                .await
+                .map_err(plain)?;
+            (
+                format!(
+                    "{} is blocked; {} membership(s) removed",
+                    blocked.address, blocked.memberships_removed
+                ),
+                json!({"blocked_passport": blocked}),
+            )
+        }
+        FederationCommand::UnblockPassport { address } => {
+            let was_blocked = passport_blocks::unblock(core, &address)
+                .await
+                .map_err(plain)?;
+            (
+                if was_blocked {
+                    format!("{address} is no longer blocked")
+                } else {
+                    format!("{address} was not blocked")
+                },
+                json!({"unblocked_passport": address, "was_blocked": was_blocked}),
+            )
+        }
         FederationCommand::Check { domain } => {
             let client = crate::activitypub::fetch_client(&core.settings)?;
             let partner = partners::check(core, &client, &domain)
@@ -828,22 +858,24 @@ async fn federation_command(
             let policy = partners::policy(&core.db).await.map_err(plain)?;
             let partners_list: Vec<&str> = policy.partners().collect();
             let blocked: Vec<&str> = policy.blocked().collect();
+            let passports = passport_blocks::list(&core.db).await.map_err(plain)?;
+            let listed = |items: &[&str]| {
+                if items.is_empty() {
+                    "none".to_string()
+                } else {
+                    items.join(", ")
+                }
+            };
+            let passport_refs: Vec<&str> = passports.iter().map(String::as_str).collect();
             (
                 format!(
-                    "policy: {}\npartners: {}\nblocked: {}",
+                    "policy: {}\npartners: {}\nblocked: {}\nblocked passports: {}",
                     partners::mode_name(policy.mode),
-                    if partners_list.is_empty() {
-                        "none".to_string()
-                    } else {
-                        partners_list.join(", ")
-                    },
-                    if blocked.is_empty() {
-                        "none".to_string()
-                    } else {
-                        blocked.join(", ")
-                    },
+                    listed(&partners_list),
+                    listed(&blocked),
+                    listed(&passport_refs),
                 ),
-                json!({"policy": partners::mode_name(policy.mode), "partners": partners_list, "blocked": blocked}),
+                json!({"policy": partners::mode_name(policy.mode), "partners": partners_list, "blocked": blocked, "blocked_passports": passports}),
             )
         }
     };

@@ -79,6 +79,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0011_memberships.sql"),
         include_str!("../postgres/0011_memberships.sql"),
     ),
+    (
+        12,
+        "blocked passports",
+        include_str!("../sqlite/0012_blocked_passports.sql"),
+        include_str!("../postgres/0012_blocked_passports.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

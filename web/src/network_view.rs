@@ -81,6 +81,10 @@ pub struct FederationAdminView {
     /// The add-a-partner / block forms' input and problems.
     pub domain: String,
     pub errors: FormErrors,
+    /// Passports of other instances blocked one by one: (address, where "Unblock" posts).
+    pub blocked_passports: Vec<(String, String)>,
+    /// The block-a-Passport form's input (its problems are in `errors`, field `address`).
+    pub passport_address: String,
 }
 
 /// A partner or blocked instance, with what its NodeInfo said and its delivery queue.

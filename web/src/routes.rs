@@ -86,6 +86,14 @@ pub fn admin_federation_action(action: &str, domain: &str) -> String {
     )
 }
 
+/// `/admin/federation/passports/unblock?address={address}`
+pub fn admin_unblock_passport(address: &str) -> String {
+    format!(
+        "{ADMIN_FEDERATION}/passports/unblock?address={}",
+        query_value(address)
+    )
+}
+
 /// `/admin/queue/jobs/{id}/retry`
 pub fn admin_queue_retry(id: i64) -> String {
     format!("{ADMIN_QUEUE}/jobs/{id}/retry")

@@ -419,6 +419,11 @@ pub fn federation_admin() -> crate::network_view::FederationAdminView {
         }],
         domain: String::new(),
         errors: FormErrors::new(),
+        blocked_passports: vec![(
+            "@troll@social.example.net".to_owned(),
+            routes::admin_unblock_passport("@troll@social.example.net"),
+        )],
+        passport_address: String::new(),
     }
 }
 

@@ -54,6 +54,90 @@ pub struct RemoteRoom {
     pub inbox: Id,
 }
 
+/// How long a Room elsewhere's head count is shown before its actor is read again.
+pub const HEAD_COUNT_TTL_SECS: i64 = 15;
+/// The longest a page waits for the head counts of Rooms elsewhere; slower instances show as
+/// unknown for now, never a hanging page.
+const HEAD_COUNT_WAIT: Duration = Duration::from_secs(3);
+
+/// Who is inside a Room elsewhere, as its actor said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadCount {
+    pub inside: u32,
+    pub capacity: u32,
+}
+
+/// Head counts of Rooms on other instances, each kept [`HEAD_COUNT_TTL_SECS`] (by the
+/// instance's clock) so that a page listing them does not fetch every actor on every view.
+/// A Room that could not be read is remembered as unknown for the same time.
+#[derive(Debug, Default)]
+pub struct HeadCounts {
+    known: std::sync::Mutex<std::collections::HashMap<String, (i64, Option<HeadCount>)>>,
+}
+
+/// The most Rooms whose counts are kept; beyond it the oldest half is forgotten.
+const HEAD_COUNTS_KEPT: usize = 4096;
+
+impl HeadCounts {
+    fn fresh(&self, room: &str, now: i64) -> Option<Option<HeadCount>> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(room)
+            .filter(|(at, _)| now - at < HEAD_COUNT_TTL_SECS)
+            .map(|(_, count)| *count)
+    }
+
+    fn keep(&self, room: &str, now: i64, count: Option<HeadCount>) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= HEAD_COUNTS_KEPT {
+            let mut ages: Vec<i64> = known.values().map(|(at, _)| *at).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            known.retain(|_, (at, _)| *at > cut);
+        }
+        known.insert(room.to_owned(), (now, count));
+    }
+}
+
+/// The live head counts of `rooms` (Room actor URLs on other instances), in order: read from
+/// their actors concurrently, with what was read in the last [`HEAD_COUNT_TTL_SECS`] reused.
+/// `None` for a Room that could not be read in time (unreachable, gone, or no longer a Room).
+pub async fn head_counts(
+    core: &Core,
+    client: &FetchClient,
+    counts: &HeadCounts,
+    rooms: &[String],
+) -> Vec<Option<HeadCount>> {
+    let now = core.db.now();
+    let reads = rooms.iter().map(|room| async move {
+        if let Some(known) = counts.fresh(room, now) {
+            return known;
+        }
+        let read = tokio::time::timeout(HEAD_COUNT_WAIT, lookup(core, client, room)).await;
+        let count = match read {
+            Ok(Ok((_, _, actor))) if actor.access_mode.is_some() => Some(HeadCount {
+                inside: actor.head_count.unwrap_or(0),
+                capacity: actor.capacity.unwrap_or(0),
+            }),
+            Ok(Ok(_)) => {
+                tracing::info!(%room, "a Room elsewhere is no longer a Room");
+                None
+            }
+            Ok(Err(err)) => {
+                tracing::info!(%room, error = %err, "head count of a Room elsewhere");
+                None
+            }
+            Err(_) => {
+                tracing::info!(%room, "head count of a Room elsewhere: no answer in time");
+                None
+            }
+        };
+        counts.keep(room, now, count);
+        count
+    });
+    futures_util::future::join_all(reads).await
+}
+
 /// The instance actor of this instance, as the signer of fetches and ticket requests.
 async fn instance_signer(core: &Core) -> Result<(Id, convene_federation::ActorKeys)> {
     let actor = Id::parse(&core.settings.url(INSTANCE_ACTOR_PATH))?;
@@ -234,6 +318,14 @@ pub async fn grant(
     }
     let room = local_room(core, &request.room).await?;
     let passport = remember_passport(core, passport_actor).await?;
+    if super::passport_blocks::is_blocked(&core.db, passport.handle.as_str(), &passport.domain)
+        .await?
+    {
+        tracing::info!(passport = %request.passport, "ticket refused: the Passport is blocked");
+        return Err(AppError::Forbidden(
+            "This Passport is blocked on this instance.",
+        ));
+    }
     if room.access == Access::Members {
         let space = spaces::by_id(&core.db, room.space_id).await?;
         if !spaces::is_member(&core.db, &space, Some(&passport)).await? {
@@ -378,6 +470,32 @@ pub async fn redeem(core: &Core, ticket: &str) -> Result<Redeemed> {
         .await?
         .ok_or(AppError::Gone("This Room was deleted."))?;
     let space = spaces::by_id(&core.db, room.space_id).await?;
+    // What held when the ticket was granted may have changed in its two minutes: the
+    // instance or the Passport blocked, the membership of a members-only Room ended.
+    if !passport.domain.is_empty() {
+        let policy = super::partners::policy(&core.db).await?;
+        if !policy.allows(&passport.domain)
+            || super::passport_blocks::is_blocked(
+                &core.db,
+                passport.handle.as_str(),
+                &passport.domain,
+            )
+            .await?
+        {
+            tracing::info!(passport = %passport.handle, domain = %passport.domain, "ticket refused at the door: blocked since it was granted");
+            return Err(AppError::Forbidden(
+                "This Passport is no longer welcome on this instance.",
+            ));
+        }
+        if room.access == Access::Members
+            && !spaces::is_member(&core.db, &space, Some(&passport)).await?
+        {
+            tracing::info!(passport = %passport.handle, domain = %passport.domain, room = room.id, "ticket refused at the door: no longer a member");
+            return Err(AppError::Forbidden(
+                "You are no longer a member of this Room's Space. Ask its owners to join again.",
+            ));
+        }
+    }
     let session_token = auth::start_session(&core.db, Some(&passport)).await?;
     Ok(Redeemed {
         session_token,

@@ -393,6 +393,23 @@ impl Grant {
     /// Whether the holder may still be in `room`, by the same table as the Room's door.
     async fn holds(&self, db: &Db, room: &Room) -> Result<bool> {
         if let Some(passport_id) = self.passport_id {
+            // A Passport of another instance, blocked (itself or its instance) since it came
+            // in, holds nothing here. The serving process ends such media at once; this also
+            // catches blocks made from `convene admin`.
+            if let Some(row) = sqlx::query("SELECT handle, domain FROM passports WHERE id = $1")
+                .bind(passport_id)
+                .fetch_optional(&db.pool)
+                .await?
+            {
+                let handle: String = row.try_get("handle")?;
+                let domain: String = row.try_get("domain")?;
+                if !domain.is_empty()
+                    && (!super::partners::policy(db).await?.allows(&domain)
+                        || super::passport_blocks::is_blocked(db, &handle, &domain).await?)
+                {
+                    return Ok(false);
+                }
+            }
             let row = sqlx::query(
                 "SELECT (SELECT COUNT(*) FROM space_members WHERE space_id = $1 AND passport_id = $2) \
                  + (SELECT COUNT(*) FROM passports WHERE id = $2 AND is_operator = 1) AS n",

@@ -77,6 +77,24 @@ pub async fn receive_join(core: &Core, join: &Action, joiner: &Actor) -> Result<
     if !record_seen(&mut tx, &join.id, now).await? {
         return Ok(());
     }
+    let blocked =
+        super::passport_blocks::is_blocked(&core.db, passport.handle.as_str(), &passport.domain)
+            .await?;
+    if blocked {
+        answer_join(
+            core,
+            &mut tx,
+            &room_id,
+            join,
+            &joiner.inbox,
+            Answer::Reject,
+            Some("This Passport is blocked on the Room's instance."),
+        )
+        .await?;
+        core.queue.commit(tx).await?;
+        tracing::info!(joiner = %join.actor, room = %join.object, "join from a blocked Passport rejected");
+        return Ok(());
+    }
     let answer = match room.access {
         Access::Open | Access::Locked => Answer::Accept,
         Access::Members if member => Answer::Accept,

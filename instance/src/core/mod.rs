@@ -30,6 +30,7 @@ pub mod handles;
 pub mod membership;
 pub mod network;
 pub mod partners;
+pub mod passport_blocks;
 pub mod rooms;
 pub mod spaces;
 

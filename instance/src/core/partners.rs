@@ -139,8 +139,26 @@ pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
         .iter()
         .map(|row| row.try_get("id"))
         .collect::<std::result::Result<_, _>>()?;
+    let memberships_removed = drop_holdings(&mut tx, &visitors).await?;
+    tx.commit().await?;
+    core.changed();
+    end_media(core, &visitors);
+    Ok(Blocked {
+        domain,
+        follows_removed: removed,
+        spaces_forgotten,
+        memberships_removed,
+    })
+}
+
+/// Ends what the Passports `passports` (of other instances) hold here: memberships of Spaces,
+/// requests to join, visitor sessions and unspent tickets. Returns the memberships ended.
+pub(crate) async fn drop_holdings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    passports: &[i64],
+) -> Result<u64> {
     let mut memberships_removed = 0;
-    for passport in &visitors {
+    for passport in passports {
         for table in [
             "space_members",
             "join_requests",
@@ -151,7 +169,7 @@ pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
                 "DELETE FROM {table} WHERE passport_id = $1"
             )))
             .bind(passport)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
             if table == "space_members" {
@@ -159,28 +177,29 @@ pub async fn block(core: &Core, domain: &str) -> Result<Blocked> {
             }
         }
     }
-    tx.commit().await?;
-    core.changed();
-    // And their media ends at once.
-    if let Some(sfu) = &core.sfu {
-        let ids: Vec<String> = visitors
-            .iter()
-            .map(|id| super::gathering::media_participant_id(*id))
-            .collect();
-        for room in sfu.gatherings() {
-            for person in sfu.room_admitted(&room) {
-                if ids.contains(&person.id) {
-                    sfu.end_participant(&room, &person.id, convene_media::CloseReason::AccessLost);
-                }
+    Ok(memberships_removed)
+}
+
+/// Ends the media of `passports` in every gathering this process holds, at once; returns how
+/// many connections ended.
+pub(crate) fn end_media(core: &Core, passports: &[i64]) -> usize {
+    let Some(sfu) = &core.sfu else {
+        return 0;
+    };
+    let ids: Vec<String> = passports
+        .iter()
+        .map(|id| super::gathering::media_participant_id(*id))
+        .collect();
+    let mut ended = 0;
+    for room in sfu.gatherings() {
+        for person in sfu.room_admitted(&room) {
+            if ids.contains(&person.id) {
+                sfu.end_participant(&room, &person.id, convene_media::CloseReason::AccessLost);
+                ended += 1;
             }
         }
     }
-    Ok(Blocked {
-        domain,
-        follows_removed: removed,
-        spaces_forgotten,
-        memberships_removed,
-    })
+    ended
 }
 
 /// Takes `domain` off both lists; false if it was on neither.

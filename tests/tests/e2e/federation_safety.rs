@@ -21,15 +21,15 @@ const AP: &str = "application/activity+json";
 /// Another ActivityPub server, played by the test: people whose documents it serves with its
 /// current key (which the test can rotate), counting every fetch of them, and an inbox that
 /// keeps what it is sent.
-struct Peer {
-    base: String,
+pub(super) struct Peer {
+    pub(super) base: String,
     keys: Arc<Mutex<ActorKeys>>,
     fetches: Arc<AtomicUsize>,
-    received: Arc<Mutex<Vec<Value>>>,
+    pub(super) received: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Peer {
-    async fn start() -> Self {
+    pub(super) async fn start() -> Self {
         use convene_federation::protocol::actor::{Actor, ActorKind, LocalActor};
         use convene_federation::protocol::context::with_context;
 
@@ -94,11 +94,11 @@ impl Peer {
         }
     }
 
-    fn actor(&self) -> String {
+    pub(super) fn actor(&self) -> String {
         format!("{}/users/rae", self.base)
     }
 
-    fn domain(&self) -> String {
+    pub(super) fn domain(&self) -> String {
         self.base.trim_start_matches("http://").to_owned()
     }
 
@@ -136,7 +136,7 @@ impl Peer {
 
     /// Headers of `body` POSTed to `url` by rae, signed with `keys` (the current key if
     /// `None`) as of `when`.
-    fn sign(
+    pub(super) fn sign(
         &self,
         url: &str,
         body: &str,
@@ -160,7 +160,7 @@ impl Peer {
     }
 
     /// POSTs `body` to `url`, signed now with the current key.
-    async fn post(&self, url: &str, body: &str) -> reqwest::Response {
+    pub(super) async fn post(&self, url: &str, body: &str) -> reqwest::Response {
         let headers = self.sign(url, body, None, SystemTime::now());
         send(url, headers, body).await
     }
@@ -190,7 +190,7 @@ impl Peer {
     }
 
     /// Waits until the inbox holds `n` activities.
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(super) async fn wait_for(&self, n: usize) -> Vec<Value> {
         for _ in 0..400 {
             let got = self.received.lock().expect("lock").clone();
             if got.len() >= n {

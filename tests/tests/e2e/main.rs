@@ -18,6 +18,7 @@ mod queue;
 mod rooms;
 mod spaces;
 mod visits;
+mod visits_refused;
 
 pub use convene_tests::{Backend, Browser, TestInstance, code_in, link_in, on_both};
 pub use reqwest::StatusCode;

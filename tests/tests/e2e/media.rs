@@ -32,8 +32,8 @@ pub(super) struct Ticket {
 /// A refusal from the token endpoint: status and problem+json body.
 #[derive(Debug)]
 pub(super) struct Refusal {
-    status: StatusCode,
-    problem: serde_json::Value,
+    pub(super) status: StatusCode,
+    pub(super) problem: serde_json::Value,
 }
 
 fn room_path(room: &str) -> String {

@@ -10,7 +10,9 @@ use convene_media::testing;
 use super::*;
 
 /// A (home of Ada) and B (home of the Book Club with its Rooms), both fetching from loopback.
-async fn two_instances(backend: Backend) -> (TestInstance, Browser, TestInstance, Browser) {
+pub(super) async fn two_instances(
+    backend: Backend,
+) -> (TestInstance, Browser, TestInstance, Browser) {
     let (b, owner) =
         instance_with_space_and(backend, |s| s.federation_allow_private_addresses = true).await;
     let a =
@@ -20,13 +22,13 @@ async fn two_instances(backend: Backend) -> (TestInstance, Browser, TestInstance
 }
 
 /// The path and query of an absolute URL on `inst`.
-fn on(inst: &TestInstance, url: &str) -> String {
+pub(super) fn on(inst: &TestInstance, url: &str) -> String {
     url.strip_prefix(&inst.url(""))
         .unwrap_or_else(|| panic!("{url} is not on {}", inst.url("")))
         .to_owned()
 }
 
-fn location(page: &convene_tests::Page) -> String {
+pub(super) fn location(page: &convene_tests::Page) -> String {
     page.headers
         .get("location")
         .and_then(|v| v.to_str().ok())
@@ -35,7 +37,12 @@ fn location(page: &convene_tests::Page) -> String {
 }
 
 /// Ada reads B's Room on A, confirms, and A answers with a redirect to B's entry link.
-async fn ticket_for(a: &TestInstance, ada: &Browser, b: &TestInstance, room: &str) -> String {
+pub(super) async fn ticket_for(
+    a: &TestInstance,
+    ada: &Browser,
+    b: &TestInstance,
+    room: &str,
+) -> String {
     let room_url = b.url(&format!("/spaces/book-club/rooms/{room}"));
     let page = ada
         .get(&format!("/visit?room={}", urlencode(&room_url)))
@@ -57,7 +64,7 @@ async fn ticket_for(a: &TestInstance, ada: &Browser, b: &TestInstance, room: &st
     enter
 }
 
-fn urlencode(value: &str) -> String {
+pub(super) fn urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
@@ -277,7 +284,11 @@ on_both!(
 
 /// Polls `browser`'s page at `path` until its body contains `needle` (deliveries between the
 /// instances are queued jobs, so answers arrive within moments, not at once).
-async fn until_page_shows(browser: &Browser, path: &str, needle: &str) -> convene_tests::Page {
+pub(super) async fn until_page_shows(
+    browser: &Browser,
+    path: &str,
+    needle: &str,
+) -> convene_tests::Page {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let page = browser.get(path).await;
@@ -347,7 +358,42 @@ on_both!(
             "{}",
             rooms.body
         );
-        assert!(rooms.body.contains(">member<"), "{}", rooms.body);
+        assert!(rooms.body.contains(">member · <"), "{}", rooms.body);
+
+        // Her Rooms elsewhere show who is inside, live from the Room's actor and kept briefly.
+        assert!(
+            rooms
+                .body
+                .contains("<span class=\"head-count\">nobody inside</span>"),
+            "{}",
+            rooms.body
+        );
+        let bob_peer = super::media::enter(&b, &owner, "circle", 0, None).await;
+        let kept = ada.get("/visit").await;
+        assert!(
+            kept.body.contains(">nobody inside<"),
+            "read again only after a while: {}",
+            kept.body
+        );
+        a.advance_clock(convene::core::admission::HEAD_COUNT_TTL_SECS);
+        let live = ada.get("/visit").await;
+        assert!(live.body.contains(">1 of 12 inside<"), "{}", live.body);
+        bob_peer.end().await;
+
+        // One click to enter: the same ticket and redirect as confirming on the visit page.
+        let entered = ada.post("/visit", &[("room", circle.as_str())]).await;
+        assert!(
+            location(&entered).starts_with(&b.url("/enter?ticket=")),
+            "{}",
+            location(&entered)
+        );
+        assert!(
+            live.body.contains(&format!(
+                "<input type=\"hidden\" name=\"room\" value=\"{circle}\">"
+            )),
+            "{}",
+            live.body
+        );
 
         // Now B grants her a ticket for the members-only Room.
         let enter = ticket_for(&a, &ada, &b, "circle").await;

@@ -220,6 +220,32 @@ pub fn federation_admin(ctx: &PageContext, view: &FederationAdminView) -> Markup
                     (partner_table(ctx, "fed-blocked", &view.blocked, "Unblock"))
                 }
             }
+            section.card.form-card aria-labelledby="fed-passports-title" #blocked-passports {
+                h2 #fed-passports-title { "Blocked Passports" }
+                p.muted { "One person of another instance, where blocking their whole instance would be too much. "
+                    "They get no entry to Rooms here and lose their memberships; if they are in a Room, their media ends at once." }
+                @if !view.blocked_passports.is_empty() {
+                    ul.rows {
+                        @for (address, unblock_url) in &view.blocked_passports {
+                            li.row {
+                                div.row-main { span.row-title { (address) } }
+                                div.row-actions {
+                                    (post_button(unblock_url, &ctx.csrf,
+                                        html! { "Unblock" span.visually-hidden { " " (address) } },
+                                        ButtonKind::Secondary))
+                                }
+                            }
+                        }
+                    }
+                }
+                (post_form(&format!("{}/passports", routes::ADMIN_FEDERATION), &ctx.csrf, &crate::view::FormErrors::new(), html! {
+                    (text_field(&TextField::new("address", "Passport")
+                        .value(&view.passport_address).required().maxlength(320).spellcheck_off()
+                        .help("An address on another instance, like @ada@social.example.org.")
+                        .error(view.errors.get("address"))))
+                    div.form-actions { (button("Block Passport", ButtonKind::Secondary)) }
+                }))
+            }
         }
     };
     page(ctx, "Federation", body)

@@ -970,12 +970,37 @@ fn visit_page_reads_a_remote_room_and_asks_to_confirm() {
             standing: None,
         }),
         address: "@ada@commons.example.org".into(),
-        elsewhere: vec![crate::pages::ElsewhereRow {
-            name: "Quiet Corner".into(),
-            state: "waiting for the owners".into(),
-            visit_url: "/visit?room=https%3A%2F%2Ffar.example%2Fspaces%2Fgarden%2Frooms%2Fcorner"
-                .into(),
-        }],
+        elsewhere: vec![
+            crate::pages::ElsewhereRow {
+                name: "Quiet Corner".into(),
+                state: "waiting for the owners".into(),
+                visit_url:
+                    "/visit?room=https%3A%2F%2Ffar.example%2Fspaces%2Fgarden%2Frooms%2Fcorner"
+                        .into(),
+                room: "https://far.example/spaces/garden/rooms/corner".into(),
+                head_count: None,
+                can_enter: false,
+            },
+            crate::pages::ElsewhereRow {
+                name: "Reading Room".into(),
+                state: "member".into(),
+                visit_url:
+                    "/visit?room=https%3A%2F%2Ffar.example%2Fspaces%2Fgarden%2Frooms%2Freading"
+                        .into(),
+                room: "https://far.example/spaces/garden/rooms/reading".into(),
+                head_count: Some((2, 8)),
+                can_enter: true,
+            },
+            crate::pages::ElsewhereRow {
+                name: "Far Attic".into(),
+                state: "member".into(),
+                visit_url: "/visit?room=https%3A%2F%2Fgone.example%2Fspaces%2Fx%2Frooms%2Fattic"
+                    .into(),
+                room: "https://gone.example/spaces/x/rooms/attic".into(),
+                head_count: None,
+                can_enter: true,
+            },
+        ],
         invitations: vec![crate::pages::InvitationElsewhereRow {
             invite_id: "https://far.example/spaces/garden#invite-1".into(),
             space_name: "Garden".into(),
@@ -986,6 +1011,17 @@ fn visit_page_reads_a_remote_room_and_asks_to_confirm() {
     assert!(html.contains("Join <strong>Potting Shed</strong> on far.example as <strong>@ada@commons.example.org</strong>?"));
     assert!(html.contains("3 of 12"));
     assert!(html.contains("Quiet Corner</a>") && html.contains("waiting for the owners"));
+    // Members see who is inside and enter in one click; a Room that cannot be read says so.
+    assert!(html.contains("<span class=\"head-count\">2 of 8 inside</span>"));
+    assert!(html.contains("<span class=\"head-count\">can't be reached just now</span>"));
+    assert_eq!(html.matches("<span class=\"head-count\">").count(), 2);
+    assert!(
+        html.contains("name=\"room\" value=\"https://far.example/spaces/garden/rooms/reading\"")
+    );
+    assert!(
+        !html.contains("name=\"room\" value=\"https://far.example/spaces/garden/rooms/corner\"")
+    );
+    assert!(html.contains("Enter<span class=\"visually-hidden\"> Reading Room</span>"));
     assert!(html.contains(&format!("action=\"{}\"", routes::visit_invitation(true))));
     assert!(html.contains("value=\"https://far.example/spaces/garden#invite-1\""));
     assert!(html.contains(&format!("action=\"{}\"", routes::VISIT)));

@@ -56,6 +56,23 @@ pub struct ElsewhereRow {
     pub state: String,
     /// Its visit page here (what it is, who is inside, and the way in).
     pub visit_url: String,
+    /// The Room's actor id, for the one-click "Enter" of members.
+    pub room: String,
+    /// For members: who is inside now, as the Room's actor says (`None` when it could not be
+    /// read just now).
+    pub head_count: Option<(u32, u32)>,
+    /// A member may enter at once.
+    pub can_enter: bool,
+}
+
+/// "3 of 12 inside", "nobody inside", or that the Room could not be read just now.
+fn head_count_text(count: Option<(u32, u32)>) -> String {
+    match count {
+        None => "can't be reached just now".to_owned(),
+        Some((0, _)) => "nobody inside".to_owned(),
+        Some((inside, 0)) => format!("{inside} inside"),
+        Some((inside, capacity)) => format!("{inside} of {capacity} inside"),
+    }
 }
 
 pub fn visit(ctx: &PageContext, view: &VisitView) -> Markup {
@@ -142,7 +159,23 @@ pub fn visit(ctx: &PageContext, view: &VisitView) -> Markup {
                             li.row {
                                 div.row-main {
                                     span.row-title { a href=(row.visit_url) { (row.name) } }
-                                    span.row-meta { (row.state) }
+                                    span.row-meta {
+                                        (row.state)
+                                        @if row.can_enter {
+                                            " · " span.head-count { (head_count_text(row.head_count)) }
+                                        }
+                                    }
+                                }
+                                @if row.can_enter {
+                                    div.row-actions {
+                                        form.inline-form method="post" action=(routes::VISIT) {
+                                            (crate::components::csrf_input(&ctx.csrf))
+                                            input type="hidden" name="room" value=(row.room);
+                                            button.btn.btn-primary type="submit" {
+                                                "Enter" span.visually-hidden { " " (row.name) }
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }

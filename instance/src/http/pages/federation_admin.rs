@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{context, form_errors, invalid, redirect_with};
 use crate::app::AppState;
-use crate::core::partners;
+use crate::core::{partners, passport_blocks};
 use crate::error::{AppError, Result};
 use crate::http::visitor::Visitor;
 use crate::jobs;
@@ -41,6 +41,14 @@ async fn view(state: &AppState, domain: String, errors: FormErrors) -> Result<Fe
         errors,
         ..FederationAdminView::default()
     };
+    view.blocked_passports = passport_blocks::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|address| {
+            let unblock = routes::admin_unblock_passport(&address);
+            (address, unblock)
+        })
+        .collect();
     for partner in partners::list(&state.db).await? {
         let destination = queue
             .destinations
@@ -193,5 +201,68 @@ pub async fn remove(
         routes::ADMIN_FEDERATION,
         "info",
         &format!("{} is off the lists.", query.domain.trim()),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PassportInput {
+    address: String,
+}
+
+/// `POST /admin/federation/passports` (operators): blocks one Passport of another instance.
+pub async fn block_passport(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Form(input): Form<PassportInput>,
+) -> Result<Response> {
+    operator(&visitor)?;
+    match passport_blocks::block(&state.core, &input.address).await {
+        Ok(blocked) => Ok(redirect_with(
+            &state,
+            routes::ADMIN_FEDERATION,
+            "success",
+            &format!(
+                "{} is blocked; {} membership(s) ended{}.",
+                blocked.address,
+                blocked.memberships_removed,
+                if blocked.media_ended > 0 {
+                    ", and their media ended"
+                } else {
+                    ""
+                }
+            ),
+        )),
+        Err(err) => {
+            let errors = form_errors(err)?;
+            let mut view = view(&state, String::new(), errors).await?;
+            view.passport_address = input.address;
+            Ok(invalid(convene_web::pages::federation_admin(
+                &context(&state, &visitor),
+                &view,
+            )))
+        }
+    }
+}
+
+/// `POST /admin/federation/passports/unblock?address=` (operators)
+pub async fn unblock_passport(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(input): Query<PassportInput>,
+) -> Result<Response> {
+    operator(&visitor)?;
+    let was_blocked = passport_blocks::unblock(&state.core, &input.address)
+        .await
+        .map_err(|_| AppError::BadRequest("That is not a Passport's address.".into()))?;
+    Ok(redirect_with(
+        &state,
+        routes::ADMIN_FEDERATION,
+        "info",
+        &if was_blocked {
+            format!("{} is no longer blocked.", input.address.trim())
+        } else {
+            format!("{} was not blocked.", input.address.trim())
+        },
     ))
 }

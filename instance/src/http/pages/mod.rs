@@ -130,6 +130,14 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/federation/partners", post(federation_admin::add))
         .route("/admin/federation/check", post(federation_admin::check))
         .route("/admin/federation/remove", post(federation_admin::remove))
+        .route(
+            "/admin/federation/passports",
+            post(federation_admin::block_passport),
+        )
+        .route(
+            "/admin/federation/passports/unblock",
+            post(federation_admin::unblock_passport),
+        )
         .merge(governance::routes())
         .fallback(|| async { AppError::NotFound })
 }

@@ -36,21 +36,44 @@ pub async fn page(
     Query(query): Query<VisitQuery>,
 ) -> Result<Response> {
     let passport = visitor.require()?;
+    let elsewhere = crate::core::membership::elsewhere(&state.core, passport).await?;
+    // Live head counts for the Rooms the person may enter, read concurrently and kept briefly.
+    let member_rooms: Vec<String> = elsewhere
+        .iter()
+        .filter(|(_, _, state)| state == "accepted")
+        .map(|(room, _, _)| room.clone())
+        .collect();
+    let mut counts = admission::head_counts(
+        &state.core,
+        &state.federation.client,
+        &state.federation.head_counts,
+        &member_rooms,
+    )
+    .await
+    .into_iter();
     let mut view = VisitView {
         input: query.room.clone(),
         address: passport.address(&state.settings.domain()),
-        elsewhere: crate::core::membership::elsewhere(&state.core, passport)
-            .await?
+        elsewhere: elsewhere
             .into_iter()
-            .map(|(room, name, state)| ElsewhereRow {
-                visit_url: format!("{}?room={}", routes::VISIT, urlencoding(&room)),
-                name,
-                state: match state.as_str() {
-                    "accepted" => "member",
-                    "rejected" => "declined",
-                    _ => "waiting for the owners",
+            .map(|(room, name, state)| {
+                let member = state == "accepted";
+                ElsewhereRow {
+                    visit_url: format!("{}?room={}", routes::VISIT, urlencoding(&room)),
+                    name,
+                    state: match state.as_str() {
+                        "accepted" => "member",
+                        "rejected" => "declined",
+                        _ => "waiting for the owners",
+                    }
+                    .to_owned(),
+                    head_count: member
+                        .then(|| counts.next().flatten())
+                        .flatten()
+                        .map(|c| (c.inside, c.capacity)),
+                    can_enter: member,
+                    room,
                 }
-                .to_owned(),
             })
             .collect(),
         invitations: crate::core::membership::invitations_elsewhere(&state.core, passport)
@@ -89,15 +112,22 @@ pub async fn page(
             Err(err) => return Err(err),
         }
     }
-    // "Join" is answered by a redirect to the Room's instance.
-    let target = view
+    // "Join" and "Enter" are answered by a redirect to the Room's instance.
+    let mut targets: Vec<String> = view
         .room
-        .as_ref()
-        .and_then(|room| url::Url::parse(&room.id).ok())
-        .map(|url| url.origin().ascii_serialization());
+        .iter()
+        .map(|room| room.id.as_str())
+        .chain(member_rooms.iter().map(String::as_str))
+        .filter_map(|id| url::Url::parse(id).ok())
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+        .collect();
+    targets.sort();
+    targets.dedup();
     let mut response = convene_web::pages::visit(&context(&state, &visitor), &view).into_response();
-    if let Some(origin) = target.filter(|o| o != "null") {
-        crate::http::allow_form_targets(response.headers_mut(), &[&origin]);
+    if !targets.is_empty() {
+        let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+        crate::http::allow_form_targets(response.headers_mut(), &targets);
     }
     Ok(response)
 }
@@ -306,7 +336,20 @@ pub async fn elsewhere(
         let template = resolved.subscribe_template.ok_or_else(|| {
             convene_federation::Error::BadDocument("no remote-interaction link".into())
         })?;
-        webfinger::interaction_url(&template, &room_id)
+        let url = webfinger::interaction_url(&template, &room_id)?;
+        // The browser is sent there: only to the Passport's own instance (its domain, or a
+        // host under it, as when WebFinger is served at the bare domain), never to some other
+        // host or network that a forged answer names.
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let domain = address.domain().split(':').next().unwrap_or_default();
+        let target = convene_federation::urls::authority(&url).unwrap_or_default();
+        if target != address.domain() && !host.ends_with(&format!(".{domain}")) {
+            return Err(convene_federation::Error::BadDocument(format!(
+                "its remote-interaction link leads to another host ({})",
+                target.chars().take(100).collect::<String>()
+            )));
+        }
+        Ok(url)
     }
     .await;
     match template {
