@@ -218,7 +218,7 @@ async fn followers_stored(inst: &TestInstance) -> i64 {
     count(inst, "SELECT COUNT(*) AS n FROM federation_followers").await
 }
 
-async fn count(inst: &TestInstance, sql: &'static str) -> i64 {
+pub(super) async fn count(inst: &TestInstance, sql: &'static str) -> i64 {
     sqlx::query(sql)
         .fetch_one(&inst.state().db.pool)
         .await

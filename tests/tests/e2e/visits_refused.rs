@@ -3,17 +3,9 @@
 //! Each is refused with the right status and a sentence for the person, and leaves nothing
 //! half-written behind (no ticket, no session, no membership).
 
-use super::federation_safety::Peer;
+use super::federation_safety::{Peer, count};
 use super::visits::{location, on, ticket_for, two_instances, until_page_shows, urlencode};
 use super::*;
-
-async fn count(inst: &TestInstance, sql: &'static str) -> i64 {
-    sqlx::query(sql)
-        .fetch_one(&inst.state().db.pool)
-        .await
-        .and_then(|row| sqlx::Row::try_get(&row, "n"))
-        .expect("count")
-}
 
 async fn tickets(inst: &TestInstance) -> i64 {
     count(inst, "SELECT COUNT(*) AS n FROM admission_tickets").await
@@ -321,6 +313,33 @@ async fn a_block_between_the_ticket_and_the_door_is_refused_there() {
     let refused = b.browser().get(&on(&b, &enter)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert_eq!(visitor_sessions(&b).await, 0);
+    // Asking again under the allow-list: A shows B's reason.
+    let lobby = b.url("/spaces/book-club/rooms/lobby");
+    let again = ada.post("/visit", &[("room", lobby.as_str())]).await;
+    let back = after(&ada, &again).await;
+    assert!(
+        back.body.contains("does not federate with yours"),
+        "{}",
+        back.body
+    );
+
+    // An instance that does not answer at all: a clear sentence, not a hang.
+    let nobody = "http://localhost:9/spaces/x/rooms/y";
+    let page = ada.get(&format!("/visit?room={}", urlencode(nobody))).await;
+    assert!(
+        page.body.contains("That Room could not be read"),
+        "{}",
+        page.body
+    );
+    let refused = ada.post("/visit", &[("room", nobody)]).await;
+    let back = after(&ada, &refused).await;
+    assert!(
+        back.body
+            .contains("The Room&#39;s instance could not be asked")
+            || back.body.contains("The Room's instance could not be asked"),
+        "{}",
+        back.body
+    );
 }
 
 /// Bad input at B's doors from a server: a `Join` for a Room that does not exist (404, nothing
