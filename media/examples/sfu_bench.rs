@@ -15,6 +15,15 @@
 //! process on one thread; their CPU share is printed beside each step, since on
 //! a small machine the load generator can saturate before the server does.
 //!
+//! `… --example sfu_bench -- --impair loss=2%,jitter=20ms[,delay=30ms] [--seconds 10]`:
+//! Rooms of 4 and 8 (or `--only N`) with every participant behind a lossy,
+//! jittery link, both ways ([`convene_media::impairment`]: in the clients'
+//! interceptor chains, since this kernel has no `tc netem`, and the namespace's
+//! veth carries nothing anyway: both ends of every flow are local addresses).
+//! It reports per server the video packets lost on the wire, recovered by
+//! NACK/RTX, and still missing; retransmissions and NACKs; freezes (WebRTC's
+//! rule); and latency against a direct pair behind the same links.
+//!
 //! Rooms of 4, 6 and 8 publishers, each sending synthetic VP8 (30 fps, 3
 //! packets of ~1000 bytes per frame) and Opus (50 packets/s, 160 bytes with an
 //! audio level) to everyone else. Every server runs as a child process of the
@@ -47,9 +56,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use convene_media::impairment::{Impairment, LinkLog, MediaKey};
 use convene_media::signaling::{Candidate, ClientMessage};
 use convene_media::testing::{
-    self, Handler, Received, client_peer_connection, client_peer_connection_on, decode,
+    self, Handler, Link, Received, client_peer_connection, client_peer_connection_behind, decode,
     local_track, publish_tracks,
 };
 use convene_media::{Claims, Sfu, SfuConfig, TokenKey};
@@ -123,7 +133,24 @@ fn main() {
         .enable_all()
         .build()
         .expect("client runtime");
-    if saturation {
+    let impair = args
+        .iter()
+        .skip_while(|a| *a != "--impair")
+        .nth(1)
+        .map(|spec| parse_impairment(spec));
+    if let Some(Err(why)) = &impair {
+        eprintln!("--impair: {why}");
+        std::process::exit(2);
+    }
+    if let Some(Ok((impairment, label))) = impair {
+        let sizes = match value("--only") {
+            Some(n) => vec![n as usize],
+            None => vec![4, 8],
+        };
+        clients.block_on(impaired_bench(
+            seconds, sizes, with_janus, impairment, label,
+        ));
+    } else if saturation {
         let window = value("--seconds").unwrap_or(4);
         clients.block_on(saturation_bench(window, max_rooms, with_janus));
     } else {
@@ -399,14 +426,17 @@ async fn saturate(target: Target, window: u64, max_rooms: usize, base: (u64, u64
                 Target::Convene => {
                     let room = format!("sat{room}");
                     for i in 0..SATURATION_ROOM as u8 {
-                        joined.push((i, convene_participant_in(&endpoint, &room, i, epoch).await?));
+                        joined.push((
+                            i,
+                            convene_participant_in(&endpoint, &room, i, epoch, None).await?,
+                        ));
                     }
                 }
                 Target::Janus(_) => {
                     let room = JANUS_ROOM + 1 + room as u64;
                     let mut publishers = Vec::new();
                     for i in 0..SATURATION_ROOM as u8 {
-                        publishers.push(janus_publisher_in(&endpoint, room, i, epoch).await);
+                        publishers.push(janus_publisher_in(&endpoint, room, i, epoch, None).await);
                     }
                     for (i, p) in publishers.into_iter().enumerate() {
                         let i = i as u8;
@@ -534,6 +564,8 @@ struct RoomResult {
 /// What one participant holds on to while the room runs.
 struct Participant {
     received: mpsc::UnboundedReceiver<Received>,
+    /// What the participant's lossy link did, in the `--impair` run.
+    log: Option<Arc<LinkLog>>,
     publisher: JoinHandle<()>,
     connections: Vec<Arc<dyn PeerConnection>>,
     /// Tasks and sockets kept alive for the duration (signaling, clients).
@@ -553,13 +585,13 @@ async fn run_room(target: Target, n: usize, seconds: u64) -> RoomResult {
     match &target {
         Target::Convene => {
             for i in 0..n {
-                people.push(convene_participant(&server, i as u8, epoch).await);
+                people.push(convene_participant(&server, i as u8, epoch, None).await);
             }
         }
         Target::Janus(_) => {
             let mut publishers = Vec::new();
             for i in 0..n {
-                publishers.push(janus_publisher(&server, i as u8, epoch).await);
+                publishers.push(janus_publisher(&server, i as u8, epoch, None).await);
             }
             for (i, p) in publishers.into_iter().enumerate() {
                 people.push(janus_subscriber(&server, i as u8, n, p).await);
@@ -1012,8 +1044,13 @@ where
     (to_server, from_server)
 }
 
-async fn convene_participant(server: &Server, index: u8, epoch: Instant) -> Participant {
-    convene_participant_in(&server.endpoint(), ROOM, index, epoch)
+async fn convene_participant(
+    server: &Server,
+    index: u8,
+    epoch: Instant,
+    link: Option<Link>,
+) -> Participant {
+    convene_participant_in(&server.endpoint(), ROOM, index, epoch, link)
         .await
         .unwrap_or_else(|why| panic!("p{index} not admitted: {why}"))
 }
@@ -1023,6 +1060,7 @@ async fn convene_participant_in(
     room: &str,
     index: u8,
     epoch: Instant,
+    link: Option<Link>,
 ) -> Result<Participant, String> {
     let id = format!("p{index}");
     let token = server.key.issue(&Claims::new(
@@ -1042,11 +1080,16 @@ async fn convene_participant_in(
         .send(join)
         .await
         .map_err(|_| "signaling closed".to_owned())?;
-    let mut client = testing::start(&id, index, true, to_server, from_server).await?;
+    let log = link.as_ref().map(|l| l.log.clone());
+    let mut client = match link {
+        Some(link) => testing::start_behind(&id, index, true, to_server, from_server, link).await?,
+        None => testing::start(&id, index, true, to_server, from_server).await?,
+    };
     let publisher = testing::start_publishing(&client, FPS, PER_FRAME, VIDEO_BYTES, epoch);
     let received = std::mem::replace(&mut client.received, mpsc::unbounded_channel().1);
     Ok(Participant {
         received,
+        log,
         publisher,
         connections: vec![client.pc.clone()],
         _keep: vec![Box::new(client)],
@@ -1199,6 +1242,8 @@ impl JanusConn {
 /// A Janus participant halfway: publishing, not yet subscribed.
 struct JanusPublisher {
     conn: Arc<JanusConn>,
+    /// The link the subscriber connection sits behind too.
+    link: Option<Link>,
     pc: Arc<dyn PeerConnection>,
     publisher: JoinHandle<()>,
 }
@@ -1220,8 +1265,13 @@ fn feed_id(index: u8) -> u64 {
     1000 + u64::from(index)
 }
 
-async fn janus_publisher(server: &Server, index: u8, epoch: Instant) -> JanusPublisher {
-    janus_publisher_in(&server.endpoint(), JANUS_ROOM, index, epoch).await
+async fn janus_publisher(
+    server: &Server,
+    index: u8,
+    epoch: Instant,
+    link: Option<Link>,
+) -> JanusPublisher {
+    janus_publisher_in(&server.endpoint(), JANUS_ROOM, index, epoch, link).await
 }
 
 async fn janus_publisher_in(
@@ -1229,6 +1279,7 @@ async fn janus_publisher_in(
     room: u64,
     index: u8,
     epoch: Instant,
+    link: Option<Link>,
 ) -> JanusPublisher {
     let conn = JanusConn::open(server.port).await;
     let handle = conn.attach().await;
@@ -1252,9 +1303,10 @@ async fn janus_publisher_in(
     )
     .await;
     let (signal, candidates) = mpsc::unbounded_channel();
-    let pc = client_peer_connection_on(
+    let pc = client_peer_connection_behind(
         handler(signal, mpsc::unbounded_channel().0),
         &janus_media_ip(),
+        link.clone(),
     )
     .await;
     let (a_ssrc, v_ssrc) = (rand::random(), rand::random());
@@ -1311,6 +1363,7 @@ async fn janus_publisher_in(
     );
     JanusPublisher {
         conn,
+        link,
         pc,
         publisher,
     }
@@ -1358,7 +1411,15 @@ async fn janus_subscriber_in(
         .to_owned();
     let (signal, candidates) = mpsc::unbounded_channel();
     let (received_tx, received) = mpsc::unbounded_channel();
-    let pc = client_peer_connection_on(handler(signal, received_tx), &janus_media_ip()).await;
+    // The subscriber connection shares the publisher's link and its log (a
+    // participant has one access link), with draws of its own.
+    let link = p.link.clone().map(|mut l| {
+        l.impairment.seed = l.impairment.seed.wrapping_mul(31).wrapping_add(7);
+        l
+    });
+    let log = link.as_ref().map(|l| l.log.clone());
+    let pc =
+        client_peer_connection_behind(handler(signal, received_tx), &janus_media_ip(), link).await;
     pc.set_remote_description(RTCSessionDescription::offer(sdp).expect("offer parses"))
         .await
         .expect("Janus's offer applies");
@@ -1372,6 +1433,7 @@ async fn janus_subscriber_in(
         .await;
     Participant {
         received,
+        log,
         publisher: p.publisher,
         connections: vec![p.pc, pc],
         _keep: vec![Box::new(conn)],
@@ -1383,16 +1445,38 @@ async fn janus_subscriber_in(
 
 /// Two webrtc-rs peers connected directly, one publishing the same traffic.
 async fn baseline(seconds: u64) -> (u64, u64) {
+    baseline_behind(seconds, None).await
+}
+
+/// [`baseline`] with both peers behind a link doing `impairment`, so a packet
+/// crosses two impaired legs as it does through a server.
+async fn baseline_behind(seconds: u64, impairment: Option<Impairment>) -> (u64, u64) {
     let epoch = Instant::now();
-    let build = |signal: mpsc::UnboundedSender<String>, received| async move {
-        client_peer_connection(handler(signal, received)).await
+    let build = |signal: mpsc::UnboundedSender<String>, received, seed: u64| {
+        let link = impairment.clone().map(|mut i| {
+            i.seed = seed;
+            Link::new(i)
+        });
+        async move {
+            match link {
+                Some(link) => {
+                    client_peer_connection_behind(
+                        handler(signal, received),
+                        "127.0.0.1",
+                        Some(link),
+                    )
+                    .await
+                }
+                None => client_peer_connection(handler(signal, received)).await,
+            }
+        }
     };
     let (a_sig, mut a_sig_rx) = mpsc::unbounded_channel();
     let (b_sig, mut b_sig_rx) = mpsc::unbounded_channel();
     let (a_recv, _a_rx) = mpsc::unbounded_channel();
     let (b_recv, mut b_rx) = mpsc::unbounded_channel();
-    let a = build(a_sig, a_recv).await;
-    let b = build(b_sig, b_recv).await;
+    let a = build(a_sig, a_recv, 11).await;
+    let b = build(b_sig, b_recv, 12).await;
     let (a_ssrc, v_ssrc) = (rand::random(), rand::random());
     let audio = local_track(
         "a",
@@ -1457,8 +1541,11 @@ async fn baseline(seconds: u64) -> (u64, u64) {
     while b_rx.try_recv().is_ok() {}
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let mut latencies = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     while let Ok(r) = b_rx.try_recv() {
-        if let Some((_, _, _, sent)) = decode(&r.payload) {
+        if let Some((_, kind, seq, sent)) = decode(&r.payload)
+            && seen.insert((kind, seq))
+        {
             latencies.push((r.at.duration_since(epoch).as_micros() as u64).saturating_sub(sent));
         }
     }
@@ -1468,4 +1555,486 @@ async fn baseline(seconds: u64) -> (u64, u64) {
     latencies.sort_unstable();
     eprintln!("baseline: {} packets received", latencies.len());
     (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
+}
+
+// ---------------------------------------------------------------------------
+// The run under loss and jitter (`--impair`).
+
+/// The one-way delay of each impaired leg when `--impair` names none.
+const DEFAULT_DELAY_MS: u64 = 30;
+/// Packets sent in the last part of the measured window still count: the run
+/// waits this long after it, so their retransmissions can arrive.
+const REPAIR_TAIL: Duration = Duration::from_secs(1);
+/// WebRTC's freeze rule (`freezeCount`): a gap between displayed frames longer
+/// than max(3 × the mean frame interval, the mean + 150 ms). With the nominal
+/// 30 fps, 183 ms.
+fn freeze_threshold_us() -> u64 {
+    let mean = 1_000_000 / u64::from(FPS);
+    (3 * mean).max(mean + 150_000)
+}
+
+/// Parses `loss=2%,jitter=20ms[,delay=30ms][,seed=N]`.
+fn parse_impairment(spec: &str) -> Result<(Impairment, String), String> {
+    let (mut loss, mut jitter, mut delay, mut seed) = (None, None, DEFAULT_DELAY_MS, 1u64);
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}`: expected key=value"))?;
+        let ms = |v: &str| {
+            v.strip_suffix("ms")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| format!("`{part}`: expected milliseconds such as 20ms"))
+        };
+        match k {
+            "loss" => {
+                let pct = v
+                    .strip_suffix('%')
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .filter(|p| (0.0..=100.0).contains(p))
+                    .ok_or_else(|| format!("`{part}`: expected a percentage such as 2%"))?;
+                loss = Some(pct / 100.0);
+            }
+            "jitter" => jitter = Some(ms(v)?),
+            "delay" => delay = ms(v)?,
+            "seed" => {
+                seed = v
+                    .parse()
+                    .map_err(|_| format!("`{part}`: expected a number"))?
+            }
+            _ => return Err(format!("`{k}`: unknown; use loss, jitter, delay, seed")),
+        }
+    }
+    let loss = loss.ok_or("loss=…% is required")?;
+    let jitter = jitter.unwrap_or(0);
+    if jitter > delay {
+        return Err(format!(
+            "jitter {jitter} ms exceeds delay {delay} ms: the delay would be cut at zero"
+        ));
+    }
+    let label = format!(
+        "{}% loss, delay {delay} ms ± {jitter} ms (uniform) per leg",
+        loss * 100.0
+    );
+    Ok((
+        Impairment::symmetric(
+            loss,
+            Duration::from_millis(delay),
+            Duration::from_millis(jitter),
+            seed,
+        ),
+        label,
+    ))
+}
+
+/// One server, one Room, under loss and jitter.
+#[derive(Debug, Default)]
+struct Impaired {
+    server: &'static str,
+    publishers: usize,
+    /// Video packets the subscribers should have had (every subscribed stream).
+    video_sent: u64,
+    /// Of those, dropped by a link on the way (publisher's uplink or
+    /// subscriber's downlink), first transmission.
+    video_lost: u64,
+    /// Lost ones that arrived anyway (retransmitted).
+    video_recovered: u64,
+    /// Never arrived within the window and its tail.
+    video_residual: u64,
+    /// Of those, packets no link lost: the server did not send them.
+    video_withheld: u64,
+    /// RTX packets that reached subscribers (each retransmitted copy counts).
+    rtx_received: u64,
+    /// Of those, copies of packets that had not been lost (spurious).
+    rtx_spurious: u64,
+    audio_sent: u64,
+    audio_lost: u64,
+    audio_residual: u64,
+    /// NACKs the participants sent, and the sequence numbers they asked for,
+    /// per participant per second.
+    nacks_per_s: f64,
+    nacked_per_s: f64,
+    /// NACKs the server sent the participants (asking publishers to resend).
+    server_nacks_per_s: f64,
+    server_nacked_per_s: f64,
+    /// Video packets the publishers' uplinks lost (first transmissions), per second.
+    uplink_lost_per_s: f64,
+    streams: usize,
+    freezes: u64,
+    freeze_us: u64,
+    /// Frames never complete.
+    frames_lost: u64,
+    frames: u64,
+    window_s: f64,
+    p50_us: u64,
+    p99_us: u64,
+    /// Latency of the recovered packets.
+    recovered_p50_us: u64,
+}
+
+async fn impaired_bench(
+    seconds: u64,
+    sizes: Vec<usize>,
+    with_janus: bool,
+    impairment: Impairment,
+    label: String,
+) {
+    let (base_p50, base_p99) = baseline_behind(seconds, Some(impairment.clone())).await;
+    let janus = if with_janus { janus_install() } else { None };
+    if with_janus && janus.is_none() {
+        eprintln!("Janus not found: `apt-get install -y janus`; measuring Convene only");
+    }
+    let mut rows = Vec::new();
+    for n in sizes {
+        let c = impaired_room(Target::Convene, n, seconds, &impairment).await;
+        eprintln!("{c:?}");
+        let j = match &janus {
+            Some(lib) => {
+                let r = impaired_room(Target::Janus(lib.clone()), n, seconds, &impairment).await;
+                eprintln!("{r:?}");
+                Some(r)
+            }
+            None => None,
+        };
+        rows.push((c, j));
+    }
+    println!(
+        "\nSFU under {label}, on every participant's link both ways (RTP and RTCP); {seconds} s measured after {} s warm-up, then {} s for late repairs; per publisher VP8 {FPS} fps x {PER_FRAME} packets x {VIDEO_BYTES} B + Opus 50 pps",
+        WARMUP.as_secs(),
+        REPAIR_TAIL.as_secs()
+    );
+    println!(
+        "direct peer-to-peer under the same links: latency p50 {base_p50} µs, p99 {base_p99} µs; load average {:.2}\n",
+        load_average()
+    );
+    println!(
+        "| publishers | server | video packets due | lost on the wire | recovered by NACK/RTX | residual loss | of which not lost on a link (not sent by the server) | RTX received per lost packet (spurious) | NACKs per participant/s (seqs) | uplink video lost/s | server NACKs to publishers/s (seqs) | audio lost / residual | freezes per stream-minute | frozen time | frames never complete | latency p50 / p99 (ms) | added p50 / p99 (ms) | recovered packets' latency p50 (ms) |"
+    );
+    println!(
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let pct = |a: u64, b: u64| 100.0 * a as f64 / (b.max(1)) as f64;
+    let ms = |us: u64| us as f64 / 1000.0;
+    for (c, j) in &rows {
+        for r in std::iter::once(c).chain(j.iter()) {
+            let stream_minutes = r.streams as f64 * r.window_s / 60.0;
+            println!(
+                "| {} | {} | {} | {} ({:.2} %) | {} ({:.1} % of lost) | {} ({:.3} %) | {} | {:.2} ({}) | {:.2} ({:.1}) | {:.1} | {:.2} ({:.1}) | {:.2} % / {:.3} % | {:.2} | {:.2} % | {} of {} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} |",
+                r.publishers,
+                r.server,
+                r.video_sent,
+                r.video_lost,
+                pct(r.video_lost, r.video_sent),
+                r.video_recovered,
+                pct(r.video_recovered, r.video_lost),
+                r.video_residual,
+                pct(r.video_residual, r.video_sent),
+                r.video_withheld,
+                r.rtx_received as f64 / r.video_lost.max(1) as f64,
+                r.rtx_spurious,
+                r.nacks_per_s,
+                r.nacked_per_s,
+                r.uplink_lost_per_s,
+                r.server_nacks_per_s,
+                r.server_nacked_per_s,
+                pct(r.audio_lost, r.audio_sent),
+                pct(r.audio_residual, r.audio_sent),
+                r.freezes as f64 / stream_minutes.max(f64::MIN_POSITIVE),
+                100.0 * r.freeze_us as f64 / (r.streams as f64 * r.window_s * 1e6).max(1.0),
+                r.frames_lost,
+                r.frames,
+                ms(r.p50_us),
+                ms(r.p99_us),
+                (r.p50_us as f64 - base_p50 as f64) / 1000.0,
+                (r.p99_us as f64 - base_p99 as f64) / 1000.0,
+                ms(r.recovered_p50_us),
+            );
+        }
+    }
+    if rows.iter().any(|(_, j)| j.is_some()) {
+        println!(
+            "\nRatios Convene / Janus, this run (below 1 is better for Convene; latency is compared whole, since both cross the same links):\n"
+        );
+        println!(
+            "| publishers | residual video loss | frozen time | freezes | latency p50 | latency p99 | recovered packets' latency p50 | RTX per lost packet |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}", a / b)
+            } else if a == 0.0 {
+                "both 0".to_owned()
+            } else {
+                "Janus 0".to_owned()
+            }
+        };
+        for (c, j) in &rows {
+            let Some(j) = j else { continue };
+            let share = |r: &Impaired| r.video_residual as f64 / r.video_sent.max(1) as f64;
+            let frozen = |r: &Impaired| r.freeze_us as f64 / r.streams.max(1) as f64;
+            let freezes = |r: &Impaired| r.freezes as f64 / r.streams.max(1) as f64;
+            let rtx = |r: &Impaired| r.rtx_received as f64 / r.video_lost.max(1) as f64;
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.publishers,
+                ratio(share(c), share(j)),
+                ratio(frozen(c), frozen(j)),
+                ratio(freezes(c), freezes(j)),
+                ratio(c.p50_us as f64, j.p50_us as f64),
+                ratio(c.p99_us as f64, j.p99_us as f64),
+                ratio(c.recovered_p50_us as f64, j.recovered_p50_us as f64),
+                ratio(rtx(c), rtx(j)),
+            );
+        }
+    }
+    println!(
+        "\nFreeze: a gap longer than {} ms between displayed frames (WebRTC's rule at {FPS} fps); frames are displayed in order once all {PER_FRAME} packets are in, and a frame that never completes is skipped without waiting.",
+        freeze_threshold_us() / 1000
+    );
+}
+
+/// Counters of a [`LinkLog`] read at one moment.
+fn nack_counters(log: &LinkLog) -> [u64; 4] {
+    [
+        log.nacks_sent.load(Ordering::Relaxed),
+        log.nacked_seqs.load(Ordering::Relaxed),
+        log.nacks_received.load(Ordering::Relaxed),
+        log.nacked_seqs_received.load(Ordering::Relaxed),
+    ]
+}
+
+async fn impaired_room(
+    target: Target,
+    n: usize,
+    seconds: u64,
+    impairment: &Impairment,
+) -> Impaired {
+    let epoch = Instant::now();
+    let (server, name) = match &target {
+        Target::Convene => (Server::convene().await, "Convene"),
+        Target::Janus(lib) => (Server::janus(lib).await, "Janus"),
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let link = |i: usize| {
+        let mut imp = impairment.clone();
+        imp.seed = impairment
+            .seed
+            .wrapping_mul(1000)
+            .wrapping_add(i as u64 + 1);
+        Link::new(imp)
+    };
+    let mut people = Vec::new();
+    match &target {
+        Target::Convene => {
+            for i in 0..n {
+                people.push(convene_participant(&server, i as u8, epoch, Some(link(i))).await);
+            }
+        }
+        Target::Janus(_) => {
+            let mut publishers = Vec::new();
+            for i in 0..n {
+                publishers.push(janus_publisher(&server, i as u8, epoch, Some(link(i))).await);
+            }
+            for (i, p) in publishers.into_iter().enumerate() {
+                people.push(janus_subscriber(&server, i as u8, n, p).await);
+            }
+        }
+    }
+    tokio::time::sleep(WARMUP).await;
+    for p in people.iter_mut() {
+        while p.received.try_recv().is_ok() {}
+    }
+    let logs: Vec<Arc<LinkLog>> = people
+        .iter()
+        .map(|p| p.log.clone().expect("every participant is behind a link"))
+        .collect();
+    let before: Vec<[u64; 4]> = logs.iter().map(|l| nack_counters(l)).collect();
+    let t0 = Instant::now();
+    let start = t0.duration_since(epoch).as_micros() as u64;
+    let end = start + seconds * 1_000_000;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after: Vec<[u64; 4]> = logs.iter().map(|l| nack_counters(l)).collect();
+    let counted = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(REPAIR_TAIL).await;
+    // First arrival (µs since epoch) of each packet sent inside the window, per subscriber.
+    let mut arrivals: Vec<HashMap<MediaKey, (u64, u64)>> = Vec::new();
+    for p in people.iter_mut() {
+        let mut first = HashMap::new();
+        while let Ok(r) = p.received.try_recv() {
+            let Some((sender, kind, seq, sent)) = decode(&r.payload) else {
+                continue;
+            };
+            if sent < start || sent >= end {
+                continue;
+            }
+            let at = r.at.duration_since(epoch).as_micros() as u64;
+            first.entry((sender, kind, seq)).or_insert((at, sent));
+        }
+        arrivals.push(first);
+    }
+    for p in people {
+        p.publisher.abort();
+        for pc in p.connections {
+            let _ = pc.close().await;
+        }
+    }
+    server.stop().await;
+
+    // What each publisher sent inside the window, from every subscriber's arrivals.
+    let mut range: HashMap<(u8, u8), (u32, u32)> = HashMap::new();
+    for first in &arrivals {
+        for (sender, kind, seq) in first.keys() {
+            let r = range.entry((*sender, *kind)).or_insert((*seq, *seq));
+            r.0 = r.0.min(*seq);
+            r.1 = r.1.max(*seq);
+        }
+    }
+    let dropped_up: Vec<std::collections::HashSet<(u8, u8, u32)>> = logs
+        .iter()
+        .map(|l| l.dropped_up.lock().map(|s| s.clone()).unwrap_or_default())
+        .collect();
+    let uplink_lost = dropped_up
+        .iter()
+        .flatten()
+        .filter(|(p, kind, seq)| {
+            *kind == 1
+                && range
+                    .get(&(*p, 1))
+                    .is_some_and(|(lo, hi)| (lo..=hi).contains(&seq))
+        })
+        .count();
+    let mut r = Impaired {
+        uplink_lost_per_s: uplink_lost as f64 / counted.max(f64::MIN_POSITIVE),
+        server: name,
+        publishers: n,
+        window_s: counted,
+        ..Default::default()
+    };
+    let mut latencies = Vec::new();
+    let mut recovered_latencies = Vec::new();
+    let threshold = freeze_threshold_us();
+    for (s, first) in arrivals.iter().enumerate() {
+        let down = logs[s]
+            .dropped_down
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        let rtx = logs[s]
+            .rtx_down
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        latencies.extend(first.values().map(|(at, sent)| at.saturating_sub(*sent)));
+        for p in (0..n as u8).filter(|p| usize::from(*p) != s) {
+            for kind in [0u8, 1] {
+                let Some(&(lo, hi)) = range.get(&(p, kind)) else {
+                    // Nobody received this stream: all of it is missing, none
+                    // of it lost on a link (a dropped packet would be in the
+                    // range of someone), and a video was frozen throughout.
+                    let due = (NOMINAL_PPS[usize::from(kind)] * counted) as u64;
+                    if kind == 0 {
+                        r.audio_sent += due;
+                        r.audio_residual += due;
+                    } else {
+                        r.video_sent += due;
+                        r.video_residual += due;
+                        r.video_withheld += due;
+                        r.streams += 1;
+                        r.freezes += 1;
+                        r.freeze_us += end - start;
+                        r.frames += due / u64::from(PER_FRAME);
+                        r.frames_lost += due / u64::from(PER_FRAME);
+                    }
+                    continue;
+                };
+                let (mut sent, mut lost, mut recovered, mut residual) = (0u64, 0u64, 0u64, 0u64);
+                for seq in lo..=hi {
+                    let key = (p, kind, seq);
+                    sent += 1;
+                    let was_lost = dropped_up[usize::from(p)].contains(&key) || down.contains(&key);
+                    let arrived = first.get(&key);
+                    lost += u64::from(was_lost);
+                    if let Some((at, t)) = arrived {
+                        if was_lost {
+                            recovered += 1;
+                            recovered_latencies.push(at.saturating_sub(*t));
+                        }
+                    } else {
+                        residual += 1;
+                        if kind == 1 && !was_lost {
+                            r.video_withheld += 1;
+                        }
+                    }
+                    if kind == 1
+                        && let Some(copies) = rtx.get(&key)
+                    {
+                        r.rtx_received += u64::from(*copies);
+                        if !was_lost {
+                            r.rtx_spurious += u64::from(*copies);
+                        }
+                    }
+                }
+                if kind == 0 {
+                    r.audio_sent += sent;
+                    r.audio_lost += lost;
+                    r.audio_residual += residual;
+                    continue;
+                }
+                r.video_sent += sent;
+                r.video_lost += lost;
+                r.video_recovered += recovered;
+                r.video_residual += residual;
+                // Frames displayed in order, each once complete.
+                r.streams += 1;
+                let per = PER_FRAME;
+                let (f_lo, f_hi) = (lo.div_ceil(per), (hi + 1) / per);
+                // From the window's start: a stream that shows nothing for
+                // its first 183 ms is frozen too.
+                let mut shown: Option<u64> = Some(start);
+                for f in f_lo..f_hi {
+                    r.frames += 1;
+                    let complete = (f * per..(f + 1) * per)
+                        .map(|q| first.get(&(p, 1, q)).map(|(at, _)| *at))
+                        .collect::<Option<Vec<u64>>>()
+                        .and_then(|ats| ats.into_iter().max());
+                    let Some(done) = complete else {
+                        r.frames_lost += 1;
+                        continue;
+                    };
+                    let at = shown.map_or(done, |s| done.max(s));
+                    if let Some(prev) = shown
+                        && at - prev > threshold
+                    {
+                        r.freezes += 1;
+                        r.freeze_us += at - prev;
+                    }
+                    shown = Some(at);
+                }
+                // And to its end: one that stops showing early was frozen since.
+                if let Some(last) = shown
+                    && end.saturating_sub(last) > threshold
+                {
+                    r.freezes += 1;
+                    r.freeze_us += end - last;
+                }
+            }
+        }
+    }
+    let (mut nacks, mut seqs, mut server_nacks, mut server_seqs) = (0u64, 0u64, 0u64, 0u64);
+    for (b, a) in before.iter().zip(&after) {
+        nacks += a[0] - b[0];
+        seqs += a[1] - b[1];
+        server_nacks += a[2] - b[2];
+        server_seqs += a[3] - b[3];
+    }
+    let per = (n as f64 * counted).max(f64::MIN_POSITIVE);
+    r.nacks_per_s = nacks as f64 / per;
+    r.nacked_per_s = seqs as f64 / per;
+    r.server_nacks_per_s = server_nacks as f64 / counted.max(f64::MIN_POSITIVE);
+    r.server_nacked_per_s = server_seqs as f64 / counted.max(f64::MIN_POSITIVE);
+    latencies.sort_unstable();
+    recovered_latencies.sort_unstable();
+    r.p50_us = percentile(&latencies, 0.5);
+    r.p99_us = percentile(&latencies, 0.99);
+    r.recovered_p50_us = percentile(&recovered_latencies, 0.5);
+    r
 }

@@ -1,7 +1,7 @@
 //! The WebRTC configuration every Convene peer connection uses: codecs, header
 //! extensions and the interceptor chain.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -145,7 +145,9 @@ pub fn interceptors(media_engine: &mut MediaEngine) -> Result<Registry> {
     configure_simulcast_extension_headers(media_engine).map_err(webrtc)?;
     let registry = configure_twcc_receiver_only(registry, media_engine).map_err(webrtc)?;
     let registry = configure_rtcp_reports(registry);
-    Ok(registry.with(Slot::from(14_000), KeyframeRequestTap::default()))
+    Ok(registry
+        .with(Slot::from(RTX_DECODER_SLOT), RtxDecoder::default())
+        .with(Slot::from(14_000), KeyframeRequestTap::default()))
 }
 
 /// Where the downlink estimate starts before any feedback: a 360p layer and
@@ -287,4 +289,83 @@ impl Interceptor for KeyframeRequestTap {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Below the NACK generator (7 000), above the FEC decoder (6 000): where a
+/// repaired packet must reappear for the generator to count it as arrived.
+pub const RTX_DECODER_SLOT: usize = 6_500;
+
+/// Turns each retransmission (an RFC 4588 RTX packet) back into the packet it
+/// repairs before the NACK generator sees it.
+///
+/// webrtc-rs unwraps RTX only on its way to the application, above every
+/// interceptor, so its NACK generator never learns that a retransmission
+/// arrived: it asks again for the same packet every 100 ms until the packet
+/// leaves its 512-packet window (about 6 s of video), and each ask within the
+/// sender's history is answered with another copy. Unwrapped here, the
+/// repaired packet marks its sequence number as received like any other, and
+/// the application-side unwrapping finds nothing left to do.
+#[derive(Default)]
+pub struct RtxDecoder {
+    /// RTX SSRC → (primary SSRC, primary payload type, RTX payload type).
+    repairs: HashMap<u32, (u32, u8, u8)>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxDecoder {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtp(p) = &mut msg.message.packet
+            && let Some(&(ssrc, payload_type, rtx_payload_type)) =
+                self.repairs.get(&p.header.ssrc)
+            && p.header.payload_type == rtx_payload_type
+            // Shorter is padding only (a bandwidth probe): nothing to repair.
+            && p.payload.len() >= 2
+        {
+            p.header.sequence_number = u16::from_be_bytes([p.payload[0], p.payload[1]]);
+            p.header.ssrc = ssrc;
+            p.header.payload_type = payload_type;
+            p.header.padding = false;
+            p.payload = p.payload.slice(2..);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtxDecoder {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        if let (Some(rtx), Some(rtx_payload_type)) = (info.ssrc_rtx, info.payload_type_rtx) {
+            self.repairs
+                .insert(rtx, (info.ssrc, info.payload_type, rtx_payload_type));
+        }
+    }
+
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        if let Some(rtx) = info.ssrc_rtx {
+            self.repairs.remove(&rtx);
+        }
+    }
 }

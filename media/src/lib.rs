@@ -56,6 +56,8 @@ pub mod error;
 mod forwarder;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "test-client")]
+pub mod impairment;
 pub mod sfu;
 pub mod signaling;
 pub mod simulcast;

@@ -23,11 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -39,6 +41,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionIceEvent, RTCSessionDescription, SettingEngineBuilder,
 };
 
+use crate::impairment::{ImpairedLink, Impairment, LinkLog};
 use crate::signaling::{Candidate, ClientMessage, ServerMessage};
 use crate::{Claims, CloseReason, Sfu};
 
@@ -234,7 +237,30 @@ pub async fn join_over(
         (room, id, index),
         &token,
         true,
-        (transport, false),
+        (transport, false, None),
+    )
+    .await
+    .expect("join accepted")
+}
+
+/// Like [`join`], with the client's media behind `link` (loss and delay in
+/// its own interceptor chain, see [`crate::impairment`]).
+pub async fn join_behind(sfu: &Sfu, room: &str, id: &str, index: u8, link: Link) -> Client {
+    let claims = Claims::new(
+        room,
+        id,
+        format!("Person {id}"),
+        crate::token::unix_now(),
+        120,
+    );
+    let token = sfu.token_key().issue(&claims);
+    join_inner(
+        &tokio::runtime::Handle::current(),
+        sfu,
+        (room, id, index),
+        &token,
+        true,
+        (Transport::Udp, false, Some(link)),
     )
     .await
     .expect("join accepted")
@@ -257,7 +283,7 @@ pub async fn join_simulcast(sfu: &Sfu, room: &str, id: &str, index: u8) -> Clien
         (room, id, index),
         &token,
         true,
-        (Transport::Udp, true),
+        (Transport::Udp, true, None),
     )
     .await
     .expect("join accepted")
@@ -301,7 +327,7 @@ pub async fn join_on(
         (room, id, index),
         token,
         capture,
-        (Transport::Udp, false),
+        (Transport::Udp, false, None),
     )
     .await
 }
@@ -312,7 +338,7 @@ async fn join_inner(
     (room, id, index): (&str, &str, u8),
     token: &str,
     capture: bool,
-    (transport, simulcast): (Transport, bool),
+    (transport, simulcast, link): (Transport, bool, Option<Link>),
 ) -> crate::Result<Client> {
     let first = serde_json::to_string(&ClientMessage::Join {
         token: token.to_owned(),
@@ -327,9 +353,16 @@ async fn join_inner(
     let (in_tx, in_rx) = mpsc::channel::<String>(1024);
     let (out_tx, out_rx) = mpsc::channel::<String>(64);
     let session = sfu_runtime.spawn(session.run_channels(in_rx, out_tx));
-    let mut client = start_with(id, index, capture, in_tx, out_rx, transport, simulcast)
-        .await
-        .unwrap_or_else(|why| panic!("{id}: admitted but not connected: {why}"));
+    let mut client = start_with(
+        id,
+        index,
+        capture,
+        in_tx,
+        out_rx,
+        (transport, simulcast, link),
+    )
+    .await
+    .unwrap_or_else(|why| panic!("{id}: admitted but not connected: {why}"));
     client.session = Some(session);
     until_seated(sfu, room, id).await;
     Ok(client)
@@ -372,7 +405,35 @@ pub async fn start_over(
     from_server: mpsc::Receiver<String>,
     transport: Transport,
 ) -> Result<Client, String> {
-    start_with(id, index, capture, to_server, from_server, transport, false).await
+    start_with(
+        id,
+        index,
+        capture,
+        to_server,
+        from_server,
+        (transport, false, None),
+    )
+    .await
+}
+
+/// Like [`start`], with the client's media behind `link`.
+pub async fn start_behind(
+    id: &str,
+    index: u8,
+    capture: bool,
+    to_server: mpsc::Sender<String>,
+    from_server: mpsc::Receiver<String>,
+    link: Link,
+) -> Result<Client, String> {
+    start_with(
+        id,
+        index,
+        capture,
+        to_server,
+        from_server,
+        (Transport::Udp, false, Some(link)),
+    )
+    .await
 }
 
 async fn start_with(
@@ -381,8 +442,7 @@ async fn start_with(
     capture: bool,
     to_server: mpsc::Sender<String>,
     mut from_server: mpsc::Receiver<String>,
-    transport: Transport,
-    simulcast: bool,
+    (transport, simulcast, link): (Transport, bool, Option<Link>),
 ) -> Result<Client, String> {
     let (signal_tx, mut signal_rx) = mpsc::unbounded_channel::<String>();
     let (received_tx, received_rx) = mpsc::unbounded_channel();
@@ -396,9 +456,10 @@ async fn start_with(
         resume: resume.clone(),
         capture,
     };
-    let pc = match transport {
-        Transport::Udp => client_peer_connection(handler).await,
-        Transport::TcpOnly => client_peer_connection_tcp_only(handler).await,
+    let pc = match (transport, link) {
+        (Transport::Udp, None) => client_peer_connection(handler).await,
+        (Transport::Udp, link) => client_peer_connection_behind(handler, "127.0.0.1", link).await,
+        (Transport::TcpOnly, _) => client_peer_connection_tcp_only(handler).await,
     };
     let audio_ssrc: u32 = rand::random();
     let video_ssrc: u32 = rand::random();
@@ -562,8 +623,43 @@ pub async fn client_peer_connection(handler: Handler) -> Arc<dyn PeerConnection>
 
 /// Like [`client_peer_connection`], with its UDP socket on `ip` (a local address).
 pub async fn client_peer_connection_on(handler: Handler, ip: &str) -> Arc<dyn PeerConnection> {
+    client_peer_connection_behind(handler, ip, None).await
+}
+
+/// A lossy access link for a client: what it does and where it records it.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The loss and delay in each direction.
+    pub impairment: Impairment,
+    /// What the link dropped and which media came back as retransmissions.
+    pub log: Arc<LinkLog>,
+}
+
+impl Link {
+    /// A link doing `impairment` with a fresh log.
+    pub fn new(impairment: Impairment) -> Self {
+        Self {
+            impairment,
+            log: Arc::default(),
+        }
+    }
+}
+
+/// Like [`client_peer_connection_on`], behind `link` if given (an
+/// [`ImpairedLink`] at the wire-most end of the chain).
+pub async fn client_peer_connection_behind(
+    handler: Handler,
+    ip: &str,
+    link: Option<Link>,
+) -> Arc<dyn PeerConnection> {
     let mut me = crate::engine::media_engine().expect("media engine");
-    let registry = crate::engine::interceptors(&mut me).expect("interceptors");
+    let mut registry = crate::engine::interceptors(&mut me).expect("interceptors");
+    if let Some(link) = link {
+        registry = registry.with(
+            Slot::from(crate::impairment::SLOT),
+            ImpairedLink::new(link.impairment, link.log),
+        );
+    }
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(me)
         .with_interceptor_registry(registry)
@@ -625,6 +721,10 @@ pub fn local_track(
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
+                // Video retransmits on an RTX stream of its own, as browsers do.
+                rtx: (kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters {
+                    ssrc: ssrc.wrapping_add(1),
+                }),
                 ..Default::default()
             },
             codec: RTCRtpCodec {

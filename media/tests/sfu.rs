@@ -810,3 +810,104 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
         .await;
     publishing.abort();
 }
+
+/// The video packets `client` received from sender `from`, by synthetic
+/// sequence number, with how many copies of each arrived.
+fn video_from(client: &mut Client, from: u8, got: &mut std::collections::HashMap<u32, u32>) {
+    while let Ok(r) = client.received.try_recv() {
+        if let Some((sender, 1, seq, _)) = testing::decode(&r.payload)
+            && sender == from
+        {
+            *got.entry(seq).or_default() += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_once() {
+    use convene_media::impairment::{Direction, Impairment, Loss};
+    use std::collections::{HashMap, HashSet};
+    use std::sync::atomic::Ordering;
+
+    let sfu = sfu();
+    let chosen = |seqs: std::ops::Range<u32>| -> HashSet<(u8, u8, u32)> {
+        seqs.map(|q| (0u8, 1u8, q)).collect()
+    };
+    // Lost on the publisher's uplink: the SFU must ask the publisher again.
+    let up_lost = chosen(200..205);
+    // Lost on the subscriber's downlink: the SFU must resend from its history.
+    let down_lost = chosen(300..306);
+    let publisher_link = testing::Link::new(Impairment {
+        up: Direction {
+            loss: Loss::Chosen(up_lost.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let viewer_link = testing::Link::new(Impairment {
+        down: Direction {
+            loss: Loss::Chosen(down_lost.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (up_log, down_log) = (publisher_link.log.clone(), viewer_link.log.clone());
+    let publisher = testing::join_behind(&sfu, "space/lossy", "p0", 0, publisher_link).await;
+    let mut viewer = testing::join_behind(&sfu, "space/lossy", "p1", 1, viewer_link).await;
+    let sending = start_publishing(&publisher, 30, 3, 1000, Instant::now());
+
+    // 90 video packets a second: sequence 500 comes about 5.5 s in.
+    let mut got: HashMap<u32, u32> = HashMap::new();
+    let deadline = Instant::now() + LIMIT;
+    while !got.keys().any(|q| *q >= 500) {
+        assert!(
+            Instant::now() < deadline,
+            "video stopped at {:?}",
+            got.keys().max()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        video_from(&mut viewer, 0, &mut got);
+    }
+    // Two more NACK intervals, so a generator that keeps asking would show it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    video_from(&mut viewer, 0, &mut got);
+    sending.abort();
+
+    // The links did drop them...
+    let dropped_up = up_log.dropped_up.lock().expect("log").clone();
+    let dropped_down = down_log.dropped_down.lock().expect("log").clone();
+    assert_eq!(
+        dropped_up, up_lost,
+        "the uplink dropped exactly the chosen packets"
+    );
+    assert_eq!(
+        dropped_down, down_lost,
+        "the downlink dropped exactly the chosen packets"
+    );
+    // ...and every packet from 150 to 500 arrived all the same.
+    let missing: Vec<u32> = (150..=500).filter(|q| !got.contains_key(q)).collect();
+    assert!(missing.is_empty(), "never arrived: {missing:?}");
+    // The downlink losses came back as RTX from the SFU's history.
+    let rtx = down_log.rtx_down.lock().expect("log").clone();
+    for key in &down_lost {
+        let copies = rtx.get(key).copied().unwrap_or(0);
+        assert!((1..=2).contains(&copies), "{key:?}: {copies} RTX copies");
+    }
+    // The SFU asked the publisher for what its uplink lost, the viewer asked
+    // the SFU for what its downlink lost (and maybe, once, for the uplink's
+    // losses while the SFU was still fetching them): a packet that came back
+    // is not asked for again every 100 ms.
+    let asked_up = up_log.nacked_seqs_received.load(Ordering::Relaxed);
+    let asked_down = down_log.nacked_seqs.load(Ordering::Relaxed);
+    let lost = (up_lost.len() + down_lost.len()) as u64;
+    assert!(
+        (up_lost.len() as u64..=2 * up_lost.len() as u64).contains(&asked_up),
+        "the SFU asked the publisher for {asked_up} sequence numbers"
+    );
+    assert!(
+        (down_lost.len() as u64..=2 * lost).contains(&asked_down),
+        "the viewer asked the SFU for {asked_down} sequence numbers"
+    );
+    publisher.close().await;
+    viewer.close().await;
+}
