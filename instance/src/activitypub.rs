@@ -16,9 +16,10 @@
 //! ([`crate::domain::names`]).
 //!
 //! Keys are RSA-2048, one pair per actor id, made on first need (on a blocking thread: key
-//! generation takes a good part of a second) and kept in `actor_keys`. Two requests racing for
-//! a new actor's key both generate one, and the first insert wins; both then read the stored
-//! pair, so an actor never publishes two keys.
+//! generation takes a good part of a second) and kept in `actor_keys`. In one process, pairs
+//! are made one at a time ([`crate::core::Core::key_making`]), and requests that waited read
+//! the pair made meanwhile. Two processes racing for a new actor's key both generate one, and
+//! the first insert wins; both then read the stored pair, so an actor never publishes two keys.
 
 pub mod limits;
 pub mod remote;
@@ -277,6 +278,20 @@ impl LocalDirectory {
                 row.try_get("public_key_pem")?,
             ));
         }
+        // One generation at a time in this process: whoever waited finds the pair the first
+        // one stored (a burst of Follows of a new Space made one key each before, dozens of
+        // seconds of CPU). Other processes may still race; the first insert wins below.
+        let _making = self.core.key_making.lock().await;
+        if let Some(row) = sqlx::query(select)
+            .bind(actor.as_str())
+            .fetch_optional(&db.pool)
+            .await?
+        {
+            return Ok((
+                row.try_get("private_key_pem")?,
+                row.try_get("public_key_pem")?,
+            ));
+        }
         let (private, public) = tokio::task::spawn_blocking(|| {
             let keys = ActorKeys::generate()?;
             let private = keys.private_key_pem()?.to_string();
@@ -388,8 +403,8 @@ impl From<convene_federation::Error> for AppError {
 
 /// What the inbox needs beside the core: the guarded HTTP client, the signatures seen
 /// recently (a captured request replayed within the `Date` window is refused even before its
-/// activity id is looked at), the instance actor's keys for signing fetches, decoded remote
-/// keys ([`remote`]), the inbound rate limits ([`limits`]) and counters for `/metrics`.
+/// activity id is looked at), the instance actor's keys for signing fetches, the remote actors
+/// read so far ([`remote`]), the inbound rate limits ([`limits`]) and counters for `/metrics`.
 #[derive(Clone)]
 pub struct Federation {
     pub client: FetchClient,
@@ -399,7 +414,7 @@ pub struct Federation {
     /// Head counts of Rooms elsewhere, as the "Rooms elsewhere" list shows them.
     pub head_counts: Arc<crate::core::admission::HeadCounts>,
     signer: Arc<tokio::sync::OnceCell<(Id, ActorKeys)>>,
-    decoded_keys: Arc<remote::DecodedKeys>,
+    known_actors: Arc<remote::KnownActors>,
 }
 
 /// Federation counters for `/metrics`.
@@ -427,7 +442,7 @@ impl Federation {
             stats: Arc::new(FederationStats::default()),
             head_counts: Arc::default(),
             signer: Arc::new(tokio::sync::OnceCell::new()),
-            decoded_keys: Arc::new(remote::DecodedKeys::default()),
+            known_actors: Arc::new(remote::KnownActors::default()),
         })
     }
 

@@ -133,6 +133,7 @@ impl AppState {
                 sfu: Some(sfu.clone()),
                 pages,
                 node: Arc::new(crate::core::gathering::Node::new(&node_url, node_lease)),
+                key_making: Arc::default(),
             },
             sfu,
             csrf_key: Arc::new(csrf_key),

@@ -282,6 +282,7 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
             &settings.node_url,
             settings.gathering_lease_seconds,
         )),
+        key_making: std::sync::Arc::default(),
     };
     match command {
         AdminCommand::Passport {

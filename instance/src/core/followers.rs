@@ -13,6 +13,7 @@
 //! inbox, queued in the transaction that changes the Room (`core::rooms`). A new Room is also
 //! announced as a `Note` with its name and link, which Mastodon-like timelines show.
 
+use convene_federation::PartnerPolicy;
 use convene_federation::delivery::{DeliveryJob, Recipient, plan};
 use convene_federation::directory::fan_out;
 use convene_federation::protocol::activity::{
@@ -51,8 +52,16 @@ pub enum Followed {
 }
 
 /// `follower` (a verified remote actor, whose document we fetched) follows the local actor the
-/// Follow names. Only Spaces take followers.
-pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Followed> {
+/// Follow names. Only Spaces take followers. `policy` is the partner policy the inbox checked
+/// the Follow with; the `Accept` is planned with it, so that nothing is read from the pool
+/// while the transaction holds the write lock (with many Follows at once on SQLite, that read
+/// waited for a connection held by writers waiting for the lock, until they gave up).
+pub async fn follow(
+    core: &Core,
+    policy: &PartnerPolicy,
+    follow: &Action,
+    follower: &Actor,
+) -> Result<Followed> {
     if follower.id != follow.actor {
         return Err(AppError::BadRequest(
             "the Follow's actor is not its signer".into(),
@@ -92,7 +101,15 @@ pub async fn follow(core: &Core, follow: &Action, follower: &Actor) -> Result<Fo
     .execute(&mut *tx)
     .await?;
     if accepted {
-        queue_answer(core, &mut tx, Answer::Accept, follow, &follower.inbox).await?;
+        queue_answer(
+            core,
+            &mut tx,
+            policy,
+            Answer::Accept,
+            follow,
+            &follower.inbox,
+        )
+        .await?;
     }
     core.queue.commit(tx).await?;
     core.changed();
@@ -114,6 +131,7 @@ enum Answer {
 async fn queue_answer(
     core: &Core,
     tx: &mut Tx<'_>,
+    policy: &PartnerPolicy,
     answer: Answer,
     follow: &Action,
     inbox: &Id,
@@ -139,7 +157,7 @@ async fn queue_answer(
             inbox: inbox.clone(),
             shared_inbox: None,
         }],
-        &super::partners::policy(&core.db).await?,
+        policy,
         &core.settings.domain(),
     )
     .map_err(AppError::from)?;
@@ -190,6 +208,9 @@ pub async fn answer_follow_request(
     let space_id = LocalDirectory::new(core.clone())
         .space_id(space)
         .map_err(AppError::from)?;
+    // Read before the transaction: a read on another connection while this one holds the
+    // write lock can wait for a pool connection that writers queued behind the lock hold.
+    let policy = super::partners::policy(&core.db).await?;
     let now = core.db.now();
     let mut tx = core.db.begin_write().await?;
     let row = sqlx::query(
@@ -231,7 +252,7 @@ pub async fn answer_follow_request(
     } else {
         Answer::Reject
     };
-    queue_answer(core, &mut tx, answer, &follow, &inbox).await?;
+    queue_answer(core, &mut tx, &policy, answer, &follow, &inbox).await?;
     core.queue.commit(tx).await?;
     core.changed();
     Ok(())

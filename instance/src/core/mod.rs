@@ -61,6 +61,10 @@ pub struct Core {
     pub pages: Arc<PageCache>,
     /// This process among those sharing the database: which gatherings it holds.
     pub node: Arc<gathering::Node>,
+    /// Held while an actor's key pair is made (see `activitypub::LocalDirectory`), so that
+    /// requests wanting a new actor's key at once wait for one RSA key generation instead of
+    /// each running their own.
+    pub key_making: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Who asks for an operation: a person (checked against the Space's roles) or the instance's

@@ -3,8 +3,8 @@
 //! sharing it and `convene admin` agree.
 //!
 //! The mode is the `federation_policy` row of `instance_settings`; the lists are
-//! `federation_partners`. The policy is read per federated request (two small queries), so a
-//! change from the command line applies to the serving process at once.
+//! `federation_partners`. The policy is read per federated request (one small query), so a change
+//! from the command line applies to the serving process at once.
 //!
 //! Blocking an instance also removes its follows here and the follows of its Spaces from
 //! here (with the Rooms they announced), and its queued deliveries die when
@@ -23,21 +23,29 @@ use crate::error::{AppError, Result};
 
 const MODE_KEY: &str = "federation_policy";
 
-/// The policy as stored now.
+/// The policy as stored now, in one query: the mode's row (with an empty domain, which no
+/// partner has) and the lists'.
 pub async fn policy(db: &Db) -> Result<PartnerPolicy> {
-    let mode = sqlx::query("SELECT value FROM instance_settings WHERE key = $1")
-        .bind(MODE_KEY)
-        .fetch_optional(&db.pool)
-        .await?
-        .map(|row| row.try_get::<String, _>("value"))
-        .transpose()?;
-    let mut policy = PartnerPolicy::new(parse_mode(mode.as_deref().unwrap_or("open"))?);
-    let rows = sqlx::query("SELECT domain, status FROM federation_partners ORDER BY domain")
-        .fetch_all(&db.pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT '' AS domain, value AS status FROM instance_settings WHERE key = $1 \
+         UNION ALL SELECT domain, status FROM federation_partners",
+    )
+    .bind(MODE_KEY)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut mode = None;
+    let mut listed = Vec::with_capacity(rows.len());
     for row in rows {
         let domain: String = row.try_get("domain")?;
         let status: String = row.try_get("status")?;
+        if domain.is_empty() {
+            mode = Some(status);
+        } else {
+            listed.push((domain, status));
+        }
+    }
+    let mut policy = PartnerPolicy::new(parse_mode(mode.as_deref().unwrap_or("open"))?);
+    for (domain, status) in listed {
         // Stored domains were normalized on the way in; one that no longer reads is skipped.
         let added = if status == "blocked" {
             policy.block(&domain)

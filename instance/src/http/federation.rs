@@ -11,6 +11,7 @@
 //! errors from the federation crate carry their own status.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use convene_federation::PartnerPolicy;
 use convene_federation::directory::{self, Directory, SeenActivities};
 use convene_federation::nodeinfo::{self, NodeInfo, Users};
 use convene_federation::protocol::Id;
@@ -101,12 +103,9 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
         Err(err) => return failure(&err),
     };
     let seen = Seen(state.core.clone());
-    let policy = match core::partners::policy(&state.db).await {
+    let policy = match policy_for(&state, &parts.extensions).await {
         Ok(policy) => policy,
-        Err(err) => {
-            tracing::error!(error = %err, "partner policy");
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "try again later");
-        }
+        Err(response) => return response,
     };
     let received = receive::<Activity>(
         &request,
@@ -138,7 +137,7 @@ async fn inbox(State(state): State<AppState>, req: Request) -> Response {
                 Err(err) => return failure(&err),
             };
             match keys.fetch_actor(&key_id).await {
-                Ok(follower) => core::followers::follow(&state.core, follow, &follower)
+                Ok(follower) => core::followers::follow(&state.core, &policy, follow, &follower)
                     .await
                     .map(|_| ()),
                 Err(err) => return failure(&err),
@@ -267,6 +266,29 @@ fn throttled(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Respon
         }
     }
 }
+
+/// The partner policy that [`refuse_blocked_signers`] read for this request, or read now (a
+/// request without a readable signature, which the middleware lets through unread): one read
+/// per request, so a change from the command line still applies from the next request on.
+async fn policy_for(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+) -> Result<Arc<PartnerPolicy>, Response> {
+    if let Some(ReadPolicy(policy)) = extensions.get::<ReadPolicy>() {
+        return Ok(policy.clone());
+    }
+    match core::partners::policy(&state.db).await {
+        Ok(policy) => Ok(Arc::new(policy)),
+        Err(err) => {
+            tracing::error!(error = %err, "partner policy");
+            Err(problem(StatusCode::SERVICE_UNAVAILABLE, "try again later"))
+        }
+    }
+}
+
+/// The partner policy as [`refuse_blocked_signers`] read it, handed to the route behind it.
+#[derive(Clone)]
+struct ReadPolicy(Arc<PartnerPolicy>);
 
 /// In authorized-fetch mode, refuses a GET that is not signed by a key that checks out (401),
 /// or is signed for an instance the partner policy refuses (403; those are mostly stopped
@@ -398,7 +420,7 @@ pub async fn negotiate(State(state): State<AppState>, req: Request, next: Next) 
 /// name nobody and go on (public pages stay public).
 pub async fn refuse_blocked_signers(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let has_signature = req.headers().contains_key("signature")
@@ -417,7 +439,10 @@ pub async fn refuse_blocked_signers(
                     "this instance does not federate with yours",
                 );
             }
-            Ok(_) => {}
+            Ok(policy) => {
+                // The inbox checks the policy again with the verified signer: it reads this.
+                req.extensions_mut().insert(ReadPolicy(Arc::new(policy)));
+            }
             Err(err) => {
                 tracing::error!(error = %err, "partner policy");
                 return problem(StatusCode::SERVICE_UNAVAILABLE, "try again later");
