@@ -1938,13 +1938,16 @@ impl Engine {
             let Some(pc) = self.pcs.get_mut(&session) else {
                 return;
             };
-            let Some(TaggedRTCMessage { now, message }) = pc.core.poll_read() else {
+            let Some(TaggedRTCMessage { message, .. }) = pc.core.poll_read() else {
                 break;
             };
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
                     if let Some(key) = pc.published.get(&track_id).copied() {
-                        self.forward(key, packet, now);
+                        // Sent now, not when the packet arrived: the subscriber's
+                        // congestion controller takes this as the departure time,
+                        // and the wait for this thread is not on its downlink.
+                        self.forward(key, packet, Instant::now());
                     }
                 }
                 RTCMessage::RtcpPacket(track_id, packets) => {
