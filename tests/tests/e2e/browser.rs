@@ -221,8 +221,10 @@ async fn room_listen_only_when_devices_are_blocked() {
 /// near 100-900 kbit/s on this loaded 2-core machine and the full layer was never sent.
 ///
 /// Still opt-in because with two simulcast publishers (room.mjs with it on) the guest's picture
-/// of the owner freezes after a few packets: the SFU judges the owner's layers stalled once it
-/// renegotiates the owner's connection to add the guest's tracks.
+/// of the owner freezes after a few packets: renegotiating the owner's connection (to add the
+/// guest's tracks) makes webrtc-rs 0.21.1 rebuild the receiver's rid codings without the SSRCs it
+/// had learnt (`start_rtp`), and Chromium has stopped sending the rid extension by then, so the
+/// owner's layers are dropped unbound and the SFU judges them stalled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_simulcast_follows_tile_sizes() {
     if !tools_present("browser::room_simulcast_follows_tile_sizes") {
