@@ -187,8 +187,13 @@ impl Binding {
 
 /// What another media thread received for a connection of this one.
 enum Handover {
-    /// A datagram read on that thread's socket of the shared port.
-    Datagram { from: SocketAddr, data: BytesMut },
+    /// A datagram read on that thread's socket of the shared port, and when
+    /// it arrived there.
+    Datagram {
+        from: SocketAddr,
+        data: BytesMut,
+        at: Instant,
+    },
     /// An ICE-TCP stream whose first frame (a Binding request) named one of ours.
     Tcp {
         stream: std::net::TcpStream,
@@ -870,7 +875,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
                 let mut n = 0;
                 while let Some(handover) = next {
                     match handover {
-                        Handover::Datagram { from, data } => demux(&engine, &data, from),
+                        Handover::Datagram { from, data, at } => demux(&engine, &data, from, at),
                         Handover::Tcp { stream, peer, session, first, rest } => {
                             match TcpStream::from_std(stream) {
                                 Ok(stream) => {
@@ -915,8 +920,9 @@ fn guarded(engine: &RefCell<Engine>, session: u64, work: impl FnOnce(&mut Engine
     }
 }
 
-/// Routes one datagram of the shared port to its connection, here or on its thread.
-fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr) {
+/// Routes one datagram of the shared port, which arrived `at`, to its
+/// connection, here or on its thread.
+fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr, at: Instant) {
     let (route, here) = {
         let mut e = engine.borrow_mut();
         let Some(route) = e.route(data, from) else {
@@ -926,13 +932,14 @@ fn demux(engine: &RefCell<Engine>, data: &[u8], from: SocketAddr) {
     };
     if route.shard == here {
         guarded(engine, route.session, |e| {
-            e.datagram(route.session, data, from, TransportProtocol::UDP)
+            e.datagram(route.session, data, from, TransportProtocol::UDP, at)
         });
         engine.borrow_mut().send_now();
     } else {
         let handover = Handover::Datagram {
             from,
             data: BytesMut::from(data),
+            at,
         };
         engine.borrow_mut().hand_over(route.shard, handover);
     }
@@ -997,8 +1004,8 @@ async fn shared_reader(
                 }
             };
             for i in 0..n {
-                if let Some((data, from)) = received.datagram(i) {
-                    demux(&engine, data, from);
+                if let Some((data, from, at)) = received.datagram(i) {
+                    demux(&engine, data, from, at);
                 }
             }
             drop(received);
@@ -1109,7 +1116,7 @@ async fn tcp_stream(
     loop {
         while let Some(data) = frame.take() {
             guarded(&engine, session, |e| {
-                e.datagram(session, &data, peer, TransportProtocol::TCP)
+                e.datagram(session, &data, peer, TransportProtocol::TCP, Instant::now())
             });
             engine.borrow_mut().send_now();
             match deframer.next_frame() {
@@ -1214,9 +1221,9 @@ async fn connection(
                         }
                     };
                     for i in 0..n {
-                        if let Some((data, from)) = inbox.datagram(i) {
+                        if let Some((data, from, at)) = inbox.datagram(i) {
                             guarded(&engine, session, |e| {
-                                e.datagram(session, data, from, TransportProtocol::UDP)
+                                e.datagram(session, data, from, TransportProtocol::UDP, at)
                             });
                             engine.borrow_mut().send_now();
                         }
@@ -1894,6 +1901,7 @@ impl Engine {
         data: &[u8],
         from: SocketAddr,
         protocol: TransportProtocol,
+        at: Instant,
     ) {
         let Some(pc) = self.pcs.get_mut(&session) else {
             return;
@@ -1902,7 +1910,9 @@ impl Engine {
         if self.faulty.contains(&pc.room) {
             panic!("fault injected into the media of room {}", pc.room);
         }
-        let now = Instant::now();
+        // The kernel's arrival time: the transport-wide feedback reports it,
+        // and the rest of the connection's clock may as well agree.
+        let now = at;
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -1928,13 +1938,16 @@ impl Engine {
             let Some(pc) = self.pcs.get_mut(&session) else {
                 return;
             };
-            let Some(TaggedRTCMessage { now, message }) = pc.core.poll_read() else {
+            let Some(TaggedRTCMessage { message, .. }) = pc.core.poll_read() else {
                 break;
             };
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
                     if let Some(key) = pc.published.get(&track_id).copied() {
-                        self.forward(key, packet, now);
+                        // Sent now, not when the packet arrived: the subscriber's
+                        // congestion controller takes this as the departure time,
+                        // and the wait for this thread is not on its downlink.
+                        self.forward(key, packet, Instant::now());
                     }
                 }
                 RTCMessage::RtcpPacket(track_id, packets) => {

@@ -183,6 +183,10 @@ pub struct Client {
     pub video_ssrc: u32,
     /// With [`join_simulcast`]: the camera's layers (rid, SSRC), lowest first.
     pub simulcast: Vec<(String, u32)>,
+    /// With [`join_simulcast`]: what the SFU's transport-wide congestion
+    /// control feedback said of the packets this client sent (as a browser
+    /// does, it numbers them transport-wide and reads the feedback).
+    pub feedback: Feedback,
     /// Client → server frames (also used by the pump).
     pub to_server: mpsc::UnboundedSender<String>,
     /// Server messages other than negotiation (welcome included), for the test to inspect.
@@ -446,6 +450,7 @@ async fn start_with(
 ) -> Result<Client, String> {
     let (signal_tx, mut signal_rx) = mpsc::unbounded_channel::<String>();
     let (received_tx, received_rx) = mpsc::unbounded_channel();
+    let feedback = Feedback::default();
     let paused = Arc::new(AtomicBool::new(false));
     let resume = Arc::new(Notify::new());
 
@@ -457,8 +462,11 @@ async fn start_with(
         capture,
     };
     let pc = match (transport, link) {
-        (Transport::Udp, None) => client_peer_connection(handler).await,
-        (Transport::Udp, link) => client_peer_connection_behind(handler, "127.0.0.1", link).await,
+        (Transport::Udp, link) if simulcast || link.is_some() => {
+            let feedback = simulcast.then(|| feedback.clone());
+            client_peer_connection_with(handler, "127.0.0.1", link, feedback).await
+        }
+        (Transport::Udp, _) => client_peer_connection(handler).await,
         (Transport::TcpOnly, _) => client_peer_connection_tcp_only(handler).await,
     };
     let audio_ssrc: u32 = rand::random();
@@ -606,6 +614,7 @@ async fn start_with(
         audio_ssrc,
         video_ssrc,
         simulcast: layers,
+        feedback,
         to_server: signal_tx,
         events: events_rx,
         received: received_rx,
@@ -623,7 +632,7 @@ pub async fn client_peer_connection(handler: Handler) -> Arc<dyn PeerConnection>
 
 /// Like [`client_peer_connection`], with its UDP socket on `ip` (a local address).
 pub async fn client_peer_connection_on(handler: Handler, ip: &str) -> Arc<dyn PeerConnection> {
-    client_peer_connection_behind(handler, ip, None).await
+    client_peer_connection_with(handler, ip, None, None).await
 }
 
 /// A lossy access link for a client: what it does and where it records it.
@@ -645,12 +654,70 @@ impl Link {
     }
 }
 
+/// What transport-wide feedback reported of a client's packets, by SSRC.
+#[derive(Debug, Clone, Default)]
+pub struct Feedback(Arc<std::sync::Mutex<HashMap<u32, Fates>>>);
+
+/// How many of one SSRC's packets feedback reported, arrived or lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fates {
+    /// Reported as arrived.
+    pub arrived: u64,
+    /// Reported as not arrived.
+    pub lost: u64,
+}
+
+impl Feedback {
+    /// The reports so far, by SSRC.
+    pub fn by_ssrc(&self) -> HashMap<u32, Fates> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// The congestion controller's seat in a test client's chain, keeping what
+/// the feedback says instead of estimating anything.
+struct Recorder {
+    feedback: Feedback,
+}
+
+impl rtc::interceptor::BandwidthEstimator for Recorder {
+    fn on_reports(&mut self, _now: Instant, reports: &[rtc::interceptor::PacketReport]) {
+        let Ok(mut fates) = self.feedback.0.lock() else {
+            return;
+        };
+        for r in reports {
+            let f = fates.entry(r.ssrc).or_default();
+            if r.arrived {
+                f.arrived += 1;
+            } else {
+                f.lost += 1;
+            }
+        }
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        crate::engine::INITIAL_ESTIMATE
+    }
+}
+
 /// Like [`client_peer_connection_on`], behind `link` if given (an
 /// [`ImpairedLink`] at the wire-most end of the chain).
 pub async fn client_peer_connection_behind(
     handler: Handler,
     ip: &str,
     link: Option<Link>,
+) -> Arc<dyn PeerConnection> {
+    client_peer_connection_with(handler, ip, link, None).await
+}
+
+/// A client peer connection on `ip`: behind `link` if given, and with
+/// `feedback`, numbering what it sends transport-wide and recording the
+/// feedback there.
+async fn client_peer_connection_with(
+    handler: Handler,
+    ip: &str,
+    link: Option<Link>,
+    feedback: Option<Feedback>,
 ) -> Arc<dyn PeerConnection> {
     let mut me = crate::engine::media_engine().expect("media engine");
     let mut registry = crate::engine::interceptors(&mut me).expect("interceptors");
@@ -659,6 +726,17 @@ pub async fn client_peer_connection_behind(
             Slot::from(crate::impairment::SLOT),
             ImpairedLink::new(link.impairment, link.log),
         );
+    }
+    if let Some(feedback) = feedback {
+        registry = registry
+            .with(
+                rtc::interceptor::Slot::CongestionControl,
+                rtc::interceptor::CongestionControlBuilder::new(Recorder { feedback }).build(),
+            )
+            .with(
+                rtc::interceptor::Slot::TwccSender,
+                rtc::interceptor::TwccSenderBuilder::new().build(),
+            );
     }
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(me)

@@ -49,12 +49,23 @@
 //! hold the first packet's copies while up to 31 more are decrypted and
 //! rewritten (milliseconds for large Rooms). Reads use `recvmmsg`. Sends never wait: what the kernel does not take is
 //! dropped and reported, so a slow subscriber never stalls a Room.
+//!
+//! # Arrival times
+//! Each datagram is handed on with the time the kernel received it
+//! (`SO_TIMESTAMPNS`), not the time the thread got round to it. The
+//! transport-wide congestion control feedback the SFU sends publishers reports
+//! those arrival times, and a publisher's browser reads growth in them as a
+//! queue building on its uplink. Stamped when handled instead, every wait for
+//! the CPU (a busy machine, a burst of packets decrypted and forwarded one
+//! after the other) would look like congestion, and the browser would cut its
+//! sending rate until the upper simulcast layers starve.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -70,6 +81,11 @@ pub(crate) const MAX_DATAGRAM: usize = 2048;
 /// Socket buffers asked for (the kernel caps them at `net.core.[rw]mem_max`):
 /// room for bursts of keyframes to many subscribers.
 const SOCKET_BUFFER: usize = 4 << 20;
+/// The oldest kernel receive time believed: a datagram does not wait in the
+/// socket buffer this long (a second was seen on a test machine at a load
+/// of 15), so an older stamp means the wall clock was stepped, and the time
+/// of reading is used instead.
+const MAX_RECEIVE_AGE: Duration = Duration::from_secs(5);
 
 /// Where a connection lives: its media thread and its session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +154,34 @@ fn udp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSoc
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
+    stamp_arrivals(&socket);
     Ok(socket.into())
+}
+
+/// Asks the kernel to stamp each datagram with its arrival time (best
+/// effort: without it, datagrams count as arriving when read).
+fn stamp_arrivals(socket: &Socket) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+    {
+        tracing::debug!("SO_TIMESTAMPNS: {e}");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
+/// When a datagram the kernel stamped `stamp` (since the Unix epoch, by the
+/// wall clock) arrived, given that the wall clock read `wall` when the
+/// monotonic clock read `now`. `now` without a stamp, or with one from the
+/// future or from longer ago than [`MAX_RECEIVE_AGE`] (the wall clock was
+/// stepped in between).
+pub(crate) fn arrival(stamp: Option<Duration>, wall: SystemTime, now: Instant) -> Instant {
+    let waited = stamp.and_then(|stamp| {
+        let wall = wall.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+        wall.checked_sub(stamp).filter(|w| *w <= MAX_RECEIVE_AGE)
+    });
+    waited.and_then(|w| now.checked_sub(w)).unwrap_or(now)
 }
 
 /// Binds `count` sockets on one port (`port` 0: one the system chooses), one
@@ -174,6 +217,7 @@ pub(crate) fn bind_connected(
     socket.set_nonblocking(true)?;
     socket.bind(&bound.into())?;
     socket.connect(&peer.into())?;
+    stamp_arrivals(&socket);
     Ok(socket.into())
 }
 
@@ -273,10 +317,15 @@ impl Outbox {
     }
 }
 
+/// One datagram of a batch: its length, sender and kernel receive time.
+type Received = (usize, SocketAddr, Option<Duration>);
+
 /// Reused `recvmmsg` buffers.
 pub(crate) struct Inbox {
     bufs: Vec<Vec<u8>>,
-    got: Vec<(usize, SocketAddr)>,
+    got: Vec<Received>,
+    /// The wall and monotonic clocks right after the last read.
+    read_at: (SystemTime, Instant),
     batch: Batch,
 }
 
@@ -285,6 +334,7 @@ impl Default for Inbox {
         Self {
             bufs: vec![vec![0; MAX_DATAGRAM]; RECV_BATCH],
             got: Vec::with_capacity(RECV_BATCH),
+            read_at: (SystemTime::now(), Instant::now()),
             batch: Batch::default(),
         }
     }
@@ -295,13 +345,16 @@ impl Inbox {
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
         self.batch.recv(socket, &mut self.bufs, &mut self.got)?;
+        self.read_at = (SystemTime::now(), Instant::now());
         Ok(self.got.len())
     }
 
-    /// The `i`th datagram of the last [`Inbox::recv`] and its sender.
-    pub(crate) fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        let (len, from) = *self.got.get(i)?;
-        Some((self.bufs.get(i)?.get(..len)?, from))
+    /// The `i`th datagram of the last [`Inbox::recv`], its sender and when it
+    /// arrived (see "Arrival times" above).
+    pub(crate) fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr, Instant)> {
+        let (len, from, stamp) = *self.got.get(i)?;
+        let at = arrival(stamp, self.read_at.0, self.read_at.1);
+        Some((self.bufs.get(i)?.get(..len)?, from, at))
     }
 }
 
@@ -314,9 +367,14 @@ mod linux {
     use std::net::SocketAddr;
     use std::os::fd::AsRawFd;
 
-    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+    use std::time::Duration;
 
-    use super::{Interest, Outgoing, RECV_BATCH, SEND_BATCH, UdpSocket};
+    use nix::sys::socket::{
+        ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+    };
+    use nix::sys::time::TimeSpec;
+
+    use super::{Interest, Outgoing, RECV_BATCH, Received, SEND_BATCH, UdpSocket};
 
     /// Preallocated `mmsghdr` arrays for `sendmmsg` and `recvmmsg`.
     pub(crate) struct Batch {
@@ -328,7 +386,8 @@ mod linux {
         fn default() -> Self {
             Self {
                 send: MultiHeaders::preallocate(SEND_BATCH, None),
-                recv: MultiHeaders::preallocate(RECV_BATCH, None),
+                // Room for each datagram's SCM_TIMESTAMPNS.
+                recv: MultiHeaders::preallocate(RECV_BATCH, Some(nix::cmsg_space!(TimeSpec))),
             }
         }
     }
@@ -363,7 +422,7 @@ mod linux {
             &mut self,
             socket: &UdpSocket,
             bufs: &mut [Vec<u8>],
-            got: &mut Vec<(usize, SocketAddr)>,
+            got: &mut Vec<Received>,
         ) -> io::Result<()> {
             let headers = &mut self.recv;
             socket.try_io(Interest::READABLE, || {
@@ -386,7 +445,21 @@ mod linux {
                             .map(|v4| SocketAddr::from(*v4))
                             .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
                     });
-                    got.push((m.bytes, from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))));
+                    let stamp = m.cmsgs().ok().and_then(|mut cmsgs| {
+                        cmsgs.find_map(|c| match c {
+                            ControlMessageOwned::ScmTimestampns(ts) => {
+                                let secs = u64::try_from(ts.tv_sec()).ok()?;
+                                let nanos = u32::try_from(ts.tv_nsec()).ok()?;
+                                Some(Duration::new(secs, nanos))
+                            }
+                            _ => None,
+                        })
+                    });
+                    got.push((
+                        m.bytes,
+                        from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                        stamp,
+                    ));
                 }
                 Ok(())
             })
@@ -401,9 +474,8 @@ use portable::Batch;
 #[cfg(not(target_os = "linux"))]
 mod portable {
     use std::io;
-    use std::net::SocketAddr;
 
-    use super::{Outgoing, UdpSocket};
+    use super::{Outgoing, Received, UdpSocket};
 
     #[derive(Default)]
     pub(crate) struct Batch;
@@ -425,11 +497,11 @@ mod portable {
             &mut self,
             socket: &UdpSocket,
             bufs: &mut [Vec<u8>],
-            got: &mut Vec<(usize, SocketAddr)>,
+            got: &mut Vec<Received>,
         ) -> io::Result<()> {
             for buf in bufs.iter_mut() {
                 match socket.try_recv_from(buf) {
-                    Ok(r) => got.push(r),
+                    Ok((len, from)) => got.push((len, from, None)),
                     Err(e) if got.is_empty() => return Err(e),
                     Err(_) => break,
                 }
@@ -465,6 +537,49 @@ mod tests {
         router.forget(b, "ub");
         assert_eq!((router.by_ufrag("ub"), router.by_addr(&addr)), (None, None));
         assert_eq!(router.by_ufrag("ua"), Some(a));
+    }
+
+    #[test]
+    fn arrival_is_the_kernel_stamp_on_the_monotonic_clock() {
+        let now = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let since_epoch = Duration::from_secs(1_800_000_000);
+        let waited = Duration::from_millis(250);
+        assert_eq!(arrival(Some(since_epoch - waited), wall, now), now - waited);
+        // No stamp, one from the future, one older than any real wait: read time.
+        assert_eq!(arrival(None, wall, now), now);
+        assert_eq!(arrival(Some(since_epoch + waited), wall, now), now);
+        assert_eq!(
+            arrival(Some(since_epoch - Duration::from_secs(3600)), wall, now),
+            now
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_kernel_stamps_what_waited_in_the_socket() {
+        let socket =
+            UdpSocket::from_std(bind_one("127.0.0.1:0".parse().expect("addr")).expect("bind"))
+                .expect("tokio");
+        let to = socket.local_addr().expect("addr");
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        sender.send_to(b"early", to).expect("send");
+        let sent = Instant::now();
+        // The datagram waits while the reader is busy elsewhere.
+        std::thread::sleep(Duration::from_millis(120));
+        socket.readable().await.expect("readable");
+        let mut inbox = Inbox::default();
+        let n = inbox.recv(&socket).expect("recv");
+        assert_eq!(n, 1);
+        let (data, _, at) = inbox.datagram(0).expect("datagram");
+        assert_eq!(data, b"early");
+        let read = Instant::now();
+        assert!(
+            read.duration_since(at) >= Duration::from_millis(100),
+            "stamped {:?} after sending, read {:?} after",
+            at.saturating_duration_since(sent),
+            read.duration_since(sent)
+        );
     }
 
     #[tokio::test]
@@ -512,7 +627,7 @@ mod tests {
                 match inbox.recv(p) {
                     Ok(n) => {
                         for j in 0..n {
-                            let (data, from) = inbox.datagram(j).expect("datagram");
+                            let (data, from, _) = inbox.datagram(j).expect("datagram");
                             assert_eq!(from.port(), port);
                             seen.push(data.to_vec());
                         }

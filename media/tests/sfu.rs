@@ -911,3 +911,43 @@ async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_
     publisher.close().await;
     viewer.close().await;
 }
+
+/// Issue 12: the SFU reports the arrival of what a publisher sends in
+/// transport-wide congestion control feedback, for every simulcast layer and
+/// the audio, as a browser's own uplink estimate needs: without it Chromium
+/// never raises its estimate enough to send the upper layers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_gets_transport_wide_feedback_for_each_layer_it_sends() {
+    let sfu = sfu();
+    let epoch = Instant::now();
+    let publisher = testing::join_simulcast(&sfu, "space/twcc", "p0", 0).await;
+    let publishing = testing::publish_simulcast(&publisher, 30, epoch);
+    let mut ssrcs: Vec<u32> = publisher.simulcast.iter().map(|(_, ssrc)| *ssrc).collect();
+    ssrcs.push(publisher.audio_ssrc);
+    let deadline = Instant::now() + LIMIT;
+    let enough = |fates: &std::collections::HashMap<u32, testing::Fates>| {
+        ssrcs
+            .iter()
+            .all(|s| fates.get(s).is_some_and(|f| f.arrived >= 30))
+    };
+    let mut fates = publisher.feedback.by_ssrc();
+    while !enough(&fates) {
+        assert!(
+            Instant::now() < deadline,
+            "feedback for {ssrcs:?} within {LIMIT:?}: {fates:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fates = publisher.feedback.by_ssrc();
+    }
+    // Loopback loses nothing: a packet reported lost would halve a browser's estimate.
+    let (arrived, lost) = fates
+        .values()
+        .fold((0, 0), |(a, l), f| (a + f.arrived, l + f.lost));
+    assert!(
+        lost * 50 <= arrived,
+        "{lost} of {} reported lost: {fates:?}",
+        arrived + lost
+    );
+    publishing.abort();
+    publisher.close().await;
+}
