@@ -257,12 +257,19 @@ impl Video {
 /// The layer to forward of each of one subscriber's videos, in the order given.
 ///
 /// Without an estimate (`budget: None`) every video gets [`Video::wanted`].
-/// With one, every visible video first gets its lowest layer, by priority
-/// (higher [`Priority`] first, then in the order given), as long as the budget
-/// lasts; what remains then raises videos towards what their tiles want, again
-/// by priority, so the screen share and the speaker are sharp before anyone
-/// else gets more than the minimum. A video that does not fit even at its
-/// lowest layer gets nothing (its audio still flows).
+/// With one, every visible video first gets its lowest layer, whatever the
+/// budget; what remains then raises videos towards what their tiles want, by
+/// priority (higher [`Priority`] first, then in the order given), so the
+/// screen share and the speaker are sharp before anyone else gets more than
+/// the minimum.
+///
+/// The lowest layers are not withheld: an estimate starts low and climbs only
+/// as feedback shows the link takes more (and reads jitter as a queue), so
+/// withholding would leave everyone in a larger Room looking at avatars for
+/// the first seconds, or for good on a jittery link; a video without
+/// simulcast has no smaller layer to fall back to. The smallest layers are
+/// what a congested link can still carry; the estimate only decides how much
+/// sharper anyone gets.
 pub fn allocate(videos: &[Video], budget: Option<u64>) -> Vec<Option<usize>> {
     let wanted: Vec<Option<usize>> = videos.iter().map(Video::wanted).collect();
     let Some(budget) = budget else {
@@ -281,10 +288,8 @@ pub fn allocate(videos: &[Video], budget: Option<u64>) -> Vec<Option<usize>> {
         let Some(lowest) = (0..=want).find(|l| videos[v].layers[*l].is_some()) else {
             continue;
         };
-        if rate(v, lowest) <= remaining {
-            remaining -= rate(v, lowest);
-            chosen[v] = Some(lowest);
-        }
+        remaining = remaining.saturating_sub(rate(v, lowest));
+        chosen[v] = Some(lowest);
     }
     for &v in &order {
         let (Some(mut current), Some(want)) = (chosen[v], wanted[v]) else {
@@ -594,13 +599,10 @@ mod tests {
             allocate(&videos, Some(2_300_000)),
             vec![Some(0), Some(1), Some(2), Some(0)]
         );
-        // Not even four minimums: the latecomer in the list goes dark.
-        assert_eq!(
-            allocate(&videos, Some(450_000)),
-            vec![Some(0), Some(0), Some(0), None]
-        );
-        // Nothing: no video at all.
-        assert_eq!(allocate(&videos, Some(0)), vec![None; 4]);
+        // Not even four minimums: everyone keeps the smallest layer, nobody
+        // gets more.
+        assert_eq!(allocate(&videos, Some(450_000)), vec![Some(0); 4]);
+        assert_eq!(allocate(&videos, Some(0)), vec![Some(0); 4]);
         // Hidden tiles cost nothing and leave more for the rest.
         let mut hidden = videos.clone();
         hidden[2].tile = Some(Tile {
