@@ -226,6 +226,17 @@ pub async fn join_over(
     capacity: Option<u32>,
     transport: Transport,
 ) -> Client {
+    join_fresh(sfu, (room, id, index), capacity, (transport, false, None)).await
+}
+
+/// Joins with a fresh token for `id` (allowing `capacity` seats if given) and
+/// the client `options` of [`join_inner`].
+async fn join_fresh(
+    sfu: &Sfu,
+    (room, id, index): (&str, &str, u8),
+    capacity: Option<u32>,
+    options: (Transport, bool, Option<Link>),
+) -> Client {
     let mut claims = Claims::new(
         room,
         id,
@@ -241,7 +252,7 @@ pub async fn join_over(
         (room, id, index),
         &token,
         true,
-        (transport, false, None),
+        options,
     )
     .await
     .expect("join accepted")
@@ -250,47 +261,19 @@ pub async fn join_over(
 /// Like [`join`], with the client's media behind `link` (loss and delay in
 /// its own interceptor chain, see [`crate::impairment`]).
 pub async fn join_behind(sfu: &Sfu, room: &str, id: &str, index: u8, link: Link) -> Client {
-    let claims = Claims::new(
-        room,
-        id,
-        format!("Person {id}"),
-        crate::token::unix_now(),
-        120,
-    );
-    let token = sfu.token_key().issue(&claims);
-    join_inner(
-        &tokio::runtime::Handle::current(),
+    join_fresh(
         sfu,
         (room, id, index),
-        &token,
-        true,
+        None,
         (Transport::Udp, false, Some(link)),
     )
     .await
-    .expect("join accepted")
 }
 
 /// Like [`join`], publishing the camera as three simulcast layers (rids
 /// [`RIDS`](crate::simulcast::RIDS)); send media with [`publish_simulcast`].
 pub async fn join_simulcast(sfu: &Sfu, room: &str, id: &str, index: u8) -> Client {
-    let claims = Claims::new(
-        room,
-        id,
-        format!("Person {id}"),
-        crate::token::unix_now(),
-        120,
-    );
-    let token = sfu.token_key().issue(&claims);
-    join_inner(
-        &tokio::runtime::Handle::current(),
-        sfu,
-        (room, id, index),
-        &token,
-        true,
-        (Transport::Udp, true, None),
-    )
-    .await
-    .expect("join accepted")
+    join_fresh(sfu, (room, id, index), None, (Transport::Udp, true, None)).await
 }
 
 /// Joins an in-process `sfu` with a given token; `Err` is the SFU's refusal.

@@ -12,6 +12,7 @@ use convene_federation::json;
 use convene_federation::receive::authenticate;
 use convene_federation::signature::InboundRequest;
 
+use super::federation::{failure as federation_failure, problem};
 use crate::activitypub::{RemoteActors, system_time};
 use crate::app::AppState;
 use crate::core;
@@ -96,23 +97,4 @@ fn failure(err: AppError) -> Response {
     }
     tracing::info!(error = %err, "ticket refused");
     problem(info.status, &info.detail)
-}
-
-fn federation_failure(err: &convene_federation::Error) -> Response {
-    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if status.is_server_error() {
-        tracing::error!(error = %err, "ticket request");
-        return problem(status, "the instance could not answer; try again");
-    }
-    tracing::info!(error = %err, "ticket request refused");
-    problem(status, &err.to_string())
-}
-
-fn problem(status: StatusCode, detail: &str) -> Response {
-    super::api::problem(
-        status,
-        status.canonical_reason().unwrap_or("Error"),
-        detail,
-        &[],
-    )
 }

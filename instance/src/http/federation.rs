@@ -787,7 +787,7 @@ fn not_found() -> Response {
 }
 
 /// A federation error as its own status; storage failures are logged where they happen.
-fn failure(err: &convene_federation::Error) -> Response {
+pub(super) fn failure(err: &convene_federation::Error) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status.is_server_error() {
         tracing::error!(error = %err, "federation request");
@@ -797,7 +797,7 @@ fn failure(err: &convene_federation::Error) -> Response {
     problem(status, &err.to_string())
 }
 
-fn problem(status: StatusCode, detail: &str) -> Response {
+pub(super) fn problem(status: StatusCode, detail: &str) -> Response {
     super::api::problem(
         status,
         status.canonical_reason().unwrap_or("Error"),
