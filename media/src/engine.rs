@@ -162,21 +162,177 @@ pub const MAX_ESTIMATE: f64 = 50_000_000.0;
 /// A subscriber's downlink estimate in bits per second, as the congestion
 /// controller inside its connection last published it; 0 until the first
 /// transport-wide feedback, which means "not known" (a client that sends no
-/// feedback is never limited by a guess).
+/// feedback is never limited by a guess). Beside it, what the same feedback
+/// says of loss and round trip, for the connection quality.
 #[derive(Debug, Clone, Default)]
-pub struct Estimate(Arc<AtomicU64>);
+pub struct Estimate(Arc<EstimateCells>);
+
+#[derive(Debug, Default)]
+struct EstimateCells {
+    bps: AtomicU64,
+    /// Smoothed loss in millionths, plus one (0: not known).
+    loss_ppm: AtomicU64,
+    /// Round trip in microseconds (0: not known).
+    rtt_us: AtomicU64,
+}
 
 impl Estimate {
     /// Bits per second, `None` until feedback arrived.
     pub fn get(&self) -> Option<u64> {
-        match self.0.load(Ordering::Relaxed) {
+        match self.0.bps.load(Ordering::Relaxed) {
             0 => None,
             bps => Some(bps),
         }
     }
 
+    /// The share (0..=1) of packets sent to the participant that feedback
+    /// reported lost (smoothed), `None` until feedback arrived.
+    pub fn loss(&self) -> Option<f64> {
+        match self.0.loss_ppm.load(Ordering::Relaxed) {
+            0 => None,
+            ppm => Some((ppm - 1) as f64 / 1e6),
+        }
+    }
+
+    /// The round trip the latest feedback implies (sending a packet to
+    /// hearing it arrived), `None` until feedback arrived.
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        match self.0.rtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(us)),
+        }
+    }
+
     fn set(&self, bps: f64) {
-        self.0.store(bps.max(1.0) as u64, Ordering::Relaxed);
+        self.0.bps.store(bps.max(1.0) as u64, Ordering::Relaxed);
+    }
+
+    fn set_link(&self, loss: Option<f64>, rtt: Option<std::time::Duration>) {
+        if let Some(loss) = loss {
+            let ppm = (loss.clamp(0.0, 1.0) * 1e6) as u64 + 1;
+            self.0.loss_ppm.store(ppm, Ordering::Relaxed);
+        }
+        if let Some(rtt) = rtt {
+            let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+            // Smoothed like TCP's SRTT (an eighth of each new sample), so
+            // one late feedback packet does not make a link look slow.
+            let old = self.0.rtt_us.load(Ordering::Relaxed);
+            let next = if old == 0 { us } else { (old * 7 + us) / 8 };
+            self.0.rtt_us.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the SFU received of a participant's own RTP: packets expected (by
+/// each stream's sequence numbers) and packets that arrived, counted before
+/// retransmissions repair anything, so the difference is what the
+/// participant's uplink lost. Read by the connection quality.
+#[derive(Debug, Clone, Default)]
+pub struct Uplink(Arc<UplinkCells>);
+
+#[derive(Debug, Default)]
+struct UplinkCells {
+    expected: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Uplink {
+    /// (expected, received) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.0.expected.load(Ordering::Relaxed),
+            self.0.received.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Where [`UplinkMonitor`] sits: wire-most of the SFU's own interceptors,
+/// below the RTX decoder, so a repaired packet does not hide the loss.
+pub const UPLINK_MONITOR_SLOT: usize = 6_200;
+
+/// Counts what arrives of each inbound RTP stream against what its sequence
+/// numbers say was sent (RFC 3550's expected and received, A.3).
+#[derive(Default)]
+pub struct UplinkMonitor {
+    counts: Uplink,
+    /// SSRC → highest extended sequence number seen.
+    highest: HashMap<u32, u64>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+/// Streams tracked at most: more is not a browser.
+const UPLINK_STREAMS: usize = 64;
+
+impl UplinkMonitor {
+    /// A monitor publishing to `counts`.
+    pub fn new(counts: Uplink) -> Self {
+        Self {
+            counts,
+            ..Self::default()
+        }
+    }
+
+    fn observe(&mut self, ssrc: u32, seq: u16) {
+        let cells = &self.counts.0;
+        cells.received.fetch_add(1, Ordering::Relaxed);
+        let Some(highest) = self.highest.get_mut(&ssrc) else {
+            if self.highest.len() < UPLINK_STREAMS {
+                self.highest.insert(ssrc, u64::from(seq) + (1 << 16));
+                cells.expected.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        };
+        // The extended number nearest the last one (wrap-around either way).
+        let base = *highest & !0xffff;
+        let candidates = [base.saturating_sub(1 << 16), base, base + (1 << 16)];
+        let ext = candidates
+            .iter()
+            .map(|b| b + u64::from(seq))
+            .min_by_key(|e| e.abs_diff(*highest))
+            .unwrap_or(*highest);
+        if ext > *highest {
+            cells.expected.fetch_add(ext - *highest, Ordering::Relaxed);
+            *highest = ext;
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for UplinkMonitor {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtp(p) = &msg.message.packet {
+            self.observe(p.header.ssrc, p.header.sequence_number);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for UplinkMonitor {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.highest.remove(&info.ssrc);
     }
 }
 
@@ -193,6 +349,14 @@ impl BandwidthEstimator for Published {
         self.inner.on_reports(now, reports);
         if !reports.is_empty() {
             self.estimate.set(self.inner.target_bitrate());
+            // The latest packet reported as arrived left most recently: the
+            // time since is the round trip plus the feedback's own wait.
+            let rtt = reports
+                .iter()
+                .filter(|r| r.arrived)
+                .map(|r| now.saturating_duration_since(r.departure))
+                .min();
+            self.estimate.set_link(self.inner.stats().packet_loss, rtt);
         }
     }
 
@@ -219,9 +383,16 @@ impl BandwidthEstimator for Published {
 /// (transport-cc feedback), and GCC turns that into the [`Estimate`] the
 /// layer choice shares out. No pacer: the SFU forwards at once and meets the
 /// estimate by choosing layers, so a pacer would only add queueing delay.
-pub fn sfu_interceptors(media_engine: &mut MediaEngine) -> Result<(Registry, Estimate)> {
+///
+/// Also counts what arrives of the participant's own RTP ([`Uplink`]).
+pub fn sfu_interceptors(media_engine: &mut MediaEngine) -> Result<(Registry, Estimate, Uplink)> {
     let estimate = Estimate::default();
+    let uplink = Uplink::default();
     let registry = interceptors(media_engine)?
+        .with(
+            Slot::from(UPLINK_MONITOR_SLOT),
+            UplinkMonitor::new(uplink.clone()),
+        )
         .with(
             Slot::CongestionControl,
             CongestionControlBuilder::new(Published {
@@ -231,7 +402,7 @@ pub fn sfu_interceptors(media_engine: &mut MediaEngine) -> Result<(Registry, Est
             .build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build());
-    Ok((registry, estimate))
+    Ok((registry, estimate, uplink))
 }
 
 /// Hands inbound PLI and FIR to the application (the SFU relays them to the
@@ -367,5 +538,41 @@ impl Interceptor for RtxDecoder {
         if let Some(rtx) = info.ssrc_rtx {
             self.repairs.remove(&rtx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uplink_monitor_counts_gaps_across_wraparound() {
+        let uplink = Uplink::default();
+        let mut m = UplinkMonitor::new(uplink.clone());
+        // Stream 1: 65530..=65535, 0..=9 with 3 and 7 missing, and a late
+        // duplicate of 65534 (counted received, expects nothing more).
+        for seq in (65530..=65535).chain([0, 1, 2, 4, 5, 6, 8, 9]) {
+            m.observe(1, seq);
+        }
+        m.observe(1, 65534);
+        // Stream 2: 100..=109 complete.
+        for seq in 100..110 {
+            m.observe(2, seq);
+        }
+        let (expected, received) = uplink.counts();
+        assert_eq!(expected, 16 + 10);
+        assert_eq!(received, 14 + 1 + 10);
+    }
+
+    #[test]
+    fn loss_and_round_trip_are_unknown_until_set() {
+        let e = Estimate::default();
+        assert_eq!((e.get(), e.loss(), e.rtt()), (None, None, None));
+        e.set_link(Some(0.0), Some(std::time::Duration::from_millis(80)));
+        assert_eq!(e.loss(), Some(0.0));
+        e.set_link(Some(0.25), Some(std::time::Duration::from_millis(160)));
+        assert_eq!(e.loss(), Some(0.25));
+        // Smoothed: an eighth of the way from 80 to 160 ms.
+        assert_eq!(e.rtt(), Some(std::time::Duration::from_millis(90)));
     }
 }

@@ -70,8 +70,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::core::{
     self, AUDIO_LEVEL_URI, CodecKey, ExtensionPlan, KeyframeThrottle, Rewriter, SpeakerDetector,
 };
-use crate::engine::Estimate;
+use crate::engine::{Estimate, Uplink};
 use crate::error::{Error, Result};
+use crate::quality::{self, QualityTracker};
 use crate::signaling::Kind;
 use crate::simulcast::{
     self, LayerInfo, LayerSwitch, MAX_LAYERS, NOMINAL_LAYERS, Priority, RateMeter, Tile, Verdict,
@@ -143,6 +144,8 @@ pub(crate) enum PcEvent {
     TrackEnded(TrackKey),
     /// This participant became the Room's active speaker.
     Speaker,
+    /// This participant's connection quality changed.
+    Quality(quality::Level),
     /// The media connection is up (ICE and DTLS done).
     Connected,
     /// The media connection stopped answering; it may come back.
@@ -606,11 +609,63 @@ struct Pc {
     tiles: HashMap<TrackKey, (Tile, bool)>,
     /// The downlink estimate from the client's transport-wide feedback.
     estimate: Estimate,
+    /// What arrived of the client's own RTP.
+    uplink: Uplink,
+    /// The connection quality announced for the client, and its inputs.
+    quality: QualitySampler,
     failed: bool,
     /// Sockets on the shared port connected to this client's addresses, so
     /// the kernel hands its datagrams to this thread (see [`crate::udp`]);
     /// each with what stops its reader task.
     connected: HashMap<SocketAddr, Rc<Notify>>,
+}
+
+/// Samples a connection for its quality about once a second.
+#[derive(Default)]
+struct QualitySampler {
+    tracker: QualityTracker,
+    /// When it last sampled, and the uplink counts then.
+    last: Option<(Duration, (u64, u64))>,
+    /// ICE consent lapsed (the connection is `disconnected`).
+    disconnected: bool,
+}
+
+/// Fewer packets than this in an interval say nothing of uplink loss.
+const QUALITY_MIN_PACKETS: u64 = 10;
+
+impl QualitySampler {
+    /// The level to announce, if a sample is due and it changes the level.
+    fn sample(
+        &mut self,
+        now: Duration,
+        estimate: &Estimate,
+        uplink: &Uplink,
+    ) -> Option<quality::Level> {
+        let counts = uplink.counts();
+        let uplink_loss = match self.last {
+            Some((at, _)) if now.saturating_sub(at) < quality::SAMPLE_INTERVAL => return None,
+            Some((_, (expected, received))) => {
+                let expected = counts.0.saturating_sub(expected);
+                let received = counts.1.saturating_sub(received);
+                (expected >= QUALITY_MIN_PACKETS)
+                    .then(|| expected.saturating_sub(received) as f64 / expected as f64)
+            }
+            // The first interval starts now.
+            None => {
+                self.last = Some((now, counts));
+                return None;
+            }
+        };
+        self.last = Some((now, counts));
+        let sample = quality::Sample {
+            downlink_bps: estimate.get(),
+            downlink_loss: estimate.loss(),
+            uplink_loss,
+            rtt: estimate.rtt(),
+            disconnected: self.disconnected,
+        };
+        self.tracker.observe(&sample, now)
+    }
 }
 
 /// A connected socket's reader task, to be started.
@@ -1355,7 +1410,7 @@ impl Engine {
             (socket, advertised, true)
         };
         let mut media_engine = crate::engine::media_engine()?;
-        let (registry, estimate) = crate::engine::sfu_interceptors(&mut media_engine)?;
+        let (registry, estimate, uplink) = crate::engine::sfu_interceptors(&mut media_engine)?;
         let certificate = self.certificate()?;
         let core = RTCPeerConnectionBuilder::new()
             .with_configuration(
@@ -1414,6 +1469,8 @@ impl Engine {
                 sent: HashMap::new(),
                 tiles: HashMap::new(),
                 estimate,
+                uplink,
+                quality: QualitySampler::default(),
                 failed: false,
                 connected: HashMap::new(),
             },
@@ -1887,10 +1944,17 @@ impl Engine {
     }
 
     fn timeout(&mut self, session: u64, now: Instant) {
-        if let Some(pc) = self.pcs.get_mut(&session)
-            && let Err(e) = pc.core.handle_timeout(now)
-        {
-            tracing::debug!(session, "timeout: {e}");
+        if let Some(pc) = self.pcs.get_mut(&session) {
+            if let Err(e) = pc.core.handle_timeout(now) {
+                tracing::debug!(session, "timeout: {e}");
+            }
+            // The connection's timers (reports, consent) run at least every
+            // second or so: quality is sampled beside them, off the packet path.
+            let at = now.saturating_duration_since(self.epoch);
+            if let Some(level) = pc.quality.sample(at, &pc.estimate, &pc.uplink) {
+                tracing::debug!(participant = %pc.participant, level = level.as_str(), "connection quality");
+                let _ = pc.events.send(PcEvent::Quality(level));
+            }
         }
         self.pump(session);
     }
@@ -2007,11 +2071,13 @@ impl Engine {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
                     RTCPeerConnectionState::Connected,
                 ) => {
+                    pc.quality.disconnected = false;
                     let _ = pc.events.send(PcEvent::Connected);
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
                     RTCPeerConnectionState::Disconnected,
                 ) => {
+                    pc.quality.disconnected = true;
                     let _ = pc.events.send(PcEvent::Disconnected);
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {

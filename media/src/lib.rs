@@ -20,6 +20,8 @@
 //! - [`simulcast`]: which layer of each video a subscriber gets (tile sizes,
 //!   bandwidth estimate, priorities), keyframe-only switching and the layers a
 //!   publisher may pause, as pure code with unit tests.
+//! - [`quality`]: each participant's connection quality (good, fair, poor,
+//!   lost) from loss, round trip and downlink estimate, with hysteresis.
 //! - `forwarder`: the media threads (one per core by default), each owning the
 //!   peer connections (the sans-IO `rtc` core under webrtc-rs) of the Rooms
 //!   placed on it, and forwarding their packets.
@@ -58,6 +60,7 @@ mod forwarder;
 pub mod fuzzing;
 #[cfg(feature = "test-client")]
 pub mod impairment;
+pub mod quality;
 pub mod sfu;
 pub mod signaling;
 pub mod simulcast;

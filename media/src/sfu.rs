@@ -22,6 +22,7 @@ use webrtc::peer_connection::RTCIceServer;
 use crate::core::{Negotiator, OnRemoteOffer};
 use crate::error::{Error, Result};
 use crate::forwarder::{Binding, Counters, MediaThread, MediaThreads, PcEvent, TileOf, TrackKey};
+use crate::quality;
 use crate::signaling::{
     Candidate, ClientMessage, IceServer, Kind, ParticipantInfo, RATE_BURST, RATE_PER_SEC,
     RateLimiter, ServerMessage, TrackInfo,
@@ -224,6 +225,8 @@ struct Member {
     published: Mutex<Vec<Arc<Published>>>,
     /// The member's media connected and holds a seat (set under the Room lock).
     seated: AtomicBool,
+    /// The connection quality last announced for the member.
+    quality: Mutex<Option<quality::Level>>,
 }
 
 impl Member {
@@ -382,6 +385,7 @@ impl Sfu {
             kick: kick_tx,
             published: Mutex::new(Vec::new()),
             seated: AtomicBool::new(false),
+            quality: Mutex::new(None),
         });
 
         let joined = self.join_room(&claims, &member);
@@ -815,6 +819,18 @@ impl Session {
                 if let Err(r) = self.push(&live, welcome) {
                     return r;
                 }
+                // The others' connection quality as last announced; changes
+                // from now on come as they happen.
+                for other in self.room.others(self.session_id) {
+                    let level = other.quality.lock().ok().and_then(|q| *q);
+                    let id = other.info.lock().ok().map(|i| i.id.clone());
+                    if let (Some(level), Some(participant)) = (level, id)
+                        && let Err(r) =
+                            self.push(&live, ServerMessage::Quality { participant, level })
+                    {
+                        return r;
+                    }
+                }
                 loop {
                     let deadline = live.media_deadline;
                     let step = tokio::select! {
@@ -1103,6 +1119,19 @@ impl Session {
             }
             PcEvent::TrackEnded(key) => {
                 self.unpublish(key);
+                Ok(())
+            }
+            PcEvent::Quality(level) => {
+                if let Ok(mut q) = self.member.quality.lock() {
+                    *q = Some(level);
+                }
+                // Everyone, the participant included: "your connection is
+                // poor" is what they most want to know.
+                let m = ServerMessage::Quality {
+                    participant: self.claims.participant.clone(),
+                    level,
+                };
+                self.room.broadcast(&m, None);
                 Ok(())
             }
             PcEvent::Speaker => {

@@ -35,6 +35,7 @@
 //! | `mute` | `participant`, `kind`, `muted` | someone muted/unmuted |
 //! | `screenshare` | `participant`, `active` | someone started/stopped a screen share |
 //! | `active-speaker` | `participant` | the loudest speaker changed |
+//! | `quality` | `participant`, `level` (`good`/`fair`/`poor`/`lost`) | someone's connection quality changed (yours included); sent to a newcomer for everyone whose level is known; see [`crate::quality`] for what it means and how often it may change |
 //! | `send-layers` | `mid`, `rids[]` | send only these simulcast layers (by rid) of your track `mid`; set `encodings[i].active` of the others to false |
 //! | `chat` | `from`, `display_name`, `text`, `at` (unix ms) | a chat line (also echoed to its author) |
 //! | `pong` | | answer to `ping` |
@@ -377,6 +378,13 @@ pub enum ServerMessage {
         /// When the SFU received it, unix milliseconds.
         at: u64,
     },
+    /// Someone's connection quality changed (or, to a newcomer, what it is).
+    Quality {
+        /// Who (possibly you).
+        participant: String,
+        /// The new level.
+        level: crate::quality::Level,
+    },
     /// Which simulcast layers of one of your tracks anyone takes.
     SendLayers {
         /// Your media section id of the track.
@@ -566,6 +574,12 @@ mod tests {
         }
         .to_json();
         assert_eq!(l, r#"{"type":"send-layers","mid":"1","rids":["q"]}"#);
+        let q = ServerMessage::Quality {
+            participant: "p".into(),
+            level: crate::quality::Level::Poor,
+        }
+        .to_json();
+        assert_eq!(q, r#"{"type":"quality","participant":"p","level":"poor"}"#);
     }
 
     #[test]

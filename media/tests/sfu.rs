@@ -951,3 +951,93 @@ async fn a_publisher_gets_transport_wide_feedback_for_each_layer_it_sends() {
     publishing.abort();
     publisher.close().await;
 }
+
+/// The connection quality each client has been told of, by participant, from its events so far.
+fn qualities(
+    client: &mut Client,
+    seen: &mut std::collections::HashMap<String, Vec<convene_media::quality::Level>>,
+) {
+    while let Ok(event) = client.events.try_recv() {
+        if let ServerMessage::Quality { participant, level } = event {
+            seen.entry(participant).or_default().push(level);
+        }
+    }
+}
+
+/// Issue 12: a participant behind a link that loses a fifth of its packets each way is
+/// reported poor to the others (and to itself), a participant on a clean link stays good, and
+/// someone who enters later is told both levels at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_participant_is_reported_poor_and_a_clean_one_good() {
+    use convene_media::impairment::Impairment;
+    use convene_media::quality::Level;
+    use std::collections::HashMap;
+
+    let sfu = sfu();
+    let room = "space/quality";
+    let lossy = testing::Link::new(Impairment::symmetric(
+        0.2,
+        Duration::ZERO,
+        Duration::ZERO,
+        12,
+    ));
+    let clean = join(&sfu, room, "p0", 0, None).await;
+    let mut poor = testing::join_behind(&sfu, room, "p1", 1, lossy).await;
+    let mut watcher = join(&sfu, room, "p2", 2, None).await;
+    let epoch = Instant::now();
+    let sending = [
+        start_publishing(&clean, 30, 3, 1000, epoch),
+        start_publishing(&poor, 30, 3, 1000, epoch),
+        start_publishing(&watcher, 30, 1, 1000, epoch),
+    ];
+
+    let mut seen: HashMap<String, Vec<Level>> = HashMap::new();
+    let mut own: HashMap<String, Vec<Level>> = HashMap::new();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        qualities(&mut watcher, &mut seen);
+        qualities(&mut poor, &mut own);
+        let last = |who: &str| seen.get(who).and_then(|l| l.last().copied());
+        if last("p1") == Some(Level::Poor) && last("p0") == Some(Level::Good) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watcher was told {seen:?}; the lossy participant {own:?}"
+        );
+    }
+    // The clean participant was never anything but good.
+    assert!(
+        seen["p0"].iter().all(|l| *l == Level::Good),
+        "the clean participant: {:?}",
+        seen["p0"]
+    );
+    // The lossy one hears it too (its signaling is not on the lossy link).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while own.get("p1").and_then(|l| l.last()) != Some(&Level::Poor) {
+        assert!(
+            Instant::now() < deadline,
+            "the lossy participant was told {own:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        qualities(&mut poor, &mut own);
+    }
+    // Hysteresis: a handful of changes at most, not one a second.
+    assert!(seen["p1"].len() <= 3, "flickered: {:?}", seen["p1"]);
+
+    // A newcomer is told the levels of everyone present right after welcome.
+    let mut late = join(&sfu, room, "p3", 3, None).await;
+    let mut told: HashMap<String, Vec<Level>> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !(told.contains_key("p0") && told.contains_key("p1")) {
+        assert!(Instant::now() < deadline, "the newcomer was told {told:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        qualities(&mut late, &mut told);
+    }
+    assert_eq!(told["p0"].first(), Some(&Level::Good));
+    assert_eq!(told["p1"].first(), Some(&Level::Poor));
+    for s in sending {
+        s.abort();
+    }
+}
