@@ -72,6 +72,37 @@ function icon(name, variant = '') {
   return span;
 }
 
+/** How many of the three signal bars each connection quality level fills. */
+const QUALITY_BARS = { good: 3, fair: 2, poor: 1, lost: 0 };
+
+/** Signal bars with a text alternative ("Connection: poor"); hidden while the level is unknown. */
+function qualityIndicator(level, you = false) {
+  const el = h('span.quality', { role: 'img', hidden: true });
+  setQualityIndicator(el, level, you);
+  return el;
+}
+
+function setQualityIndicator(el, level, you = false) {
+  const known = Object.hasOwn(QUALITY_BARS, level || '');
+  el.hidden = !known;
+  if (!known) {
+    el.dataset.level = '';
+    el.removeAttribute('aria-label');
+    el.removeAttribute('title');
+    return;
+  }
+  if (el.dataset.level === level) return;
+  el.dataset.level = level;
+  const text = `${you ? 'Your connection' : 'Connection'}: ${level}`;
+  el.setAttribute('aria-label', text);
+  el.title = text;
+  const bars = [0, 1, 2]
+    .map((i) => `<rect x="${3 + i * 7}" y="${15 - i * 5}" width="4" height="${6 + i * 5}" rx="1" class="${i < QUALITY_BARS[level] ? 'bar-on' : 'bar-off'}"/>`)
+    .join('');
+  // The markup is ours (numbers above), never user input.
+  el.innerHTML = `<svg class="icon" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">${bars}</svg>`;
+}
+
 /** Initials and colour class of an avatar, as the server renders them (same hash). */
 function avatar(name, extra = '') {
   const words = String(name || '').split(/\s+/).filter(Boolean);
@@ -577,6 +608,7 @@ class Call {
     this.guestName = guestName;
     this.me = { id: grant.participant, name: grant.display_name };
     this.participants = new Map(); // id → {id, name, handle, audioMuted, videoMuted, screensharing, tracks}
+    this.qualities = new Map(); // participant id (ours too) → 'good' | 'fair' | 'poor' | 'lost'
     this.trackMids = new WeakMap(); // remote track → mid of the transceiver receiving it
     this.ws = null;
     this.pc = null;
@@ -707,6 +739,9 @@ class Call {
       case 'active-speaker':
         this.ui.setSpeaker(message.participant);
         break;
+      case 'quality':
+        this.setQuality(message.participant, message.level);
+        break;
       case 'chat':
         this.ui.addChat(message);
         break;
@@ -720,6 +755,21 @@ class Call {
         // pong, track-published/unpublished: the tracks themselves tell us enough.
         break;
     }
+  }
+
+  /** Someone's connection quality (ours included) as the SFU measures it. */
+  setQuality(id, level) {
+    if (typeof id !== 'string' || !Object.hasOwn(QUALITY_BARS, level || '')) return;
+    const before = this.qualities.get(id);
+    this.qualities.set(id, level);
+    if (id === this.me.id) {
+      this.ui.updateSelf();
+      this.ui.renderPeople();
+      if (level === 'poor' && before !== 'poor') this.ui.notify('Your connection is poor: the others may see and hear you late or blurred.');
+      return;
+    }
+    const p = this.participants.get(id);
+    if (p) this.ui.updateParticipant(p);
   }
 
   /** Encodes only the simulcast layers of track `mid` that someone takes. */
@@ -744,6 +794,8 @@ class Call {
     this.me.id = message.you;
     this.attempt = 0;
     this.participants.clear();
+    // The server tells a new session everyone's level again, ours when it has measured it.
+    this.qualities.clear();
     this.ui.resetRemote();
     for (const info of message.participants || []) this.addParticipant(info, false);
     this.buildPeer(message.ice_servers || []);
@@ -863,6 +915,7 @@ class Call {
     const p = this.participants.get(id);
     if (!p) return;
     this.participants.delete(id);
+    this.qualities.delete(id);
     this.ui.removeParticipant(p);
     this.ui.notify(`${p.name} left`);
   }
@@ -1089,10 +1142,17 @@ class Call {
 // The call's view: stage with tiles, control bar, side panel with people, chat, devices
 // ---------------------------------------------------------------------------------------
 
+/** The smallest camera tile, in CSS pixels, at which a face and a name still read well: with
+ * more people than fit at this size, the grid shows them a page at a time. */
+const MIN_TILE = { width: 160, height: 90 };
+
 class CallView {
   constructor(call) {
     this.call = call;
     this.tiles = new Map(); // key (participant id, or id + ':screen') → tile
+    this.order = []; // remote participant ids in page order: recent speakers move to the front
+    this.page = 0;
+    this.perPage = Infinity; // remote camera tiles per page
     this.audioEls = new Map(); // track → <audio>
     this.unread = 0;
     this.panel = null;
@@ -1110,7 +1170,13 @@ class CallView {
     this.bannerEl = h('div.call-banner', { role: 'status', hidden: true });
     this.spotlight = h('div.spotlight', { hidden: true });
     this.grid = h('div.grid', { 'data-count': '1' });
-    this.stage = h('section.call-stage', { 'aria-label': 'Participants' }, this.spotlight, this.grid);
+    const pageButton = (cls, label, arrow, word, delta) =>
+      h(`button.btn.btn-secondary.btn-small.${cls}`, { type: 'button', 'aria-label': label, title: label, onclick: () => this.turnPage(delta) }, h('span', { 'aria-hidden': 'true' }, arrow), h('span.pager-word', { 'aria-hidden': 'true' }, word));
+    this.prevPage = pageButton('pager-prev', 'Previous page of people', '\u2039', 'Previous', -1);
+    this.nextPage = pageButton('pager-next', 'Next page of people', '\u203a', 'Next', 1);
+    this.pageStatus = h('span.pager-status', { 'aria-live': 'polite' });
+    this.pager = h('nav.grid-pager', { 'aria-label': 'Pages of people', hidden: true }, this.prevPage, this.pageStatus, this.nextPage);
+    this.stage = h('section.call-stage', { 'aria-label': 'Participants' }, this.spotlight, this.grid, this.pager);
     this.toasts = h('div.toasts', { 'aria-hidden': 'true' });
     this.audioSink = h('div.audio-sink', { hidden: true });
 
@@ -1185,6 +1251,12 @@ class CallView {
     // The page behind the call is out of reach for keyboard and screen readers meanwhile.
     for (const el of document.querySelectorAll('.site-header, .site-footer, .skip-link, .page-header, .room-aside, .flash')) el.inert = true;
     root.addEventListener('keydown', (event) => {
+      // Page Up / Page Down turn the grid's pages, except where they move through text.
+      if ((event.key === 'PageDown' || event.key === 'PageUp') && !this.pager.hidden && !event.target.closest('textarea, input, select, .chat-log, .call-panel')) {
+        event.preventDefault();
+        this.turnPage(event.key === 'PageDown' ? 1 : -1);
+        return;
+      }
       if (event.key === 'Escape' && this.panel) {
         const opener = { people: this.peopleButton, chat: this.chatButton, devices: this.devicesButton }[this.panel];
         this.openPanel(null);
@@ -1313,17 +1385,18 @@ class CallView {
     const name = h('span.tile-name');
     const badge = h('span.tile-visitor', { hidden: true });
     const mic = h('span.tile-mic', { title: 'Microphone off' }, icon('micOff'), h('span.visually-hidden', {}, 'microphone off'));
+    const quality = qualityIndicator(null, local);
     const placeholder = h('div.tile-placeholder');
     const el = h(
       `figure.tile${local ? '.is-local' : ''}${screen ? '.is-screen' : ''}`,
       { 'data-participant': id, 'data-kind': screen ? 'screen' : 'camera' },
       video,
       placeholder,
-      h('figcaption.tile-label', {}, mic, name, badge),
+      h('figcaption.tile-label', {}, mic, name, badge, quality),
     );
     if (local && !screen) video.classList.add('mirror');
     if (!local) this.watchTile(el);
-    return { el, video, name, badge, mic, placeholder, stream: null, local };
+    return { el, video, name, badge, mic, quality, placeholder, stream: null, local, offPage: false };
   }
 
   /** Notes when a remote tile scrolls off or on screen: off-screen videos are not sent to us. */
@@ -1379,7 +1452,16 @@ class CallView {
     const current = tile.stream && tile.stream.getVideoTracks()[0];
     if (current === track) return;
     tile.stream = track ? new MediaStream([track]) : null;
-    tile.video.srcObject = tile.stream;
+    // A tile on another page keeps its stream but renders nothing (and is reported hidden).
+    tile.video.srcObject = tile.offPage ? null : tile.stream;
+  }
+
+  /** Takes a tile off the grid's current page (out of the document, no video) or puts it back. */
+  setOffPage(tile, off) {
+    if (tile.offPage === off) return;
+    tile.offPage = off;
+    tile.video.srcObject = off ? null : tile.stream;
+    if (off) tile.el.remove();
   }
 
   /** Marks the tile of a Passport from another instance with where it comes from. */
@@ -1410,6 +1492,7 @@ class CallView {
     tile.el.classList.toggle('video-off', !showVideo);
     tile.el.dataset.mic = media.micOn && media.audio ? 'on' : 'off';
     tile.el.dataset.cam = showVideo ? 'on' : 'off';
+    setQualityIndicator(tile.quality, call.qualities.get(call.me.id), true);
     // Our own screen, shown as the others see it.
     const screenKey = `${call.me.id}:screen`;
     if (call.screen) {
@@ -1446,8 +1529,8 @@ class CallView {
     if (!tile) {
       tile = this.makeTile(p.id, false);
       this.tiles.set(p.id, tile);
-      // Others first; your own picture stays last, where people expect it.
-      this.grid.insertBefore(tile.el, this.selfTile ? this.selfTile.el : null);
+      // Placed by layout(): others in page order, your own picture last, where people expect it.
+      if (!this.order.includes(p.id)) this.order.push(p.id);
     }
     this.setTilePerson(tile, p.name);
     this.setTileVisitor(tile, p.visitingFrom);
@@ -1459,7 +1542,9 @@ class CallView {
     tile.el.classList.toggle('video-off', !showVideo);
     tile.el.dataset.mic = p.audioMuted ? 'off' : 'on';
     tile.el.dataset.cam = showVideo ? 'on' : 'off';
-    tile.el.setAttribute('aria-label', `${p.name}${p.audioMuted ? ', microphone off' : ''}${showVideo ? '' : ', camera off'}`);
+    const level = this.call.qualities.get(p.id);
+    setQualityIndicator(tile.quality, level);
+    tile.el.setAttribute('aria-label', `${p.name}${p.audioMuted ? ', microphone off' : ''}${showVideo ? '' : ', camera off'}${level ? `, connection ${level}` : ''}`);
 
     const screenKey = `${p.id}:screen`;
     let st = this.tiles.get(screenKey);
@@ -1513,6 +1598,7 @@ class CallView {
       }
     }
     if (this.speaker === p.id) this.speaker = null;
+    this.order = this.order.filter((id) => id !== p.id);
     this.renderPeople();
     this.layout();
   }
@@ -1527,6 +1613,8 @@ class CallView {
     }
     for (const audio of this.audioEls.values()) audio.remove();
     this.audioEls.clear();
+    this.order = [];
+    this.page = 0;
     this.renderPeople();
     this.layout();
   }
@@ -1537,14 +1625,82 @@ class CallView {
     this.selfTile.el.classList.toggle('speaking', id === selfId);
     for (const [key, tile] of this.tiles) tile.el.classList.toggle('speaking', key === id);
     for (const li of this.peopleList.children) li.classList.toggle('speaking', li.dataset.participant === id);
+    // A speaker on a later page moves to the front of the first one, so the first page keeps
+    // the most recent speakers.
+    const at = this.order.indexOf(id);
+    if (at >= this.perPage) {
+      this.order.splice(at, 1);
+      this.order.unshift(id);
+      this.layout();
+    }
+  }
+
+  turnPage(delta) {
+    const pages = Math.max(1, Math.ceil(this.pageOrder().length / this.perPage));
+    const next = Math.min(pages - 1, Math.max(0, this.page + delta));
+    if (next === this.page) return;
+    this.page = next;
+    this.layout();
+  }
+
+  /** Remote camera tiles in page order: those sharing a screen first, then by `order`. */
+  pageOrder() {
+    const sharing = (id) => !!this.call.participants.get(id)?.screensharing;
+    const ids = this.order.filter((id) => this.tiles.has(id));
+    return [...ids.filter(sharing), ...ids.filter((id) => !sharing(id))].map((id) => this.tiles.get(id));
+  }
+
+  /** How many tiles (ours included) fit on the grid at MIN_TILE or larger. */
+  gridCapacity() {
+    const grid = this.grid;
+    const width = grid.clientWidth;
+    const height = grid.clientHeight;
+    if (!width || !height) return Infinity;
+    const style = getComputedStyle(grid);
+    const gap = parseFloat(style.columnGap) || 0;
+    // Beside a screen share the grid is one row of fixed-width tiles.
+    const strip = this.stage.classList.contains('has-spotlight');
+    const tileWidth = strip ? Math.max(MIN_TILE.width, parseFloat(style.gridAutoColumns) || 0) : MIN_TILE.width;
+    const cols = Math.max(1, Math.floor((width + gap) / (tileWidth + gap)));
+    const rows = strip ? 1 : Math.max(1, Math.floor((height + gap) / (MIN_TILE.height + gap)));
+    return Math.max(2, cols * rows);
+  }
+
+  /** Shows one page of remote camera tiles (and ours) on the grid; the others leave the page. */
+  paginate() {
+    const remote = this.pageOrder();
+    const per = Math.max(1, this.gridCapacity() - 1);
+    const pages = Number.isFinite(per) ? Math.max(1, Math.ceil(remote.length / per)) : 1;
+    this.perPage = pages > 1 ? per : Infinity;
+    this.page = Math.min(this.page, pages - 1);
+    const shown = pages > 1 ? remote.slice(this.page * per, (this.page + 1) * per) : remote;
+    for (const tile of remote) this.setOffPage(tile, !shown.includes(tile));
+    const wanted = [...shown, this.selfTile].filter(Boolean);
+    const current = [...this.grid.children];
+    if (current.length !== wanted.length || wanted.some((tile, i) => current[i] !== tile.el)) {
+      for (const [i, tile] of wanted.entries()) {
+        if (this.grid.children[i] !== tile.el) this.grid.insertBefore(tile.el, this.grid.children[i] || null);
+      }
+      while (this.grid.children.length > wanted.length) this.grid.lastElementChild.remove();
+      // A video moved in or back into the document stops; start it again.
+      for (const tile of wanted) {
+        if (tile.video.srcObject && tile.video.paused) tile.video.play?.().catch(() => {});
+      }
+    }
+    this.pager.hidden = pages < 2;
+    this.stage.classList.toggle('paged', pages > 1);
+    this.pageStatus.textContent = `${this.page + 1} of ${pages}`;
+    this.prevPage.setAttribute('aria-disabled', String(this.page === 0));
+    this.nextPage.setAttribute('aria-disabled', String(this.page >= pages - 1));
   }
 
   layout() {
-    const count = this.grid.children.length;
-    this.grid.dataset.count = String(count);
     const spot = this.spotlight.children.length > 0;
     this.spotlight.hidden = !spot;
     this.stage.classList.toggle('has-spotlight', spot);
+    this.paginate();
+    const count = this.grid.children.length;
+    this.grid.dataset.count = String(count);
     this.fitTiles();
     const people = this.call.participants.size + 1;
     this.count.textContent = plural(people, 'person', 'people');
@@ -1564,7 +1720,8 @@ class CallView {
   fitTiles() {
     const grid = this.grid;
     if (!this.resizeWatch && window.ResizeObserver) {
-      this.resizeWatch = new ResizeObserver(() => this.fitTiles());
+      // A new size may fit more or fewer tiles per page: lay the pages out again.
+      this.resizeWatch = new ResizeObserver(() => this.layout());
       this.resizeWatch.observe(this.stage);
     }
     this.scheduleTileReport();
@@ -1595,7 +1752,7 @@ class CallView {
   renderPeople() {
     const call = this.call;
     const media = call.media;
-    const row = (id, name, handle, micOff, camOff, you, from) =>
+    const row = (id, name, handle, micOff, camOff, you, from, level) =>
       h(
         `li.person${this.speaker === id ? '.speaking' : ''}`,
         { 'data-participant': id },
@@ -1611,11 +1768,12 @@ class CallView {
           {},
           micOff ? h('span.state-off', { title: 'Microphone off' }, icon('micOff'), h('span.visually-hidden', {}, 'microphone off')) : null,
           camOff ? h('span.state-off', { title: 'Camera off' }, icon('cameraOff'), h('span.visually-hidden', {}, 'camera off')) : null,
+          qualityIndicator(level, you),
         ),
       );
     const visiting = call.config.visiting;
     const items = [
-      row(call.me.id, call.me.name, null, !(media.micOn && media.audio), !(media.camOn && media.video), true, visitingFrom(visiting, call.config.instanceDomain)),
+      row(call.me.id, call.me.name, null, !(media.micOn && media.audio), !(media.camOn && media.video), true, visitingFrom(visiting, call.config.instanceDomain), call.qualities.get(call.me.id)),
     ];
     // The self row's handle: visitors show their address, signed-in people that they are, guests
     // that they are guests.
@@ -1623,7 +1781,7 @@ class CallView {
     const others = [...call.participants.values()].sort((a, b) => a.name.localeCompare(b.name));
     for (const p of others) {
       const videos = this.videoTracks(p);
-      items.push(row(p.id, p.name, p.handle, p.audioMuted, p.videoMuted || videos.length === 0, false, p.visitingFrom));
+      items.push(row(p.id, p.name, p.handle, p.audioMuted, p.videoMuted || videos.length === 0, false, p.visitingFrom, call.qualities.get(p.id)));
     }
     this.peopleList.replaceChildren(...items);
     this.peopleButton.querySelector('.control-label').textContent = `People (${items.length})`;
