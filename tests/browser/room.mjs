@@ -67,6 +67,29 @@ await run('room', 58000, async () => {
     await shot(guest, 'room-phone-two-people', { fullPage: false });
   });
 
+  await step('each sees the connection quality of both, on the tiles and in the people list', async () => {
+    const levels = /^(good|fair|poor|lost)$/;
+    for (const [page, other] of [[owner, guestId], [guest, ownerId]]) {
+      const bars = tileOf(page, other).getByRole('img', { name: /^Connection: / });
+      await bars.waitFor({ timeout: 10000 });
+      const label = await bars.getAttribute('aria-label');
+      check(levels.test(label.replace('Connection: ', '')), `tile quality reads "${label}"`);
+      check((await bars.getAttribute('data-level')) === label.replace('Connection: ', ''), 'bars and text disagree');
+      const own = page.locator('.grid .tile.is-local').getByRole('img', { name: /^Your connection: / });
+      await own.waitFor({ timeout: 10000 });
+      check(levels.test((await own.getAttribute('aria-label')).replace('Your connection: ', '')), 'own tile has no level');
+    }
+    await owner.getByRole('button', { name: /^People/ }).click();
+    const list = owner.locator('.people-list');
+    await list.getByRole('img', { name: /^Your connection: (good|fair|poor|lost)$/ }).waitFor();
+    await list.locator(`li[data-participant="${guestId}"]`).getByRole('img', { name: /^Connection: (good|fair|poor|lost)$/ }).waitFor();
+    // On loopback nobody's link is poor.
+    const guestLevel = await list.locator(`li[data-participant="${guestId}"] .quality`).getAttribute('data-level');
+    check(guestLevel === 'good' || guestLevel === 'fair', `the guest's loopback link shows as ${guestLevel}`);
+    await shot(owner, 'room-desktop-people-quality', { fullPage: false });
+    await owner.keyboard.press('Escape');
+  });
+
   await step('chat from one appears on the other', async () => {
     await owner.getByRole('button', { name: 'Chat' }).click();
     await owner.getByLabel('Message', { exact: true }).fill('Hello from the reading room');

@@ -253,3 +253,49 @@ async fn room_simulcast_follows_tile_sizes() {
         metrics.body
     );
 }
+
+/// Issue 12: four webrtc-rs peers publish video into the Room and the owner joins on a small
+/// phone-sized screen: the grid pages, a person on another page sends the browser no video
+/// bytes, and turning to their page (with the keyboard) shows them and their video flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_pages_when_more_people_are_present_than_fit() {
+    if !tools_present("browser::room_pages_when_more_people_are_present_than_fit") {
+        return;
+    }
+    let inst = instance_with_open_room().await;
+    let epoch = Instant::now();
+    let mut peers = Vec::new();
+    let mut sending = Vec::new();
+    for index in 1..=4u8 {
+        let name = format!("Peer {index}");
+        let peer = super::media::enter(&inst, &inst.browser(), "reading", index, Some(&name)).await;
+        sending.push(convene_media::testing::start_publishing(
+            &peer.client,
+            15,
+            1,
+            600,
+            epoch,
+        ));
+        peers.push(peer);
+    }
+    run_script(
+        &inst,
+        "room-paging.mjs",
+        &[
+            (
+                "CONVENE_ROOM_PATH",
+                "/spaces/book-club/rooms/reading".into(),
+            ),
+            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
+            ("CONVENE_OWNER_HANDLE", "olive".into()),
+            ("CONVENE_PEERS", peers.len().to_string()),
+        ],
+    )
+    .await;
+    for s in sending {
+        s.abort();
+    }
+    for p in peers {
+        p.end().await;
+    }
+}
