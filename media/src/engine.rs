@@ -226,7 +226,8 @@ impl Estimate {
 /// What the SFU received of a participant's own RTP: packets expected (by
 /// each stream's sequence numbers) and packets that arrived, counted before
 /// retransmissions repair anything, so the difference is what the
-/// participant's uplink lost. Read by the connection quality.
+/// participant's uplink lost; and the interarrival jitter of their audio.
+/// Read by the connection quality.
 #[derive(Debug, Clone, Default)]
 pub struct Uplink(Arc<UplinkCells>);
 
@@ -234,6 +235,8 @@ pub struct Uplink(Arc<UplinkCells>);
 struct UplinkCells {
     expected: AtomicU64,
     received: AtomicU64,
+    /// The largest audio stream's interarrival jitter, in microseconds (0: not known).
+    jitter_us: AtomicU64,
 }
 
 impl Uplink {
@@ -243,6 +246,17 @@ impl Uplink {
             self.0.expected.load(Ordering::Relaxed),
             self.0.received.load(Ordering::Relaxed),
         )
+    }
+
+    /// The interarrival jitter (RFC 3550 §6.4.1) of the participant's audio,
+    /// the largest of their audio streams; `None` while they send no audio.
+    /// Audio because its packets go out evenly: a video frame's packets
+    /// leave in a burst and read as jitter that is not the network's.
+    pub fn jitter(&self) -> Option<std::time::Duration> {
+        match self.0.jitter_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(us)),
+        }
     }
 }
 
@@ -257,8 +271,19 @@ pub struct UplinkMonitor {
     counts: Uplink,
     /// SSRC → highest extended sequence number seen.
     highest: HashMap<u32, u64>,
+    /// Audio SSRC → clock rate, and the jitter state: the last packet's
+    /// (arrival, RTP timestamp) and the jitter in seconds.
+    audio: HashMap<u32, AudioJitter>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+}
+
+/// One audio stream's interarrival jitter.
+#[derive(Debug)]
+struct AudioJitter {
+    clock_rate: u32,
+    last: Option<(Instant, u32)>,
+    jitter: f64,
 }
 
 /// Streams tracked at most: more is not a browser.
@@ -271,6 +296,33 @@ impl UplinkMonitor {
             counts,
             ..Self::default()
         }
+    }
+
+    fn observe_timing(&mut self, ssrc: u32, timestamp: u32, arrival: Instant) {
+        let Some(stream) = self.audio.get_mut(&ssrc) else {
+            return;
+        };
+        if let Some((last_arrival, last_timestamp)) = stream.last {
+            let arrived = arrival
+                .saturating_duration_since(last_arrival)
+                .as_secs_f64()
+                - last_arrival
+                    .saturating_duration_since(arrival)
+                    .as_secs_f64();
+            let stamped = f64::from(timestamp.wrapping_sub(last_timestamp) as i32)
+                / f64::from(stream.clock_rate);
+            let d = (arrived - stamped).abs();
+            // A gap of seconds (a muted microphone, a stall) is no jitter.
+            if d < 1.0 {
+                stream.jitter += (d - stream.jitter) / 16.0;
+            }
+        }
+        stream.last = Some((arrival, timestamp));
+        let worst = self.audio.values().map(|a| a.jitter).fold(0.0, f64::max);
+        self.counts
+            .0
+            .jitter_us
+            .store(((worst * 1e6) as u64).max(1), Ordering::Relaxed);
     }
 
     fn observe(&mut self, ssrc: u32, seq: u16) {
@@ -308,6 +360,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for UplinkMonitor {
     fn handle_read(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
         if let Packet::Rtp(p) = &msg.message.packet {
             self.observe(p.header.ssrc, p.header.sequence_number);
+            self.observe_timing(p.header.ssrc, p.header.timestamp, msg.now);
         }
         self.read.push_back(msg);
         Ok(())
@@ -330,9 +383,22 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for UplinkMonitor {
 impl Interceptor for UplinkMonitor {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        let audio = info.mime_type.to_ascii_lowercase().starts_with("audio/");
+        if audio && info.clock_rate > 0 && self.audio.len() < UPLINK_STREAMS {
+            self.audio.insert(
+                info.ssrc,
+                AudioJitter {
+                    clock_rate: info.clock_rate,
+                    last: None,
+                    jitter: 0.0,
+                },
+            );
+        }
+    }
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.highest.remove(&info.ssrc);
+        self.audio.remove(&info.ssrc);
     }
 }
 
@@ -562,6 +628,41 @@ mod tests {
         let (expected, received) = uplink.counts();
         assert_eq!(expected, 16 + 10);
         assert_eq!(received, 14 + 1 + 10);
+    }
+
+    #[test]
+    fn audio_jitter_follows_uneven_arrivals() {
+        let uplink = Uplink::default();
+        let mut m = UplinkMonitor::new(uplink.clone());
+        m.audio.insert(
+            7,
+            AudioJitter {
+                clock_rate: 48_000,
+                last: None,
+                jitter: 0.0,
+            },
+        );
+        let start = Instant::now();
+        let ms = std::time::Duration::from_millis;
+        // Evenly spaced: 20 ms of audio every 20 ms.
+        for i in 0..50u32 {
+            m.observe_timing(7, i * 960, start + ms(20 * u64::from(i)));
+        }
+        assert!(
+            uplink.jitter().is_some_and(|j| j < ms(1)),
+            "{:?}",
+            uplink.jitter()
+        );
+        // Then each packet 30 ms early or late in turn: a jitter of tens of ms.
+        for i in 50..250u32 {
+            let skew = if i % 2 == 0 { 30 } else { 0 };
+            m.observe_timing(7, i * 960, start + ms(20 * u64::from(i) + skew));
+        }
+        let j = uplink.jitter().expect("measured");
+        assert!(j > ms(20) && j < ms(40), "{j:?}");
+        // Video is not measured.
+        m.observe_timing(9, 0, start);
+        assert!(!m.audio.contains_key(&9));
     }
 
     #[test]

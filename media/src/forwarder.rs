@@ -633,17 +633,23 @@ struct QualitySampler {
 /// Fewer packets than this in an interval say nothing of uplink loss.
 const QUALITY_MIN_PACKETS: u64 = 10;
 
+/// What one look at a connection's quality found.
+#[derive(Default)]
+struct Sampled {
+    /// The sample taken, if one was due.
+    sample: Option<quality::Sample>,
+    /// The level to announce, if it changed.
+    change: Option<quality::Level>,
+}
+
 impl QualitySampler {
-    /// The level to announce, if a sample is due and it changes the level.
-    fn sample(
-        &mut self,
-        now: Duration,
-        estimate: &Estimate,
-        uplink: &Uplink,
-    ) -> Option<quality::Level> {
+    /// Samples the connection if a sample is due, and says whether the level changes.
+    fn sample(&mut self, now: Duration, estimate: &Estimate, uplink: &Uplink) -> Sampled {
         let counts = uplink.counts();
         let uplink_loss = match self.last {
-            Some((at, _)) if now.saturating_sub(at) < quality::SAMPLE_INTERVAL => return None,
+            Some((at, _)) if now.saturating_sub(at) < quality::SAMPLE_INTERVAL => {
+                return Sampled::default();
+            }
             Some((_, (expected, received))) => {
                 let expected = counts.0.saturating_sub(expected);
                 let received = counts.1.saturating_sub(received);
@@ -653,7 +659,7 @@ impl QualitySampler {
             // The first interval starts now.
             None => {
                 self.last = Some((now, counts));
-                return None;
+                return Sampled::default();
             }
         };
         self.last = Some((now, counts));
@@ -662,9 +668,13 @@ impl QualitySampler {
             downlink_loss: estimate.loss(),
             uplink_loss,
             rtt: estimate.rtt(),
+            jitter: uplink.jitter(),
             disconnected: self.disconnected,
         };
-        self.tracker.observe(&sample, now)
+        Sampled {
+            change: self.tracker.observe(&sample, now),
+            sample: Some(sample),
+        }
     }
 }
 
@@ -1951,7 +1961,11 @@ impl Engine {
             // The connection's timers (reports, consent) run at least every
             // second or so: quality is sampled beside them, off the packet path.
             let at = now.saturating_duration_since(self.epoch);
-            if let Some(level) = pc.quality.sample(at, &pc.estimate, &pc.uplink) {
+            let sampled = pc.quality.sample(at, &pc.estimate, &pc.uplink);
+            if let Some(sample) = sampled.sample {
+                tracing::trace!(participant = %pc.participant, ?sample, "connection quality sample");
+            }
+            if let Some(level) = sampled.change {
                 tracing::debug!(participant = %pc.participant, level = level.as_str(), "connection quality");
                 let _ = pc.events.send(PcEvent::Quality(level));
             }

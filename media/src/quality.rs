@@ -15,15 +15,17 @@
 //! - **Round trip**: from the transport-wide feedback, the time from sending
 //!   a packet to hearing that it arrived (so it includes the receiver's
 //!   feedback interval, up to about 100 ms).
+//! - **Jitter** of the participant's audio as it reaches the SFU (RFC 3550's
+//!   interarrival jitter, from the kernel's arrival times).
 //! - Whether the media connection answers at all (ICE consent).
 //!
 //! # Thresholds
-//! | level | loss (worse direction) | round trip | downlink estimate |
-//! |---|---|---|---|
-//! | good | < 2 % | < 300 ms | ≥ 500 kbit/s |
-//! | fair | < 8 % | < 600 ms | ≥ 200 kbit/s |
-//! | poor | anything worse | | |
-//! | lost | the media connection stopped answering | | |
+//! | level | loss (worse direction) | round trip | audio jitter | downlink estimate |
+//! |---|---|---|---|---|
+//! | good | < 2 % | < 300 ms | < 30 ms | ≥ 500 kbit/s |
+//! | fair | < 8 % | < 600 ms | < 60 ms | ≥ 200 kbit/s |
+//! | poor | anything worse | | | |
+//! | lost | the media connection stopped answering | | | |
 //!
 //! What is not known (no feedback yet, nothing published) counts as fine:
 //! a participant who only listens is not called poor for sending nothing.
@@ -34,7 +36,7 @@
 //! - a worse level after [`WORSEN_AFTER`] samples in a row at or below it;
 //! - a better level after [`IMPROVE_AFTER`] samples in a row at or above it,
 //!   each clearing that level's bounds with a margin (half the loss, four
-//!   fifths of the round trip, a fifth more estimate);
+//!   fifths of the round trip and jitter, a fifth more estimate);
 //! - never two changes within [`MIN_CHANGE_GAP`], except to `lost`, which is
 //!   announced at once. That also bounds the messages a Room sees.
 
@@ -80,6 +82,8 @@ pub struct Sample {
     pub uplink_loss: Option<f64>,
     /// Round trip time.
     pub rtt: Option<Duration>,
+    /// Interarrival jitter of the participant's audio.
+    pub jitter: Option<Duration>,
     /// The media connection stopped answering.
     pub disconnected: bool,
 }
@@ -89,18 +93,21 @@ pub struct Sample {
 struct Bounds {
     max_loss: f64,
     max_rtt: Duration,
+    max_jitter: Duration,
     min_downlink_bps: u64,
 }
 
 const GOOD: Bounds = Bounds {
     max_loss: 0.02,
     max_rtt: Duration::from_millis(300),
+    max_jitter: Duration::from_millis(30),
     min_downlink_bps: 500_000,
 };
 
 const FAIR: Bounds = Bounds {
     max_loss: 0.08,
     max_rtt: Duration::from_millis(600),
+    max_jitter: Duration::from_millis(60),
     min_downlink_bps: 200_000,
 };
 
@@ -117,14 +124,20 @@ impl Bounds {
     /// Whether `s` is within these bounds; `strict` asks for the margin a
     /// climb back to this level needs.
     fn admit(&self, s: &Sample, strict: bool) -> bool {
-        let (loss, rtt, bps) = if strict {
+        let (loss, rtt, jitter, bps) = if strict {
             (
                 self.max_loss / 2.0,
                 self.max_rtt * 4 / 5,
+                self.max_jitter * 4 / 5,
                 self.min_downlink_bps + self.min_downlink_bps / 5,
             )
         } else {
-            (self.max_loss, self.max_rtt, self.min_downlink_bps)
+            (
+                self.max_loss,
+                self.max_rtt,
+                self.max_jitter,
+                self.min_downlink_bps,
+            )
         };
         let worst_loss = s
             .downlink_loss
@@ -133,6 +146,7 @@ impl Bounds {
             .fold(0.0_f64, f64::max);
         worst_loss < loss
             && s.rtt.is_none_or(|r| r < rtt)
+            && s.jitter.is_none_or(|j| j < jitter)
             && s.downlink_bps.is_none_or(|b| b >= bps)
     }
 }
@@ -234,6 +248,7 @@ mod tests {
             downlink_loss: Some(loss),
             uplink_loss: Some(loss),
             rtt: Some(Duration::from_millis(40)),
+            jitter: Some(Duration::from_millis(3)),
             disconnected: false,
         }
     }
@@ -270,6 +285,16 @@ mod tests {
             ..Sample::default()
         };
         assert_eq!(classify(&slow, None), Level::Fair);
+        let jittery = Sample {
+            jitter: Some(Duration::from_millis(45)),
+            ..Sample::default()
+        };
+        assert_eq!(classify(&jittery, None), Level::Fair);
+        let very_jittery = Sample {
+            jitter: Some(Duration::from_millis(90)),
+            ..Sample::default()
+        };
+        assert_eq!(classify(&very_jittery, None), Level::Poor);
         let thin = Sample {
             downlink_bps: Some(150_000),
             ..Sample::default()
