@@ -209,6 +209,8 @@ impl std::fmt::Debug for Sfu {
 struct Room {
     id: String,
     state: Mutex<RoomState>,
+    /// The active speaker last announced, for newcomers.
+    speaker: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -430,6 +432,7 @@ impl Sfu {
                 Arc::new(Room {
                     id: claims.room.clone(),
                     state: Mutex::new(RoomState::default()),
+                    speaker: Mutex::new(None),
                 })
             })
             .clone();
@@ -819,8 +822,14 @@ impl Session {
                 if let Err(r) = self.push(&live, welcome) {
                     return r;
                 }
-                // The others' connection quality as last announced; changes
-                // from now on come as they happen.
+                // Who speaks and the others' connection quality, as last
+                // announced; changes from now on come as they happen.
+                let speaker = self.room.speaker.lock().ok().and_then(|s| s.clone());
+                if let Some(participant) = speaker.filter(|s| *s != self.claims.participant)
+                    && let Err(r) = self.push(&live, ServerMessage::ActiveSpeaker { participant })
+                {
+                    return r;
+                }
                 for other in self.room.others(self.session_id) {
                     let level = other.quality.lock().ok().and_then(|q| *q);
                     let id = other.info.lock().ok().map(|i| i.id.clone());
@@ -1135,6 +1144,9 @@ impl Session {
                 Ok(())
             }
             PcEvent::Speaker => {
+                if let Ok(mut speaker) = self.room.speaker.lock() {
+                    *speaker = Some(self.claims.participant.clone());
+                }
                 let m = ServerMessage::ActiveSpeaker {
                     participant: self.claims.participant.clone(),
                 };
@@ -1227,6 +1239,11 @@ fn leave_room(sfu: &Sfu, room: &Arc<Room>, member: &Arc<Member>, participant: &s
             .is_some_and(|m| m.session_id == member.session_id);
         if ours {
             state.members.remove(participant);
+            if let Ok(mut speaker) = room.speaker.lock()
+                && speaker.as_deref() == Some(participant)
+            {
+                *speaker = None;
+            }
         }
         ours
     };

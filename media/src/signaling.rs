@@ -34,7 +34,7 @@
 //! | `track-unpublished` | `participant`, `stream_id`, `track_id`, `mid`, `kind` | that track was removed |
 //! | `mute` | `participant`, `kind`, `muted` | someone muted/unmuted |
 //! | `screenshare` | `participant`, `active` | someone started/stopped a screen share |
-//! | `active-speaker` | `participant` | the loudest speaker changed |
+//! | `active-speaker` | `participant` | the loudest speaker changed (and, to a newcomer, who it is) |
 //! | `quality` | `participant`, `level` (`good`/`fair`/`poor`/`lost`) | someone's connection quality changed (yours included); sent to a newcomer for everyone whose level is known; see [`crate::quality`] for what it means and how often it may change |
 //! | `send-layers` | `mid`, `rids[]` | send only these simulcast layers (by rid) of your track `mid`; set `encodings[i].active` of the others to false |
 //! | `chat` | `from`, `display_name`, `text`, `at` (unix ms) | a chat line (also echoed to its author) |

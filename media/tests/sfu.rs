@@ -967,7 +967,7 @@ fn qualities(
 /// Issue 12: a participant behind a link that loses a fifth of its packets each way is
 /// reported poor to the others (and to itself), one whose uplink delays packets unevenly (by
 /// 10 to 150 ms) is not called good, a participant on a clean link stays good, and someone who
-/// enters later is told the levels at once.
+/// enters later is told the levels and who speaks at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_participant_is_reported_poor_and_a_clean_one_good() {
     use convene_media::impairment::{Direction, Impairment};
@@ -1047,15 +1047,29 @@ async fn a_lossy_participant_is_reported_poor_and_a_clean_one_good() {
     // Hysteresis: a handful of changes at most, not one a second.
     assert!(seen["p1"].len() <= 3, "flickered: {:?}", seen["p1"]);
 
-    // A newcomer is told the levels of everyone present right after welcome.
+    // A newcomer is told the levels of everyone present right after welcome, and who
+    // speaks (publisher 0 sends loud audio levels).
     let mut late = join(&sfu, room, "p3", 3, None).await;
     let mut told: HashMap<String, Vec<Level>> = HashMap::new();
+    let mut speaker = None;
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !(told.contains_key("p0") && told.contains_key("p1")) {
-        assert!(Instant::now() < deadline, "the newcomer was told {told:?}");
+    while !(told.contains_key("p0") && told.contains_key("p1") && speaker.is_some()) {
+        assert!(
+            Instant::now() < deadline,
+            "the newcomer was told {told:?}, speaker {speaker:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-        qualities(&mut late, &mut told);
+        while let Ok(event) = late.events.try_recv() {
+            match event {
+                ServerMessage::Quality { participant, level } => {
+                    told.entry(participant).or_default().push(level);
+                }
+                ServerMessage::ActiveSpeaker { participant } => speaker = Some(participant),
+                _ => {}
+            }
+        }
     }
+    assert_eq!(speaker.as_deref(), Some("p0"));
     assert_eq!(told["p0"].first(), Some(&Level::Good));
     assert_eq!(told["p1"].first(), Some(&Level::Poor));
     for s in sending {

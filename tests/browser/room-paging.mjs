@@ -1,6 +1,7 @@
 // Issue 12's paging test: a person on a small phone-sized screen meets four others (webrtc-rs
 // peers the Rust side started, each publishing video). Not everyone fits at a readable size, so
-// the grid shows a page at a time with previous/next controls. Through getStats: a person on
+// the grid shows a page at a time with previous/next controls, the one who speaks on the first.
+// Through getStats: a person on
 // another page sends us no video bytes (their tile is reported hidden and the SFU forwards
 // nothing), and turning to their page with the keyboard shows them and their video flows.
 
@@ -10,6 +11,8 @@ const ROOM = process.env.CONVENE_ROOM_PATH || '/spaces/book-club/rooms/reading';
 const OWNER_EMAIL = process.env.CONVENE_OWNER_EMAIL || 'olive@example.org';
 const OWNER_HANDLE = process.env.CONVENE_OWNER_HANDLE || 'olive';
 const PEERS = Number(process.env.CONVENE_PEERS || '4');
+// The one peer whose audio is loud: the SFU makes them the active speaker.
+const SPEAKER = process.env.CONVENE_SPEAKER || '';
 // A phone's width with the on-screen keyboard or the browser's bars taking much of the height:
 // two rows of two readable tiles, so five people (the owner included) need two pages.
 const SMALL_PHONE = { viewport: { width: 390, height: 390 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
@@ -66,6 +69,14 @@ async function steadyGrowth(page) {
     }, null, { timeout: 10000 });
     await new Promise((res) => setTimeout(res, 1000));
     const before = await onPage(page);
+    // Media from everyone on the page has started at all (slow on a busy machine).
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      const bytes = await videoBytes(page);
+      if (before.every((id) => bytes[id] > 0)) break;
+      check(Date.now() < deadline, `no video at all from someone on the page within 15 s: ${JSON.stringify(bytes)}`);
+      await new Promise((res) => setTimeout(res, 250));
+    }
     const grew = await growth(page, 2000);
     if (JSON.stringify(await onPage(page)) === JSON.stringify(before)) return grew;
     console.log('     the page changed while measuring (a new active speaker?): again');
@@ -109,10 +120,17 @@ await run('room-paging', 80000, async () => {
     await shot(owner, 'room-phone-paged', { fullPage: false });
   });
 
+  await step('the one who speaks is on the first page', async () => {
+    check(SPEAKER, 'CONVENE_SPEAKER is not set');
+    await owner.locator(`.grid .tile.speaking[data-participant="${SPEAKER}"]`).waitFor({ timeout: 10000 });
+    check((await status(owner)).startsWith('1 of'), 'not on the first page');
+  });
+
   let offPage = '';
   await step('a person on another page sends no video; one on this page does', async () => {
     const shown = await onPage(owner);
     offPage = (await everyone(owner)).find((id) => !shown.includes(id));
+    check(offPage !== SPEAKER, 'the speaker is off the first page');
     check(offPage, 'nobody is off the page');
     const grew = await steadyGrowth(owner);
     console.log(`     video bytes in 2 s: ${JSON.stringify(grew)}`);

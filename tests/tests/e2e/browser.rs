@@ -255,8 +255,9 @@ async fn room_simulcast_follows_tile_sizes() {
 }
 
 /// Issue 12: four webrtc-rs peers publish video into the Room and the owner joins on a small
-/// phone-sized screen: the grid pages, a person on another page sends the browser no video
-/// bytes, and turning to their page (with the keyboard) shows them and their video flows.
+/// phone-sized screen: the grid pages, the one peer who speaks (loud audio levels) is kept on
+/// the first page, a person on another page sends the browser no video bytes, and turning to
+/// their page (with the keyboard) shows them and their video flows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_pages_when_more_people_are_present_than_fit() {
     if !tools_present("browser::room_pages_when_more_people_are_present_than_fit") {
@@ -266,8 +267,9 @@ async fn room_pages_when_more_people_are_present_than_fit() {
     let epoch = Instant::now();
     let mut peers = Vec::new();
     let mut sending = Vec::new();
-    for index in 1..=4u8 {
-        let name = format!("Peer {index}");
+    // The test client sends loud audio levels as publisher 0 only: the last to join speaks.
+    for (n, index) in [1u8, 2, 3, 0].into_iter().enumerate() {
+        let name = format!("Peer {}", n + 1);
         let peer = super::media::enter(&inst, &inst.browser(), "reading", index, Some(&name)).await;
         sending.push(convene_media::testing::start_publishing(
             &peer.client,
@@ -289,6 +291,13 @@ async fn room_pages_when_more_people_are_present_than_fit() {
             ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
             ("CONVENE_OWNER_HANDLE", "olive".into()),
             ("CONVENE_PEERS", peers.len().to_string()),
+            (
+                "CONVENE_SPEAKER",
+                peers
+                    .last()
+                    .map(|p| p.participant.clone())
+                    .unwrap_or_default(),
+            ),
         ],
     )
     .await;
