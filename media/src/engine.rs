@@ -223,28 +223,29 @@ impl Estimate {
     }
 }
 
-/// What the SFU received of a participant's own RTP: packets expected (by
-/// each stream's sequence numbers) and packets that arrived, counted before
-/// retransmissions repair anything, so the difference is what the
-/// participant's uplink lost; and the interarrival jitter of their audio.
-/// Read by the connection quality.
+/// What the SFU received of a participant's own RTP: of the packets each
+/// stream's sequence numbers say were sent, how many have been judged and how
+/// many of those never came, counted before retransmissions repair anything,
+/// so it is what the participant's uplink lost; and the interarrival jitter
+/// of their audio. Read by the connection quality.
 #[derive(Debug, Clone, Default)]
 pub struct Uplink(Arc<UplinkCells>);
 
 #[derive(Debug, Default)]
 struct UplinkCells {
-    expected: AtomicU64,
-    received: AtomicU64,
+    judged: AtomicU64,
+    lost: AtomicU64,
     /// The largest audio stream's interarrival jitter, in microseconds (0: not known).
     jitter_us: AtomicU64,
 }
 
 impl Uplink {
-    /// (expected, received) so far.
+    /// (judged, lost) so far: a packet is judged once [`REORDER_WINDOW`]
+    /// newer ones of its stream arrived, and lost if it had not come by then.
     pub fn counts(&self) -> (u64, u64) {
         (
-            self.0.expected.load(Ordering::Relaxed),
-            self.0.received.load(Ordering::Relaxed),
+            self.0.judged.load(Ordering::Relaxed),
+            self.0.lost.load(Ordering::Relaxed),
         )
     }
 
@@ -264,18 +265,45 @@ impl Uplink {
 /// below the RTX decoder, so a repaired packet does not hide the loss.
 pub const UPLINK_MONITOR_SLOT: usize = 6_200;
 
+/// Packets of a stream that may overtake a missing one before it counts as
+/// lost: reordering by a jittery link is not loss.
+pub const REORDER_WINDOW: u64 = 64;
+/// A jump further ahead than this starts the stream's count afresh (a
+/// restarted encoder, a long pause) rather than calling everything between lost.
+const MAX_JUMP: u64 = 1024;
+
 /// Counts what arrives of each inbound RTP stream against what its sequence
-/// numbers say was sent (RFC 3550's expected and received, A.3).
+/// numbers say was sent (RFC 3550's expected and received, A.3), judging each
+/// packet only once [`REORDER_WINDOW`] newer ones arrived.
 #[derive(Default)]
 pub struct UplinkMonitor {
     counts: Uplink,
-    /// SSRC → highest extended sequence number seen.
-    highest: HashMap<u32, u64>,
+    /// SSRC → where its sequence numbers are.
+    streams: HashMap<u32, StreamSeq>,
     /// Audio SSRC → clock rate, and the jitter state: the last packet's
     /// (arrival, RTP timestamp) and the jitter in seconds.
     audio: HashMap<u32, AudioJitter>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+}
+
+/// One stream's sequence numbers: the highest (extended) seen, the first
+/// counted, and which of the last 128 arrived.
+#[derive(Debug)]
+struct StreamSeq {
+    first: u64,
+    highest: u64,
+    seen: u128,
+}
+
+impl StreamSeq {
+    fn starting_at(ext: u64) -> Self {
+        Self {
+            first: ext,
+            highest: ext,
+            seen: 1 << (ext % 128),
+        }
+    }
 }
 
 /// One audio stream's interarrival jitter.
@@ -326,27 +354,50 @@ impl UplinkMonitor {
     }
 
     fn observe(&mut self, ssrc: u32, seq: u16) {
-        let cells = &self.counts.0;
-        cells.received.fetch_add(1, Ordering::Relaxed);
-        let Some(highest) = self.highest.get_mut(&ssrc) else {
-            if self.highest.len() < UPLINK_STREAMS {
-                self.highest.insert(ssrc, u64::from(seq) + (1 << 16));
-                cells.expected.fetch_add(1, Ordering::Relaxed);
+        let Some(stream) = self.streams.get_mut(&ssrc) else {
+            if self.streams.len() < UPLINK_STREAMS {
+                self.streams
+                    .insert(ssrc, StreamSeq::starting_at(u64::from(seq) + (1 << 16)));
             }
             return;
         };
-        // The extended number nearest the last one (wrap-around either way).
-        let base = *highest & !0xffff;
-        let candidates = [base.saturating_sub(1 << 16), base, base + (1 << 16)];
-        let ext = candidates
+        // The extended number nearest the highest (wrap-around either way).
+        let highest = stream.highest;
+        let base = highest & !0xffff;
+        let ext = [base.saturating_sub(1 << 16), base, base + (1 << 16)]
             .iter()
             .map(|b| b + u64::from(seq))
-            .min_by_key(|e| e.abs_diff(*highest))
-            .unwrap_or(*highest);
-        if ext > *highest {
-            cells.expected.fetch_add(ext - *highest, Ordering::Relaxed);
-            *highest = ext;
+            .min_by_key(|e| e.abs_diff(highest))
+            .unwrap_or(highest);
+        if ext <= highest {
+            // Late, but not yet judged: it arrived after all.
+            if highest - ext < REORDER_WINDOW {
+                stream.seen |= 1 << (ext % 128);
+            }
+            return;
         }
+        if ext - highest > MAX_JUMP {
+            *stream = StreamSeq::starting_at(ext);
+            return;
+        }
+        let (mut judged, mut lost) = (0, 0);
+        for next in highest + 1..=ext {
+            if let Some(old) = next
+                .checked_sub(REORDER_WINDOW)
+                .filter(|o| *o >= stream.first)
+            {
+                judged += 1;
+                if stream.seen & (1 << (old % 128)) == 0 {
+                    lost += 1;
+                }
+            }
+            stream.seen &= !(1 << (next % 128));
+        }
+        stream.seen |= 1 << (ext % 128);
+        stream.highest = ext;
+        let cells = &self.counts.0;
+        cells.judged.fetch_add(judged, Ordering::Relaxed);
+        cells.lost.fetch_add(lost, Ordering::Relaxed);
     }
 }
 
@@ -397,7 +448,7 @@ impl Interceptor for UplinkMonitor {
         }
     }
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
-        self.highest.remove(&info.ssrc);
+        self.streams.remove(&info.ssrc);
         self.audio.remove(&info.ssrc);
     }
 }
@@ -612,22 +663,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_uplink_monitor_counts_gaps_across_wraparound() {
+    fn the_uplink_monitor_counts_gaps_across_wraparound_but_not_reordering() {
         let uplink = Uplink::default();
         let mut m = UplinkMonitor::new(uplink.clone());
-        // Stream 1: 65530..=65535, 0..=9 with 3 and 7 missing, and a late
-        // duplicate of 65534 (counted received, expects nothing more).
-        for seq in (65530..=65535).chain([0, 1, 2, 4, 5, 6, 8, 9]) {
+        // Stream 1: 65500..=65535 then 0..=199 across the wrap, with 3 and 7
+        // missing, 10 and 11 swapped, a late duplicate of 65534, and 20 a
+        // whole 60 packets late (still within the window).
+        let mut order: Vec<u16> = (65500..=65535).collect();
+        for q in 0..200u16 {
+            match q {
+                3 | 7 | 20 => {}
+                10 => order.extend([11, 10]),
+                11 => {}
+                80 => order.extend([80, 20]),
+                _ => order.push(q),
+            }
+        }
+        order.insert(40, 65534);
+        for seq in order {
             m.observe(1, seq);
         }
-        m.observe(1, 65534);
-        // Stream 2: 100..=109 complete.
-        for seq in 100..110 {
+        // Stream 2: 100..=299 complete.
+        for seq in 100..300 {
             m.observe(2, seq);
         }
-        let (expected, received) = uplink.counts();
-        assert_eq!(expected, 16 + 10);
-        assert_eq!(received, 14 + 1 + 10);
+        let (judged, lost) = uplink.counts();
+        // Judged: all but the newest REORDER_WINDOW of each stream.
+        assert_eq!(judged, (236 - REORDER_WINDOW) + (200 - REORDER_WINDOW));
+        assert_eq!(lost, 2, "3 and 7");
+        // A restarted encoder (a jump of thousands) counts nothing lost.
+        m.observe(2, 30_000);
+        for seq in 30_001..30_200 {
+            m.observe(2, seq);
+        }
+        assert_eq!(uplink.counts().1, 2);
     }
 
     #[test]

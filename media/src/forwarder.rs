@@ -624,7 +624,7 @@ struct Pc {
 #[derive(Default)]
 struct QualitySampler {
     tracker: QualityTracker,
-    /// When it last sampled, and the uplink counts then.
+    /// When it last sampled, and the uplink's (judged, lost) counts then.
     last: Option<(Duration, (u64, u64))>,
     /// ICE consent lapsed (the connection is `disconnected`).
     disconnected: bool,
@@ -650,11 +650,10 @@ impl QualitySampler {
             Some((at, _)) if now.saturating_sub(at) < quality::SAMPLE_INTERVAL => {
                 return Sampled::default();
             }
-            Some((_, (expected, received))) => {
-                let expected = counts.0.saturating_sub(expected);
-                let received = counts.1.saturating_sub(received);
-                (expected >= QUALITY_MIN_PACKETS)
-                    .then(|| expected.saturating_sub(received) as f64 / expected as f64)
+            Some((_, (judged, lost))) => {
+                let judged = counts.0.saturating_sub(judged);
+                let lost = counts.1.saturating_sub(lost);
+                (judged >= QUALITY_MIN_PACKETS).then(|| lost as f64 / judged as f64)
             }
             // The first interval starts now.
             None => {

@@ -11,7 +11,8 @@
 //!   the feedback reports lost.
 //! - **Uplink**: the share of the participant's own RTP the SFU expected but
 //!   never received (gaps in each stream's sequence numbers, counted before
-//!   any retransmission repairs them).
+//!   any retransmission repairs them; a packet counts as lost only once 64
+//!   newer ones of its stream arrived without it, so reordering is not loss).
 //! - **Round trip**: from the transport-wide feedback, the time from sending
 //!   a packet to hearing that it arrived (so it includes the receiver's
 //!   feedback interval, up to about 100 ms).

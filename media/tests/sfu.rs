@@ -966,7 +966,8 @@ fn qualities(
 
 /// Issue 12: a participant behind a link that loses a fifth of its packets each way is
 /// reported poor to the others (and to itself), one whose uplink delays packets unevenly (by
-/// 10 to 150 ms) is not called good, a participant on a clean link stays good, and someone who
+/// 10 to 150 ms) is not called good (its audio jitter; also, its transport-wide feedback
+/// arrives reordered, which the congestion controller reads as downlink loss), a participant on a clean link stays good, and someone who
 /// enters later is told the levels and who speaks at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_participant_is_reported_poor_and_a_clean_one_good() {
