@@ -214,7 +214,7 @@ impl Instance {
         for worker in self.workers {
             worker.await.context("worker task")?;
         }
-        self.state.db.pool.close().await;
+        self.state.db.close().await;
         Ok(())
     }
 
