@@ -214,7 +214,7 @@ impl Instance {
         for worker in self.workers {
             worker.await.context("worker task")?;
         }
-        self.state.db.pool.close().await;
+        self.state.db.close().await;
         Ok(())
     }
 
@@ -252,7 +252,8 @@ async fn secret(db: &Db, key: &str) -> anyhow::Result<[u8; 32]> {
     Ok(out)
 }
 
-/// Deletes expired sessions, codes and old access attempts every ten minutes.
+/// Deletes expired sessions, codes, old access attempts and old activity ids every ten
+/// minutes.
 fn spawn_housekeeping(db: Db, mut shutdown: shutdown::Signal) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -264,6 +265,11 @@ fn spawn_housekeeping(db: Db, mut shutdown: shutdown::Signal) -> JoinHandle<()> 
             }
             if let Err(err) = crate::domain::rooms::sweep_attempts(&db).await {
                 tracing::warn!(error = %err, "housekeeping: access attempts");
+            }
+            match crate::core::followers::sweep_seen(&db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(forgotten = n, "housekeeping: old activity ids"),
+                Err(err) => tracing::warn!(error = %err, "housekeeping: activity ids"),
             }
             tokio::select! {
                 () = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}

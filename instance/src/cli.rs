@@ -625,7 +625,7 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
             }
         }
     }
-    db.pool.close().await;
+    db.close().await;
     Ok(())
 }
 

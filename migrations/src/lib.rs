@@ -85,6 +85,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../sqlite/0012_blocked_passports.sql"),
         include_str!("../postgres/0012_blocked_passports.sql"),
     ),
+    (
+        13,
+        "seen activities age",
+        include_str!("../sqlite/0013_seen_activities_age.sql"),
+        include_str!("../postgres/0013_seen_activities_age.sql"),
+    ),
 ];
 
 /// Which database dialect to migrate.

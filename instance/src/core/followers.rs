@@ -311,6 +311,22 @@ pub async fn seen(core: &Core, activity_id: &Id) -> Result<bool> {
     )
 }
 
+/// How long an activity id is remembered. A replay of the same signed request is refused by
+/// its `Date` after 12 hours (`convene_federation::signature::MAX_AGE`), but a sender may
+/// deliver the same activity again, freshly signed, while it retries: Mastodon's retries span
+/// about a week, so a month covers every sender's schedule with room to spare.
+pub const SEEN_RETENTION_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// Forgets activity ids older than [`SEEN_RETENTION_SECS`]; run by housekeeping. Returns how
+/// many were forgotten.
+pub async fn sweep_seen(db: &crate::db::Db) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM federation_seen_activities WHERE received_at < $1")
+        .bind(db.now() - SEEN_RETENTION_SECS)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records `activity_id`; false if it was there already.
 pub(crate) async fn record_seen(tx: &mut Tx<'_>, activity_id: &Id, now: i64) -> Result<bool> {
     let row = sqlx::query(
@@ -742,4 +758,47 @@ async fn announce_object(
 
 fn followers_id(actor: &Id) -> Result<Id> {
     actor.with_suffix("/followers").map_err(AppError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SEEN_RETENTION_SECS, record_seen, sweep_seen};
+    use convene_federation::protocol::Id;
+    use sqlx::Row;
+
+    /// Housekeeping forgets activity ids older than the retention and keeps the rest, so the
+    /// table stops growing while a redelivery inside the retention is still recognised.
+    #[tokio::test]
+    async fn old_activity_ids_are_forgotten_and_recent_ones_kept() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("convene-seen-{}", std::process::id()));
+        let db = crate::db::Db::connect(&format!("sqlite://{}/t.db", dir.display())).await?;
+        db.migrate().await?;
+        let old = Id::parse("https://a.example/activities/old")?;
+        let recent = Id::parse("https://a.example/activities/recent")?;
+        let mut tx = db.begin_write().await?;
+        assert!(record_seen(&mut tx, &old, db.now()).await?);
+        tx.commit().await?;
+        db.clock.advance(SEEN_RETENTION_SECS - 60);
+        let mut tx = db.begin_write().await?;
+        assert!(record_seen(&mut tx, &recent, db.now()).await?);
+        tx.commit().await?;
+        // Not yet a month after the first.
+        assert_eq!(sweep_seen(&db).await?, 0);
+        db.clock.advance(120);
+        assert_eq!(sweep_seen(&db).await?, 1);
+        let left: Vec<String> = sqlx::query("SELECT activity_id FROM federation_seen_activities")
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("activity_id"))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(left, vec![recent.to_string()]);
+        // The kept id still makes a redelivery a duplicate.
+        let mut tx = db.begin_write().await?;
+        assert!(!record_seen(&mut tx, &recent, db.now()).await?);
+        tx.commit().await?;
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
 }

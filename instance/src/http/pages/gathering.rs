@@ -291,8 +291,8 @@ async fn run_signaling(
             return;
         }
     };
-    let (mut sink, stream) = socket.split();
-    let incoming = Box::pin(stream.filter_map(|frame| async move {
+    let (mut sink, mut stream) = socket.split();
+    let incoming = Box::pin((&mut stream).filter_map(|frame| async move {
         match frame {
             Ok(Message::Text(text)) => Some(text.as_str().to_owned()),
             // Binary frames are not part of the protocol: the SFU refuses them as garbage.
@@ -315,6 +315,22 @@ async fn run_signaling(
         }))),
     )
     .await;
+    await_close_reply(&mut stream).await;
+}
+
+/// The rest of the closing handshake: reads until the client answers our close frame (or
+/// goes, or [`CLOSE_TIMEOUT`] passes). Dropping the socket with frames the client sent still
+/// unread makes the kernel reset the connection, and a client then loses the close frame
+/// with its reason ("room has ended") and sees only an abnormal closure.
+async fn await_close_reply(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The next text frame, skipping pings; `None` when the socket closes.
@@ -335,5 +351,8 @@ async fn close(mut socket: WebSocket, code: u16, reason: String) {
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
+    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await {
+        let (_, mut stream) = socket.split();
+        await_close_reply(&mut stream).await;
+    }
 }
