@@ -11,8 +11,9 @@
 //!
 //! Every media payload encodes its sender, kind, sequence and send time
 //! ([`payload`], [`decode`]), so a receiver checks that what arrives is intact,
-//! labelled with the right publisher and in order ([`drain`],
-//! [`checked_tail_run`]), and a benchmark reads latency from it.
+//! labelled with the right publisher and in order, but for packets repaired
+//! after a loss ([`drain`], [`checked_tail_run`]), and a benchmark reads
+//! latency from it.
 //!
 //! This is test code: it panics (with a message) when the server breaks the
 //! protocol, which is what a test wants.
@@ -1146,26 +1147,33 @@ pub fn drain(client: &mut Client, ids: &[String], tally: &mut Tally) {
     }
 }
 
-/// The longest run of consecutive sequence numbers at the end of `seqs`, after
-/// checking they never go backwards (in order, no duplicates).
+/// How far behind the newest packet a repaired one may arrive: a retransmission
+/// answers a NACK within a few round trips, never thousands of packets later.
+const REPAIR_WINDOW: u32 = 1024;
+
+/// The longest run of consecutive sequence numbers ending at the newest in
+/// `seqs`, after checking what arrived: no packet twice, and none behind the
+/// newest except one that fills a gap (a lost packet the SFU repaired by
+/// NACK and RTX, which comes after the packets sent later), at most
+/// [`REPAIR_WINDOW`] behind.
 pub fn checked_tail_run(seqs: &[u32]) -> usize {
-    for w in seqs.windows(2) {
-        assert!(
-            w[1] > w[0],
-            "out of order or duplicated: {} then {}",
-            w[0],
-            w[1]
-        );
-    }
-    let mut run = usize::from(!seqs.is_empty());
-    for w in seqs.windows(2).rev() {
-        if w[1] == w[0] + 1 {
-            run += 1;
-        } else {
-            break;
+    let mut seen = std::collections::HashSet::with_capacity(seqs.len());
+    let mut newest = None;
+    for &seq in seqs {
+        assert!(seen.insert(seq), "duplicated: {seq} in {seqs:?}");
+        match newest {
+            Some(n) if seq < n => assert!(
+                n - seq <= REPAIR_WINDOW,
+                "out of order: {seq} arrived after {n}, too late to be a repair"
+            ),
+            _ => newest = Some(seq),
         }
     }
-    run
+    let Some(newest) = newest else { return 0 };
+    (0..=newest)
+        .rev()
+        .take_while(|seq| seen.contains(seq))
+        .count()
 }
 
 /// Waits until `client` has received at least `run` consecutive packets of
@@ -1204,5 +1212,32 @@ pub async fn receive_from(
         // Polling interval for a failure bound, not synchronisation: packets
         // arrive on their own schedule.
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tail_run_tests {
+    use super::checked_tail_run;
+
+    #[test]
+    fn the_run_ends_at_the_newest_and_a_repair_fills_its_gap() {
+        assert_eq!(checked_tail_run(&[]), 0);
+        assert_eq!(checked_tail_run(&[1, 2, 3, 4]), 4);
+        // 3 was lost and repaired after 4 and 5 went out.
+        assert_eq!(checked_tail_run(&[1, 2, 4, 5, 3, 6]), 6);
+        // 3 never came: the run is what follows the gap.
+        assert_eq!(checked_tail_run(&[1, 2, 4, 5, 6]), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "duplicated")]
+    fn a_packet_twice_is_refused() {
+        checked_tail_run(&[1, 2, 3, 2, 4]);
+    }
+
+    #[test]
+    #[should_panic(expected = "too late to be a repair")]
+    fn a_packet_from_far_behind_is_refused() {
+        checked_tail_run(&[1, 2, 3000, 3]);
     }
 }
