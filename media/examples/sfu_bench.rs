@@ -949,6 +949,24 @@ fn serve() {
             .expect("bind loopback");
         let port = listener.local_addr().expect("local address").port();
         println!("listening {port}");
+        // CONVENE_BENCH_METRICS: the forwarded and dropped packet counters on
+        // stderr every 250 ms (wall-clock milliseconds first), so a profiler
+        // started and stopped from outside can be divided by the packets
+        // forwarded between the two.
+        if std::env::var_os("CONVENE_BENCH_METRICS").is_some() {
+            let sfu = sfu.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let m = sfu.metrics();
+                    let ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or_default();
+                    eprintln!("metrics {ms} {} {}", m.packets_forwarded, m.packets_dropped);
+                }
+            });
+        }
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
