@@ -2285,7 +2285,7 @@ impl Engine {
             let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
                 continue;
             };
-            let mut out = packet.clone();
+            let mut out = core::subscriber_copy(&packet);
             if !link
                 .rewriter
                 .rewrite_header_at(&mut out.header, Some((at, clock_rate)))
