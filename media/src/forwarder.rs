@@ -1472,6 +1472,7 @@ impl Engine {
     }
 
     fn on_offer(&mut self, session: u64, sdp: String, rollback: bool) -> Result<String> {
+        let sdp = self.keep_layer_bindings(session, &sdp);
         let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
         let now = Instant::now();
         let desc = RTCSessionDescription::offer(sdp)
@@ -1550,6 +1551,7 @@ impl Engine {
     }
 
     fn on_answer(&mut self, session: u64, sdp: String) -> Result<()> {
+        let sdp = self.keep_layer_bindings(session, &sdp);
         let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
         let desc = RTCSessionDescription::answer(sdp)
             .map_err(|_| Error::Protocol("invalid answer".to_owned()))?;
@@ -1558,6 +1560,19 @@ impl Engine {
             .map_err(|e| Error::Protocol(format!("answer refused: {e}")))?;
         self.pump(session);
         Ok(())
+    }
+
+    /// `session`'s description as its connection applies it: the layers of its
+    /// simulcast tracks already flowing stay bound to their SSRCs
+    /// ([`core::keep_flowing_receivers`]).
+    fn keep_layer_bindings(&self, session: u64, sdp: &str) -> String {
+        let flowing: Vec<&str> = self
+            .tracks
+            .values()
+            .filter(|t| t.publisher == session && t.simulcast)
+            .map(|t| t.mid.as_str())
+            .collect();
+        core::keep_flowing_receivers(sdp, &flowing)
     }
 
     /// Starts forwarding `tracks` to `session`: their negotiation is complete,

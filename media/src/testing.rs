@@ -1015,6 +1015,19 @@ pub fn decode_simulcast(p: &[u8]) -> Option<(u8, u32, bool)> {
 /// first and then only when the SFU asks for one (PLI), so a layer switch
 /// shows that the SFU asked.
 pub fn publish_simulcast(client: &Client, fps: u32, epoch: Instant) -> JoinHandle<()> {
+    publish_simulcast_naming(client, fps, epoch, u32::MAX)
+}
+
+/// Like [`publish_simulcast`], naming each layer (mid and rid header
+/// extensions) on its first `named_frames` frames only, as a browser does once
+/// the receiver's reports show that it knows the layer's SSRC: from then on the
+/// SFU can tell the layers apart by SSRC alone.
+pub fn publish_simulcast_naming(
+    client: &Client,
+    fps: u32,
+    epoch: Instant,
+    named_frames: u32,
+) -> JoinHandle<()> {
     let (audio, video, pc) = (
         client.audio.clone(),
         client.video.clone(),
@@ -1085,16 +1098,20 @@ pub fn publish_simulcast(client: &Client, fps: u32, epoch: Instant) -> JoinHandl
                         p.header.timestamp = ts_base[i].wrapping_add(frame.wrapping_mul(3000));
                         p.header.marker = true;
                         p.payload = vp8_payload(i as u8, frame, keyframe, [200, 600, 1200][i.min(2)]);
-                        let extensions = [
-                            HeaderExtension::Custom {
-                                uri: crate::core::MID_URI.into(),
-                                extension: Box::new(Sdes(Bytes::from(mid.clone()))),
-                            },
-                            HeaderExtension::Custom {
-                                uri: crate::core::RID_URI.into(),
-                                extension: Box::new(Sdes(Bytes::from(rid.clone()))),
-                            },
-                        ];
+                        let extensions = if frame < named_frames {
+                            vec![
+                                HeaderExtension::Custom {
+                                    uri: crate::core::MID_URI.into(),
+                                    extension: Box::new(Sdes(Bytes::from(mid.clone()))),
+                                },
+                                HeaderExtension::Custom {
+                                    uri: crate::core::RID_URI.into(),
+                                    extension: Box::new(Sdes(Bytes::from(rid.clone()))),
+                                },
+                            ]
+                        } else {
+                            Vec::new()
+                        };
                         if let Err(e) = video.write_rtp_with_extensions(p, &extensions).await {
                             eprintln!("simulcast layer {rid} not sent: {e}");
                         }

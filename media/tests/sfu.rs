@@ -811,6 +811,117 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
     publishing.abort();
 }
 
+/// Issue 12: three simulcast publishers join one Room one after another, and
+/// each keeps receiving the video of both others. Each join makes the SFU
+/// renegotiate the connections of those already there, and each publisher, as
+/// a browser does, names its layers (mid and rid header extensions) on its
+/// first frames only: the SFU must keep every layer's SSRC across those
+/// renegotiations (webrtc-rs 0.21.1 rebuilds a simulcast receiver without them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_publishers_joining_in_turn_keep_receiving_each_others_video() {
+    use std::collections::HashMap;
+
+    /// A third of a second of frames at 30 fps, as a browser names its layers
+    /// until the first receiver reports.
+    const NAMED_FRAMES: u32 = 10;
+    let sfu = sfu();
+    let epoch = Instant::now();
+    let mut clients = Vec::new();
+    let mut publishing = Vec::new();
+    for i in 0..3u8 {
+        let client = testing::join_simulcast(&sfu, "space/turns", &format!("p{i}"), i).await;
+        publishing.push(testing::publish_simulcast_naming(
+            &client,
+            30,
+            epoch,
+            NAMED_FRAMES,
+        ));
+        clients.push(client);
+        // The scenario, not synchronisation: people stay a while before the
+        // next one joins, and the layers flow unnamed by then.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+
+    // Each shows both others' cameras in small tiles.
+    let mut cameras = Vec::new();
+    for client in &mut clients {
+        let me = client.id.clone();
+        let mut videos = HashMap::new();
+        while videos.len() < 2 {
+            if let ServerMessage::TrackPublished(t) = client
+                .wait_event(LIMIT, |e| {
+                    matches!(e, ServerMessage::TrackPublished(t) if t.kind == Kind::Video && t.participant != me)
+                })
+                .await
+            {
+                videos.insert(t.track_id, t.participant);
+            }
+        }
+        client.send(&ClientMessage::Tiles {
+            tiles: videos
+                .keys()
+                .map(|track_id| TileReport {
+                    mid: None,
+                    track_id: track_id.clone(),
+                    width: 320,
+                    height: 180,
+                    visible: true,
+                    screen: false,
+                })
+                .collect(),
+        });
+        cameras.push(videos);
+    }
+
+    // Settle, then every second of a five-second watch brings each client
+    // video frames from both others.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for client in &mut clients {
+        while client.received.try_recv().is_ok() {}
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (client, cameras) in clients.iter_mut().zip(&cameras) {
+        // Per publisher, camera packets in each second of the watch.
+        let mut per_second: HashMap<String, [u32; 5]> = HashMap::new();
+        while let Ok(r) = client.received.try_recv() {
+            let Some(publisher) = cameras.get(&r.track_id) else {
+                continue;
+            };
+            let second = r.at.saturating_duration_since(start).as_secs() as usize;
+            if let Some(n) = per_second
+                .entry(publisher.clone())
+                .or_default()
+                .get_mut(second)
+            {
+                *n += 1;
+            }
+        }
+        for other in clients_ids(&client.id) {
+            let counts = per_second.get(&other).copied().unwrap_or_default();
+            assert!(
+                counts.iter().all(|n| *n >= 10),
+                "{} froze on {other}'s video: packets per second {counts:?}",
+                client.id
+            );
+        }
+    }
+    for p in publishing {
+        p.abort();
+    }
+    for c in clients {
+        c.close().await;
+    }
+}
+
+/// The other two of the three publishers p0, p1, p2.
+fn clients_ids(me: &str) -> Vec<String> {
+    (0..3)
+        .map(|i| format!("p{i}"))
+        .filter(|id| id != me)
+        .collect()
+}
+
 /// The video packets `client` received from sender `from`, by synthetic
 /// sequence number, with how many copies of each arrived.
 fn video_from(client: &mut Client, from: u8, got: &mut std::collections::HashMap<u32, u32>) {
