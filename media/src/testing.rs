@@ -209,6 +209,9 @@ pub enum Transport {
     /// No UDP socket at all, as behind a firewall that blocks UDP: only ICE-TCP
     /// candidates (RFC 6544), so media flows over the SFU's passive TCP candidate.
     TcpOnly,
+    /// UDP from this local address rather than loopback, such as one inside a
+    /// network namespace that the joining thread entered.
+    UdpFrom(std::net::IpAddr),
 }
 
 /// Joins `room` of an in-process `sfu` as `id` with a fresh token, returning
@@ -274,6 +277,35 @@ pub async fn join_behind(sfu: &Sfu, room: &str, id: &str, index: u8, link: Link)
 /// [`RIDS`](crate::simulcast::RIDS)); send media with [`publish_simulcast`].
 pub async fn join_simulcast(sfu: &Sfu, room: &str, id: &str, index: u8) -> Client {
     join_fresh(sfu, (room, id, index), None, (Transport::Udp, true, None)).await
+}
+
+/// Like [`join`], the client's media from `ip` (see [`Transport::UdpFrom`]) and
+/// the SFU side (connect, session) on `sfu_runtime`: a client in a network
+/// namespace runs on a runtime of that namespace's thread, the SFU on another.
+pub async fn join_from(
+    sfu_runtime: &tokio::runtime::Handle,
+    sfu: &Sfu,
+    (room, id, index): (&str, &str, u8),
+    ip: std::net::IpAddr,
+) -> Client {
+    let claims = Claims::new(
+        room,
+        id,
+        format!("Person {id}"),
+        crate::token::unix_now(),
+        120,
+    );
+    let token = sfu.token_key().issue(&claims);
+    join_inner(
+        sfu_runtime,
+        sfu,
+        (room, id, index),
+        &token,
+        true,
+        (Transport::UdpFrom(ip), false, None),
+    )
+    .await
+    .expect("join accepted")
 }
 
 /// Joins an in-process `sfu` with a given token; `Err` is the SFU's refusal.
@@ -448,6 +480,9 @@ async fn start_with(
         (Transport::Udp, link) if simulcast || link.is_some() => {
             let feedback = simulcast.then(|| feedback.clone());
             client_peer_connection_with(handler, "127.0.0.1", link, feedback).await
+        }
+        (Transport::UdpFrom(ip), link) => {
+            client_peer_connection_with(handler, &ip.to_string(), link, None).await
         }
         (Transport::Udp, _) => client_peer_connection(handler).await,
         (Transport::TcpOnly, _) => client_peer_connection_tcp_only(handler).await,
