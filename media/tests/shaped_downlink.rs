@@ -8,9 +8,9 @@
 //! qdisc `tbf`) on the SFU's end holds the traffic towards the subscriber to
 //! 300 kbit/s. The publisher sends three layers from loopback.
 //!
-//! It needs root, `ip` and `tc` with `tbf`: without them it prints why and
-//! passes, even under `CONVENE_TEST_REQUIRE_ALL` (nothing of Convene's was
-//! tried); once they are there, a failure is a failure.
+//! It needs root, `ip` and `tc` with `tbf`: without them it prints `SKIPPED`
+//! and why, and passes even under `CONVENE_TEST_REQUIRE_ALL` (nothing of
+//! Convene's was tried); once they are there, a failure is a failure.
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -218,18 +218,18 @@ fn subscriber(
 fn a_shaped_downlink_gets_the_low_layer_without_freezing_and_moves_up_once_lifted() {
     const NAME: &str = "shaped_downlink";
     if !is_root() {
-        eprintln!("{NAME}: skipped: shaping a link needs root");
+        eprintln!("SKIPPED {NAME}: shaping a link needs root");
         return;
     }
     let veth = match Veth::create() {
         Ok(veth) => veth,
         Err(e) => {
-            eprintln!("{NAME}: skipped: no network namespace with a veth pair: {e}");
+            eprintln!("SKIPPED {NAME}: no network namespace with a veth pair: {e}");
             return;
         }
     };
     if let Err(e) = veth.shape() {
-        eprintln!("{NAME}: skipped: no tbf qdisc: {e}");
+        eprintln!("SKIPPED {NAME}: no tbf qdisc: {e}");
         return;
     }
     let _ = tracing_subscriber::fmt()
