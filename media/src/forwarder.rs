@@ -1536,7 +1536,10 @@ impl Engine {
                 .map_err(rtc_error)?;
         }
         self.pump(session);
-        Ok(sdp)
+        Ok(core::without_rtx_where_simulcast(
+            &sdp,
+            &self.simulcast_mids(session),
+        ))
     }
 
     fn create_offer(&mut self, session: u64) -> Result<String> {
@@ -1547,7 +1550,10 @@ impl Engine {
             .set_local_description(Instant::now(), offer)
             .map_err(rtc_error)?;
         self.pump(session);
-        Ok(sdp)
+        Ok(core::without_rtx_where_simulcast(
+            &sdp,
+            &self.simulcast_mids(session),
+        ))
     }
 
     fn on_answer(&mut self, session: u64, sdp: String) -> Result<()> {
@@ -1566,13 +1572,16 @@ impl Engine {
     /// simulcast tracks already flowing stay bound to their SSRCs
     /// ([`core::keep_flowing_receivers`]).
     fn keep_layer_bindings(&self, session: u64, sdp: &str) -> String {
-        let flowing: Vec<&str> = self
-            .tracks
+        core::keep_flowing_receivers(sdp, &self.simulcast_mids(session))
+    }
+
+    /// The mids of the m-sections on which `session` publishes simulcast.
+    fn simulcast_mids(&self, session: u64) -> Vec<&str> {
+        self.tracks
             .values()
             .filter(|t| t.publisher == session && t.simulcast)
             .map(|t| t.mid.as_str())
-            .collect();
-        core::keep_flowing_receivers(sdp, &flowing)
+            .collect()
     }
 
     /// Starts forwarding `tracks` to `session`: their negotiation is complete,

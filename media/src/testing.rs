@@ -273,6 +273,23 @@ pub async fn join_behind(sfu: &Sfu, room: &str, id: &str, index: u8, link: Link)
     .await
 }
 
+/// Like [`join_simulcast`], with the client's media behind `link`.
+pub async fn join_simulcast_behind(
+    sfu: &Sfu,
+    room: &str,
+    id: &str,
+    index: u8,
+    link: Link,
+) -> Client {
+    join_fresh(
+        sfu,
+        (room, id, index),
+        None,
+        (Transport::Udp, true, Some(link)),
+    )
+    .await
+}
+
 /// Like [`join`], publishing the camera as three simulcast layers (rids
 /// [`RIDS`](crate::simulcast::RIDS)); send media with [`publish_simulcast`].
 pub async fn join_simulcast(sfu: &Sfu, room: &str, id: &str, index: u8) -> Client {

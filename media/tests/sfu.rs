@@ -1023,6 +1023,93 @@ async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_
     viewer.close().await;
 }
 
+/// Issue 12: a packet a simulcast publisher's uplink loses is asked for again
+/// and forwarded, so the viewer's picture never waits for a keyframe. A layer's
+/// retransmissions cannot come on an RTX stream of their own: webrtc-rs binds
+/// a layer by its rid and never binds the RTX stream repairing it (browsers
+/// name that SSRC only in the repaired-rid extension), so the SFU leaves RTX
+/// out of simulcast sections and the publisher resends on the layer's own SSRC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_a_simulcast_layer_loses_on_the_uplink_are_repaired() {
+    use convene_media::impairment::{Direction, Impairment, Loss, SIMULCAST_KIND};
+    use std::collections::HashSet;
+    use std::sync::atomic::Ordering;
+
+    let sfu = sfu();
+    // 30 frames a second on each layer: frame 150 comes 5 s in, well after
+    // the viewer settled on the low layer.
+    let lost: HashSet<(u8, u8, u32)> = (120..125)
+        .chain([135])
+        .map(|f| (0, SIMULCAST_KIND, f))
+        .collect();
+    let link = testing::Link::new(Impairment {
+        up: Direction {
+            loss: Loss::Chosen(lost.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let log = link.log.clone();
+    let mut publisher =
+        testing::join_simulcast_behind(&sfu, "space/lossy-sim", "p0", 0, link).await;
+    let publishing = testing::publish_simulcast(&publisher, 30, Instant::now());
+    let mut viewer = join(&sfu, "space/lossy-sim", "p1", 1, None).await;
+    let video = match viewer
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
+        })
+        .await
+    {
+        ServerMessage::TrackPublished(t) => t,
+        other => panic!("not a track: {other:?}"),
+    };
+    viewer.send(&tile(&video.track_id, 320, 180));
+    publisher
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::SendLayers { mid, rids } if *mid == video.mid && rids == &["q"])
+        })
+        .await;
+
+    let mut frames: HashSet<u32> = HashSet::new();
+    let mut first_low: Option<u32> = None;
+    let deadline = Instant::now() + LIMIT;
+    while !frames.iter().any(|f| *f >= 160) {
+        assert!(
+            Instant::now() < deadline,
+            "video stopped at frame {:?}",
+            frames.iter().max()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(r) = viewer.received.try_recv() {
+            if r.track_id != video.track_id {
+                continue;
+            }
+            if let Some((0, frame, _)) = testing::decode_simulcast(&r.payload) {
+                first_low.get_or_insert(frame);
+                frames.insert(frame);
+            }
+        }
+    }
+    publishing.abort();
+
+    assert_eq!(
+        log.dropped_up.lock().expect("log").clone(),
+        lost,
+        "the uplink dropped exactly the chosen packets"
+    );
+    let first = first_low.expect("low layer frames arrived");
+    assert!(first < 120, "the low layer only started at frame {first}");
+    let missing: Vec<u32> = (first..=160).filter(|f| !frames.contains(f)).collect();
+    assert!(missing.is_empty(), "never arrived: {missing:?}");
+    let asked = log.nacked_seqs_received.load(Ordering::Relaxed);
+    assert!(
+        (lost.len() as u64..=2 * lost.len() as u64).contains(&asked),
+        "the SFU asked the publisher for {asked} sequence numbers"
+    );
+    publisher.close().await;
+    viewer.close().await;
+}
+
 /// Issue 12: the SFU reports the arrival of what a publisher sends in
 /// transport-wide congestion control feedback, for every simulcast layer and
 /// the audio, as a browser's own uplink estimate needs: without it Chromium
