@@ -592,6 +592,9 @@ struct Pc {
     /// The address in our candidate: the bound one, or the public one behind a 1:1 NAT.
     advertised: SocketAddr,
     candidate_added: bool,
+    /// Whether the connection has been up (ICE and DTLS): before, the core
+    /// has no SRTP keys and silently drops what it is asked to send.
+    media_ready: bool,
     room: String,
     participant: String,
     events: mpsc::UnboundedSender<PcEvent>,
@@ -1405,6 +1408,7 @@ impl Engine {
                 ufrag,
                 advertised,
                 candidate_added: false,
+                media_ready: false,
                 room,
                 participant,
                 events,
@@ -2032,6 +2036,12 @@ impl Engine {
                     RTCPeerConnectionState::Connected,
                 ) => {
                     let _ = pc.events.send(PcEvent::Connected);
+                    if !pc.media_ready {
+                        pc.media_ready = true;
+                        // Its videos start now, each on a keyframe asked for here.
+                        let room = pc.room.clone();
+                        self.allocate_room(&room);
+                    }
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
                     RTCPeerConnectionState::Disconnected,
@@ -2257,6 +2267,15 @@ impl Engine {
             if !link.live {
                 continue;
             }
+            let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
+                continue;
+            };
+            // Not before the subscriber's connection can carry it: a layer
+            // started on a keyframe that is never sent shows nothing until
+            // the next one.
+            if !pc.media_ready {
+                continue;
+            }
             if video {
                 let (before, switches) = (link.switch.current(), link.switch.switches());
                 // A video without simulcast starts anywhere, as it always did
@@ -2274,9 +2293,6 @@ impl Engine {
                     link.rewriter.rebase();
                 }
             }
-            let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
-                continue;
-            };
             let mut out = packet.clone();
             if !link
                 .rewriter
@@ -2291,6 +2307,12 @@ impl Engine {
             if let Err(e) = sender.write_rtp(now, out) {
                 tracing::trace!("forward: {e}");
                 self.dropped += 1;
+                // Not sent at all (the subscriber's DTLS may not be up yet):
+                // if this started its layer, what follows cannot be decoded,
+                // so its decoder starts on the next keyframe instead.
+                if video && link.switch.restart().is_some() {
+                    want_keyframe = true;
+                }
                 continue;
             }
             // Counted, and a loss handled, once the outbox knows whether the

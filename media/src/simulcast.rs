@@ -368,6 +368,17 @@ impl LayerSwitch {
         self.awaiting_keyframe()
     }
 
+    /// The packet the current layer started on never reached the subscriber
+    /// (its connection could not send yet): what follows cannot be decoded
+    /// without it, so wait for another keyframe of a layer up to the target,
+    /// as at the start. Returns the layer to ask a keyframe of.
+    pub fn restart(&mut self) -> Option<usize> {
+        if self.current.take().is_some() {
+            self.started_at = None;
+        }
+        self.awaiting_keyframe()
+    }
+
     /// The layer whose keyframe the switch waits for.
     pub fn awaiting_keyframe(&self) -> Option<usize> {
         self.target.filter(|t| Some(*t) != self.current)
@@ -665,6 +676,26 @@ mod tests {
         assert_eq!(s.on_packet(2, 903, true), Verdict::Drop);
         assert_eq!(s.current(), None);
         assert_eq!(s.switches(), 3);
+    }
+
+    #[test]
+    fn a_start_the_subscriber_never_got_waits_for_the_next_keyframe() {
+        let mut s = LayerSwitch::new();
+        s.set_target(Some(1));
+        assert_eq!(s.on_packet(0, 5, true), Verdict::Forward);
+        // That keyframe could not be sent: the deltas after it are no use.
+        assert_eq!(s.restart(), Some(1), "ask for a keyframe again");
+        assert_eq!(s.current(), None);
+        assert_eq!(s.on_packet(0, 6, false), Verdict::Drop);
+        assert_eq!(s.on_packet(0, 7, true), Verdict::Forward);
+        assert_eq!(s.on_packet(1, 50, true), Verdict::Forward);
+        assert_eq!(s.current(), Some(1));
+        assert_eq!(s.restart(), Some(1));
+        assert_eq!(s.on_packet(1, 51, false), Verdict::Drop);
+        assert_eq!(s.on_packet(1, 52, true), Verdict::Forward);
+        // Nothing wanted, nothing to restart.
+        let mut idle = LayerSwitch::new();
+        assert_eq!(idle.restart(), None);
     }
 
     #[test]

@@ -770,7 +770,11 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
             assert!(b.keyframe, "switched to layer {} off a keyframe", b.layer);
         }
     }
-    assert!(seen[0].keyframe, "started off a keyframe");
+    assert!(
+        seen[0].keyframe,
+        "started off a keyframe: {:?}",
+        &seen[..seen.len().min(3)]
+    );
     let layers: Vec<u8> = std::iter::once(seen[0].layer)
         .chain(
             seen.windows(2)
