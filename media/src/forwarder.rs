@@ -722,21 +722,27 @@ impl Track {
 
     /// The layers flowing, as the allocator sees them: measured bitrates and
     /// sizes where known, the nominal ones of their index otherwise. A layer
-    /// that stalled is left out (a paused one is not: asking resumes it), so
-    /// its subscribers move to one that flows; unless all did, as a guess
-    /// beats a black tile.
-    fn layer_infos(&self, now: Duration) -> [Option<LayerInfo>; MAX_LAYERS] {
+    /// that stalled is left out, so its subscribers move to one that flows;
+    /// unless all did, as a guess beats a black tile.
+    ///
+    /// A paused layer is offered only when `wake_paused` (the subscriber said
+    /// how large it shows the video) and no layer of the track stalled.
+    /// Resuming a layer makes the publisher's browser reconfigure its encoder,
+    /// which on a busy machine stills every layer for seconds: not worth it
+    /// for a tile whose size is not known yet (it may well be small), nor for
+    /// a publisher already short of uplink or CPU.
+    fn layer_infos(&self, now: Duration, wake_paused: bool) -> [Option<LayerInfo>; MAX_LAYERS] {
         let shunned = |l: &Layer| self.simulcast && l.shunned_until.is_some_and(|t| now < t);
-        let all_shunned = self
-            .layers
-            .iter()
-            .flatten()
-            .filter(|l| l.ssrc.is_some())
-            .all(shunned);
+        let known = || self.layers.iter().flatten().filter(|l| l.ssrc.is_some());
+        let all_shunned = known().all(shunned);
+        let wake_paused = wake_paused && !known().any(shunned);
+        let paused = |l: &Layer| self.simulcast && !l.asked;
+        // Paused layers all the same when nothing else would be left.
+        let wake_paused = wake_paused || known().filter(|l| all_shunned || !shunned(l)).all(paused);
         std::array::from_fn(|i| {
-            let layer = self.layers[i]
-                .as_ref()
-                .filter(|l| l.ssrc.is_some() && (all_shunned || !shunned(l)))?;
+            let layer = self.layers[i].as_ref().filter(|l| {
+                l.ssrc.is_some() && (all_shunned || !shunned(l)) && (wake_paused || !paused(l))
+            })?;
             // A video without simulcast is all or nothing: until measured,
             // it is taken to be as large as a camera and as cheap as the
             // lowest layer, so a guess never turns it off.
@@ -2417,7 +2423,7 @@ impl Engine {
                 videos.push(simulcast::Video {
                     tile: tile.map(|(t, _)| *t),
                     priority,
-                    layers: track.layer_infos(now),
+                    layers: track.layer_infos(now, tile.is_some()),
                 });
                 chosen_for.push(*key);
             }

@@ -815,6 +815,61 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
     publishing.abort();
 }
 
+/// Issue 12: resuming a paused layer makes a browser reconfigure its encoder,
+/// which on a busy machine stills every layer of that camera for seconds, so
+/// the SFU resumes one only for a tile that needs it. Someone joining a Room
+/// whose watchers all show a camera small gets the layer that flows until
+/// their own tile sizes arrive, instead of waking the top layer for a moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_whose_tiles_are_not_known_yet_does_not_wake_paused_layers() {
+    let sfu = sfu();
+    let mut publisher = testing::join_simulcast(&sfu, "space/wake", "p0", 0).await;
+    let publishing = testing::publish_simulcast(&publisher, 30, Instant::now());
+    let mut first = join(&sfu, "space/wake", "p1", 1, None).await;
+    let video = match first
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
+        })
+        .await
+    {
+        ServerMessage::TrackPublished(t) => t,
+        other => panic!("not a track: {other:?}"),
+    };
+    first.send(&tile(&video.track_id, 320, 180));
+    publisher
+        .wait_event(
+            LIMIT,
+            |e| matches!(e, ServerMessage::SendLayers { rids, .. } if rids == &["q"]),
+        )
+        .await;
+
+    // A newcomer who has not said how it shows the camera: it gets the low
+    // layer, and the publisher is asked for nothing more.
+    let mut second = join(&sfu, "space/wake", "p2", 2, None).await;
+    let mut seen = Vec::new();
+    receive_layer(&mut second, &video.track_id, 0, 30, &mut seen).await;
+    let mut asked = Vec::new();
+    while let Ok(e) = publisher.events.try_recv() {
+        if let ServerMessage::SendLayers { rids, .. } = e {
+            asked.push(rids);
+        }
+    }
+    assert!(
+        asked.is_empty(),
+        "layers woken for a tile nobody knows: {asked:?}"
+    );
+
+    // Its tile is large: now the top layer is worth waking.
+    second.send(&tile(&video.track_id, 1280, 720));
+    publisher
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::SendLayers { rids, .. } if rids.iter().any(|r| r == "f"))
+        })
+        .await;
+    receive_layer(&mut second, &video.track_id, 2, 30, &mut seen).await;
+    publishing.abort();
+}
+
 /// Issue 12: three simulcast publishers join one Room one after another, and
 /// each keeps receiving the video of both others. Each join makes the SFU
 /// renegotiate the connections of those already there, and each publisher, as
