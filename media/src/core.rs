@@ -654,79 +654,6 @@ pub fn keep_flowing_receivers(sdp: &str, flowing: &[&str]) -> String {
     out
 }
 
-/// A description the SFU sends (an answer to a publisher's offer, or its own
-/// offer), without RTX (RFC 4588) in the m-sections that receive simulcast:
-/// those with an `a=simulcast` line, or whose mid is in `simulcast_mids`.
-///
-/// webrtc-rs 0.21.1 binds a simulcast layer to its SSRC by the rid header
-/// extension but never binds the RTX stream that repairs it (a browser names
-/// that SSRC only in the repaired-rid extension, never in an `a=ssrc-group`),
-/// so every retransmission of a layer was dropped and a lost packet left the
-/// picture waiting for the next keyframe. Told that RTX is not negotiated
-/// there, the publisher resends a NACKed packet on the layer's own SSRC (RFC
-/// 4585), which the SFU receives as any other packet of the layer. The RTX
-/// payload types leave the m-line with their `rtpmap`, `fmtp` and `rtcp-fb`
-/// lines; every other line, line endings included, is kept as it came.
-pub fn without_rtx_where_simulcast(sdp: &str, simulcast_mids: &[&str]) -> String {
-    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
-    let mut out = String::with_capacity(sdp.len());
-    let mut start = 0;
-    while start < lines.len() {
-        let end = lines[start + 1..]
-            .iter()
-            .position(|l| l.starts_with("m="))
-            .map_or(lines.len(), |i| start + 1 + i);
-        let section = &lines[start..end];
-        start = end;
-        let simulcast = section[0].starts_with("m=")
-            && section.iter().any(|l| {
-                l.starts_with("a=simulcast:")
-                    || l.trim_end()
-                        .strip_prefix("a=mid:")
-                        .is_some_and(|mid| simulcast_mids.contains(&mid))
-            });
-        let rtx: Vec<&str> = if simulcast {
-            section
-                .iter()
-                .filter_map(|l| {
-                    let (pt, codec) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
-                    codec.to_ascii_lowercase().starts_with("rtx/").then_some(pt)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if rtx.is_empty() {
-            section.iter().for_each(|l| out.push_str(l));
-            continue;
-        }
-        for (i, line) in section.iter().enumerate() {
-            if i == 0 {
-                let body = line.trim_end_matches(['\r', '\n']);
-                let mut kept: Vec<&str> = Vec::new();
-                for (n, word) in body.split(' ').enumerate() {
-                    // "m=video 9 UDP/TLS/RTP/SAVPF" and then the formats.
-                    if n < 3 || !rtx.contains(&word) {
-                        kept.push(word);
-                    }
-                }
-                out.push_str(&kept.join(" "));
-                out.push_str(&line[body.len()..]);
-                continue;
-            }
-            let names_rtx = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"].iter().any(|p| {
-                line.strip_prefix(p)
-                    .and_then(|rest| rest.split([' ', '\r', '\n']).next())
-                    .is_some_and(|pt| rtx.contains(&pt))
-            });
-            if !names_rtx {
-                out.push_str(line);
-            }
-        }
-    }
-    out
-}
-
 /// Which media thread each Room lives on.
 ///
 /// A Room is placed when its first participant arrives, on the thread with the
@@ -855,59 +782,6 @@ mod tests {
         a=msid:s v\r\na=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\n\
         a=rid:f send\r\na=simulcast:send q;h;f\r\na=ssrc-group:FID 21 22\r\n\
         a=ssrc:21 msid:s v\r\n";
-
-    /// The SFU's answer to a camera in three layers and one to a camera
-    /// without simulcast (trimmed).
-    const ANSWER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\na=mid:1\r\na=recvonly\r\n\
-        a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\n\
-        a=fmtp:97 apt=96\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\n\
-        a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=rid:q recv\r\n\
-        a=simulcast:recv q;h;f\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:2\r\na=recvonly\r\n\
-        a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n";
-
-    #[test]
-    fn simulcast_sections_lose_rtx_and_nothing_else() {
-        let out = without_rtx_where_simulcast(ANSWER, &[]);
-        let (first, second) = out.split_at(out.find("a=mid:2").expect("second section"));
-        assert!(
-            first.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n"),
-            "{first}"
-        );
-        for gone in ["a=rtpmap:97", "a=fmtp:97", "a=rtpmap:103", "a=fmtp:103"] {
-            assert!(!first.contains(gone), "{gone} left in {first}");
-        }
-        for kept in [
-            "a=rtpmap:96 VP8/90000\r\n",
-            "a=rtcp-fb:96 nack\r\n",
-            "a=fmtp:102 packetization-mode=1\r\n",
-            "a=simulcast:recv q;h;f\r\n",
-        ] {
-            assert!(first.contains(kept), "{kept} lost from {first}");
-        }
-        // The section without simulcast keeps its RTX.
-        assert!(out.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:2"));
-        assert!(second.contains("a=fmtp:97 apt=96\r\n"));
-        // A section named by mid loses it too, whether or not it says simulcast.
-        let by_mid = without_rtx_where_simulcast(ANSWER, &["2"]);
-        assert!(!by_mid.contains("rtx/"), "{by_mid}");
-        // Nothing to change, and garbage, come back as they were.
-        let plain = ANSWER.replace("a=simulcast:recv q;h;f\r\n", "");
-        assert_eq!(without_rtx_where_simulcast(&plain, &["9"]), plain);
-        for odd in [
-            "",
-            "m=video",
-            "a=simulcast:\nm=\na=rtpmap:x",
-            "m=video 9\na=mid:1\na=rtpmap:97 rtx/90000\n",
-        ] {
-            let _ = without_rtx_where_simulcast(odd, &["1"]);
-        }
-        assert_eq!(
-            without_rtx_where_simulcast("m=video 9 P 97\na=mid:1\na=rtpmap:97 rtx/90000\n", &["1"]),
-            "m=video 9 P\na=mid:1\n"
-        );
-    }
 
     #[test]
     fn a_flowing_simulcast_section_names_no_track_and_keeps_its_layers() {

@@ -1546,10 +1546,7 @@ impl Engine {
                 .map_err(rtc_error)?;
         }
         self.pump(session);
-        Ok(core::without_rtx_where_simulcast(
-            &sdp,
-            &self.simulcast_mids(session),
-        ))
+        Ok(sdp)
     }
 
     fn create_offer(&mut self, session: u64) -> Result<String> {
@@ -1560,10 +1557,7 @@ impl Engine {
             .set_local_description(Instant::now(), offer)
             .map_err(rtc_error)?;
         self.pump(session);
-        Ok(core::without_rtx_where_simulcast(
-            &sdp,
-            &self.simulcast_mids(session),
-        ))
+        Ok(sdp)
     }
 
     fn on_answer(&mut self, session: u64, sdp: String) -> Result<()> {

@@ -764,6 +764,7 @@ async fn client_peer_connection_with(
     }
     if let Some(feedback) = feedback {
         registry = registry
+            .with(Slot::from(REPAIR_NAMER_SLOT), RepairNamer::default())
             .with(
                 rtc::interceptor::Slot::CongestionControl,
                 rtc::interceptor::CongestionControlBuilder::new(Recorder { feedback }).build(),
@@ -788,6 +789,103 @@ async fn client_peer_connection_with(
         .await
         .expect("client peer connection on a local address");
     Arc::new(pc)
+}
+
+/// Below the NACK responder (4 000), which sends the RTX packets.
+const REPAIR_NAMER_SLOT: usize = 3_500;
+
+/// Names each retransmission of a simulcast layer as a browser does: mid and
+/// repaired rid (RFC 8852) header extensions on its RTX packets, taken from
+/// the mid and rid its layer's own packets carried. webrtc-rs sends them
+/// bare, and no description names a layer's RTX SSRC.
+#[derive(Default)]
+struct RepairNamer {
+    /// RTX SSRC → the SSRC it repairs.
+    repairs: HashMap<u32, u32>,
+    /// Ids of the mid, rid and repaired rid extensions.
+    ids: Option<(u8, u8, u8)>,
+    /// Layer SSRC → (mid, rid) as its packets named it.
+    names: HashMap<u32, (Bytes, Bytes)>,
+    read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+}
+
+impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
+    for RepairNamer
+{
+    type Rout = rtc::interceptor::TaggedPacket;
+    type Wout = rtc::interceptor::TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(
+        &mut self,
+        msg: rtc::interceptor::TaggedPacket,
+    ) -> std::result::Result<(), Self::Error> {
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(
+        &mut self,
+        mut msg: rtc::interceptor::TaggedPacket,
+    ) -> std::result::Result<(), Self::Error> {
+        if let (rtc::interceptor::Packet::Rtp(p), Some((mid_id, rid_id, repaired_id))) =
+            (&mut msg.message.packet, self.ids)
+        {
+            let ssrc = p.header.ssrc;
+            if let Some((mid, rid)) = self
+                .repairs
+                .get(&ssrc)
+                .and_then(|layer| self.names.get(layer))
+            {
+                p.header.set_extension(mid_id, mid.clone())?;
+                p.header.set_extension(repaired_id, rid.clone())?;
+            } else if let Some(rid) = p.header.get_extension(rid_id) {
+                let mid = p.header.get_extension(mid_id).unwrap_or_default();
+                self.names.insert(ssrc, (mid, rid));
+            }
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for RepairNamer {
+    fn bind_local_stream(&mut self, info: &rtc::interceptor::StreamInfo) {
+        let id = |uri: &str| {
+            info.rtp_header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+        };
+        if let (Some(mid), Some(rid), Some(repaired)) = (
+            id(crate::core::MID_URI),
+            id(crate::core::RID_URI),
+            id(crate::core::REPAIRED_RID_URI),
+        ) {
+            self.ids = Some((mid, rid, repaired));
+        }
+        if let Some(rtx) = info.ssrc_rtx {
+            self.repairs.insert(rtx, info.ssrc);
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &rtc::interceptor::StreamInfo) {
+        if let Some(rtx) = info.ssrc_rtx {
+            self.repairs.remove(&rtx);
+        }
+    }
+    fn bind_remote_stream(&mut self, _info: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &rtc::interceptor::StreamInfo) {}
 }
 
 /// A client peer connection with no UDP socket: ICE-TCP from loopback only.

@@ -1083,11 +1083,10 @@ async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_
 }
 
 /// Issue 12: a packet a simulcast publisher's uplink loses is asked for again
-/// and forwarded, so the viewer's picture never waits for a keyframe. A layer's
-/// retransmissions cannot come on an RTX stream of their own: webrtc-rs binds
-/// a layer by its rid and never binds the RTX stream repairing it (browsers
-/// name that SSRC only in the repaired-rid extension), so the SFU leaves RTX
-/// out of simulcast sections and the publisher resends on the layer's own SSRC.
+/// and forwarded, so the viewer's picture never waits for a keyframe. The
+/// publisher resends it on an RTX stream no description names, naming the
+/// layer it repairs in the repaired-rid extension as browsers do; webrtc-rs
+/// never binds such a stream, so the SFU learns it from that extension.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packets_a_simulcast_layer_loses_on_the_uplink_are_repaired() {
     use convene_media::impairment::{Direction, Impairment, Loss, SIMULCAST_KIND};
