@@ -2418,6 +2418,11 @@ impl Engine {
                     tile: tile.map(|(t, _)| *t),
                     priority,
                     layers: track.layer_infos(now, tile.is_some()),
+                    previous: track
+                        .links
+                        .iter()
+                        .find(|l| l.subscriber == subscriber)
+                        .and_then(|l| l.switch.target()),
                 });
                 chosen_for.push(*key);
             }
