@@ -372,6 +372,11 @@ impl RtxDecoder {
             .find(|l| l.1 == repairs && (l.0 == mid || l.0.is_empty() || mid.is_empty()))
             && p.header.payload_type != payload_type
         {
+            tracing::debug!(
+                rtx = ssrc,
+                layer = primary,
+                "a layer's retransmissions found"
+            );
             self.repairs
                 .insert(ssrc, (primary, payload_type, p.header.payload_type));
         }
