@@ -637,6 +637,52 @@ impl Negotiator {
     }
 }
 
+/// A client's description as the SFU applies it, once simulcast tracks of that
+/// client flow on the m-sections `flowing` (their mids).
+///
+/// webrtc-rs 0.21.1 rebuilds every receiver from the remote description each
+/// time a negotiation completes (`start_rtp`), and a simulcast receiver comes
+/// back with its rids but without the SSRC each layer was bound to. Only the
+/// RTP stream id header extension could bind them again, and a browser stops
+/// sending it once the SFU's receiver reports acknowledge a layer: so each
+/// simulcast publisher's picture would stop the first time the SFU renegotiates
+/// its connection to add someone else's tracks. A section with neither an
+/// `a=msid` nor an `a=ssrc` line names no incoming track to webrtc-rs, which
+/// then leaves that receiver, layer bindings included, as it was. The `a=rid`
+/// and `a=simulcast` lines stay: the SFU's answers and offers take the layers
+/// from them. Everything else, line endings included, is kept as it came.
+pub fn keep_flowing_receivers(sdp: &str, flowing: &[&str]) -> String {
+    if flowing.is_empty() {
+        return sdp.to_owned();
+    }
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(sdp.len());
+    let mut start = 0;
+    while start < lines.len() {
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with("m="))
+            .map_or(lines.len(), |i| start + 1 + i);
+        let section = &lines[start..end];
+        let keep = section[0].starts_with("m=")
+            && section.iter().any(|l| {
+                l.trim_end()
+                    .strip_prefix("a=mid:")
+                    .is_some_and(|mid| flowing.contains(&mid))
+            });
+        for line in section {
+            let names_track = ["a=msid:", "a=ssrc:", "a=ssrc-group:"]
+                .iter()
+                .any(|p| line.starts_with(p));
+            if !(keep && names_track) {
+                out.push_str(line);
+            }
+        }
+        start = end;
+    }
+    out
+}
+
 /// Which media thread each Room lives on.
 ///
 /// A Room is placed when its first participant arrives, on the thread with the
@@ -785,6 +831,60 @@ mod tests {
         assert!(copy.header.extensions.capacity() >= packet.header.extensions.len() + 2);
         // The payload is shared, not copied.
         assert_eq!(copy.payload.as_ptr(), packet.payload.as_ptr());
+    }
+
+    /// Chromium's re-offer of a camera in three layers beside a microphone (trimmed).
+    const SIMULCAST_REOFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0 1\r\na=msid-semantic: WMS s\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+        a=msid:s a\r\na=ssrc:11 msid:s a\r\na=rtpmap:111 opus/48000/2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n\
+        a=msid:s v\r\na=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\n\
+        a=rid:f send\r\na=simulcast:send q;h;f\r\na=ssrc-group:FID 21 22\r\n\
+        a=ssrc:21 msid:s v\r\n";
+
+    #[test]
+    fn a_flowing_simulcast_section_names_no_track_and_keeps_its_layers() {
+        let kept = keep_flowing_receivers(SIMULCAST_REOFFER, &["1"]);
+        let video = &kept[kept.find("m=video").expect("video section")..];
+        for gone in ["a=msid:", "a=ssrc:", "a=ssrc-group:"] {
+            assert!(!video.contains(gone), "{gone} left in {video}");
+        }
+        for kept_line in [
+            "a=rid:q send\r\n",
+            "a=rid:f send\r\n",
+            "a=simulcast:send q;h;f\r\n",
+            "a=mid:1\r\n",
+        ] {
+            assert!(video.contains(kept_line), "{kept_line} lost from {video}");
+        }
+        // The session and the microphone's section are untouched.
+        let before_video = &SIMULCAST_REOFFER[..SIMULCAST_REOFFER.find("m=video").expect("video")];
+        assert!(kept.starts_with(before_video), "{kept}");
+        assert!(kept.contains("a=msid-semantic: WMS s\r\n"));
+    }
+
+    #[test]
+    fn nothing_flowing_or_another_mid_changes_nothing() {
+        assert_eq!(
+            keep_flowing_receivers(SIMULCAST_REOFFER, &[]),
+            SIMULCAST_REOFFER
+        );
+        assert_eq!(
+            keep_flowing_receivers(SIMULCAST_REOFFER, &["7"]),
+            SIMULCAST_REOFFER
+        );
+        // A mid is matched whole, not by prefix.
+        assert_eq!(
+            keep_flowing_receivers(SIMULCAST_REOFFER, &["10"]),
+            SIMULCAST_REOFFER
+        );
+        let lf = SIMULCAST_REOFFER.replace("\r\n", "\n");
+        let kept = keep_flowing_receivers(&lf, &["1"]);
+        assert!(!kept.contains('\r') && kept.contains("a=simulcast:send q;h;f\n"));
+        assert!(!kept.contains("a=msid:s v"));
+        assert_eq!(keep_flowing_receivers("", &["1"]), "");
+        assert_eq!(keep_flowing_receivers("m=video", &["1"]), "m=video");
     }
 
     fn vp8() -> CodecKey {

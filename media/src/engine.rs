@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use rtc::interceptor::{
     Attribute, AttributedPacket, BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc,
     Interceptor, Packet, PacketReport, Registry, Slot, StreamInfo, TaggedPacket, TwccSenderBuilder,
@@ -24,7 +26,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::sansio::Protocol;
 
-use crate::core::AUDIO_LEVEL_URI;
+use crate::core::{AUDIO_LEVEL_URI, MID_URI, REPAIRED_RID_URI, RID_URI};
 use crate::error::{Error, Result};
 
 /// Packets kept per outgoing stream for retransmission on NACK: 0.7 s of video
@@ -544,12 +546,80 @@ pub const RTX_DECODER_SLOT: usize = 6_500;
 /// every RTP packet, each forwarded copy included, paid for one more stage
 /// (its queue and the moves in and out of it, about 2 % of the SFU's
 /// instructions per forwarded packet).
+///
+/// A simulcast layer's RTX stream is named in no description (a browser
+/// signals no SSRCs for rid-based layers, and webrtc-rs binds a layer by its
+/// rid but never the stream repairing it), so it is learnt here as a browser
+/// names it: the layer's packets carry the mid and rid header extensions
+/// until the receiver reports them, its RTX packets the mid and repaired rid
+/// (RFC 8852) until theirs are, which for an SSRC nobody bound is never.
 #[derive(Default)]
 pub struct RtxDecoder {
     /// RTX SSRC → (primary SSRC, primary payload type, RTX payload type).
     repairs: HashMap<u32, (u32, u8, u8)>,
+    /// Bound incoming streams → the ids of their mid, rid and repaired rid
+    /// header extensions.
+    named: HashMap<u32, Names>,
+    /// Layers as their packets named them: (mid, rid, SSRC, payload type).
+    layers: Vec<(Bytes, Bytes, u32, u8)>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+}
+
+/// Header extension ids of one incoming stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct Names {
+    mid: Option<u8>,
+    rid: Option<u8>,
+    repaired_rid: Option<u8>,
+}
+
+impl RtxDecoder {
+    /// Learns the layer `p` belongs to, or the layer it repairs.
+    fn learn(&mut self, p: &rtc::rtp::Packet) {
+        let ssrc = p.header.ssrc;
+        let ext = |id: Option<u8>| id.and_then(|id| p.header.get_extension(id));
+        if let Some(names) = self.named.get(&ssrc).copied() {
+            if let Some(rid) = ext(names.rid) {
+                let mid = ext(names.mid).unwrap_or_default();
+                let payload_type = p.header.payload_type;
+                self.layers
+                    .retain(|l| l.2 != ssrc && (l.0 != mid || l.1 != rid));
+                self.layers.push((mid, rid, ssrc, payload_type));
+            }
+            return;
+        }
+        if self.repairs.contains_key(&ssrc) {
+            return;
+        }
+        // The ids are the connection's: any bound stream has them.
+        let Some(names) = self
+            .named
+            .values()
+            .find(|n| n.repaired_rid.is_some())
+            .copied()
+        else {
+            return;
+        };
+        let Some(repairs) = ext(names.repaired_rid) else {
+            return;
+        };
+        let mid = ext(names.mid).unwrap_or_default();
+        if let Some(&(_, _, primary, payload_type)) = self
+            .layers
+            .iter()
+            .find(|l| l.1 == repairs && (l.0 == mid || l.0.is_empty() || mid.is_empty()))
+            && p.header.payload_type != payload_type
+        {
+            tracing::debug!(
+                rtx = ssrc,
+                layer = primary,
+                "a layer's retransmissions found"
+            );
+            self.repairs
+                .insert(ssrc, (primary, payload_type, p.header.payload_type));
+        }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxDecoder {
@@ -583,6 +653,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxDecoder {
                 self.read.push_back(ask);
                 return Ok(());
             }
+        }
+        if let Packet::Rtp(p) = &msg.message.packet
+            && !self.named.is_empty()
+        {
+            self.learn(p);
         }
         if let Packet::Rtp(p) = &mut msg.message.packet
             && let Some(&(ssrc, payload_type, rtx_payload_type)) =
@@ -624,12 +699,128 @@ impl Interceptor for RtxDecoder {
             self.repairs
                 .insert(rtx, (info.ssrc, info.payload_type, rtx_payload_type));
         }
+        let id = |uri: &str| {
+            info.rtp_header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+        };
+        let names = Names {
+            mid: id(MID_URI),
+            rid: id(RID_URI),
+            repaired_rid: id(REPAIRED_RID_URI),
+        };
+        if names.rid.is_some() {
+            self.named.insert(info.ssrc, names);
+        }
     }
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         if let Some(rtx) = info.ssrc_rtx {
             self.repairs.remove(&rtx);
         }
+        self.named.remove(&info.ssrc);
+        self.layers.retain(|l| l.2 != info.ssrc);
+        self.repairs.retain(|_, r| r.0 != info.ssrc);
+    }
+}
+
+#[cfg(test)]
+mod simulcast_rtx_tests {
+    use super::*;
+    use rtc::interceptor::{AttributedPacket, RTPHeaderExtension};
+
+    fn packet(
+        ssrc: u32,
+        payload_type: u8,
+        seq: u16,
+        ext: &[(u8, &str)],
+        payload: &[u8],
+    ) -> TaggedPacket {
+        let mut p = rtc::rtp::Packet::default();
+        p.header.version = 2;
+        p.header.ssrc = ssrc;
+        p.header.payload_type = payload_type;
+        p.header.sequence_number = seq;
+        for (id, value) in ext {
+            p.header
+                .set_extension(*id, Bytes::copy_from_slice(value.as_bytes()))
+                .expect("a one-byte extension");
+        }
+        p.payload = Bytes::copy_from_slice(payload);
+        TaggedPacket {
+            now: Instant::now(),
+            transport: Default::default(),
+            message: AttributedPacket::new(Packet::Rtp(p)),
+        }
+    }
+
+    fn read(d: &mut RtxDecoder, p: TaggedPacket) -> rtc::rtp::Packet {
+        d.handle_read(p).expect("read");
+        match d.poll_read().expect("passed on").message.packet {
+            Packet::Rtp(p) => p,
+            other => panic!("not RTP: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_simulcast_layers_rtx_is_learnt_from_its_repaired_rid() {
+        let (mid, rid, rrid) = (1u8, 2u8, 3u8);
+        let mut d = RtxDecoder::default();
+        for ssrc in [100, 200] {
+            d.bind_remote_stream(&StreamInfo {
+                ssrc,
+                payload_type: 96,
+                rtp_header_extensions: [(MID_URI, mid), (RID_URI, rid), (REPAIRED_RID_URI, rrid)]
+                    .map(|(uri, id)| RTPHeaderExtension {
+                        uri: uri.to_owned(),
+                        id: u16::from(id),
+                    })
+                    .to_vec(),
+                ..Default::default()
+            });
+        }
+        // The layers name themselves on their first packets.
+        read(&mut d, packet(100, 96, 7, &[(mid, "1"), (rid, "q")], b"q7"));
+        read(
+            &mut d,
+            packet(200, 96, 40, &[(mid, "1"), (rid, "h")], b"h40"),
+        );
+        // A retransmission of "h" 41 on an SSRC nobody declared.
+        let repaired = read(
+            &mut d,
+            packet(900, 97, 5, &[(mid, "1"), (rrid, "h")], b"\x00\x29h41"),
+        );
+        assert_eq!(
+            (
+                repaired.header.ssrc,
+                repaired.header.payload_type,
+                repaired.header.sequence_number
+            ),
+            (200, 96, 41)
+        );
+        assert_eq!(&repaired.payload[..], b"h41");
+        // Once learnt, later RTX packets need no naming.
+        let again = read(&mut d, packet(900, 97, 6, &[], b"\x00\x2ah42"));
+        assert_eq!((again.header.ssrc, again.header.sequence_number), (200, 42));
+        // A repaired rid of no known layer, or no name at all, is left alone.
+        let unknown = read(
+            &mut d,
+            packet(901, 97, 1, &[(mid, "1"), (rrid, "f")], b"\x00\x01f"),
+        );
+        assert_eq!(
+            (unknown.header.ssrc, unknown.header.payload_type),
+            (901, 97)
+        );
+        let bare = read(&mut d, packet(902, 97, 1, &[], b"\x00\x01"));
+        assert_eq!(bare.header.ssrc, 902);
+        // The layer gone, so is its repair.
+        d.unbind_remote_stream(&StreamInfo {
+            ssrc: 200,
+            ..Default::default()
+        });
+        let after = read(&mut d, packet(900, 97, 7, &[], b"\x00\x2bh43"));
+        assert_eq!(after.header.ssrc, 900);
     }
 }
 

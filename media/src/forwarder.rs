@@ -623,6 +623,9 @@ struct Pc {
     /// The address in our candidate: the bound one, or the public one behind a 1:1 NAT.
     advertised: SocketAddr,
     candidate_added: bool,
+    /// Whether the connection has been up (ICE and DTLS): before, the core
+    /// has no SRTP keys and silently drops what it is asked to send.
+    media_ready: bool,
     room: String,
     participant: String,
     events: mpsc::UnboundedSender<PcEvent>,
@@ -811,21 +814,27 @@ impl Track {
 
     /// The layers flowing, as the allocator sees them: measured bitrates and
     /// sizes where known, the nominal ones of their index otherwise. A layer
-    /// that stalled is left out (a paused one is not: asking resumes it), so
-    /// its subscribers move to one that flows; unless all did, as a guess
-    /// beats a black tile.
-    fn layer_infos(&self, now: Duration) -> [Option<LayerInfo>; MAX_LAYERS] {
+    /// that stalled is left out, so its subscribers move to one that flows;
+    /// unless all did, as a guess beats a black tile.
+    ///
+    /// A paused layer is offered only when `wake_paused` (the subscriber said
+    /// how large it shows the video) and no layer of the track stalled.
+    /// Resuming a layer makes the publisher's browser reconfigure its encoder,
+    /// which on a busy machine stills every layer for seconds: not worth it
+    /// for a tile whose size is not known yet (it may well be small), nor for
+    /// a publisher already short of uplink or CPU.
+    fn layer_infos(&self, now: Duration, wake_paused: bool) -> [Option<LayerInfo>; MAX_LAYERS] {
         let shunned = |l: &Layer| self.simulcast && l.shunned_until.is_some_and(|t| now < t);
-        let all_shunned = self
-            .layers
-            .iter()
-            .flatten()
-            .filter(|l| l.ssrc.is_some())
-            .all(shunned);
+        let known = || self.layers.iter().flatten().filter(|l| l.ssrc.is_some());
+        let all_shunned = known().all(shunned);
+        let wake_paused = wake_paused && !known().any(shunned);
+        let paused = |l: &Layer| self.simulcast && !l.asked;
+        // Paused layers all the same when nothing else would be left.
+        let wake_paused = wake_paused || known().filter(|l| all_shunned || !shunned(l)).all(paused);
         std::array::from_fn(|i| {
-            let layer = self.layers[i]
-                .as_ref()
-                .filter(|l| l.ssrc.is_some() && (all_shunned || !shunned(l)))?;
+            let layer = self.layers[i].as_ref().filter(|l| {
+                l.ssrc.is_some() && (all_shunned || !shunned(l)) && (wake_paused || !paused(l))
+            })?;
             // A video without simulcast is all or nothing: until measured,
             // it is taken to be as large as a camera and as cheap as the
             // lowest layer, so a guess never turns it off.
@@ -1497,6 +1506,7 @@ impl Engine {
                 ufrag,
                 advertised,
                 candidate_added: false,
+                media_ready: false,
                 room,
                 participant,
                 events,
@@ -1566,6 +1576,7 @@ impl Engine {
     }
 
     fn on_offer(&mut self, session: u64, sdp: String, rollback: bool) -> Result<String> {
+        let sdp = self.keep_layer_bindings(session, &sdp);
         let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
         let now = Instant::now();
         let desc = RTCSessionDescription::offer(sdp)
@@ -1644,6 +1655,7 @@ impl Engine {
     }
 
     fn on_answer(&mut self, session: u64, sdp: String) -> Result<()> {
+        let sdp = self.keep_layer_bindings(session, &sdp);
         let pc = self.pcs.get_mut(&session).ok_or_else(closed)?;
         let desc = RTCSessionDescription::answer(sdp)
             .map_err(|_| Error::Protocol("invalid answer".to_owned()))?;
@@ -1652,6 +1664,22 @@ impl Engine {
             .map_err(|e| Error::Protocol(format!("answer refused: {e}")))?;
         self.pump(session);
         Ok(())
+    }
+
+    /// `session`'s description as its connection applies it: the layers of its
+    /// simulcast tracks already flowing stay bound to their SSRCs
+    /// ([`core::keep_flowing_receivers`]).
+    fn keep_layer_bindings(&self, session: u64, sdp: &str) -> String {
+        core::keep_flowing_receivers(sdp, &self.simulcast_mids(session))
+    }
+
+    /// The mids of the m-sections on which `session` publishes simulcast.
+    fn simulcast_mids(&self, session: u64) -> Vec<&str> {
+        self.tracks
+            .values()
+            .filter(|t| t.publisher == session && t.simulcast)
+            .map(|t| t.mid.as_str())
+            .collect()
     }
 
     /// Starts forwarding `tracks` to `session`: their negotiation is complete,
@@ -2117,6 +2145,12 @@ impl Engine {
                 ) => {
                     pc.quality.disconnected = false;
                     let _ = pc.events.send(PcEvent::Connected);
+                    if !pc.media_ready {
+                        pc.media_ready = true;
+                        // Its videos start now, each on a keyframe asked for here.
+                        let room = pc.room.clone();
+                        self.allocate_room(&room);
+                    }
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
                     RTCPeerConnectionState::Disconnected,
@@ -2344,6 +2378,15 @@ impl Engine {
             if !link.live {
                 continue;
             }
+            let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
+                continue;
+            };
+            // Not before the subscriber's connection can carry it: a layer
+            // started on a keyframe that is never sent shows nothing until
+            // the next one.
+            if !pc.media_ready {
+                continue;
+            }
             if video {
                 let (before, switches) = (link.switch.current(), link.switch.switches());
                 // A video without simulcast starts anywhere, as it always did
@@ -2361,9 +2404,6 @@ impl Engine {
                     link.rewriter.rebase();
                 }
             }
-            let Some(pc) = self.pcs.get_mut(&link.subscriber) else {
-                continue;
-            };
             let mut out = core::subscriber_copy(&packet);
             if !link
                 .rewriter
@@ -2378,6 +2418,12 @@ impl Engine {
             if let Err(e) = sender.write_rtp(now, out) {
                 tracing::trace!("forward: {e}");
                 self.dropped += 1;
+                // Not sent at all (the subscriber's DTLS may not be up yet):
+                // if this started its layer, what follows cannot be decoded,
+                // so its decoder starts on the next keyframe instead.
+                if video && link.switch.restart().is_some() {
+                    want_keyframe = true;
+                }
                 continue;
             }
             // Counted, and a loss handled, once the outbox knows whether the
@@ -2490,7 +2536,12 @@ impl Engine {
                 videos.push(simulcast::Video {
                     tile: tile.map(|(t, _)| *t),
                     priority,
-                    layers: track.layer_infos(now),
+                    layers: track.layer_infos(now, tile.is_some()),
+                    previous: track
+                        .links
+                        .iter()
+                        .find(|l| l.subscriber == subscriber)
+                        .and_then(|l| l.switch.target()),
                 });
                 chosen_for.push(*key);
             }

@@ -23,7 +23,7 @@ use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
-use crate::testing::decode;
+use crate::testing::{decode, decode_simulcast};
 
 /// A synthetic media packet: (sender index, kind 0 audio / 1 video, sequence).
 pub type MediaKey = (u8, u8, u32);
@@ -106,14 +106,44 @@ pub struct LinkLog {
     pub nacked_seqs_received: AtomicU64,
 }
 
+/// The kind of a [`MediaKey`] naming a simulcast test frame
+/// ([`vp8_payload`](crate::testing::vp8_payload)): its first field is then
+/// the layer, its last the frame number.
+pub const SIMULCAST_KIND: u8 = 2;
+
 /// The synthetic media key a payload carries, and whether it came inside an
 /// RTX packet (two bytes of original sequence number in front).
 pub fn media_key(payload: &[u8]) -> Option<(MediaKey, bool)> {
-    if let Some((s, k, q, _)) = decode(payload) {
-        return Some(((s, k, q), false));
+    if let Some(key) = key_of(payload) {
+        return Some((key, false));
     }
-    let (s, k, q, _) = decode(payload.get(2..)?)?;
-    Some(((s, k, q), true))
+    Some((key_of(payload.get(2..)?)?, true))
+}
+
+fn key_of(payload: &[u8]) -> Option<MediaKey> {
+    if let Some((s, k, q, _)) = decode(payload) {
+        return Some((s, k, q));
+    }
+    simulcast_key(payload)
+}
+
+/// A simulcast test frame: the VP8 descriptor byte, the layer, frame and
+/// keyframe flag after the frame tag, then nothing but the padding.
+fn simulcast_key(payload: &[u8]) -> Option<MediaKey> {
+    if payload.first() != Some(&0x10) {
+        return None;
+    }
+    let (layer, frame, _) = decode_simulcast(payload)?;
+    let header = if crate::simulcast::is_keyframe(crate::simulcast::VideoCodec::Vp8, payload) {
+        17
+    } else {
+        10
+    };
+    payload
+        .get(header..)?
+        .iter()
+        .all(|b| *b == 0xAB)
+        .then_some((layer, SIMULCAST_KIND, frame))
 }
 
 /// The interceptor; build it with [`ImpairedLink::new`] and register it at
@@ -347,5 +377,19 @@ mod tests {
         rtx.extend_from_slice(&p);
         assert_eq!(media_key(&rtx), Some(((3, 1, 77), true)));
         assert_eq!(media_key(b"not media"), None);
+    }
+
+    #[test]
+    fn simulcast_frames_have_keys_of_their_own() {
+        for keyframe in [false, true] {
+            let p = crate::testing::vp8_payload(1, 4242, keyframe, 600);
+            assert_eq!(media_key(&p), Some(((1, SIMULCAST_KIND, 4242), false)));
+            let mut rtx = vec![0u8, 9];
+            rtx.extend_from_slice(&p);
+            assert_eq!(media_key(&rtx), Some(((1, SIMULCAST_KIND, 4242), true)));
+        }
+        let mut altered = crate::testing::vp8_payload(0, 1, false, 200).to_vec();
+        altered[150] = 0;
+        assert_eq!(media_key(&altered), None);
     }
 }

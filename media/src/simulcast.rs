@@ -226,7 +226,18 @@ pub struct Video {
     /// The layers the publisher sends, by index (0 lowest); `None` for a layer
     /// that does not exist. A video without simulcast has layer 0 only.
     pub layers: [Option<LayerInfo>; MAX_LAYERS],
+    /// The layer chosen for it last time, if any: climbing above it takes
+    /// [`CLIMB_HEADROOM`] to spare. A first choice takes none.
+    pub previous: Option<usize>,
 }
+
+/// The share of a layer's bitrate the budget must have to spare, beyond the
+/// layer itself, before a video climbs to it from a lower one; staying or
+/// going down needs none. An estimate wanders around what the link takes (a
+/// delay-based one overshoots before the queue shows), and without this a
+/// subscriber near a layer's cost flips between two layers each time the
+/// estimate crosses it, each flip a keyframe and a jump in sharpness.
+pub const CLIMB_HEADROOM: f64 = 0.5;
 
 impl Video {
     /// The layer the tile asks for, budget aside: the smallest that fills it
@@ -297,7 +308,13 @@ pub fn allocate(videos: &[Video], budget: Option<u64>) -> Vec<Option<usize>> {
         };
         while let Some(next) = (current + 1..=want).find(|l| videos[v].layers[*l].is_some()) {
             let extra = rate(v, next).saturating_sub(rate(v, current));
-            if extra > remaining {
+            let climbing = videos[v].previous.is_some_and(|p| next > p);
+            let headroom = if climbing {
+                (rate(v, next) as f64 * CLIMB_HEADROOM) as u64
+            } else {
+                0
+            };
+            if extra.saturating_add(headroom) > remaining {
                 break;
             }
             remaining -= extra;
@@ -364,6 +381,17 @@ impl LayerSwitch {
             self.current = None;
             self.started_at = None;
             self.switches += 1;
+        }
+        self.awaiting_keyframe()
+    }
+
+    /// The packet the current layer started on never reached the subscriber
+    /// (its connection could not send yet): what follows cannot be decoded
+    /// without it, so wait for another keyframe of a layer up to the target,
+    /// as at the start. Returns the layer to ask a keyframe of.
+    pub fn restart(&mut self) -> Option<usize> {
+        if self.current.take().is_some() {
+            self.started_at = None;
         }
         self.awaiting_keyframe()
     }
@@ -534,6 +562,7 @@ mod tests {
             tile,
             priority,
             layers: NOMINAL_LAYERS.map(Some),
+            previous: None,
         }
     }
 
@@ -572,6 +601,7 @@ mod tests {
             tile: tile(100, 100),
             priority: Priority::Normal,
             layers: [Some(NOMINAL_LAYERS[2]), None, None],
+            previous: None,
         };
         assert_eq!(single.wanted(), Some(0));
         // Layers the publisher does not send are skipped.
@@ -614,6 +644,41 @@ mod tests {
             allocate(&hidden, Some(2_300_000)),
             vec![Some(1), Some(2), None, Some(0)]
         );
+    }
+
+    #[test]
+    fn an_estimate_wandering_around_a_layers_cost_does_not_flip_between_layers() {
+        let on = |previous: Option<usize>| Video {
+            previous,
+            ..camera(tile(640, 360), Priority::Normal)
+        };
+        // Low (150k) plus the step to the middle (350k) is exactly 500k.
+        assert_eq!(allocate(&[on(None)], Some(520_000)), vec![Some(1)]);
+        // From the low layer, 520k is not enough to climb: the middle needs
+        // half its rate (250k) to spare.
+        assert_eq!(allocate(&[on(Some(0))], Some(520_000)), vec![Some(0)]);
+        assert_eq!(allocate(&[on(Some(0))], Some(740_000)), vec![Some(0)]);
+        assert_eq!(allocate(&[on(Some(0))], Some(760_000)), vec![Some(1)]);
+        // On the middle layer, the estimate dipping towards its cost keeps it;
+        // below the cost it goes down at once.
+        for budget in [760_000, 600_000, 520_000, 500_000] {
+            assert_eq!(
+                allocate(&[on(Some(1))], Some(budget)),
+                vec![Some(1)],
+                "{budget}"
+            );
+        }
+        assert_eq!(allocate(&[on(Some(1))], Some(480_000)), vec![Some(0)]);
+        // Stepping up past the previous layer pays headroom only for the climb.
+        let big = Video {
+            previous: Some(1),
+            ..camera(tile(1280, 720), Priority::Normal)
+        };
+        assert_eq!(
+            allocate(std::slice::from_ref(&big), Some(1_600_000)),
+            vec![Some(1)]
+        );
+        assert_eq!(allocate(&[big], Some(2_250_000)), vec![Some(2)]);
     }
 
     #[test]
@@ -665,6 +730,26 @@ mod tests {
         assert_eq!(s.on_packet(2, 903, true), Verdict::Drop);
         assert_eq!(s.current(), None);
         assert_eq!(s.switches(), 3);
+    }
+
+    #[test]
+    fn a_start_the_subscriber_never_got_waits_for_the_next_keyframe() {
+        let mut s = LayerSwitch::new();
+        s.set_target(Some(1));
+        assert_eq!(s.on_packet(0, 5, true), Verdict::Forward);
+        // That keyframe could not be sent: the deltas after it are no use.
+        assert_eq!(s.restart(), Some(1), "ask for a keyframe again");
+        assert_eq!(s.current(), None);
+        assert_eq!(s.on_packet(0, 6, false), Verdict::Drop);
+        assert_eq!(s.on_packet(0, 7, true), Verdict::Forward);
+        assert_eq!(s.on_packet(1, 50, true), Verdict::Forward);
+        assert_eq!(s.current(), Some(1));
+        assert_eq!(s.restart(), Some(1));
+        assert_eq!(s.on_packet(1, 51, false), Verdict::Drop);
+        assert_eq!(s.on_packet(1, 52, true), Verdict::Forward);
+        // Nothing wanted, nothing to restart.
+        let mut idle = LayerSwitch::new();
+        assert_eq!(idle.restart(), None);
     }
 
     #[test]

@@ -210,6 +210,9 @@ pub enum Transport {
     /// No UDP socket at all, as behind a firewall that blocks UDP: only ICE-TCP
     /// candidates (RFC 6544), so media flows over the SFU's passive TCP candidate.
     TcpOnly,
+    /// UDP from this local address rather than loopback, such as one inside a
+    /// network namespace that the joining thread entered.
+    UdpFrom(std::net::IpAddr),
 }
 
 /// Joins `room` of an in-process `sfu` as `id` with a fresh token, returning
@@ -271,10 +274,56 @@ pub async fn join_behind(sfu: &Sfu, room: &str, id: &str, index: u8, link: Link)
     .await
 }
 
+/// Like [`join_simulcast`], with the client's media behind `link`.
+pub async fn join_simulcast_behind(
+    sfu: &Sfu,
+    room: &str,
+    id: &str,
+    index: u8,
+    link: Link,
+) -> Client {
+    join_fresh(
+        sfu,
+        (room, id, index),
+        None,
+        (Transport::Udp, true, Some(link)),
+    )
+    .await
+}
+
 /// Like [`join`], publishing the camera as three simulcast layers (rids
 /// [`RIDS`](crate::simulcast::RIDS)); send media with [`publish_simulcast`].
 pub async fn join_simulcast(sfu: &Sfu, room: &str, id: &str, index: u8) -> Client {
     join_fresh(sfu, (room, id, index), None, (Transport::Udp, true, None)).await
+}
+
+/// Like [`join`], the client's media from `ip` (see [`Transport::UdpFrom`]) and
+/// the SFU side (connect, session) on `sfu_runtime`: a client in a network
+/// namespace runs on a runtime of that namespace's thread, the SFU on another.
+pub async fn join_from(
+    sfu_runtime: &tokio::runtime::Handle,
+    sfu: &Sfu,
+    (room, id, index): (&str, &str, u8),
+    ip: std::net::IpAddr,
+) -> Client {
+    let claims = Claims::new(
+        room,
+        id,
+        format!("Person {id}"),
+        crate::token::unix_now(),
+        120,
+    );
+    let token = sfu.token_key().issue(&claims);
+    join_inner(
+        sfu_runtime,
+        sfu,
+        (room, id, index),
+        &token,
+        true,
+        (Transport::UdpFrom(ip), false, None),
+    )
+    .await
+    .expect("join accepted")
 }
 
 /// Joins an in-process `sfu` with a given token; `Err` is the SFU's refusal.
@@ -449,6 +498,9 @@ async fn start_with(
         (Transport::Udp, link) if simulcast || link.is_some() => {
             let feedback = simulcast.then(|| feedback.clone());
             client_peer_connection_with(handler, "127.0.0.1", link, feedback).await
+        }
+        (Transport::UdpFrom(ip), link) => {
+            client_peer_connection_with(handler, &ip.to_string(), link, None).await
         }
         (Transport::Udp, _) => client_peer_connection(handler).await,
         (Transport::TcpOnly, _) => client_peer_connection_tcp_only(handler).await,
@@ -713,6 +765,7 @@ async fn client_peer_connection_with(
     }
     if let Some(feedback) = feedback {
         registry = registry
+            .with(Slot::from(REPAIR_NAMER_SLOT), RepairNamer::default())
             .with(
                 rtc::interceptor::Slot::CongestionControl,
                 rtc::interceptor::CongestionControlBuilder::new(Recorder { feedback }).build(),
@@ -737,6 +790,103 @@ async fn client_peer_connection_with(
         .await
         .expect("client peer connection on a local address");
     Arc::new(pc)
+}
+
+/// Below the NACK responder (4 000), which sends the RTX packets.
+const REPAIR_NAMER_SLOT: usize = 3_500;
+
+/// Names each retransmission of a simulcast layer as a browser does: mid and
+/// repaired rid (RFC 8852) header extensions on its RTX packets, taken from
+/// the mid and rid its layer's own packets carried. webrtc-rs sends them
+/// bare, and no description names a layer's RTX SSRC.
+#[derive(Default)]
+struct RepairNamer {
+    /// RTX SSRC → the SSRC it repairs.
+    repairs: HashMap<u32, u32>,
+    /// Ids of the mid, rid and repaired rid extensions.
+    ids: Option<(u8, u8, u8)>,
+    /// Layer SSRC → (mid, rid) as its packets named it.
+    names: HashMap<u32, (Bytes, Bytes)>,
+    read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+}
+
+impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
+    for RepairNamer
+{
+    type Rout = rtc::interceptor::TaggedPacket;
+    type Wout = rtc::interceptor::TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(
+        &mut self,
+        msg: rtc::interceptor::TaggedPacket,
+    ) -> std::result::Result<(), Self::Error> {
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(
+        &mut self,
+        mut msg: rtc::interceptor::TaggedPacket,
+    ) -> std::result::Result<(), Self::Error> {
+        if let (rtc::interceptor::Packet::Rtp(p), Some((mid_id, rid_id, repaired_id))) =
+            (&mut msg.message.packet, self.ids)
+        {
+            let ssrc = p.header.ssrc;
+            if let Some((mid, rid)) = self
+                .repairs
+                .get(&ssrc)
+                .and_then(|layer| self.names.get(layer))
+            {
+                p.header.set_extension(mid_id, mid.clone())?;
+                p.header.set_extension(repaired_id, rid.clone())?;
+            } else if let Some(rid) = p.header.get_extension(rid_id) {
+                let mid = p.header.get_extension(mid_id).unwrap_or_default();
+                self.names.insert(ssrc, (mid, rid));
+            }
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for RepairNamer {
+    fn bind_local_stream(&mut self, info: &rtc::interceptor::StreamInfo) {
+        let id = |uri: &str| {
+            info.rtp_header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+        };
+        if let (Some(mid), Some(rid), Some(repaired)) = (
+            id(crate::core::MID_URI),
+            id(crate::core::RID_URI),
+            id(crate::core::REPAIRED_RID_URI),
+        ) {
+            self.ids = Some((mid, rid, repaired));
+        }
+        if let Some(rtx) = info.ssrc_rtx {
+            self.repairs.insert(rtx, info.ssrc);
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &rtc::interceptor::StreamInfo) {
+        if let Some(rtx) = info.ssrc_rtx {
+            self.repairs.remove(&rtx);
+        }
+    }
+    fn bind_remote_stream(&mut self, _info: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &rtc::interceptor::StreamInfo) {}
 }
 
 /// A client peer connection with no UDP socket: ICE-TCP from loopback only.
@@ -1016,6 +1166,19 @@ pub fn decode_simulcast(p: &[u8]) -> Option<(u8, u32, bool)> {
 /// first and then only when the SFU asks for one (PLI), so a layer switch
 /// shows that the SFU asked.
 pub fn publish_simulcast(client: &Client, fps: u32, epoch: Instant) -> JoinHandle<()> {
+    publish_simulcast_naming(client, fps, epoch, u32::MAX)
+}
+
+/// Like [`publish_simulcast`], naming each layer (mid and rid header
+/// extensions) on its first `named_frames` frames only, as a browser does once
+/// the receiver's reports show that it knows the layer's SSRC: from then on the
+/// SFU can tell the layers apart by SSRC alone.
+pub fn publish_simulcast_naming(
+    client: &Client,
+    fps: u32,
+    epoch: Instant,
+    named_frames: u32,
+) -> JoinHandle<()> {
     let (audio, video, pc) = (
         client.audio.clone(),
         client.video.clone(),
@@ -1086,16 +1249,20 @@ pub fn publish_simulcast(client: &Client, fps: u32, epoch: Instant) -> JoinHandl
                         p.header.timestamp = ts_base[i].wrapping_add(frame.wrapping_mul(3000));
                         p.header.marker = true;
                         p.payload = vp8_payload(i as u8, frame, keyframe, [200, 600, 1200][i.min(2)]);
-                        let extensions = [
-                            HeaderExtension::Custom {
-                                uri: crate::core::MID_URI.into(),
-                                extension: Box::new(Sdes(Bytes::from(mid.clone()))),
-                            },
-                            HeaderExtension::Custom {
-                                uri: crate::core::RID_URI.into(),
-                                extension: Box::new(Sdes(Bytes::from(rid.clone()))),
-                            },
-                        ];
+                        let extensions = if frame < named_frames {
+                            vec![
+                                HeaderExtension::Custom {
+                                    uri: crate::core::MID_URI.into(),
+                                    extension: Box::new(Sdes(Bytes::from(mid.clone()))),
+                                },
+                                HeaderExtension::Custom {
+                                    uri: crate::core::RID_URI.into(),
+                                    extension: Box::new(Sdes(Bytes::from(rid.clone()))),
+                                },
+                            ]
+                        } else {
+                            Vec::new()
+                        };
                         if let Err(e) = video.write_rtp_with_extensions(p, &extensions).await {
                             eprintln!("simulcast layer {rid} not sent: {e}");
                         }

@@ -770,7 +770,11 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
             assert!(b.keyframe, "switched to layer {} off a keyframe", b.layer);
         }
     }
-    assert!(seen[0].keyframe, "started off a keyframe");
+    assert!(
+        seen[0].keyframe,
+        "started off a keyframe: {:?}",
+        &seen[..seen.len().min(3)]
+    );
     let layers: Vec<u8> = std::iter::once(seen[0].layer)
         .chain(
             seen.windows(2)
@@ -809,6 +813,172 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
         )
         .await;
     publishing.abort();
+}
+
+/// Issue 12: resuming a paused layer makes a browser reconfigure its encoder,
+/// which on a busy machine stills every layer of that camera for seconds, so
+/// the SFU resumes one only for a tile that needs it. Someone joining a Room
+/// whose watchers all show a camera small gets the layer that flows until
+/// their own tile sizes arrive, instead of waking the top layer for a moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_whose_tiles_are_not_known_yet_does_not_wake_paused_layers() {
+    let sfu = sfu();
+    let mut publisher = testing::join_simulcast(&sfu, "space/wake", "p0", 0).await;
+    let publishing = testing::publish_simulcast(&publisher, 30, Instant::now());
+    let mut first = join(&sfu, "space/wake", "p1", 1, None).await;
+    let video = match first
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
+        })
+        .await
+    {
+        ServerMessage::TrackPublished(t) => t,
+        other => panic!("not a track: {other:?}"),
+    };
+    first.send(&tile(&video.track_id, 320, 180));
+    publisher
+        .wait_event(
+            LIMIT,
+            |e| matches!(e, ServerMessage::SendLayers { rids, .. } if rids == &["q"]),
+        )
+        .await;
+
+    // A newcomer who has not said how it shows the camera: it gets the low
+    // layer, and the publisher is asked for nothing more.
+    let mut second = join(&sfu, "space/wake", "p2", 2, None).await;
+    let mut seen = Vec::new();
+    receive_layer(&mut second, &video.track_id, 0, 30, &mut seen).await;
+    let mut asked = Vec::new();
+    while let Ok(e) = publisher.events.try_recv() {
+        if let ServerMessage::SendLayers { rids, .. } = e {
+            asked.push(rids);
+        }
+    }
+    assert!(
+        asked.is_empty(),
+        "layers woken for a tile nobody knows: {asked:?}"
+    );
+
+    // Its tile is large: now the top layer is worth waking.
+    second.send(&tile(&video.track_id, 1280, 720));
+    publisher
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::SendLayers { rids, .. } if rids.iter().any(|r| r == "f"))
+        })
+        .await;
+    receive_layer(&mut second, &video.track_id, 2, 30, &mut seen).await;
+    publishing.abort();
+}
+
+/// Issue 12: three simulcast publishers join one Room one after another, and
+/// each keeps receiving the video of both others. Each join makes the SFU
+/// renegotiate the connections of those already there, and each publisher, as
+/// a browser does, names its layers (mid and rid header extensions) on its
+/// first frames only: the SFU must keep every layer's SSRC across those
+/// renegotiations (webrtc-rs 0.21.1 rebuilds a simulcast receiver without them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_publishers_joining_in_turn_keep_receiving_each_others_video() {
+    use std::collections::HashMap;
+
+    /// A third of a second of frames at 30 fps, as a browser names its layers
+    /// until the first receiver reports.
+    const NAMED_FRAMES: u32 = 10;
+    let sfu = sfu();
+    let epoch = Instant::now();
+    let mut clients = Vec::new();
+    let mut publishing = Vec::new();
+    for i in 0..3u8 {
+        let client = testing::join_simulcast(&sfu, "space/turns", &format!("p{i}"), i).await;
+        publishing.push(testing::publish_simulcast_naming(
+            &client,
+            30,
+            epoch,
+            NAMED_FRAMES,
+        ));
+        clients.push(client);
+        // The scenario, not synchronisation: people stay a while before the
+        // next one joins, and the layers flow unnamed by then.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+
+    // Each shows both others' cameras in small tiles.
+    let mut cameras = Vec::new();
+    for client in &mut clients {
+        let me = client.id.clone();
+        let mut videos = HashMap::new();
+        while videos.len() < 2 {
+            if let ServerMessage::TrackPublished(t) = client
+                .wait_event(LIMIT, |e| {
+                    matches!(e, ServerMessage::TrackPublished(t) if t.kind == Kind::Video && t.participant != me)
+                })
+                .await
+            {
+                videos.insert(t.track_id, t.participant);
+            }
+        }
+        client.send(&ClientMessage::Tiles {
+            tiles: videos
+                .keys()
+                .map(|track_id| TileReport {
+                    mid: None,
+                    track_id: track_id.clone(),
+                    width: 320,
+                    height: 180,
+                    visible: true,
+                    screen: false,
+                })
+                .collect(),
+        });
+        cameras.push(videos);
+    }
+
+    // Settle, then every second of a five-second watch brings each client
+    // video frames from both others.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for client in &mut clients {
+        while client.received.try_recv().is_ok() {}
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (client, cameras) in clients.iter_mut().zip(&cameras) {
+        // Per publisher, camera packets in each second of the watch.
+        let mut per_second: HashMap<String, [u32; 5]> = HashMap::new();
+        while let Ok(r) = client.received.try_recv() {
+            let Some(publisher) = cameras.get(&r.track_id) else {
+                continue;
+            };
+            let second = r.at.saturating_duration_since(start).as_secs() as usize;
+            if let Some(n) = per_second
+                .entry(publisher.clone())
+                .or_default()
+                .get_mut(second)
+            {
+                *n += 1;
+            }
+        }
+        for other in clients_ids(&client.id) {
+            let counts = per_second.get(&other).copied().unwrap_or_default();
+            assert!(
+                counts.iter().all(|n| *n >= 10),
+                "{} froze on {other}'s video: packets per second {counts:?}",
+                client.id
+            );
+        }
+    }
+    for p in publishing {
+        p.abort();
+    }
+    for c in clients {
+        c.close().await;
+    }
+}
+
+/// The other two of the three publishers p0, p1, p2.
+fn clients_ids(me: &str) -> Vec<String> {
+    (0..3)
+        .map(|i| format!("p{i}"))
+        .filter(|id| id != me)
+        .collect()
 }
 
 /// The video packets `client` received from sender `from`, by synthetic
@@ -907,6 +1077,92 @@ async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_
     assert!(
         (down_lost.len() as u64..=2 * lost).contains(&asked_down),
         "the viewer asked the SFU for {asked_down} sequence numbers"
+    );
+    publisher.close().await;
+    viewer.close().await;
+}
+
+/// Issue 12: a packet a simulcast publisher's uplink loses is asked for again
+/// and forwarded, so the viewer's picture never waits for a keyframe. The
+/// publisher resends it on an RTX stream no description names, naming the
+/// layer it repairs in the repaired-rid extension as browsers do; webrtc-rs
+/// never binds such a stream, so the SFU learns it from that extension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_a_simulcast_layer_loses_on_the_uplink_are_repaired() {
+    use convene_media::impairment::{Direction, Impairment, Loss, SIMULCAST_KIND};
+    use std::collections::HashSet;
+    use std::sync::atomic::Ordering;
+
+    let sfu = sfu();
+    // 30 frames a second on each layer: frame 150 comes 5 s in, well after
+    // the viewer settled on the low layer.
+    let lost: HashSet<(u8, u8, u32)> = (120..125)
+        .chain([135])
+        .map(|f| (0, SIMULCAST_KIND, f))
+        .collect();
+    let link = testing::Link::new(Impairment {
+        up: Direction {
+            loss: Loss::Chosen(lost.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let log = link.log.clone();
+    let mut publisher =
+        testing::join_simulcast_behind(&sfu, "space/lossy-sim", "p0", 0, link).await;
+    let publishing = testing::publish_simulcast(&publisher, 30, Instant::now());
+    let mut viewer = join(&sfu, "space/lossy-sim", "p1", 1, None).await;
+    let video = match viewer
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
+        })
+        .await
+    {
+        ServerMessage::TrackPublished(t) => t,
+        other => panic!("not a track: {other:?}"),
+    };
+    viewer.send(&tile(&video.track_id, 320, 180));
+    publisher
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::SendLayers { mid, rids } if *mid == video.mid && rids == &["q"])
+        })
+        .await;
+
+    let mut frames: HashSet<u32> = HashSet::new();
+    let mut first_low: Option<u32> = None;
+    let deadline = Instant::now() + LIMIT;
+    while !frames.iter().any(|f| *f >= 160) {
+        assert!(
+            Instant::now() < deadline,
+            "video stopped at frame {:?}",
+            frames.iter().max()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(r) = viewer.received.try_recv() {
+            if r.track_id != video.track_id {
+                continue;
+            }
+            if let Some((0, frame, _)) = testing::decode_simulcast(&r.payload) {
+                first_low.get_or_insert(frame);
+                frames.insert(frame);
+            }
+        }
+    }
+    publishing.abort();
+
+    assert_eq!(
+        log.dropped_up.lock().expect("log").clone(),
+        lost,
+        "the uplink dropped exactly the chosen packets"
+    );
+    let first = first_low.expect("low layer frames arrived");
+    assert!(first < 120, "the low layer only started at frame {first}");
+    let missing: Vec<u32> = (first..=160).filter(|f| !frames.contains(f)).collect();
+    assert!(missing.is_empty(), "never arrived: {missing:?}");
+    let asked = log.nacked_seqs_received.load(Ordering::Relaxed);
+    assert!(
+        (lost.len() as u64..=2 * lost.len() as u64).contains(&asked),
+        "the SFU asked the publisher for {asked} sequence numbers"
     );
     publisher.close().await;
     viewer.close().await;

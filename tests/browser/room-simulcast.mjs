@@ -1,5 +1,5 @@
 // Issue 12's browser test: a person publishes their camera in three simulcast layers through the
-// room client; two others watch, one on a high-density desktop screen whose large
+// room client (its default); two others watch, one on a high-density desktop screen whose large
 // tile needs the full layer, one in a window so small that the tile is a thumbnail. Through
 // getStats: Chromium sends all three layers (its uplink estimate, fed by the SFU's
 // transport-wide feedback, covers them), the thumbnail decodes the quarter layer and receives
@@ -101,16 +101,8 @@ async function listener(browser, options) {
 
 await run('room-simulcast', 110000, async () => {
   const browser = await launch();
-  const ownerCtx = await context(browser, DESKTOP);
-  // Simulcast publishing is opt-in in the room client for now (see tests/tests/e2e/browser.rs).
-  await ownerCtx.addInitScript(() => {
-    try {
-      window.localStorage.setItem('convene.simulcast', 'on');
-    } catch {
-      // about:blank has no storage; the Room page does.
-    }
-  });
-  const owner = await ownerCtx.newPage();
+  // Simulcast is the room client's default: nothing to switch on.
+  const owner = await (await context(browser, DESKTOP)).newPage();
   const large = await listener(browser, SHARP_DESKTOP);
   const small = await listener(browser, THUMBNAILS);
 

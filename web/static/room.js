@@ -582,15 +582,14 @@ const CAMERA_LAYERS = [
 ];
 
 /**
- * Simulcast is opt-in for now (`localStorage['convene.simulcast'] = 'on'`): on a loaded machine
- * the browser's own uplink estimate towards the SFU stays low, and three layers then share too
- * little to keep a picture moving; one layer still does.
+ * Simulcast is on unless this browser opted out (`localStorage['convene.simulcast'] = 'off'`),
+ * say on an uplink too weak to carry three layers, where one layer still keeps a picture moving.
  */
 function simulcastEnabled() {
   try {
-    return window.localStorage.getItem('convene.simulcast') === 'on';
+    return window.localStorage.getItem('convene.simulcast') !== 'off';
   } catch {
-    return false;
+    return true;
   }
 }
 

@@ -212,19 +212,40 @@ async fn room_listen_only_when_devices_are_blocked() {
     .await;
 }
 
-/// Issue 12: the owner publishes simulcast through the room client (opt-in for now): Chromium
+/// Issue 12: three people join one after another, all publishing simulcast (the room client's
+/// default), and each keeps decoding both others' cameras for twelve seconds after the last join.
+/// Each join renegotiates the connections of those already there; webrtc-rs 0.21.1 would rebuild
+/// their simulcast receivers without the SSRCs the layers were bound to, and Chromium no longer
+/// names a layer in its packets once the SFU's receiver reports acknowledged it, so without
+/// `core::keep_flowing_receivers` the earlier people's pictures froze after a few packets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_simulcast_publishers_keep_their_pictures_as_others_join() {
+    if !tools_present("browser::room_simulcast_publishers_keep_their_pictures_as_others_join") {
+        return;
+    }
+    let inst = instance_with_open_room().await;
+    run_script(
+        &inst,
+        "room-simulcast-publishers.mjs",
+        &[
+            (
+                "CONVENE_ROOM_PATH",
+                "/spaces/book-club/rooms/reading".into(),
+            ),
+            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
+            ("CONVENE_OWNER_HANDLE", "olive".into()),
+        ],
+    )
+    .await;
+}
+
+/// Issue 12: the owner publishes simulcast through the room client (its default): Chromium
 /// sends all three layers, a window of thumbnails decodes the quarter layer and receives fewer
 /// video bytes than a large tile, and the layer no tile needs is not encoded.
 ///
 /// Chromium's uplink estimate needs the SFU's transport-wide feedback to report when packets
 /// reached the machine rather than when a busy media thread read them; with the latter it stayed
 /// near 100-900 kbit/s on this loaded 2-core machine and the full layer was never sent.
-///
-/// Still opt-in because with two simulcast publishers (room.mjs with it on) the guest's picture
-/// of the owner freezes after a few packets: renegotiating the owner's connection (to add the
-/// guest's tracks) makes webrtc-rs 0.21.1 rebuild the receiver's rid codings without the SSRCs it
-/// had learnt (`start_rtp`), and Chromium has stopped sending the rid extension by then, so the
-/// owner's layers are dropped unbound and the SFU judges them stalled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_simulcast_follows_tile_sizes() {
     if !tools_present("browser::room_simulcast_follows_tile_sizes") {
