@@ -563,12 +563,28 @@ mod tests {
                 .expect("tokio");
         let to = socket.local_addr().expect("addr");
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut inbox = Inbox::default();
+        // The kernel turns receive stamps on for the whole system a moment after
+        // the first socket asks (deferred work); a datagram that arrives before
+        // that is stamped when it is read. Wait until one is stamped on arrival.
+        let mut stamping = false;
+        for _ in 0..50 {
+            sender.send_to(b"prime", to).expect("send");
+            std::thread::sleep(Duration::from_millis(20));
+            socket.readable().await.expect("readable");
+            inbox.recv(&socket).expect("recv");
+            let (_, _, at) = inbox.datagram(0).expect("datagram");
+            if Instant::now().duration_since(at) >= Duration::from_millis(15) {
+                stamping = true;
+                break;
+            }
+        }
+        assert!(stamping, "the kernel never stamped a datagram on arrival");
         sender.send_to(b"early", to).expect("send");
         let sent = Instant::now();
         // The datagram waits while the reader is busy elsewhere.
         std::thread::sleep(Duration::from_millis(120));
         socket.readable().await.expect("readable");
-        let mut inbox = Inbox::default();
         let n = inbox.recv(&socket).expect("recv");
         assert_eq!(n, 1);
         let (data, _, at) = inbox.datagram(0).expect("datagram");
