@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use convene_media::signaling::{ClientMessage, Kind, ServerMessage, TileReport};
+use convene_media::signaling::{ClientMessage, Kind, ServerMessage, TileReport, TrackInfo};
 use convene_media::testing::{
     self, Client, Tally, Transport, checked_tail_run, join, join_over, join_with_token,
     start_publishing,
@@ -699,6 +699,19 @@ async fn receive_layer(
     }
 }
 
+/// The video track `participant` publishes, as `viewer` is told of it.
+async fn video_of(viewer: &mut Client, participant: &str) -> TrackInfo {
+    match viewer
+        .wait_event(LIMIT, |e| {
+            matches!(e, ServerMessage::TrackPublished(t) if t.participant == participant && t.kind == Kind::Video)
+        })
+        .await
+    {
+        ServerMessage::TrackPublished(t) => t,
+        other => panic!("not a track: {other:?}"),
+    }
+}
+
 fn tile(track_id: &str, width: u32, height: u32) -> ClientMessage {
     ClientMessage::Tiles {
         tiles: vec![TileReport {
@@ -726,15 +739,7 @@ async fn a_small_tile_gets_the_low_simulcast_layer_and_a_large_one_moves_up_on_a
     let mut publisher = testing::join_simulcast(&sfu, "space/sim", "p0", 0).await;
     let publishing = testing::publish_simulcast(&publisher, 30, epoch);
     let mut viewer = join(&sfu, "space/sim", "p1", 1, None).await;
-    let video = match viewer
-        .wait_event(LIMIT, |e| {
-            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
-        })
-        .await
-    {
-        ServerMessage::TrackPublished(t) => t,
-        other => panic!("not a track: {other:?}"),
-    };
+    let video = video_of(&mut viewer, "p0").await;
 
     viewer.send(&tile(&video.track_id, 320, 180));
     let mut seen = Vec::new();
@@ -826,15 +831,7 @@ async fn a_newcomer_whose_tiles_are_not_known_yet_does_not_wake_paused_layers() 
     let mut publisher = testing::join_simulcast(&sfu, "space/wake", "p0", 0).await;
     let publishing = testing::publish_simulcast(&publisher, 30, Instant::now());
     let mut first = join(&sfu, "space/wake", "p1", 1, None).await;
-    let video = match first
-        .wait_event(LIMIT, |e| {
-            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
-        })
-        .await
-    {
-        ServerMessage::TrackPublished(t) => t,
-        other => panic!("not a track: {other:?}"),
-    };
+    let video = video_of(&mut first, "p0").await;
     first.send(&tile(&video.track_id, 320, 180));
     publisher
         .wait_event(
@@ -1112,15 +1109,7 @@ async fn packets_a_simulcast_layer_loses_on_the_uplink_are_repaired() {
         testing::join_simulcast_behind(&sfu, "space/lossy-sim", "p0", 0, link).await;
     let publishing = testing::publish_simulcast(&publisher, 30, Instant::now());
     let mut viewer = join(&sfu, "space/lossy-sim", "p1", 1, None).await;
-    let video = match viewer
-        .wait_event(LIMIT, |e| {
-            matches!(e, ServerMessage::TrackPublished(t) if t.participant == "p0" && t.kind == Kind::Video)
-        })
-        .await
-    {
-        ServerMessage::TrackPublished(t) => t,
-        other => panic!("not a track: {other:?}"),
-    };
+    let video = video_of(&mut viewer, "p0").await;
     viewer.send(&tile(&video.track_id, 320, 180));
     publisher
         .wait_event(LIMIT, |e| {
