@@ -68,7 +68,13 @@ pub(super) fn tools_present(test: &str) -> bool {
 
 /// Runs `tests/browser/{script}` against `inst` with extra environment; asserts it passed and
 /// prints what it said.
+/// One Chromium at a time: each runs a call of several people with real encoders, and two at
+/// once on a small machine starve each other's media (a page's bandwidth estimate collapses,
+/// video stalls for seconds) and fail for the machine's sake, not the product's.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub(super) async fn run_script(inst: &TestInstance, script: &str, env: &[(&str, String)]) {
+    let _turn = ONE_BROWSER.lock().await;
     let mail_url = mailhttp::serve(inst.mailbox.clone()).await;
     let shots = screenshot_dir();
     std::fs::create_dir_all(&shots).expect("create the screenshot folder");
