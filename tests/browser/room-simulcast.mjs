@@ -109,6 +109,8 @@ await run('room-simulcast', 110000, async () => {
   await step('the owner publishes simulcast, two others join to watch', async () => {
     await signIn(owner, OWNER_EMAIL, OWNER_HANDLE);
     await join(owner);
+    // The offer is made once the socket is up: wait for it rather than race it.
+    await owner.waitForFunction(() => window.__convene.pc && window.__convene.pc.localDescription, null, { timeout: 15000 });
     const offer = await owner.evaluate(() => window.__convene.pc.localDescription.sdp);
     check(/a=simulcast:send q;h;f/.test(offer), 'the camera is not offered in three layers');
     await join(large, 'Lara Large', { listener: true });

@@ -83,9 +83,15 @@ await run('room', 58000, async () => {
     const list = owner.locator('.people-list');
     await list.getByRole('img', { name: /^Your connection: (good|fair|poor|lost)$/ }).waitFor();
     await list.locator(`li[data-participant="${guestId}"]`).getByRole('img', { name: /^Connection: (good|fair|poor|lost)$/ }).waitFor();
-    // On loopback nobody's link is poor.
-    const guestLevel = await list.locator(`li[data-participant="${guestId}"] .quality`).getAttribute('data-level');
-    check(guestLevel === 'good' || guestLevel === 'fair', `the guest's loopback link shows as ${guestLevel}`);
+    // On loopback nobody's link stays poor. A busy machine delays audio enough to read as
+    // jitter for a while; the level climbs back within seconds once it passes (hysteresis:
+    // four good samples, changes at least 3 s apart).
+    const guestQuality = `li[data-participant="${guestId}"] .quality`;
+    const settled = await owner
+      .waitForFunction((sel) => ['good', 'fair'].includes(document.querySelector(sel)?.dataset.level), guestQuality, { timeout: 20000 })
+      .then(() => true, () => false);
+    const guestLevel = await list.locator(guestQuality).getAttribute('data-level');
+    check(settled, `the guest's loopback link stays ${guestLevel}`);
     await shot(owner, 'room-desktop-people-quality', { fullPage: false });
     await owner.keyboard.press('Escape');
   });
