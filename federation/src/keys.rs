@@ -9,23 +9,24 @@
 //!   of our own outbound requests ([`crate::signature::sign_request`]). A remote party cannot
 //!   choose what we sign beyond the URL and body of requests we decided to send.
 //! - There is **no decryption** anywhere, so there is no decryption oracle to time.
-//! - Signing goes through [`rsa::RsaPrivateKey::sign_with_rng`], which blinds the private-key
-//!   operation with fresh randomness each time (plain `sign`, which `activitypub_federation`'s
-//!   own sender uses, does not).
+//! - **Signing does not go through `rsa` at all**: the key is handed to `ring`, whose RSA
+//!   private-key operation is constant-time assembly and blinded (the same code that signs in
+//!   TLS), and about five times faster than `rsa`'s, which matters to every delivery and fetch.
+//!   `rsa` only makes new key pairs (which `ring` cannot) and reads and writes PEM.
 //! - Remote keys are only used to **verify**, which involves no secret.
 //!
 //! `rsa` 0.10 fixes the advisory; keys cross as PEM, so moving to it later changes no stored
 //! data.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
-use sha2::{Digest, Sha256};
+use rsa::{RsaPrivateKey, RsaPublicKey};
 
 use crate::error::{Error, Result};
 
@@ -38,6 +39,8 @@ pub const MIN_REMOTE_KEY_BITS: usize = 2048;
 #[derive(Clone)]
 pub struct ActorKeys {
     private: RsaPrivateKey,
+    /// The same key as `ring` signs with it.
+    signing: Arc<ring::rsa::KeyPair>,
     public_pem: String,
 }
 
@@ -59,8 +62,14 @@ impl ActorKeys {
         let public_pem = RsaPublicKey::from(&private)
             .to_public_key_pem(LineEnding::LF)
             .map_err(|e| Error::Key(e.to_string()))?;
+        let pkcs8 = private
+            .to_pkcs8_der()
+            .map_err(|e| Error::Key(e.to_string()))?;
+        let signing = ring::rsa::KeyPair::from_pkcs8(pkcs8.as_bytes())
+            .map_err(|e| Error::Key(format!("stored private key cannot sign: {e}")))?;
         Ok(Self {
             private,
+            signing: Arc::new(signing),
             public_pem,
         })
     }
@@ -77,16 +86,18 @@ impl ActorKeys {
         &self.public_pem
     }
 
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`, with blinding (see the module docs).
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`, by `ring` (see the module docs).
     pub(crate) fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let digest = Sha256::digest(message);
-        self.private
-            .sign_with_rng(
-                &mut rand::thread_rng(),
-                Pkcs1v15Sign::new::<Sha256>(),
-                &digest,
+        let mut signature = vec![0; self.signing.public().modulus_len()];
+        self.signing
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                message,
+                &mut signature,
             )
-            .map_err(|e| Error::Key(e.to_string()))
+            .map_err(|_| Error::Key("signing failed".into()))?;
+        Ok(signature)
     }
 }
 
@@ -173,6 +184,30 @@ pub(crate) mod tests {
         assert!(!verify_sha256(&public, b"hellO", &signature));
         let other = pkcs1_der(&parse_public_key_pem(other_keys().public_key_pem())?)?;
         assert!(!verify_sha256(&other, b"hello", &signature));
+        Ok(())
+    }
+
+    /// RSASSA-PKCS1-v1_5 is deterministic: `ring`'s signature must be the very bytes `rsa`
+    /// makes with the same key, for keys stored as PKCS#8 and as PKCS#1 alike.
+    #[test]
+    fn ring_signs_what_rsa_would() -> Result<()> {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use sha2::{Digest, Sha256};
+
+        let keys = test_keys();
+        let message = b"(request-target): post /inbox\nhost: example.org";
+        let expected = keys
+            .private
+            .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message))
+            .map_err(|e| Error::Key(e.to_string()))?;
+        assert_eq!(keys.sign_sha256(message)?, expected);
+
+        let pkcs1 = keys
+            .private
+            .to_pkcs1_pem(LineEnding::LF)
+            .map_err(|e| Error::Key(e.to_string()))?;
+        let again = ActorKeys::from_private_pem(&pkcs1)?;
+        assert_eq!(again.sign_sha256(message)?, expected);
         Ok(())
     }
 
