@@ -13,6 +13,7 @@ use anyhow::Context;
 use convene_migrations::Dialect;
 
 use crate::clock::Clock;
+use crate::group_commit::GroupCommit;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
@@ -27,6 +28,8 @@ pub struct Db {
     pub clock: Clock,
     /// How long reads waited for a connection, for `/metrics`.
     pub pool_waits: Arc<PoolWaits>,
+    /// Small writes applied together ([`crate::group_commit`]).
+    pub(crate) group: GroupCommit,
 }
 
 /// Time spent waiting for a pool connection, measured by [`Db::measure_pool_wait`].
@@ -85,6 +88,20 @@ impl Db {
             (None, Dialect::Sqlite) => self.pool.begin_with("BEGIN IMMEDIATE").await,
             (None, Dialect::Postgres) => self.pool.begin().await,
         }
+    }
+
+    /// The same database for the group-commit task, without its queue (which the task must
+    /// not keep open).
+    pub(crate) fn without_group(&self) -> Self {
+        Self {
+            group: GroupCommit::default(),
+            ..self.clone()
+        }
+    }
+
+    /// What the group-commit task did ([`crate::group_commit`]).
+    pub fn group_commit(&self) -> &GroupCommit {
+        &self.group
     }
 
     /// Waits for a connection as a query would, records how long that took in
@@ -178,11 +195,13 @@ impl Db {
             dialect,
             clock: Clock::system(),
             pool_waits: Arc::new(PoolWaits::default()),
+            group: GroupCommit::default(),
         })
     }
 
     /// Closes the pool and the writer's connection, waiting for connections in use to return.
     pub async fn close(&self) {
+        self.group.close();
         if let Some(writer) = &self.writer {
             writer.close().await;
         }

@@ -37,6 +37,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod governance;
+pub mod group_commit;
 pub mod http;
 pub mod jobs;
 pub mod mail;

@@ -76,42 +76,58 @@ pub async fn follow(
         .await
         .map_err(AppError::from)?
         .ok_or(AppError::NotFound)?;
-    let host = authority(&follower.id).unwrap_or_default();
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, &follow.id, now).await? {
+    let accepted = !space.manually_approves_followers;
+    let new = NewFollower {
+        space: space.id.clone(),
+        follower: follower.id.clone(),
+        host: authority(&follower.id).unwrap_or_default(),
+        inbox: follower.inbox.clone(),
+        shared_inbox: follower.delivery_inbox().clone(),
+        follow_id: follow.id.clone(),
+        now: core.db.now(),
+        accept: if accepted {
+            Some(answer_jobs(core, policy, Answer::Accept, follow, &follower.inbox)?)
+        } else {
+            None
+        },
+    };
+    let recorded = core
+        .db
+        .grouped(new, |tx, f| {
+            Box::pin(async move {
+                if !record_seen(tx, &f.follow_id, f.now).await? {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO federation_followers \
+                     (local_actor, remote_actor, remote_host, inbox, shared_inbox, follow_id, created_at, accepted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (local_actor, remote_actor) DO UPDATE SET inbox = $4, shared_inbox = $5, \
+                     follow_id = $6, accepted_at = $8",
+                )
+                .bind(f.space.as_str())
+                .bind(f.follower.as_str())
+                .bind(&f.host)
+                .bind(f.inbox.as_str())
+                .bind(f.shared_inbox.as_str())
+                .bind(f.follow_id.as_str())
+                .bind(f.now)
+                .bind(f.accept.is_some().then_some(f.now))
+                .execute(&mut **tx)
+                .await?;
+                if let Some(jobs) = &f.accept {
+                    enqueue_deliveries(tx, f.now, jobs, Answer::Accept.tag()).await?;
+                }
+                Ok(true)
+            })
+        })
+        .await?;
+    if !recorded {
         return Ok(Followed::Duplicate);
     }
-    let accepted = !space.manually_approves_followers;
-    sqlx::query(
-        "INSERT INTO federation_followers \
-         (local_actor, remote_actor, remote_host, inbox, shared_inbox, follow_id, created_at, accepted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (local_actor, remote_actor) DO UPDATE SET inbox = $4, shared_inbox = $5, \
-         follow_id = $6, accepted_at = $8",
-    )
-    .bind(space.id.as_str())
-    .bind(follower.id.as_str())
-    .bind(&host)
-    .bind(follower.inbox.as_str())
-    .bind(follower.delivery_inbox().as_str())
-    .bind(follow.id.as_str())
-    .bind(now)
-    .bind(accepted.then_some(now))
-    .execute(&mut *tx)
-    .await?;
     if accepted {
-        queue_answer(
-            core,
-            &mut tx,
-            policy,
-            Answer::Accept,
-            follow,
-            &follower.inbox,
-        )
-        .await?;
+        core.queue.wake();
     }
-    core.queue.commit(tx).await?;
     core.changed();
     Ok(if accepted {
         Followed::Accepted
@@ -120,11 +136,34 @@ pub async fn follow(
     })
 }
 
+/// A follow of a local Space as [`follow`] stores it, with the `Accept` to queue if the Space
+/// takes followers without approval.
+struct NewFollower {
+    space: Id,
+    follower: Id,
+    host: String,
+    inbox: Id,
+    shared_inbox: Id,
+    follow_id: Id,
+    now: i64,
+    accept: Option<Vec<DeliveryJob>>,
+}
+
 /// How a Space answers a Follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
     Accept,
     Reject,
+}
+
+impl Answer {
+    /// The delivery jobs' tag.
+    fn tag(self) -> &'static str {
+        match self {
+            Answer::Accept => "federation:accept",
+            Answer::Reject => "federation:reject",
+        }
+    }
 }
 
 /// Queues the Space's `Accept` or `Reject` of `follow` (embedding it) to the follower's inbox.
@@ -136,10 +175,23 @@ async fn queue_answer(
     follow: &Action,
     inbox: &Id,
 ) -> Result<()> {
+    let jobs = answer_jobs(core, policy, answer, follow, inbox)?;
+    enqueue_deliveries(tx, core.db.now(), &jobs, answer.tag()).await
+}
+
+/// The deliveries of the Space's `Accept` or `Reject` of `follow` (embedding it) to the
+/// follower's inbox.
+fn answer_jobs(
+    core: &Core,
+    policy: &PartnerPolicy,
+    answer: Answer,
+    follow: &Action,
+    inbox: &Id,
+) -> Result<Vec<DeliveryJob>> {
     let space = &follow.object;
-    let (kind, tag) = match answer {
-        Answer::Accept => ("accept", "federation:accept"),
-        Answer::Reject => ("reject", "federation:reject"),
+    let kind = match answer {
+        Answer::Accept => "accept",
+        Answer::Reject => "reject",
     };
     let response = Response::new(
         answer_id(space, kind, &follow.id)?,
@@ -150,7 +202,7 @@ async fn queue_answer(
         Answer::Accept => Activity::Accept(response),
         Answer::Reject => Activity::Reject(response),
     };
-    let jobs = plan(
+    plan(
         &activity,
         &space.with_suffix("#main-key").map_err(AppError::from)?,
         [Recipient {
@@ -160,8 +212,7 @@ async fn queue_answer(
         policy,
         &core.settings.domain(),
     )
-    .map_err(AppError::from)?;
-    enqueue_deliveries(tx, core.db.now(), &jobs, tag).await
+    .map_err(AppError::from)
 }
 
 /// A follow of a local Space waiting for an owner.
@@ -261,43 +312,65 @@ pub async fn answer_follow_request(
 /// `actor` takes back a Follow: its follow of the named Space (or of whatever the named Follow
 /// id followed) ends. Unknown follows change nothing.
 pub async fn undo_follow(core: &Core, undo: &Undo) -> Result<()> {
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, &undo.id, now).await? {
-        return Ok(());
-    }
     let (follow_id, object) = match undo.object.object() {
         Some(Activity::Follow(follow)) => (follow.id.to_string(), follow.object.to_string()),
-        Some(_) => {
-            // Undo of something else (a Like, an Announce): nothing of ours to take back.
-            tx.commit().await?;
-            return Ok(());
-        }
+        // Undo of something else (a Like, an Announce): nothing of ours to take back.
+        Some(_) => return ignore(core, &undo.id).await,
         None => match &undo.object {
             Embedded::Id(id) => (id.to_string(), String::new()),
             Embedded::Object(_) => (String::new(), String::new()),
         },
     };
-    sqlx::query(
-        "DELETE FROM federation_followers WHERE remote_actor = $1 \
-         AND (follow_id = $2 OR local_actor = $3)",
-    )
-    .bind(undo.actor.as_str())
-    .bind(&follow_id)
-    .bind(&object)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    core.changed();
+    let unfollow = Unfollow {
+        undo_id: undo.id.clone(),
+        follower: undo.actor.clone(),
+        follow_id,
+        object,
+        now: core.db.now(),
+    };
+    let applied = core
+        .db
+        .grouped(unfollow, |tx, u| {
+            Box::pin(async move {
+                if !record_seen(tx, &u.undo_id, u.now).await? {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "DELETE FROM federation_followers WHERE remote_actor = $1 \
+                     AND (follow_id = $2 OR local_actor = $3)",
+                )
+                .bind(u.follower.as_str())
+                .bind(&u.follow_id)
+                .bind(&u.object)
+                .execute(&mut **tx)
+                .await?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if applied {
+        core.changed();
+    }
     Ok(())
+}
+
+/// An `Undo` of a follow, as [`undo_follow`] applies it: the follow is named by its id, or by
+/// the Space it followed.
+struct Unfollow {
+    undo_id: Id,
+    follower: Id,
+    follow_id: String,
+    object: String,
+    now: i64,
 }
 
 /// Records an activity we take no action on, so that a replay is recognised as one.
 pub async fn ignore(core: &Core, activity_id: &Id) -> Result<()> {
-    let mut tx = core.db.begin_write().await?;
-    record_seen(&mut tx, activity_id, core.db.now()).await?;
-    tx.commit().await?;
-    Ok(())
+    core.db
+        .grouped((activity_id.clone(), core.db.now()), |tx, (id, now)| {
+            Box::pin(async move { record_seen(tx, id, *now).await.map(|_| ()) })
+        })
+        .await
 }
 
 /// Whether `activity_id` was processed before.

@@ -489,27 +489,46 @@ pub async fn answered(
         },
         Embedded::Id(id) => id.clone(),
     };
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, activity_id, now).await? {
-        return Ok(());
-    }
-    let changed = sqlx::query(
-        "UPDATE remote_follows SET state = $1, answered_at = $2 \
-         WHERE follow_id = $3 AND space_actor = $4",
-    )
-    .bind(outcome.state())
-    .bind(now)
-    .bind(follow_id.as_str())
-    .bind(answer.actor.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        tracing::info!(%follow_id, actor = %answer.actor, "an answer to no follow of ours");
-    }
-    tx.commit().await?;
-    Ok(())
+    let answered = Answered {
+        activity_id: activity_id.clone(),
+        follow_id,
+        space: answer.actor.clone(),
+        state: outcome.state(),
+        now: core.db.now(),
+    };
+    core.db
+        .grouped(answered, |tx, a| {
+            Box::pin(async move {
+                if !record_seen(tx, &a.activity_id, a.now).await? {
+                    return Ok(());
+                }
+                let changed = sqlx::query(
+                    "UPDATE remote_follows SET state = $1, answered_at = $2 \
+                     WHERE follow_id = $3 AND space_actor = $4",
+                )
+                .bind(a.state)
+                .bind(a.now)
+                .bind(a.follow_id.as_str())
+                .bind(a.space.as_str())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    tracing::info!(follow_id = %a.follow_id, actor = %a.space, "an answer to no follow of ours");
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// A Space's answer to a follow from here, as [`answered`] stores it.
+struct Answered {
+    activity_id: Id,
+    follow_id: Id,
+    space: Id,
+    state: &'static str,
+    now: i64,
 }
 
 /// Whether someone here follows (or asked to follow) `space`.
@@ -550,30 +569,54 @@ pub async fn announced(core: &Core, activity_id: &Id, announce: &Announce) -> Re
         // A member's activity repeated by the Space: nothing the Network page keeps.
         return super::followers::ignore(core, activity_id).await;
     }
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, activity_id, now).await? {
-        return Ok(());
+    let from_space = FromSpace {
+        activity_id: activity_id.clone(),
+        space: space.clone(),
+        activity: inner.clone(),
+        now: core.db.now(),
+    };
+    let applied = core
+        .db
+        .grouped(from_space, |tx, a| {
+            Box::pin(async move {
+                if !record_seen(tx, &a.activity_id, a.now).await? {
+                    return Ok(false);
+                }
+                let space = &a.space;
+                match &a.activity {
+                    Activity::Create(publish) | Activity::Update(publish) => {
+                        publish_from_space(tx, space, publish, a.now).await?;
+                    }
+                    Activity::Delete(Delete { object, .. }) if object == space => {
+                        delete_space(tx, space.as_str()).await?;
+                    }
+                    Activity::Delete(Delete { object, .. }) => {
+                        sqlx::query(
+                            "DELETE FROM remote_rooms WHERE actor_id = $1 AND space_actor = $2",
+                        )
+                        .bind(object.as_str())
+                        .bind(space.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    _ => {}
+                }
+                Ok(true)
+            })
+        })
+        .await?;
+    if applied {
+        core.changed();
     }
-    match inner {
-        Activity::Create(publish) | Activity::Update(publish) => {
-            publish_from_space(&mut tx, space, publish, now).await?;
-        }
-        Activity::Delete(Delete { object, .. }) if object == space => {
-            delete_space(&mut tx, space.as_str()).await?;
-        }
-        Activity::Delete(Delete { object, .. }) => {
-            sqlx::query("DELETE FROM remote_rooms WHERE actor_id = $1 AND space_actor = $2")
-                .bind(object.as_str())
-                .bind(space.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        _ => {}
-    }
-    tx.commit().await?;
-    core.changed();
     Ok(())
+}
+
+/// A followed Space's own activity (announced, or sent directly), as it is applied.
+struct FromSpace {
+    activity_id: Id,
+    space: Id,
+    activity: Activity,
+    now: i64,
 }
 
 /// An `Update` sent directly (not announced): of a followed Space's own actor, it refreshes
@@ -586,14 +629,25 @@ pub async fn updated(core: &Core, activity_id: &Id, update: &Publish) -> Result<
     if !about_itself || !is_followed(core, &update.actor).await? {
         return super::followers::ignore(core, activity_id).await;
     }
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, activity_id, now).await? {
-        return Ok(());
-    }
-    publish_from_space(&mut tx, &update.actor, update, now).await?;
-    tx.commit().await?;
-    Ok(())
+    let from_space = FromSpace {
+        activity_id: activity_id.clone(),
+        space: update.actor.clone(),
+        activity: Activity::Update(update.clone()),
+        now: core.db.now(),
+    };
+    core.db
+        .grouped(from_space, |tx, a| {
+            Box::pin(async move {
+                if !record_seen(tx, &a.activity_id, a.now).await? {
+                    return Ok(());
+                }
+                if let Activity::Update(update) = &a.activity {
+                    publish_from_space(tx, &a.space, update, a.now).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// A Create or Update by `space` of itself or of one of its Rooms.
