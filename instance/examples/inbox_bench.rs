@@ -21,7 +21,9 @@
 //!   instance decodes and verifies exactly as with 256 keys). The same servers take the
 //!   instance's `Accept`s, which its delivery worker sends while the bench runs;
 //! - a client on the second runtime that POSTs the pre-signed activities, 64 in flight, each
-//!   actor's activities in order (as a sending instance's queue delivers them).
+//!   actor's activities in order (as a sending instance's queue delivers them). Before it
+//!   starts, the Space's actor document is fetched once, as a server does before it follows
+//!   a Space; serving it makes the Space's key pair, which is not part of the measurement.
 //!
 //! The mix per actor: a `Follow` of the Space, `Create`s of Notes, an `Update` of one, a
 //! redelivery of the Follow and of a Create (same id, signed a second earlier, so not a
@@ -454,6 +456,21 @@ fn measure(
         .map(|(_, list)| list.iter().filter(|(_, earlier)| *earlier).count())
         .sum();
     let signed = load.block_on(sign_all(keys.clone(), inbox.clone(), plan))?;
+    // A server fetches a Space's actor document before it follows it (WebFinger, then the
+    // actor), and serving it makes the Space's key pair: so here too, before the measurement.
+    load.block_on(async {
+        let response = reqwest::Client::new()
+            .get(&space)
+            .header(reqwest::header::ACCEPT, ACTIVITY_CONTENT_TYPE)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "the Space's actor document: {}",
+            response.status()
+        );
+        anyhow::Ok(())
+    })?;
 
     let fetches_before = instance
         .state

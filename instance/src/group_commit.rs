@@ -163,9 +163,9 @@ impl Db {
             // No task to take it (the database is closing, or its runtime is gone): alone.
             alone(self, unit).await;
         }
-        answer.await.map_err(|_| {
-            AppError::Internal(anyhow::anyhow!("the database's writer stopped"))
-        })?
+        answer
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the database's writer stopped")))?
     }
 
     /// The queue to this database's task, starting the task on the current runtime if there
@@ -292,7 +292,10 @@ mod tests {
 
     /// Inserts `n` and a second row `n + 1000`, failing between the two for odd `n` when
     /// `fail_odd`: a refusal after a partial write.
-    fn insert_pair<'a>(tx: &'a mut Tx, (n, fail_odd): &'a (i64, bool)) -> BoxFuture<'a, Result<i64>> {
+    fn insert_pair<'a>(
+        tx: &'a mut Tx,
+        (n, fail_odd): &'a (i64, bool),
+    ) -> BoxFuture<'a, Result<i64>> {
         Box::pin(async move {
             sqlx::query("INSERT INTO t (n) VALUES ($1)")
                 .bind(*n)

@@ -86,7 +86,13 @@ pub async fn follow(
         follow_id: follow.id.clone(),
         now: core.db.now(),
         accept: if accepted {
-            Some(answer_jobs(core, policy, Answer::Accept, follow, &follower.inbox)?)
+            Some(answer_jobs(
+                core,
+                policy,
+                Answer::Accept,
+                follow,
+                &follower.inbox,
+            )?)
         } else {
             None
         },

@@ -165,34 +165,57 @@ async fn answer_join(
 /// the Room's Space and any waiting request end.
 pub async fn receive_leave(core: &Core, activity_id: &Id, actor: &Id, room: &Id) -> Result<()> {
     let (space, _room) = local_room(core, room).await?;
-    let host = authority(actor).unwrap_or_default();
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, activity_id, now).await? {
+    let leave = Leaving {
+        activity_id: activity_id.clone(),
+        actor: actor.clone(),
+        host: authority(actor).unwrap_or_default(),
+        space: space.id,
+        now: core.db.now(),
+    };
+    let applied = core
+        .db
+        .grouped(leave, |tx, l| {
+            Box::pin(async move {
+                if !record_seen(tx, &l.activity_id, l.now).await? {
+                    return Ok(false);
+                }
+                let passport: Option<i64> =
+                    sqlx::query("SELECT id FROM passports WHERE actor_url = $1 AND domain = $2")
+                        .bind(l.actor.as_str())
+                        .bind(&l.host)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .map(|r| r.try_get("id"))
+                        .transpose()?;
+                if let Some(passport) = passport {
+                    for table in ["join_requests", "space_members"] {
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DELETE FROM {table} WHERE space_id = $1 AND passport_id = $2"
+                        )))
+                        .bind(l.space)
+                        .bind(passport)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(true)
+            })
+        })
+        .await?;
+    if !applied {
         return Ok(());
     }
-    let passport: Option<i64> =
-        sqlx::query("SELECT id FROM passports WHERE actor_url = $1 AND domain = $2")
-            .bind(actor.as_str())
-            .bind(&host)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("id"))
-            .transpose()?;
-    if let Some(passport) = passport {
-        for table in ["join_requests", "space_members"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE space_id = $1 AND passport_id = $2"
-            )))
-            .bind(space.id)
-            .bind(passport)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    tx.commit().await?;
     core.changed();
     super::gathering::reconcile_space(core, &space, convene_media::CloseReason::Removed).await
+}
+
+/// A `Leave` as [`receive_leave`] applies it.
+struct Leaving {
+    activity_id: Id,
+    actor: Id,
+    host: String,
+    space: i64,
+    now: i64,
 }
 
 /// A request to join a Space from another instance, waiting for its owners.

@@ -160,7 +160,8 @@ async fn metrics(
         media.joins_refused + m.joins_refused.load(Ordering::Relaxed),
         media.room_failures,
     );
-    let body = body + &state.pages.metrics() + &state.db.metrics() + &state.db.group_commit().metrics();
+    let body =
+        body + &state.pages.metrics() + &state.db.metrics() + &state.db.group_commit().metrics();
     let mut body = body;
     body.push_str(&format!(
         "# HELP convene_gatherings_held Gatherings this process holds for the processes sharing its database.\n\
