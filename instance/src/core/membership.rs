@@ -8,7 +8,8 @@
 //! are delivery jobs queued in the transaction that records the decision; activities are
 //! remembered by id so a replay changes nothing.
 
-use convene_federation::delivery::{Recipient, plan};
+use convene_federation::PartnerPolicy;
+use convene_federation::delivery::{DeliveryJob, Recipient, plan};
 use convene_federation::protocol::activity::{Action, Activity, Response};
 use convene_federation::protocol::actor::Actor;
 use convene_federation::protocol::{Embedded, Id};
@@ -72,65 +73,95 @@ pub async fn receive_join(core: &Core, join: &Action, joiner: &Actor) -> Result<
     // The Room signs its answers: make its key before the transaction.
     directory.public_key_pem(&room_id).await?;
     let member = spaces::is_member(&core.db, &space, Some(&passport)).await?;
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, &join.id, now).await? {
-        return Ok(());
-    }
     let blocked =
         super::passport_blocks::is_blocked(&core.db, passport.handle.as_str(), &passport.domain)
             .await?;
-    if blocked {
-        answer_join(
-            core,
-            &mut tx,
-            &room_id,
-            join,
-            &joiner.inbox,
+    let (answer, reason) = match room.access {
+        _ if blocked => (
             Answer::Reject,
             Some("This Passport is blocked on the Room's instance."),
-        )
-        .await?;
-        core.queue.commit(tx).await?;
-        tracing::info!(joiner = %join.actor, room = %join.object, "join from a blocked Passport rejected");
-        return Ok(());
-    }
-    let answer = match room.access {
-        Access::Open | Access::Locked => Answer::Accept,
-        Access::Members if member => Answer::Accept,
-        Access::Members => {
-            sqlx::query(
-                "INSERT INTO join_requests (space_id, room_id, passport_id, join_id, inbox, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (space_id, passport_id) DO UPDATE SET room_id = $2, join_id = $4, inbox = $5",
-            )
-            .bind(space.id)
-            .bind(room.id)
-            .bind(passport.id)
-            .bind(join.id.as_str())
-            .bind(joiner.inbox.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            Answer::TentativeAccept
-        }
+        ),
+        Access::Open | Access::Locked => (Answer::Accept, None),
+        Access::Members if member => (Answer::Accept, None),
+        Access::Members => (Answer::TentativeAccept, None),
     };
-    answer_join(core, &mut tx, &room_id, join, &joiner.inbox, answer, None).await?;
-    core.queue.commit(tx).await?;
-    tracing::info!(joiner = %join.actor, room = %join.object, ?answer, "join from another instance");
+    let policy = super::partners::policy(&core.db).await?;
+    let joining = Joining {
+        join_id: join.id.clone(),
+        // Held for the owners: a members-only Room and a Passport that is not a member yet.
+        request: (answer == Answer::TentativeAccept).then(|| JoinRequestRow {
+            space: space.id,
+            room: room.id,
+            passport: passport.id,
+            inbox: joiner.inbox.clone(),
+        }),
+        jobs: join_answer_jobs(core, &policy, &room_id, join, &joiner.inbox, answer, reason)?,
+        now: core.db.now(),
+    };
+    let applied = core
+        .db
+        .grouped(joining, |tx, j| {
+            Box::pin(async move {
+                if !record_seen(tx, &j.join_id, j.now).await? {
+                    return Ok(false);
+                }
+                if let Some(request) = &j.request {
+                    sqlx::query(
+                        "INSERT INTO join_requests (space_id, room_id, passport_id, join_id, inbox, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (space_id, passport_id) DO UPDATE SET room_id = $2, join_id = $4, inbox = $5",
+                    )
+                    .bind(request.space)
+                    .bind(request.room)
+                    .bind(request.passport)
+                    .bind(j.join_id.as_str())
+                    .bind(request.inbox.as_str())
+                    .bind(j.now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                enqueue_deliveries(tx, j.now, &j.jobs, "federation:join").await?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if applied {
+        core.queue.wake();
+        if blocked {
+            tracing::info!(joiner = %join.actor, room = %join.object, "join from a blocked Passport rejected");
+        } else {
+            tracing::info!(joiner = %join.actor, room = %join.object, ?answer, "join from another instance");
+        }
+    }
     Ok(())
 }
 
-/// Queues the Room's answer to `join`.
-async fn answer_join(
+/// A `Join` from another instance as [`receive_join`] applies it: the request held for the
+/// owners, if it is, and the Room's answer.
+struct Joining {
+    join_id: Id,
+    request: Option<JoinRequestRow>,
+    jobs: Vec<DeliveryJob>,
+    now: i64,
+}
+
+struct JoinRequestRow {
+    space: i64,
+    room: i64,
+    passport: i64,
+    inbox: Id,
+}
+
+/// The deliveries of the Room's answer to `join`.
+fn join_answer_jobs(
     core: &Core,
-    tx: &mut crate::jobs::Tx<'_>,
+    policy: &PartnerPolicy,
     room_id: &Id,
     join: &Action,
     inbox: &Id,
     answer: Answer,
     reason: Option<&str>,
-) -> Result<()> {
+) -> Result<Vec<DeliveryJob>> {
     let kind = match answer {
         Answer::Accept => "accept",
         Answer::TentativeAccept => "tentative",
@@ -147,18 +178,17 @@ async fn answer_join(
         Answer::TentativeAccept => Activity::TentativeAccept(response),
         Answer::Reject => Activity::Reject(response),
     };
-    let jobs = plan(
+    plan(
         &activity,
         &room_id.with_suffix("#main-key").map_err(AppError::from)?,
         [Recipient {
             inbox: inbox.clone(),
             shared_inbox: None,
         }],
-        &super::partners::policy(&core.db).await?,
+        policy,
         &core.settings.domain(),
     )
-    .map_err(AppError::from)?;
-    enqueue_deliveries(tx, core.db.now(), &jobs, "federation:join").await
+    .map_err(AppError::from)
 }
 
 /// B: `actor` leaves (a `Leave` of the Room, or an `Undo` of its `Join`): its membership of
@@ -290,6 +320,16 @@ pub async fn decide(
         room_id.clone(),
     );
     let inbox = Id::parse(&row.try_get::<String, _>("inbox")?).map_err(AppError::from)?;
+    let (answer, reason) = if approve {
+        (Answer::Accept, None)
+    } else {
+        (
+            Answer::Reject,
+            Some("The Space's owners did not accept the request."),
+        )
+    };
+    let policy = super::partners::policy(&core.db).await?;
+    let jobs = join_answer_jobs(core, &policy, &room_id, &join, &inbox, answer, reason)?;
     let now = core.db.now();
     let mut tx = core.db.begin_write().await?;
     let taken = sqlx::query("DELETE FROM join_requests WHERE id = $1")
@@ -312,15 +352,7 @@ pub async fn decide(
         .execute(&mut *tx)
         .await?;
     }
-    let (answer, reason) = if approve {
-        (Answer::Accept, None)
-    } else {
-        (
-            Answer::Reject,
-            Some("The Space's owners did not accept the request."),
-        )
-    };
-    answer_join(core, &mut tx, &room_id, &join, &inbox, answer, reason).await?;
+    enqueue_deliveries(&mut tx, now, &jobs, "federation:join").await?;
     core.queue.commit(tx).await?;
     core.changed();
     Ok(passport)
@@ -417,23 +449,42 @@ pub async fn receive_answer(core: &Core, answer: Answer, response: &Response) ->
     if answer == Answer::TentativeAccept && (state == "accepted" || state == "rejected") {
         return Ok(true);
     }
-    let reason = response.summary.as_deref().map(|s| plain_text(s, 300));
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, &response.id, now).await? {
-        return Ok(true);
-    }
-    sqlx::query(
-        "UPDATE memberships_elsewhere SET state = $1, reason = $2, updated_at = $3 WHERE join_id = $4",
-    )
-    .bind(answer.state())
-    .bind(reason)
-    .bind(now)
-    .bind(join_id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let answered = Answered {
+        response_id: response.id.clone(),
+        join_id,
+        state: answer.state(),
+        reason: response.summary.as_deref().map(|s| plain_text(s, 300)),
+        now: core.db.now(),
+    };
+    core.db
+        .grouped(answered, |tx, a| {
+            Box::pin(async move {
+                if !record_seen(tx, &a.response_id, a.now).await? {
+                    return Ok(());
+                }
+                sqlx::query(
+                    "UPDATE memberships_elsewhere SET state = $1, reason = $2, updated_at = $3 WHERE join_id = $4",
+                )
+                .bind(a.state)
+                .bind(a.reason.as_deref())
+                .bind(a.now)
+                .bind(a.join_id.as_str())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
     Ok(true)
+}
+
+/// A Room's answer to a Join of ours, as [`receive_answer`] stores it.
+struct Answered {
+    response_id: Id,
+    join_id: Id,
+    state: &'static str,
+    reason: Option<String>,
+    now: i64,
 }
 
 /// A: where `passport`'s request to join `room` stands: the state (`asked`, `waiting`,
@@ -566,25 +617,46 @@ pub async fn receive_invite(core: &Core, invitation: &Action, space: &Actor) -> 
         .or(space.preferred_username.as_deref())
         .map(|n| plain_text(n, 80))
         .unwrap_or_default();
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, &invitation.id, now).await? {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO invitations_elsewhere (invite_id, passport_id, space, space_name, inbox, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (invite_id) DO NOTHING",
-    )
-    .bind(invitation.id.as_str())
-    .bind(passport.id)
-    .bind(space.id.as_str())
-    .bind(&name)
-    .bind(space.inbox.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let invited = Invited {
+        invite_id: invitation.id.clone(),
+        passport: passport.id,
+        space: space.id.clone(),
+        name,
+        inbox: space.inbox.clone(),
+        now: core.db.now(),
+    };
+    core.db
+        .grouped(invited, |tx, i| {
+            Box::pin(async move {
+                if !record_seen(tx, &i.invite_id, i.now).await? {
+                    return Ok(());
+                }
+                sqlx::query(
+                    "INSERT INTO invitations_elsewhere (invite_id, passport_id, space, space_name, inbox, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (invite_id) DO NOTHING",
+                )
+                .bind(i.invite_id.as_str())
+                .bind(i.passport)
+                .bind(i.space.as_str())
+                .bind(&i.name)
+                .bind(i.inbox.as_str())
+                .bind(i.now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// An invitation from a Space elsewhere, as [`receive_invite`] stores it.
+struct Invited {
+    invite_id: Id,
+    passport: i64,
+    space: Id,
+    name: String,
+    inbox: Id,
+    now: i64,
 }
 
 /// An invitation to a Space elsewhere, waiting for the person's answer.
@@ -701,28 +773,55 @@ async fn receive_invite_answer(
             "only the invited person answers an invitation".into(),
         ));
     }
-    let now = core.db.now();
-    let mut tx = core.db.begin_write().await?;
-    if !record_seen(&mut tx, &response.id, now).await? {
-        return Ok(true);
-    }
-    sqlx::query("DELETE FROM remote_invitations WHERE invite_id = $1")
-        .bind(invite_id.as_str())
-        .execute(&mut *tx)
+    let answered = InvitationAnswered {
+        response_id: response.id.clone(),
+        invite_id: invite_id.clone(),
+        // Accepted: the person becomes a member of the Space.
+        member: (answer == Answer::Accept)
+            .then(|| -> Result<(i64, i64)> {
+                Ok((row.try_get("space_id")?, row.try_get("passport_id")?))
+            })
+            .transpose()?,
+        now: core.db.now(),
+    };
+    let applied = core
+        .db
+        .grouped(answered, |tx, a| {
+            Box::pin(async move {
+                if !record_seen(tx, &a.response_id, a.now).await? {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM remote_invitations WHERE invite_id = $1")
+                    .bind(a.invite_id.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                if let Some((space, passport)) = a.member {
+                    sqlx::query(
+                        "INSERT INTO space_members (space_id, passport_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (space_id, passport_id) DO NOTHING",
+                    )
+                    .bind(space)
+                    .bind(passport)
+                    .bind(Role::Member.as_str())
+                    .bind(a.now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(true)
+            })
+        })
         .await?;
-    if answer == Answer::Accept {
-        sqlx::query(
-            "INSERT INTO space_members (space_id, passport_id, role, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (space_id, passport_id) DO NOTHING",
-        )
-        .bind(row.try_get::<i64, _>("space_id")?)
-        .bind(row.try_get::<i64, _>("passport_id")?)
-        .bind(Role::Member.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    if applied {
+        core.changed();
     }
-    tx.commit().await?;
-    core.changed();
     Ok(true)
+}
+
+/// A person's answer to an invitation from here, as [`receive_invite_answer`] applies it.
+struct InvitationAnswered {
+    response_id: Id,
+    invite_id: Id,
+    /// The Space and Passport, when the answer makes a member.
+    member: Option<(i64, i64)>,
+    now: i64,
 }
