@@ -32,6 +32,16 @@
 //! accepted follower per actor that did not undo, and the seen-activities table one row per
 //! distinct activity id.
 //!
+//! Then, on the same instance, **the fan-out**: the Space's followers are replaced by 1,000 on
+//! 50 more remote instances (20 each, all behind their instance's shared inbox), and an owner
+//! creates a listed Room three times in a row through the core's use case, as the web page
+//! does. Each creation is announced to the followers through the instance's durable queue:
+//! the delivery jobs are written with the Room, and the delivery worker signs and sends them.
+//! Each remote instance verifies every signature with the Space's key (read from its actor
+//! document, as a follower's server does). Measured per announcement: from the call until
+//! every one of the 50 instances has verified as many deliveries of it as any other and the
+//! queue holds no unfinished job.
+//!
 //! Reported: activities/s over the whole run (first request to last answer), p50/p99 latency,
 //! and the instance's CPU time per activity: the process's CPU time minus the `bench-load`
 //! threads' (so the client and the peers are not counted; PostgreSQL's own processes are not
@@ -51,13 +61,16 @@ use axum::routing::{get, post};
 use convene::app::Instance;
 use convene::config::{ConfigArgs, FileConfig, Settings};
 use convene::domain::passports::{self, NewPassport};
+use convene::domain::rooms::{Access, RoomFields};
 use convene::domain::spaces::{self, SpaceFields};
 use convene::domain::values::{DisplayName, Email, Handle, Slug};
 use convene_federation::ActorKeys;
 use convene_federation::protocol::Id;
 use convene_federation::protocol::actor::{Actor, ActorKind, LocalActor};
 use convene_federation::protocol::context::{ACTIVITY_CONTENT_TYPE, with_context};
-use convene_federation::signature::sign_request;
+use convene_federation::signature::{
+    InboundRequest, MemoryReplayGuard, PublicKey, RemoteKey, sign_request, verify_request,
+};
 use serde_json::json;
 use sqlx::Row;
 use url::Url;
@@ -71,6 +84,10 @@ const AS_CONTEXT: &str = "https://www.w3.org/ns/activitystreams";
 const PUBLIC: &str = "https://www.w3.org/ns/activitystreams#Public";
 /// Name prefix of the load side's threads, whose CPU time is not the instance's.
 const LOAD_THREADS: &str = "bench-load";
+/// The fan-out: remote instances, followers behind each, announcements timed.
+const FAN_OUT_INSTANCES: usize = 50;
+const FOLLOWERS_PER_INSTANCE: usize = 20;
+const ANNOUNCEMENTS: usize = 3;
 
 /// The allocator `convene` itself uses, so the instance here behaves as the binary does.
 #[global_allocator]
@@ -100,6 +117,10 @@ struct Run {
     seen: i64,
     fetches: u64,
     accepts_delivered: u64,
+    /// Each announcement's time until every follower's instance had it.
+    fan_out: Vec<Duration>,
+    /// Deliveries each instance verified per announcement.
+    fan_out_deliveries: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -152,7 +173,7 @@ fn main() -> anyhow::Result<()> {
          instance CPU µs/activity | followers | seen ids | actor fetches | Accepts delivered |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, run) in rows {
+    for (name, run) in &rows {
         println!(
             "| {name} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.0} | {} | {} | {} | {} |",
             run.activities,
@@ -171,6 +192,24 @@ fn main() -> anyhow::Result<()> {
         "({IN_FLIGHT} in flight, {PEERS} remote instances, {} actors)",
         PEERS * ACTORS_PER_PEER
     );
+    println!();
+    println!(
+        "| database | one Room announced to {} followers on {FAN_OUT_INSTANCES} instances: ms each | deliveries per instance |",
+        FAN_OUT_INSTANCES * FOLLOWERS_PER_INSTANCE
+    );
+    println!("|---|---|---:|");
+    for (name, run) in &rows {
+        let times: Vec<String> = run
+            .fan_out
+            .iter()
+            .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+            .collect();
+        println!(
+            "| {name} | {} | {} |",
+            times.join(", "),
+            run.fan_out_deliveries
+        );
+    }
     Ok(())
 }
 
@@ -523,6 +562,8 @@ fn measure(
         );
     }
 
+    let (fan_out, fan_out_deliveries) = fan_out(server, load, &instance, &space)?;
+
     server.block_on(instance.shutdown())?;
     if let Some(base) = &postgres {
         server.block_on(drop_postgres(base, &database_url))?;
@@ -536,6 +577,8 @@ fn measure(
         latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     Ok(Run {
+        fan_out,
+        fan_out_deliveries,
         activities: total,
         rate: total as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(0.50),
@@ -594,6 +637,193 @@ async fn post_all(inbox: Url, signed: Vec<Vec<Signed>>) -> anyhow::Result<Vec<Du
 }
 
 /// A public Space with an owner.
+/// One follower's instance in the fan-out: verifies every delivery with the Space's key.
+struct FanOutPeer {
+    key: RemoteKey,
+    verified: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// `POST /inbox` of a follower's instance: 202 and counted when the signature verifies.
+async fn fan_out_inbox(
+    State(peer): State<Arc<FanOutPeer>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let request = InboundRequest {
+        method: &Method::POST,
+        path_and_query: uri.path(),
+        headers: &headers,
+        body: &body,
+        host: None,
+    };
+    let guard = MemoryReplayGuard::new(16);
+    match verify_request(&request, &peer.key, SystemTime::now(), &guard) {
+        Ok(_) => {
+            peer.verified.fetch_add(1, Ordering::Relaxed);
+            StatusCode::ACCEPTED
+        }
+        Err(_) => {
+            peer.refused.fetch_add(1, Ordering::Relaxed);
+            StatusCode::UNAUTHORIZED
+        }
+    }
+}
+
+/// The fan-out (see the module docs): each announcement's time, and the deliveries each
+/// follower's instance verified per announcement.
+fn fan_out(
+    server: &tokio::runtime::Runtime,
+    load: &tokio::runtime::Runtime,
+    instance: &Instance,
+    space: &str,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
+    let key = load.block_on(async {
+        let document: serde_json::Value = reqwest::Client::new()
+            .get(space)
+            .header(reqwest::header::ACCEPT, ACTIVITY_CONTENT_TYPE)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let field = |name: &str| {
+            document["publicKey"][name]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("no publicKey.{name} in the Space's document"))
+        };
+        anyhow::Ok(RemoteKey::new(PublicKey {
+            id: field("id")?,
+            owner: Url::parse(space)?,
+            public_key_pem: field("publicKeyPem")?,
+        })?)
+    })?;
+    let peers = load.block_on(async {
+        let mut peers = Vec::new();
+        for _ in 0..FAN_OUT_INSTANCES {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let base = format!("http://localhost:{}", listener.local_addr()?.port());
+            let peer = Arc::new(FanOutPeer {
+                key: key.clone(),
+                verified: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+            });
+            let app = axum::Router::new()
+                .route("/inbox", post(fan_out_inbox))
+                .with_state(peer.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            peers.push((base, peer));
+        }
+        anyhow::Ok(peers)
+    })?;
+    let core = &instance.state.core;
+    let (owner, commons) = server.block_on(async {
+        let db = &instance.state.db;
+        let mut tx = db.begin_write().await?;
+        sqlx::query("DELETE FROM federation_followers WHERE local_actor = $1")
+            .bind(space)
+            .execute(&mut *tx)
+            .await?;
+        let now = db.now();
+        for (base, _) in &peers {
+            for f in 0..FOLLOWERS_PER_INSTANCE {
+                let follower = format!("{base}/users/f{f}");
+                sqlx::query(
+                    "INSERT INTO federation_followers (local_actor, remote_actor, remote_host, \
+                     inbox, shared_inbox, follow_id, created_at, accepted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(space)
+                .bind(&follower)
+                .bind(base.trim_start_matches("http://"))
+                .bind(format!("{follower}/inbox"))
+                .bind(format!("{base}/inbox"))
+                .bind(format!("{follower}/follows/1"))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        let owner = passports::by_handle(
+            db,
+            &Handle::parse("owner").map_err(|e| anyhow::anyhow!(e.0))?,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .context("the owner's Passport")?;
+        let commons = spaces::by_slug(db, "commons")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        anyhow::Ok((owner, commons))
+    })?;
+
+    let mut times = Vec::new();
+    let mut per_announcement = 0;
+    for n in 0..ANNOUNCEMENTS {
+        let before: Vec<u64> = peers
+            .iter()
+            .map(|(_, p)| p.verified.load(Ordering::Relaxed))
+            .collect();
+        let fields = RoomFields {
+            name: DisplayName::parse(&format!("Workshop {n}")).map_err(|e| anyhow::anyhow!(e.0))?,
+            topic: String::new(),
+            access: Access::Open,
+            access_code: None,
+            listed: true,
+            capacity: 12,
+        };
+        let slug = Slug::parse(&format!("workshop-{n}")).map_err(|e| anyhow::anyhow!(e.0))?;
+        let started = Instant::now();
+        server
+            .block_on(convene::core::rooms::create(
+                core,
+                convene::core::Actor::Person(&owner),
+                &commons,
+                &slug,
+                &fields,
+            ))
+            .map_err(|e| anyhow::anyhow!("creating a Room: {e:?}"))?;
+        loop {
+            let got: Vec<u64> = peers
+                .iter()
+                .zip(&before)
+                .map(|((_, p), b)| p.verified.load(Ordering::Relaxed) - b)
+                .collect();
+            let least = got.iter().copied().min().unwrap_or(0);
+            let most = got.iter().copied().max().unwrap_or(0);
+            if least > 0 && least == most {
+                let unfinished: i64 = server.block_on(async {
+                    sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE finished_at IS NULL")
+                        .fetch_one(&instance.state.db.pool)
+                        .await?
+                        .try_get("n")
+                })?;
+                if unfinished == 0 {
+                    times.push(started.elapsed());
+                    per_announcement = least;
+                    break;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("announcement {n}: after 60 s the instances had {got:?} deliveries");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let refused: u64 = peers
+        .iter()
+        .map(|(_, p)| p.refused.load(Ordering::Relaxed))
+        .sum();
+    if refused > 0 {
+        bail!("{refused} deliveries failed their signature check");
+    }
+    Ok((times, per_announcement))
+}
+
 async fn seed(instance: &Instance) -> anyhow::Result<()> {
     let db = &instance.state.db;
     let err = |e: convene::error::AppError| anyhow::anyhow!("{e:?}");
