@@ -24,6 +24,7 @@
 pub mod limits;
 pub mod remote;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +37,7 @@ use convene_federation::protocol::Id;
 use convene_federation::protocol::actor::{AccessMode, ActorKind, LocalActor, RoomProperties};
 use convene_federation::urls::authority;
 use futures_util::future::BoxFuture;
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::core::Core;
@@ -343,7 +345,7 @@ impl Directory for LocalDirectory {
 
     async fn keys_of(&self, actor: &Id) -> FedResult<ActorKeys> {
         let (private, _) = self.stored_keys(actor).await.map_err(directory_error)?;
-        ActorKeys::from_private_pem(&private)
+        self.core.signing_keys.read(&private)
     }
 
     async fn followers_of(&self, actor: &Id) -> FedResult<Vec<Recipient>> {
@@ -576,9 +578,63 @@ pub(crate) fn summary_html(text: &str) -> Option<String> {
     Some(paragraphs.concat())
 }
 
+/// Local actors' private keys, decoded, by the SHA-256 of their stored PEM.
+///
+/// Every delivery and signed fetch signs with its actor's key, and decoding one (PEM, then the
+/// consistency checks `ring` runs before it signs with a key) costs far more than the
+/// signature. The key is still read from the database each time and looked up here by its
+/// own text, so a key that moved to another actor or was replaced is never used for the
+/// wrong actor.
+#[derive(Default)]
+pub struct SigningKeys(std::sync::Mutex<HashMap<[u8; 32], ActorKeys>>);
+
+/// Decoded keys kept at most; past that the memo starts over.
+const SIGNING_KEYS_CAPACITY: usize = 10_000;
+
+impl SigningKeys {
+    /// The decoded keys of `private_pem`, decoded now if they were not before.
+    pub fn read(&self, private_pem: &str) -> FedResult<ActorKeys> {
+        let digest: [u8; 32] = Sha256::digest(private_pem.as_bytes()).into();
+        if let Some(keys) = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|memo| memo.get(&digest).cloned())
+        {
+            return Ok(keys);
+        }
+        let keys = ActorKeys::from_private_pem(private_pem)?;
+        if let Ok(mut memo) = self.0.lock() {
+            if memo.len() >= SIGNING_KEYS_CAPACITY {
+                memo.clear();
+            }
+            memo.insert(digest, keys.clone());
+        }
+        Ok(keys)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys are found by their own text: each PEM reads as its own key pair, also after the
+    /// other was read, and a bad one is refused rather than remembered.
+    #[test]
+    fn signing_keys_are_read_by_their_own_text() -> anyhow::Result<()> {
+        let one = ActorKeys::generate()?;
+        let two = ActorKeys::generate()?;
+        let memo = SigningKeys::default();
+        for _ in 0..2 {
+            for keys in [&one, &two] {
+                let read = memo.read(&keys.private_key_pem()?)?;
+                assert_eq!(read.public_key_pem(), keys.public_key_pem());
+            }
+        }
+        assert!(memo.read("not a key").is_err());
+        assert_eq!(memo.0.lock().map(|m| m.len()).unwrap_or_default(), 2);
+        Ok(())
+    }
 
     #[test]
     fn actor_paths_are_exactly_the_actor_pages() {

@@ -134,6 +134,7 @@ impl AppState {
                 pages,
                 node: Arc::new(crate::core::gathering::Node::new(&node_url, node_lease)),
                 key_making: Arc::default(),
+                signing_keys: Arc::default(),
             },
             sfu,
             csrf_key: Arc::new(csrf_key),

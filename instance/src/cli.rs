@@ -283,6 +283,7 @@ pub async fn admin(config: &ConfigArgs, json: bool, command: AdminCommand) -> an
             settings.gathering_lease_seconds,
         )),
         key_making: std::sync::Arc::default(),
+        signing_keys: std::sync::Arc::default(),
     };
     match command {
         AdminCommand::Passport {

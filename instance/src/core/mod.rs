@@ -65,6 +65,9 @@ pub struct Core {
     /// requests wanting a new actor's key at once wait for one RSA key generation instead of
     /// each running their own.
     pub key_making: Arc<tokio::sync::Mutex<()>>,
+    /// Local actors' private keys as read for signing, by their stored PEM (see
+    /// `activitypub::LocalDirectory::keys_of`).
+    pub signing_keys: Arc<crate::activitypub::SigningKeys>,
 }
 
 /// Who asks for an operation: a person (checked against the Space's roles) or the instance's
