@@ -24,6 +24,7 @@ use convene_federation::protocol::actor::Actor as ActorDocument;
 use convene_federation::protocol::object::{Note, NoteKind};
 use convene_federation::protocol::{Embedded, Id, PUBLIC};
 use convene_federation::urls::authority;
+use futures_util::future::BoxFuture;
 use sha2::Digest;
 use sqlx::Row;
 
@@ -97,13 +98,8 @@ pub async fn follow(
             None
         },
     };
-    let recorded = core
-        .db
-        .grouped(new, |tx, f| {
+    let recorded = apply_once(core, new.follow_id.clone(), new, |tx, f| {
             Box::pin(async move {
-                if !record_seen(tx, &f.follow_id, f.now).await? {
-                    return Ok(false);
-                }
                 sqlx::query(
                     "INSERT INTO federation_followers \
                      (local_actor, remote_actor, remote_host, inbox, shared_inbox, follow_id, created_at, accepted_at) \
@@ -124,7 +120,7 @@ pub async fn follow(
                 if let Some(jobs) = &f.accept {
                     enqueue_deliveries(tx, f.now, jobs, Answer::Accept.tag()).await?;
                 }
-                Ok(true)
+                Ok(())
             })
         })
         .await?;
@@ -328,32 +324,25 @@ pub async fn undo_follow(core: &Core, undo: &Undo) -> Result<()> {
         },
     };
     let unfollow = Unfollow {
-        undo_id: undo.id.clone(),
         follower: undo.actor.clone(),
         follow_id,
         object,
-        now: core.db.now(),
     };
-    let applied = core
-        .db
-        .grouped(unfollow, |tx, u| {
-            Box::pin(async move {
-                if !record_seen(tx, &u.undo_id, u.now).await? {
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "DELETE FROM federation_followers WHERE remote_actor = $1 \
+    let applied = apply_once(core, undo.id.clone(), unfollow, |tx, u| {
+        Box::pin(async move {
+            sqlx::query(
+                "DELETE FROM federation_followers WHERE remote_actor = $1 \
                      AND (follow_id = $2 OR local_actor = $3)",
-                )
-                .bind(u.follower.as_str())
-                .bind(&u.follow_id)
-                .bind(&u.object)
-                .execute(&mut **tx)
-                .await?;
-                Ok(true)
-            })
+            )
+            .bind(u.follower.as_str())
+            .bind(&u.follow_id)
+            .bind(&u.object)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
         })
-        .await?;
+    })
+    .await?;
     if applied {
         core.changed();
     }
@@ -363,20 +352,56 @@ pub async fn undo_follow(core: &Core, undo: &Undo) -> Result<()> {
 /// An `Undo` of a follow, as [`undo_follow`] applies it: the follow is named by its id, or by
 /// the Space it followed.
 struct Unfollow {
-    undo_id: Id,
     follower: Id,
     follow_id: String,
     object: String,
-    now: i64,
 }
 
 /// Records an activity we take no action on, so that a replay is recognised as one.
 pub async fn ignore(core: &Core, activity_id: &Id) -> Result<()> {
+    apply_once(core, activity_id.clone(), (), |_, _| {
+        Box::pin(async { Ok(()) })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Applies an inbound activity's effect through the group commit ([`crate::group_commit`]),
+/// once: `activity_id` is recorded as seen in the same transaction as `work`, and when it was
+/// recorded before (a redelivery) `work` does not run. True if it ran.
+pub(crate) async fn apply_once<D, F>(core: &Core, activity_id: Id, data: D, work: F) -> Result<bool>
+where
+    D: Send + Sync + 'static,
+    F: for<'a> Fn(&'a mut crate::group_commit::Tx, &'a D) -> BoxFuture<'a, Result<()>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let once = Once {
+        activity_id,
+        now: core.db.now(),
+        data,
+        work,
+    };
     core.db
-        .grouped((activity_id.clone(), core.db.now()), |tx, (id, now)| {
-            Box::pin(async move { record_seen(tx, id, *now).await.map(|_| ()) })
+        .grouped(once, |tx, once| {
+            Box::pin(async move {
+                if !record_seen(tx, &once.activity_id, once.now).await? {
+                    return Ok(false);
+                }
+                (once.work)(tx, &once.data).await?;
+                Ok(true)
+            })
         })
         .await
+}
+
+/// An inbound activity's effect, for [`apply_once`].
+struct Once<D, F> {
+    activity_id: Id,
+    now: i64,
+    data: D,
+    work: F,
 }
 
 /// Whether `activity_id` was processed before.

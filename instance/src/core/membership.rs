@@ -18,7 +18,7 @@ use convene_federation::urls::authority;
 use sqlx::Row;
 
 use super::Core;
-use super::followers::{answer_id, enqueue_deliveries, record_seen};
+use super::followers::{answer_id, apply_once, enqueue_deliveries};
 use crate::activitypub::{ActorPath, LocalDirectory, person_path};
 use crate::domain::passports::{self, Passport};
 use crate::domain::rooms::{self, Access, Room};
@@ -98,13 +98,8 @@ pub async fn receive_join(core: &Core, join: &Action, joiner: &Actor) -> Result<
         jobs: join_answer_jobs(core, &policy, &room_id, join, &joiner.inbox, answer, reason)?,
         now: core.db.now(),
     };
-    let applied = core
-        .db
-        .grouped(joining, |tx, j| {
+    let applied = apply_once(core, joining.join_id.clone(), joining, |tx, j| {
             Box::pin(async move {
-                if !record_seen(tx, &j.join_id, j.now).await? {
-                    return Ok(false);
-                }
                 if let Some(request) = &j.request {
                     sqlx::query(
                         "INSERT INTO join_requests (space_id, room_id, passport_id, join_id, inbox, created_at) \
@@ -121,7 +116,7 @@ pub async fn receive_join(core: &Core, join: &Action, joiner: &Actor) -> Result<
                     .await?;
                 }
                 enqueue_deliveries(tx, j.now, &j.jobs, "federation:join").await?;
-                Ok(true)
+                Ok(())
             })
         })
         .await?;
@@ -196,42 +191,35 @@ fn join_answer_jobs(
 pub async fn receive_leave(core: &Core, activity_id: &Id, actor: &Id, room: &Id) -> Result<()> {
     let (space, _room) = local_room(core, room).await?;
     let leave = Leaving {
-        activity_id: activity_id.clone(),
         actor: actor.clone(),
         host: authority(actor).unwrap_or_default(),
         space: space.id,
-        now: core.db.now(),
     };
-    let applied = core
-        .db
-        .grouped(leave, |tx, l| {
-            Box::pin(async move {
-                if !record_seen(tx, &l.activity_id, l.now).await? {
-                    return Ok(false);
+    let applied = apply_once(core, activity_id.clone(), leave, |tx, l| {
+        Box::pin(async move {
+            let passport: Option<i64> =
+                sqlx::query("SELECT id FROM passports WHERE actor_url = $1 AND domain = $2")
+                    .bind(l.actor.as_str())
+                    .bind(&l.host)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| r.try_get("id"))
+                    .transpose()?;
+            if let Some(passport) = passport {
+                for table in ["join_requests", "space_members"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE space_id = $1 AND passport_id = $2"
+                    )))
+                    .bind(l.space)
+                    .bind(passport)
+                    .execute(&mut **tx)
+                    .await?;
                 }
-                let passport: Option<i64> =
-                    sqlx::query("SELECT id FROM passports WHERE actor_url = $1 AND domain = $2")
-                        .bind(l.actor.as_str())
-                        .bind(&l.host)
-                        .fetch_optional(&mut **tx)
-                        .await?
-                        .map(|r| r.try_get("id"))
-                        .transpose()?;
-                if let Some(passport) = passport {
-                    for table in ["join_requests", "space_members"] {
-                        sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DELETE FROM {table} WHERE space_id = $1 AND passport_id = $2"
-                        )))
-                        .bind(l.space)
-                        .bind(passport)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                }
-                Ok(true)
-            })
+            }
+            Ok(())
         })
-        .await?;
+    })
+    .await?;
     if !applied {
         return Ok(());
     }
@@ -241,11 +229,9 @@ pub async fn receive_leave(core: &Core, activity_id: &Id, actor: &Id, room: &Id)
 
 /// A `Leave` as [`receive_leave`] applies it.
 struct Leaving {
-    activity_id: Id,
     actor: Id,
     host: String,
     space: i64,
-    now: i64,
 }
 
 /// A request to join a Space from another instance, waiting for its owners.
@@ -450,18 +436,13 @@ pub async fn receive_answer(core: &Core, answer: Answer, response: &Response) ->
         return Ok(true);
     }
     let answered = Answered {
-        response_id: response.id.clone(),
         join_id,
         state: answer.state(),
         reason: response.summary.as_deref().map(|s| plain_text(s, 300)),
         now: core.db.now(),
     };
-    core.db
-        .grouped(answered, |tx, a| {
+    apply_once(core, response.id.clone(), answered, |tx, a| {
             Box::pin(async move {
-                if !record_seen(tx, &a.response_id, a.now).await? {
-                    return Ok(());
-                }
                 sqlx::query(
                     "UPDATE memberships_elsewhere SET state = $1, reason = $2, updated_at = $3 WHERE join_id = $4",
                 )
@@ -480,7 +461,6 @@ pub async fn receive_answer(core: &Core, answer: Answer, response: &Response) ->
 
 /// A Room's answer to a Join of ours, as [`receive_answer`] stores it.
 struct Answered {
-    response_id: Id,
     join_id: Id,
     state: &'static str,
     reason: Option<String>,
@@ -625,12 +605,8 @@ pub async fn receive_invite(core: &Core, invitation: &Action, space: &Actor) -> 
         inbox: space.inbox.clone(),
         now: core.db.now(),
     };
-    core.db
-        .grouped(invited, |tx, i| {
+    apply_once(core, invited.invite_id.clone(), invited, |tx, i| {
             Box::pin(async move {
-                if !record_seen(tx, &i.invite_id, i.now).await? {
-                    return Ok(());
-                }
                 sqlx::query(
                     "INSERT INTO invitations_elsewhere (invite_id, passport_id, space, space_name, inbox, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (invite_id) DO NOTHING",
@@ -647,6 +623,7 @@ pub async fn receive_invite(core: &Core, invitation: &Action, space: &Actor) -> 
             })
         })
         .await
+        .map(|_| ())
 }
 
 /// An invitation from a Space elsewhere, as [`receive_invite`] stores it.
@@ -774,7 +751,6 @@ async fn receive_invite_answer(
         ));
     }
     let answered = InvitationAnswered {
-        response_id: response.id.clone(),
         invite_id: invite_id.clone(),
         // Accepted: the person becomes a member of the Space.
         member: (answer == Answer::Accept)
@@ -784,13 +760,8 @@ async fn receive_invite_answer(
             .transpose()?,
         now: core.db.now(),
     };
-    let applied = core
-        .db
-        .grouped(answered, |tx, a| {
+    let applied = apply_once(core, response.id.clone(), answered, |tx, a| {
             Box::pin(async move {
-                if !record_seen(tx, &a.response_id, a.now).await? {
-                    return Ok(false);
-                }
                 sqlx::query("DELETE FROM remote_invitations WHERE invite_id = $1")
                     .bind(a.invite_id.as_str())
                     .execute(&mut **tx)
@@ -807,7 +778,7 @@ async fn receive_invite_answer(
                     .execute(&mut **tx)
                     .await?;
                 }
-                Ok(true)
+                Ok(())
             })
         })
         .await?;
@@ -819,7 +790,6 @@ async fn receive_invite_answer(
 
 /// A person's answer to an invitation from here, as [`receive_invite_answer`] applies it.
 struct InvitationAnswered {
-    response_id: Id,
     invite_id: Id,
     /// The Space and Passport, when the answer makes a member.
     member: Option<(i64, i64)>,

@@ -36,7 +36,7 @@ use convene_federation::webfinger;
 use sqlx::Row;
 
 use super::Core;
-use super::followers::{enqueue_deliveries, record_seen};
+use super::followers::{apply_once, enqueue_deliveries};
 use crate::activitypub::{LocalDirectory, person_path};
 use crate::domain::passports::Passport;
 use crate::error::{AppError, Result};
@@ -490,18 +490,13 @@ pub async fn answered(
         Embedded::Id(id) => id.clone(),
     };
     let answered = Answered {
-        activity_id: activity_id.clone(),
         follow_id,
         space: answer.actor.clone(),
         state: outcome.state(),
         now: core.db.now(),
     };
-    core.db
-        .grouped(answered, |tx, a| {
+    apply_once(core, activity_id.clone(), answered, |tx, a| {
             Box::pin(async move {
-                if !record_seen(tx, &a.activity_id, a.now).await? {
-                    return Ok(());
-                }
                 let changed = sqlx::query(
                     "UPDATE remote_follows SET state = $1, answered_at = $2 \
                      WHERE follow_id = $3 AND space_actor = $4",
@@ -520,11 +515,11 @@ pub async fn answered(
             })
         })
         .await
+        .map(|_| ())
 }
 
 /// A Space's answer to a follow from here, as [`answered`] stores it.
 struct Answered {
-    activity_id: Id,
     follow_id: Id,
     space: Id,
     state: &'static str,
@@ -570,41 +565,35 @@ pub async fn announced(core: &Core, activity_id: &Id, announce: &Announce) -> Re
         return super::followers::ignore(core, activity_id).await;
     }
     let from_space = FromSpace {
-        activity_id: activity_id.clone(),
         space: space.clone(),
         activity: inner.clone(),
         now: core.db.now(),
     };
-    let applied = core
-        .db
-        .grouped(from_space, |tx, a| {
-            Box::pin(async move {
-                if !record_seen(tx, &a.activity_id, a.now).await? {
-                    return Ok(false);
+    let applied = apply_once(core, activity_id.clone(), from_space, |tx, a| {
+        Box::pin(async move {
+            let space = &a.space;
+            match &a.activity {
+                Activity::Create(publish) | Activity::Update(publish) => {
+                    publish_from_space(tx, space, publish, a.now).await?;
                 }
-                let space = &a.space;
-                match &a.activity {
-                    Activity::Create(publish) | Activity::Update(publish) => {
-                        publish_from_space(tx, space, publish, a.now).await?;
-                    }
-                    Activity::Delete(Delete { object, .. }) if object == space => {
-                        delete_space(tx, space.as_str()).await?;
-                    }
-                    Activity::Delete(Delete { object, .. }) => {
-                        sqlx::query(
-                            "DELETE FROM remote_rooms WHERE actor_id = $1 AND space_actor = $2",
-                        )
-                        .bind(object.as_str())
-                        .bind(space.as_str())
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    _ => {}
+                Activity::Delete(Delete { object, .. }) if object == space => {
+                    delete_space(tx, space.as_str()).await?;
                 }
-                Ok(true)
-            })
+                Activity::Delete(Delete { object, .. }) => {
+                    sqlx::query(
+                        "DELETE FROM remote_rooms WHERE actor_id = $1 AND space_actor = $2",
+                    )
+                    .bind(object.as_str())
+                    .bind(space.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                _ => {}
+            }
+            Ok(())
         })
-        .await?;
+    })
+    .await?;
     if applied {
         core.changed();
     }
@@ -613,7 +602,6 @@ pub async fn announced(core: &Core, activity_id: &Id, announce: &Announce) -> Re
 
 /// A followed Space's own activity (announced, or sent directly), as it is applied.
 struct FromSpace {
-    activity_id: Id,
     space: Id,
     activity: Activity,
     now: i64,
@@ -630,24 +618,20 @@ pub async fn updated(core: &Core, activity_id: &Id, update: &Publish) -> Result<
         return super::followers::ignore(core, activity_id).await;
     }
     let from_space = FromSpace {
-        activity_id: activity_id.clone(),
         space: update.actor.clone(),
         activity: Activity::Update(update.clone()),
         now: core.db.now(),
     };
-    core.db
-        .grouped(from_space, |tx, a| {
-            Box::pin(async move {
-                if !record_seen(tx, &a.activity_id, a.now).await? {
-                    return Ok(());
-                }
-                if let Activity::Update(update) = &a.activity {
-                    publish_from_space(tx, &a.space, update, a.now).await?;
-                }
-                Ok(())
-            })
+    apply_once(core, activity_id.clone(), from_space, |tx, a| {
+        Box::pin(async move {
+            if let Activity::Update(update) = &a.activity {
+                publish_from_space(tx, &a.space, update, a.now).await?;
+            }
+            Ok(())
         })
-        .await
+    })
+    .await
+    .map(|_| ())
 }
 
 /// A Create or Update by `space` of itself or of one of its Rooms.
