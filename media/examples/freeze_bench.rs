@@ -25,7 +25,9 @@
 //!   its tiles and its downlink estimate.
 //! - **Janus, simulcast** (when `janus` is installed; `--no-janus` skips it):
 //!   Janus 1.x VideoRoom, the same publishers sending the same three layers
-//!   (rid simulcast), every subscriber on one multistream handle asking
+//!   (rid simulcast; their offers list the rids highest first, as Janus's
+//!   janus.js does, since Janus numbers substreams from the last rid listed
+//!   up), every subscriber on one multistream handle asking
 //!   (`configure` with `substream`) for the layer its tile wants: the lowest
 //!   for a 320x180 tile, as Janus's clients choose it. Janus has no downlink
 //!   estimate of its own, so what the client asks for is what it gets; the
