@@ -67,16 +67,14 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::core::{
-    self, AUDIO_LEVEL_URI, CodecKey, ExtensionPlan, KeyframeThrottle, Rewriter, SpeakerDetector,
-};
+use crate::core::{self, AUDIO_LEVEL_URI, CodecKey, ExtensionPlan, Rewriter, SpeakerDetector};
 use crate::engine::{Estimate, Uplink};
 use crate::error::{Error, Result};
 use crate::quality::{self, QualityTracker};
 use crate::signaling::Kind;
 use crate::simulcast::{
-    self, LayerInfo, LayerSwitch, MAX_LAYERS, NOMINAL_LAYERS, Priority, RateMeter, Tile, Verdict,
-    VideoCodec,
+    self, KeyframeRequests, LayerInfo, LayerSwitch, MAX_LAYERS, NOMINAL_LAYERS, Priority,
+    RateMeter, Tile, Verdict, VideoCodec,
 };
 use crate::tcp::{self, Deframer, TcpConn};
 use crate::udp::{self, Inbox, Outbox, RECV_BATCH, Route, Router, Tag};
@@ -752,7 +750,7 @@ struct Layer {
     meter: RateMeter,
     /// The frame size its last keyframe declared (VP8).
     size: Option<(u16, u16)>,
-    keyframes: KeyframeThrottle,
+    keyframes: KeyframeRequests,
     /// Since when no subscriber has needed it (simulcast).
     unneeded_since: Option<Duration>,
     /// When its last packet arrived.
@@ -772,7 +770,7 @@ impl Layer {
             rid,
             meter: RateMeter::new(LAYER_RATE_WINDOW),
             size: None,
-            keyframes: KeyframeThrottle::new(KEYFRAME_INTERVAL),
+            keyframes: KeyframeRequests::new(KEYFRAME_INTERVAL),
             unneeded_since: None,
             last_packet: None,
             asked_at: None,
@@ -2332,9 +2330,20 @@ impl Engine {
         if keyframe {
             tracing::debug!(participant = %track.participant, layer, seq = packet.header.sequence_number, "keyframe");
         }
+        let mut want_keyframe = false;
         if let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut) {
             stream.meter.add(packet.payload.len(), at);
             stream.last_packet = Some(at);
+            if stream.keyframes.resuming() {
+                // The first packet of a layer just resumed: whoever waits to
+                // switch to it asks for its keyframe now, not at the next
+                // allocation pass.
+                let awaited = track
+                    .links
+                    .iter()
+                    .any(|l| l.live && l.switch.awaiting_keyframe() == Some(layer));
+                want_keyframe = stream.keyframes.on_packet(at, keyframe, awaited);
+            }
             if keyframe
                 && track.video_codec == VideoCodec::Vp8
                 && let Some(size) = simulcast::vp8_keyframe_size(&packet.payload)
@@ -2370,7 +2379,7 @@ impl Engine {
                 }
             }
         }
-        let mut want_keyframe = false;
+        let ask_on_arrival = std::mem::take(&mut want_keyframe);
         let payload_len = packet.payload.len() as u64;
         let clock_rate = track.codec.clock_rate.max(1);
         let seq = packet.header.sequence_number;
@@ -2461,7 +2470,9 @@ impl Engine {
             }
         }
         let room = allocate.then(|| track.room.clone());
-        if want_keyframe {
+        if ask_on_arrival {
+            self.send_keyframe_request(key, layer);
+        } else if want_keyframe {
             self.request_keyframe(key, layer);
         }
         if let Some(room) = room {
@@ -2601,6 +2612,9 @@ impl Engine {
                         || l.ssrc.is_none();
                     if keep && !l.asked {
                         l.asked_at = Some(now);
+                        l.keyframes.resume();
+                    } else if !keep && l.asked {
+                        l.keyframes.pause();
                     }
                     l.asked = keep;
                     keep.then(|| l.rid.clone())
@@ -2633,15 +2647,32 @@ impl Engine {
         let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut) else {
             return;
         };
-        let Some(media_ssrc) = stream.ssrc else {
-            return;
-        };
-        if !stream
-            .keyframes
-            .request(now.saturating_duration_since(self.epoch))
+        if stream.ssrc.is_none()
+            || !stream
+                .keyframes
+                .want(now.saturating_duration_since(self.epoch))
         {
             return;
         }
+        self.send_keyframe_request(key, layer);
+    }
+
+    /// Sends the publisher of a video track a keyframe request (PLI) for
+    /// `layer`, throttle aside: `request_keyframe` and the first
+    /// packet of a resumed layer decide when.
+    fn send_keyframe_request(&mut self, key: TrackKey, layer: usize) {
+        let Some(track) = self.tracks.get(&key) else {
+            return;
+        };
+        let Some(media_ssrc) = track
+            .layers
+            .get(layer)
+            .and_then(Option::as_ref)
+            .and_then(|l| l.ssrc)
+        else {
+            return;
+        };
+        let now = Instant::now();
         let publisher = track.publisher;
         let receiver = track.receiver;
         let Some(pc) = self.pcs.get_mut(&publisher) else {

@@ -26,6 +26,8 @@
 
 use std::time::Duration;
 
+use crate::core::KeyframeThrottle;
+
 /// The RTP stream ids the room client gives its layers, lowest first.
 pub const RIDS: [&str; 3] = ["q", "h", "f"];
 /// Layers a video can have.
@@ -433,6 +435,80 @@ impl LayerSwitch {
     }
 }
 
+/// When to ask a publisher for a keyframe of one layer.
+///
+/// Every request costs the publisher a full intra frame, so requests are
+/// throttled ([`KeyframeThrottle`]). A layer the publisher was told to pause
+/// sends nothing, and a request for it is lost; worse, it holds back through
+/// the throttle the request that matters, the one for the layer's first
+/// frames once it is resumed. So while a layer is paused, and after it is
+/// resumed until its first packet arrives, requests wait; that first packet
+/// then asks at once (unless it starts a keyframe itself, or nobody waits for
+/// one), rather than a subscriber waiting for the next allocation pass.
+#[derive(Debug, Clone)]
+pub struct KeyframeRequests {
+    throttle: KeyframeThrottle,
+    flow: Flow,
+}
+
+/// Whether a layer sends, as far as its keyframe requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Sending (or never paused).
+    Flowing,
+    /// The publisher was told to pause it.
+    Paused,
+    /// The publisher was told to send it again; no packet since.
+    Resumed,
+}
+
+impl KeyframeRequests {
+    /// At most one request per `min_interval`.
+    pub fn new(min_interval: Duration) -> Self {
+        Self {
+            throttle: KeyframeThrottle::new(min_interval),
+            flow: Flow::Flowing,
+        }
+    }
+
+    /// The publisher is told to stop sending the layer.
+    pub fn pause(&mut self) {
+        self.flow = Flow::Paused;
+    }
+
+    /// The publisher is told to send the layer again.
+    pub fn resume(&mut self) {
+        if self.flow == Flow::Paused {
+            self.flow = Flow::Resumed;
+        }
+    }
+
+    /// Whether the layer was resumed and its first packet has not come yet:
+    /// the next [`KeyframeRequests::on_packet`] may ask.
+    pub fn resuming(&self) -> bool {
+        self.flow == Flow::Resumed
+    }
+
+    /// A subscriber needs a keyframe of the layer at `now`; `true` = ask the
+    /// publisher now. A paused or not yet flowing layer asks with its first
+    /// packet instead.
+    pub fn want(&mut self, now: Duration) -> bool {
+        self.flow == Flow::Flowing && self.throttle.request(now)
+    }
+
+    /// A packet of the layer arrived at `now`; `keyframe` when it starts one,
+    /// `awaited` when a subscriber waits for a keyframe of the layer.
+    /// `true` = ask the publisher for a keyframe now: the first packet of a
+    /// resumed layer that is not one.
+    pub fn on_packet(&mut self, now: Duration, keyframe: bool, awaited: bool) -> bool {
+        if self.flow != Flow::Resumed {
+            return false;
+        }
+        self.flow = Flow::Flowing;
+        awaited && !keyframe && self.throttle.request(now)
+    }
+}
+
 /// The layers of one video that its subscribers forward or wait for; the
 /// publisher may pause every other one.
 pub fn needed_layers<'a>(
@@ -750,6 +826,61 @@ mod tests {
         // Nothing wanted, nothing to restart.
         let mut idle = LayerSwitch::new();
         assert_eq!(idle.restart(), None);
+    }
+
+    #[test]
+    fn a_resumed_layer_asks_for_its_keyframe_with_its_first_packet() {
+        let ms = Duration::from_millis;
+        let mut top = KeyframeRequests::new(ms(300));
+        let mut switch = LayerSwitch::new();
+        switch.set_target(Some(0));
+        assert_eq!(switch.on_packet(0, 1, true), Verdict::Forward);
+        // Nobody took the top layer for a while: the publisher pauses it.
+        top.pause();
+        // In flight before the publisher stopped: changes nothing.
+        assert!(!top.on_packet(ms(10), false, false));
+        assert!(!top.resuming());
+
+        // An allocation pass at 0 ms: the subscriber's tile grew, it waits
+        // for a keyframe of the top layer, which is resumed. A request now
+        // would reach a publisher that sends no such layer.
+        assert_eq!(switch.set_target(Some(2)), Some(2));
+        assert!(!top.want(ms(0)), "nothing to ask of a paused layer");
+        top.resume();
+        assert!(top.resuming());
+        // The publisher's encoder starts the layer again with a delta frame:
+        // its first packet asks at once, not at the next pass (500 ms).
+        let awaited = switch.awaiting_keyframe() == Some(2);
+        assert_eq!(switch.on_packet(2, 7000, false), Verdict::Drop);
+        assert!(top.on_packet(ms(80), false, awaited), "asked on arrival");
+        assert!(!top.resuming());
+        // Later packets leave asking to the allocation passes, throttled.
+        assert!(!top.on_packet(ms(113), false, true));
+        assert!(!top.want(ms(300)), "throttled");
+        // The keyframe asked for arrives a round trip later: the switch is done.
+        assert_eq!(switch.on_packet(2, 7002, true), Verdict::Forward);
+        assert_eq!(switch.current(), Some(2));
+        assert_eq!(switch.awaiting_keyframe(), None);
+
+        // A layer that resumes on a keyframe of its own needs no request, nor
+        // does one that nobody waits for.
+        let mut own_keyframe = KeyframeRequests::new(ms(300));
+        own_keyframe.pause();
+        own_keyframe.resume();
+        assert!(!own_keyframe.on_packet(ms(50), true, true));
+        assert!(!own_keyframe.resuming());
+        let mut unwatched = KeyframeRequests::new(ms(300));
+        unwatched.pause();
+        unwatched.resume();
+        assert!(!unwatched.on_packet(ms(50), false, false));
+        // A layer never paused asks as before, throttled.
+        let mut flowing = KeyframeRequests::new(ms(300));
+        flowing.resume();
+        assert!(!flowing.resuming());
+        assert!(flowing.want(ms(0)));
+        assert!(!flowing.want(ms(100)));
+        assert!(!flowing.on_packet(ms(350), false, true));
+        assert!(flowing.want(ms(350)));
     }
 
     #[test]

@@ -303,8 +303,28 @@ pub async fn join_simulcast(sfu: &Sfu, room: &str, id: &str, index: u8) -> Clien
 pub async fn join_from(
     sfu_runtime: &tokio::runtime::Handle,
     sfu: &Sfu,
+    who: (&str, &str, u8),
+    ip: std::net::IpAddr,
+) -> Client {
+    join_from_inner(sfu_runtime, sfu, who, ip, false).await
+}
+
+/// [`join_from`] publishing the camera as simulcast layers, as [`join_simulcast`].
+pub async fn join_simulcast_from(
+    sfu_runtime: &tokio::runtime::Handle,
+    sfu: &Sfu,
+    who: (&str, &str, u8),
+    ip: std::net::IpAddr,
+) -> Client {
+    join_from_inner(sfu_runtime, sfu, who, ip, true).await
+}
+
+async fn join_from_inner(
+    sfu_runtime: &tokio::runtime::Handle,
+    sfu: &Sfu,
     (room, id, index): (&str, &str, u8),
     ip: std::net::IpAddr,
+    simulcast: bool,
 ) -> Client {
     let claims = Claims::new(
         room,
@@ -320,7 +340,7 @@ pub async fn join_from(
         (room, id, index),
         &token,
         true,
-        (Transport::UdpFrom(ip), false, None),
+        (Transport::UdpFrom(ip), simulcast, None),
     )
     .await
     .expect("join accepted")
@@ -1006,15 +1026,123 @@ pub fn start_publishing(
     video_size: usize,
     epoch: Instant,
 ) -> JoinHandle<()> {
-    publish_tracks(
-        client.audio.clone(),
-        client.video.clone(),
-        (client.audio_ssrc, client.video_ssrc, client.index),
-        fps,
-        per_frame,
-        video_size,
+    start_publishing_with(
+        client,
+        (fps, per_frame, video_size),
+        Microphone::Continuous,
         epoch,
     )
+}
+
+/// [`start_publishing`] with the audio of `microphone`; the video as
+/// `(fps, per_frame, video_size)`.
+pub fn start_publishing_with(
+    client: &Client,
+    (fps, per_frame, video_size): (u32, u32, usize),
+    microphone: Microphone,
+    epoch: Instant,
+) -> JoinHandle<()> {
+    let mic = MicrophoneLoop::new(
+        microphone,
+        client.audio_ssrc,
+        client.index,
+        if client.index == 0 { 10 } else { 90 },
+    );
+    publish_loop(
+        client.audio.clone(),
+        client.video.clone(),
+        mic,
+        (client.video_ssrc, client.index),
+        (fps, per_frame, video_size),
+        epoch,
+    )
+}
+
+/// How a test publisher's microphone sends, as 20 ms Opus frames.
+///
+/// WebRTC's Opus encoder with DTX (discontinuous transmission, on in browsers
+/// for voice) sends every frame while someone talks, and while they are
+/// silent only a comfort-noise update every 400 ms, a packet of a few dozen
+/// bytes; the frames in between (a byte or two each) are not sent at all. In
+/// a quiet Room, where one or two people talk, the audio a subscriber
+/// receives is then mostly the talkers'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Microphone {
+    /// Every frame, whatever is said, as Opus without DTX: 50 packets/s of
+    /// 160 bytes, a constant audio level (what test publishers always sent).
+    Continuous,
+    /// Opus with DTX, the person talking: every frame, a loud voice.
+    Talking,
+    /// Opus with DTX, the person silent: a comfort-noise packet of
+    /// [`DTX_BYTES`] every [`DTX_INTERVAL`], its audio level silence.
+    Silent,
+}
+
+/// A comfort-noise update's size (payload bytes) under DTX.
+pub const DTX_BYTES: usize = 40;
+/// How often a silent DTX microphone sends its comfort-noise update.
+pub const DTX_INTERVAL: Duration = Duration::from_millis(400);
+/// Opus frames of 20 ms per comfort-noise update.
+const DTX_FRAMES: u32 = 20;
+/// The size of a voiced test Opus frame (64 kbit/s).
+const VOICE_BYTES: usize = 160;
+
+/// The microphone side of a publishing loop: one call per 20 ms frame.
+struct MicrophoneLoop {
+    microphone: Microphone,
+    ssrc: u32,
+    index: u8,
+    /// The audio level (-dBov) of [`Microphone::Continuous`].
+    level: u8,
+    /// 20 ms frames so far, sent or not: the RTP timestamp follows them.
+    frame: u32,
+    /// Packets sent: the RTP and payload sequence follow them.
+    seq: u32,
+}
+
+impl MicrophoneLoop {
+    fn new(microphone: Microphone, ssrc: u32, index: u8, level: u8) -> Self {
+        Self {
+            microphone,
+            ssrc,
+            index,
+            level,
+            frame: 0,
+            seq: 0,
+        }
+    }
+
+    /// What frame number `frame` sends, if anything: (payload bytes, audio
+    /// level in -dBov, voice).
+    fn packet(&self, frame: u32) -> Option<(usize, u8, bool)> {
+        match self.microphone {
+            Microphone::Continuous => Some((VOICE_BYTES, self.level, true)),
+            Microphone::Talking => Some((VOICE_BYTES, 30, true)),
+            Microphone::Silent if frame.is_multiple_of(DTX_FRAMES) => Some((DTX_BYTES, 127, false)),
+            Microphone::Silent => None,
+        }
+    }
+
+    /// The next 20 ms frame: sent, or (silent under DTX) skipped.
+    async fn tick(&mut self, track: &TrackLocalStaticRTP, epoch: Instant) {
+        let frame = self.frame;
+        self.frame = self.frame.wrapping_add(1);
+        let Some((size, level, voice)) = self.packet(frame) else {
+            return;
+        };
+        let now = epoch.elapsed().as_micros() as u64;
+        let mut p = rtc::rtp::Packet::default();
+        p.header.version = 2;
+        p.header.payload_type = 111;
+        p.header.ssrc = self.ssrc;
+        p.header.sequence_number = self.seq as u16;
+        p.header.timestamp = frame.wrapping_mul(960);
+        p.payload = payload(self.index, 0, self.seq, size, now);
+        let level = HeaderExtension::AudioLevel(AudioLevelExtension { level, voice });
+        if track.write_rtp_with_extensions(p, &[level]).await.is_ok() {
+            self.seq += 1;
+        }
+    }
 }
 
 /// The publishing loop of [`start_publishing`] on any pair of local tracks.
@@ -1027,32 +1155,41 @@ pub fn publish_tracks(
     video_size: usize,
     epoch: Instant,
 ) -> JoinHandle<()> {
+    let mic = MicrophoneLoop::new(
+        Microphone::Continuous,
+        a_ssrc,
+        index,
+        if index == 0 { 10 } else { 90 },
+    );
+    publish_loop(
+        audio,
+        video,
+        mic,
+        (v_ssrc, index),
+        (fps, per_frame, video_size),
+        epoch,
+    )
+}
+
+/// The loop of [`publish_tracks`] with any microphone.
+fn publish_loop(
+    audio: Arc<TrackLocalStaticRTP>,
+    video: Arc<TrackLocalStaticRTP>,
+    mut mic: MicrophoneLoop,
+    (v_ssrc, index): (u32, u8),
+    (fps, per_frame, video_size): (u32, u32, usize),
+    epoch: Instant,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
         let mut video_tick =
             tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(fps.max(1))));
         audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut a_seq, mut v_seq) = (0u32, 0u32);
+        let mut v_seq = 0u32;
         loop {
             tokio::select! {
-                _ = audio_tick.tick() => {
-                    let now = epoch.elapsed().as_micros() as u64;
-                    let mut p = rtc::rtp::Packet::default();
-                    p.header.version = 2;
-                    p.header.payload_type = 111;
-                    p.header.ssrc = a_ssrc;
-                    p.header.sequence_number = a_seq as u16;
-                    p.header.timestamp = a_seq.wrapping_mul(960);
-                    p.payload = payload(index, 0, a_seq, 160, now);
-                    let level = HeaderExtension::AudioLevel(AudioLevelExtension {
-                        level: if index == 0 { 10 } else { 90 },
-                        voice: true,
-                    });
-                    if audio.write_rtp_with_extensions(p, &[level]).await.is_ok() {
-                        a_seq += 1;
-                    }
-                }
+                _ = audio_tick.tick() => mic.tick(&audio, epoch).await,
                 _ = video_tick.tick() => {
                     for i in 0..per_frame {
                         let now = epoch.elapsed().as_micros() as u64;
@@ -1179,13 +1316,80 @@ pub fn publish_simulcast_naming(
     epoch: Instant,
     named_frames: u32,
 ) -> JoinHandle<()> {
-    let (audio, video, pc) = (
-        client.audio.clone(),
-        client.video.clone(),
-        client.pc.clone(),
-    );
-    let (a_ssrc, index) = (client.audio_ssrc, client.index);
-    let layers = client.simulcast.clone();
+    publish_simulcast_inner(client, fps, epoch, named_frames, Microphone::Continuous)
+}
+
+/// [`publish_simulcast`] with the audio of `microphone`.
+pub fn publish_simulcast_with(
+    client: &Client,
+    fps: u32,
+    microphone: Microphone,
+    epoch: Instant,
+) -> JoinHandle<()> {
+    publish_simulcast_inner(client, fps, epoch, u32::MAX, microphone)
+}
+
+fn publish_simulcast_inner(
+    client: &Client,
+    fps: u32,
+    epoch: Instant,
+    named_frames: u32,
+    microphone: Microphone,
+) -> JoinHandle<()> {
+    let tracks = SimulcastTracks {
+        pc: client.pc.clone(),
+        audio: client.audio.clone(),
+        audio_ssrc: client.audio_ssrc,
+        video: client.video.clone(),
+        layers: client.simulcast.clone(),
+        index: client.index,
+    };
+    publish_simulcast_loop(tracks, fps, epoch, named_frames, microphone)
+}
+
+/// The tracks a simulcast publisher sends on, when it is not a [`Client`]
+/// (a peer connection to another server, say).
+pub struct SimulcastTracks {
+    /// The connection the tracks are on (its local description names the video's mid).
+    pub pc: Arc<dyn PeerConnection>,
+    /// The microphone.
+    pub audio: Arc<TrackLocalStaticRTP>,
+    /// SSRC of the microphone.
+    pub audio_ssrc: u32,
+    /// The camera ([`simulcast_track`]).
+    pub video: Arc<TrackLocalStaticRTP>,
+    /// The camera's layers (rid, SSRC), lowest first.
+    pub layers: Vec<(String, u32)>,
+    /// Index written into every audio payload.
+    pub index: u8,
+}
+
+/// [`publish_simulcast_with`] on tracks of any connection.
+pub fn publish_simulcast_tracks(
+    tracks: SimulcastTracks,
+    fps: u32,
+    microphone: Microphone,
+    epoch: Instant,
+) -> JoinHandle<()> {
+    publish_simulcast_loop(tracks, fps, epoch, u32::MAX, microphone)
+}
+
+fn publish_simulcast_loop(
+    tracks: SimulcastTracks,
+    fps: u32,
+    epoch: Instant,
+    named_frames: u32,
+    microphone: Microphone,
+) -> JoinHandle<()> {
+    let SimulcastTracks {
+        pc,
+        audio,
+        audio_ssrc,
+        video,
+        layers,
+        index,
+    } = tracks;
+    let mut mic = MicrophoneLoop::new(microphone, audio_ssrc, index, 90);
     tokio::spawn(async move {
         let mid = video_mid(pc.as_ref()).await;
         let wanted: Arc<Vec<AtomicBool>> =
@@ -1218,26 +1422,10 @@ pub fn publish_simulcast_naming(
         video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let seq_base: Vec<u16> = layers.iter().map(|_| rand::random()).collect();
         let ts_base: Vec<u32> = layers.iter().map(|_| rand::random()).collect();
-        let (mut a_seq, mut frame) = (0u32, 0u32);
+        let mut frame = 0u32;
         loop {
             tokio::select! {
-                _ = audio_tick.tick() => {
-                    let now = epoch.elapsed().as_micros() as u64;
-                    let mut p = rtc::rtp::Packet::default();
-                    p.header.version = 2;
-                    p.header.payload_type = 111;
-                    p.header.ssrc = a_ssrc;
-                    p.header.sequence_number = a_seq as u16;
-                    p.header.timestamp = a_seq.wrapping_mul(960);
-                    p.payload = payload(index, 0, a_seq, 160, now);
-                    let level = HeaderExtension::AudioLevel(AudioLevelExtension {
-                        level: 90,
-                        voice: true,
-                    });
-                    if audio.write_rtp_with_extensions(p, &[level]).await.is_ok() {
-                        a_seq += 1;
-                    }
-                }
+                _ = audio_tick.tick() => mic.tick(&audio, epoch).await,
                 _ = video_tick.tick() => {
                     for (i, (rid, ssrc)) in layers.iter().enumerate() {
                         let keyframe = wanted[i].swap(false, Ordering::AcqRel);
@@ -1406,5 +1594,37 @@ mod tail_run_tests {
     #[should_panic(expected = "too late to be a repair")]
     fn a_packet_from_far_behind_is_refused() {
         checked_tail_run(&[1, 2, 3000, 3]);
+    }
+}
+
+#[cfg(test)]
+mod microphone_tests {
+    use super::*;
+
+    /// (packets, payload bytes, silent ones) over `frames` 20 ms frames.
+    fn sent(microphone: Microphone, frames: u32) -> (u32, usize, u32) {
+        let mic = MicrophoneLoop::new(microphone, 1, 3, 90);
+        (0..frames).filter_map(|f| mic.packet(f)).fold(
+            (0, 0, 0),
+            |(n, bytes, silent), (size, level, voice)| {
+                (
+                    n + 1,
+                    bytes + size,
+                    silent + u32::from(level == 127 && !voice),
+                )
+            },
+        )
+    }
+
+    #[test]
+    fn a_silent_dtx_microphone_sends_a_comfort_noise_packet_every_400_ms() {
+        // Ten seconds: 500 frames of 20 ms.
+        assert_eq!(sent(Microphone::Continuous, 500), (500, 500 * 160, 0));
+        assert_eq!(sent(Microphone::Talking, 500), (500, 500 * 160, 0));
+        let (packets, bytes, silent) = sent(Microphone::Silent, 500);
+        assert_eq!(packets as u128, 10_000 / DTX_INTERVAL.as_millis());
+        assert_eq!(silent, packets, "every one marked silence");
+        // Well under a kilobit per second of payload, where a talker sends 64.
+        assert!(bytes * 8 / 10 < 1000, "{bytes} bytes in 10 s");
     }
 }
