@@ -217,3 +217,23 @@ export async function expectMediaFlowing(page, who, { video = true, audio = true
   }
   throw new Error(`${who}: media not flowing within ${timeoutMs / 1000} s: first ${JSON.stringify(first)}, last ${JSON.stringify(last)}`);
 }
+
+/** Opens the Room at `path` and joins it (as `name`, for a guest); a `listener` page has no
+ * camera preview to wait for. */
+export async function joinRoom(page, path, name, { listener = false } = {}) {
+  await page.goto(path);
+  if (!listener) await page.locator('#room-app.is-enhanced .preview.has-video').waitFor({ timeout: 10000 });
+  if (name) await page.getByLabel('Your name').fill(name);
+  await page.getByRole('button', { name: 'Join' }).click();
+  await page.locator('#room-app.in-call[data-state="connected"]').waitFor({ timeout: 10000 });
+}
+
+/** A page whose camera and microphone are blocked: it joins to watch and listen. */
+export async function listener(browser, options) {
+  const ctx = await context(browser, options);
+  await ctx.addInitScript(() => {
+    if (!navigator.mediaDevices) return;
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+  });
+  return ctx.newPage();
+}

@@ -7,7 +7,7 @@
 // encoding the full layer. (The watchers publish nothing, which keeps three Chromium pages
 // within what the test machine can encode.)
 
-import { BASE as ROOM_BASE, DESKTOP, check, context, expectMediaFlowing, launch, run, signIn, step } from './lib.mjs';
+import { BASE as ROOM_BASE, DESKTOP, check, context, expectMediaFlowing, joinRoom, launch, listener, run, signIn, step } from './lib.mjs';
 
 const ROOM = process.env.CONVENE_ROOM_PATH || '/spaces/book-club/rooms/reading';
 const OWNER_EMAIL = process.env.CONVENE_OWNER_EMAIL || 'olive@example.org';
@@ -81,24 +81,6 @@ async function activeLayers(page) {
   });
 }
 
-async function join(page, name, { listener = false } = {}) {
-  await page.goto(ROOM);
-  if (!listener) await page.locator('#room-app.is-enhanced .preview.has-video').waitFor({ timeout: 10000 });
-  if (name) await page.getByLabel('Your name').fill(name);
-  await page.getByRole('button', { name: 'Join' }).click();
-  await page.locator('#room-app.in-call[data-state="connected"]').waitFor({ timeout: 10000 });
-}
-
-/** A context whose camera and microphone are blocked: its page joins to watch and listen. */
-async function listener(browser, options) {
-  const ctx = await context(browser, options);
-  await ctx.addInitScript(() => {
-    if (!navigator.mediaDevices) return;
-    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
-  });
-  return ctx.newPage();
-}
-
 await run('room-simulcast', 110000, async () => {
   const browser = await launch();
   // Simulcast is the room client's default: nothing to switch on.
@@ -108,13 +90,13 @@ await run('room-simulcast', 110000, async () => {
 
   await step('the owner publishes simulcast, two others join to watch', async () => {
     await signIn(owner, OWNER_EMAIL, OWNER_HANDLE);
-    await join(owner);
+    await joinRoom(owner, ROOM);
     // The offer is made once the socket is up: wait for it rather than race it.
     await owner.waitForFunction(() => window.__convene.pc && window.__convene.pc.localDescription, null, { timeout: 15000 });
     const offer = await owner.evaluate(() => window.__convene.pc.localDescription.sdp);
     check(/a=simulcast:send q;h;f/.test(offer), 'the camera is not offered in three layers');
-    await join(large, 'Lara Large', { listener: true });
-    await join(small, 'Tim Thumbnail', { listener: true });
+    await joinRoom(large, ROOM, 'Lara Large', { listener: true });
+    await joinRoom(small, ROOM, 'Tim Thumbnail', { listener: true });
   });
 
   await step('both watchers decode video', async () => {

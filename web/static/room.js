@@ -599,6 +599,24 @@ function cameraTransceiver(pc, trackOrKind, stream) {
   return pc.addTransceiver(trackOrKind, init);
 }
 
+/**
+ * A shared screen goes out in the layers that suit text: at full resolution, where small print
+ * stays readable, and at half resolution for thumbnails and weak links. A quarter-size picture
+ * of a page shows nothing legible, so there is no third layer; and a screen changes little, so
+ * each layer gives up frames before sharpness (5 a second for the half layer, and the track's
+ * `detail` hint keeps the encoder at full resolution when bandwidth runs short).
+ */
+const SCREEN_LAYERS = [
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 300000, maxFramerate: 5 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 2000000, maxFramerate: 15 },
+];
+
+function screenTransceiver(pc, track, stream) {
+  const init = { direction: 'sendonly', streams: [stream] };
+  if (simulcastEnabled()) init.sendEncodings = SCREEN_LAYERS.map((layer) => ({ ...layer }));
+  return pc.addTransceiver(track, init);
+}
+
 class Call {
   constructor(root, config, media, guestName, grant) {
     this.root = root;
@@ -828,7 +846,7 @@ class Call {
     if (!this.senders.audio) pc.addTransceiver('audio', { direction: 'recvonly' });
     if (!this.senders.video) pc.addTransceiver('video', { direction: 'recvonly' });
     if (this.screen) {
-      this.screen.transceiver = pc.addTransceiver(this.screen.track, { direction: 'sendonly', streams: [this.screen.stream] });
+      this.screen.transceiver = screenTransceiver(pc, this.screen.track, this.screen.stream);
     }
     const generation = this.generation;
     pc.addEventListener('icecandidate', (event) => {
@@ -1027,7 +1045,7 @@ class Call {
     this.send({ type: 'screenshare', active: true });
     await this.enqueue(async () => {
       if (this.screen?.track !== track || !this.pc) return;
-      this.screen.transceiver = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      this.screen.transceiver = screenTransceiver(this.pc, track, stream);
       await this.offer();
     });
     this.ui.refreshControls();

@@ -281,6 +281,31 @@ async fn room_simulcast_follows_tile_sizes() {
     );
 }
 
+/// Issue 12: the owner publishes their camera and shares their screen; the screen goes out in
+/// the two layers that suit text (half and full resolution), a desktop watcher decodes it at the
+/// screen's full size and a window of thumbnails at less, and its tile leaves both pages when
+/// the sharing stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_screen_share_goes_out_in_layers_for_text() {
+    if !tools_present("browser::room_screen_share_goes_out_in_layers_for_text") {
+        return;
+    }
+    let inst = instance_with_open_room().await;
+    run_script(
+        &inst,
+        "room-screen-share.mjs",
+        &[
+            (
+                "CONVENE_ROOM_PATH",
+                "/spaces/book-club/rooms/reading".into(),
+            ),
+            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
+            ("CONVENE_OWNER_HANDLE", "olive".into()),
+        ],
+    )
+    .await;
+}
+
 /// Issue 12: four webrtc-rs peers publish video into the Room and the owner joins on a small
 /// phone-sized screen: the grid pages, the one peer who speaks (loud audio levels) is kept on
 /// the first page, a person on another page sends the browser no video bytes, and turning to
