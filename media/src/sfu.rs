@@ -111,6 +111,19 @@ pub struct Metrics {
     pub room_failures: u64,
     /// Simulcast layer switches: a subscriber's video starting, stopping or changing layer.
     pub layer_switches: u64,
+    /// Participants at each connection quality last measured (good, fair, poor, lost, in
+    /// that order); those not measured yet are in none.
+    pub quality: [usize; 4],
+}
+
+impl Metrics {
+    /// The levels in the order of [`Metrics::quality`].
+    pub const QUALITY_LEVELS: [quality::Level; 4] = [
+        quality::Level::Good,
+        quality::Level::Fair,
+        quality::Level::Poor,
+        quality::Level::Lost,
+    ];
 }
 
 /// One participant's estimated downlink, for `/metrics`.
@@ -613,6 +626,14 @@ impl Sfu {
                     .iter()
                     .map(|x| lock_vec(&x.published).len())
                     .sum::<usize>();
+                for member in &members {
+                    let level = member.quality.lock().ok().and_then(|q| *q);
+                    if let Some(i) = level
+                        .and_then(|l| Metrics::QUALITY_LEVELS.iter().position(|known| *known == l))
+                    {
+                        m.quality[i] += 1;
+                    }
+                }
             }
         }
         let c = &self.inner.counters;

@@ -1292,6 +1292,18 @@ async fn a_lossy_participant_is_reported_poor_and_a_clean_one_good() {
     }
     // Hysteresis: a handful of changes at most, not one a second.
     assert!(seen["p1"].len() <= 3, "flickered: {:?}", seen["p1"]);
+    // The operator's view (`/metrics`) counts the same levels: p1 poor, p0 good.
+    let counted = sfu.metrics().quality;
+    let at = |level: Level| {
+        convene_media::Metrics::QUALITY_LEVELS
+            .iter()
+            .position(|l| *l == level)
+            .map_or(0, |i| counted[i])
+    };
+    assert!(
+        at(Level::Poor) >= 1 && at(Level::Good) >= 1,
+        "participants by quality (good, fair, poor, lost): {counted:?}"
+    );
 
     // A newcomer is told the levels of everyone present right after welcome, and who
     // speaks (publisher 0 sends loud audio levels).

@@ -210,6 +210,19 @@ async fn metrics(
          # TYPE convene_media_downlink_estimate_bps gauge\n",
         media.layer_switches
     ));
+    body.push_str(
+        "# HELP convene_media_participants_by_quality Participants by the connection quality last measured for them (good, fair, poor, lost).\n\
+         # TYPE convene_media_participants_by_quality gauge\n",
+    );
+    for (level, n) in convene_media::Metrics::QUALITY_LEVELS
+        .iter()
+        .zip(media.quality)
+    {
+        body.push_str(&format!(
+            "convene_media_participants_by_quality{{level=\"{}\"}} {n}\n",
+            level.as_str()
+        ));
+    }
     for e in state.sfu.downlink_estimates() {
         body.push_str(&format!(
             "convene_media_downlink_estimate_bps{{room=\"{}\",participant=\"{}\"}} {}\n",

@@ -279,6 +279,13 @@ async fn room_simulcast_follows_tile_sizes() {
         "{}",
         metrics.body
     );
+    assert!(
+        metrics
+            .body
+            .contains("convene_media_participants_by_quality{level=\"poor\"} "),
+        "{}",
+        metrics.body
+    );
 }
 
 /// Issue 12: the owner publishes their camera and shares their screen; the screen goes out in
