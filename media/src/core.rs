@@ -683,6 +683,51 @@ pub fn keep_flowing_receivers(sdp: &str, flowing: &[&str]) -> String {
     out
 }
 
+/// `sdp` with the SFU's own ICE candidates written into its first media
+/// section (the one every other section is bundled with). No
+/// `a=end-of-candidates`: the same candidates still follow trickled, and a
+/// client may not take candidates after that line.
+///
+/// The SFU's candidates are known before it answers (one host address and
+/// port, over UDP and TCP), and also go out trickled, but only after the
+/// answer. Before them, the SFU's own connectivity checks can reach the
+/// client: the client then knows the SFU's address only as a peer-reflexive
+/// candidate, and a webrtc-rs client waits a second (its acceptance wait for
+/// such candidates) before it nominates that pair, which was the 1.2 s
+/// instead of 0.2 s that about one join in five took to connect. With the
+/// candidates in the answer the address is a host candidate from the start,
+/// and any client can begin its checks without waiting for the trickle. An
+/// SDP without a media section is returned as it came.
+pub fn with_candidates(sdp: &str, candidates: &[String]) -> String {
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    let Some(first) = lines.iter().position(|l| l.starts_with("m=")) else {
+        return sdp.to_owned();
+    };
+    let end = lines[first + 1..]
+        .iter()
+        .position(|l| l.starts_with("m="))
+        .map_or(lines.len(), |i| first + 1 + i);
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out = String::with_capacity(sdp.len() + candidates.len() * 96);
+    for line in &lines[..end] {
+        out.push_str(line);
+    }
+    if !out.ends_with('\n') {
+        out.push_str(eol);
+    }
+    for candidate in candidates {
+        let candidate = candidate.trim();
+        let candidate = candidate.strip_prefix("a=").unwrap_or(candidate);
+        out.push_str("a=");
+        out.push_str(candidate);
+        out.push_str(eol);
+    }
+    for line in &lines[end..] {
+        out.push_str(line);
+    }
+    out
+}
+
 /// Which media thread each Room lives on.
 ///
 /// A Room is placed when its first participant arrives, on the thread with the
@@ -801,6 +846,28 @@ pub fn stun_binding_ufrag(datagram: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_carries_the_sfus_candidates_in_its_first_section() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\na=group:BUNDLE 0 1\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ice-ufrag:abc\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
+        let candidates = vec![
+            "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host".to_owned(),
+            "a=candidate:2 1 tcp 1671430143 127.0.0.1 40000 typ host tcptype passive".to_owned(),
+        ];
+        let out = with_candidates(sdp, &candidates);
+        assert_eq!(
+            out,
+            "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\na=group:BUNDLE 0 1\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ice-ufrag:abc\r\n\
+             a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+             a=candidate:2 1 tcp 1671430143 127.0.0.1 40000 typ host tcptype passive\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n"
+        );
+        // Nothing to put them in: unchanged.
+        assert_eq!(with_candidates("v=0\r\n", &candidates), "v=0\r\n");
+    }
 
     #[test]
     fn a_subscriber_copy_equals_a_clone_and_has_room_for_two_extensions() {

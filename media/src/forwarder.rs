@@ -1592,11 +1592,13 @@ impl Engine {
             .core
             .create_answer(None)
             .map_err(|e| Error::Protocol(format!("cannot answer: {e}")))?;
-        let sdp = answer.sdp.clone();
+        let mut sdp = answer.sdp.clone();
         pc.core
             .set_local_description(now, answer)
             .map_err(rtc_error)?;
         if !pc.candidate_added {
+            // Also written into this first answer (see `core::with_candidates`).
+            let mut in_answer = Vec::with_capacity(2);
             pc.candidate_added = true;
             let candidate = CandidateHostConfig {
                 base_config: CandidateConfig {
@@ -1613,6 +1615,7 @@ impl Engine {
             let init = RTCIceCandidate::from(&candidate)
                 .to_json()
                 .map_err(rtc_error)?;
+            in_answer.push(init.candidate.clone());
             pc.core.add_local_candidate(init).map_err(rtc_error)?;
             if self.tcp_enabled {
                 // Ranked below UDP by ICE's type preferences: only used when UDP fails.
@@ -1631,11 +1634,13 @@ impl Engine {
                 let init = RTCIceCandidate::from(&candidate)
                     .to_json()
                     .map_err(rtc_error)?;
+                in_answer.push(init.candidate.clone());
                 pc.core.add_local_candidate(init).map_err(rtc_error)?;
             }
             pc.core
                 .add_local_candidate(RTCIceCandidateInit::default())
                 .map_err(rtc_error)?;
+            sdp = core::with_candidates(&sdp, &in_answer);
         }
         self.pump(session);
         Ok(sdp)
