@@ -571,6 +571,22 @@ async function fetchToken(config, guestName) {
 // ---------------------------------------------------------------------------------------
 
 /**
+ * The size (CSS pixels) at which `video` shows its picture. A video fitted with `contain` (a
+ * shared screen, which must not be cropped) fills only the part of its box that keeps the
+ * picture's proportions: a screen in a wide, low strip is a small picture in the middle of it,
+ * and needs no more pixels than that. Other videos fill their box.
+ */
+function shownSize(video) {
+  const box = video.getBoundingClientRect();
+  const { videoWidth, videoHeight } = video;
+  if (!videoWidth || !videoHeight || getComputedStyle(video).objectFit !== 'contain') {
+    return { width: box.width, height: box.height };
+  }
+  const scale = Math.min(box.width / videoWidth, box.height / videoHeight);
+  return { width: videoWidth * scale, height: videoHeight * scale };
+}
+
+/**
  * The camera goes out in three simulcast layers (a quarter, half and full resolution); the
  * SFU forwards each viewer the one that fills their tile and fits their connection, and
  * tells us which layers nobody takes (`send-layers`) so we stop encoding them.
@@ -1412,7 +1428,12 @@ class CallView {
       h('figcaption.tile-label', {}, mic, name, badge, quality),
     );
     if (local && !screen) video.classList.add('mirror');
-    if (!local) this.watchTile(el);
+    if (!local) {
+      this.watchTile(el);
+      // The picture's own size is known from its first frame, and changes when the sender's
+      // does (a shared window resized): the size shown may change with it.
+      video.addEventListener('resize', () => this.scheduleTileReport());
+    }
     return { el, video, name, badge, mic, quality, placeholder, stream: null, local, offPage: false };
   }
 
@@ -1449,7 +1470,7 @@ class CallView {
       if (tile.local) continue;
       const track = tile.stream && tile.stream.getVideoTracks()[0];
       if (!track) continue;
-      const box = tile.video.getBoundingClientRect();
+      const box = shownSize(tile.video);
       const visible = !pageHidden && tile.el.isConnected && tile.el.dataset.onScreen !== 'no' && box.width > 0 && box.height > 0;
       const mid = this.call.trackMids.get(track);
       tiles.push({
