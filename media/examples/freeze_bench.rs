@@ -65,6 +65,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use convene_media::shaping::{Veth, is_root};
 use convene_media::signaling::{Candidate, ClientMessage, Kind, ServerMessage, TileReport};
 use convene_media::testing::{self, Client, Handler, Microphone, Received, SimulcastTracks};
 use convene_media::{Sfu, SfuConfig, TokenKey};
@@ -135,14 +136,14 @@ fn main() {
         println!("SKIPPED freeze_bench: shaping a link needs root");
         return;
     }
-    let veth = match Veth::create() {
+    let veth = match Veth::create("convene-freeze", "cvfrz", 214, "phone0") {
         Ok(v) => v,
         Err(e) => {
             println!("SKIPPED freeze_bench: no network namespace with a veth pair: {e}");
             return;
         }
     };
-    if let Err(e) = veth.shape() {
+    if let Err(e) = veth.shape(RATE) {
         println!("SKIPPED freeze_bench: no tbf qdisc: {e}");
         return;
     }
@@ -175,113 +176,6 @@ fn main() {
             Ok(row) => println!("{row}"),
             Err(e) => println!("| {} | failed: {e} |", phase.label()),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The shaped link.
-
-fn run(cmd: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A veth pair from the root namespace into a namespace of the benchmark's
-/// own, a private /30 between them; removed on drop.
-struct Veth {
-    ns: String,
-    outer: String,
-    outer_ip: IpAddr,
-    inner_ip: IpAddr,
-}
-
-impl Veth {
-    fn create() -> Result<Self> {
-        let id = std::process::id();
-        let net = id % 250 + 1;
-        let parse = |s: String| s.parse::<IpAddr>().map_err(|e| format!("{s}: {e}"));
-        let veth = Veth {
-            ns: format!("convene-freeze-{id}"),
-            outer: format!("cvfrz{}", id % 1_000_000),
-            outer_ip: parse(format!("10.214.{net}.1"))?,
-            inner_ip: parse(format!("10.214.{net}.2"))?,
-        };
-        run("ip", &["netns", "add", &veth.ns])?;
-        let inner = "phone0";
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &veth.outer,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                inner,
-                "netns",
-                &veth.ns,
-            ],
-        )?;
-        let (outer_net, inner_net) = (
-            format!("{}/30", veth.outer_ip),
-            format!("{}/30", veth.inner_ip),
-        );
-        run("ip", &["addr", "add", &outer_net, "dev", &veth.outer])?;
-        run("ip", &["link", "set", &veth.outer, "up"])?;
-        run(
-            "ip",
-            &["-n", &veth.ns, "addr", "add", &inner_net, "dev", inner],
-        )?;
-        run("ip", &["-n", &veth.ns, "link", "set", inner, "up"])?;
-        run("ip", &["-n", &veth.ns, "link", "set", "lo", "up"])?;
-        Ok(veth)
-    }
-
-    /// Holds what is sent into the namespace to [`RATE`].
-    fn shape(&self) -> Result<()> {
-        run(
-            "tc",
-            &[
-                "qdisc",
-                "add",
-                "dev",
-                &self.outer,
-                "root",
-                "tbf",
-                "rate",
-                RATE,
-                "burst",
-                "4kb",
-                "latency",
-                "100ms",
-            ],
-        )
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = run("ip", &["link", "del", &self.outer]);
-        let _ = run("ip", &["netns", "del", &self.ns]);
     }
 }
 

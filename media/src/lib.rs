@@ -62,6 +62,8 @@ pub mod fuzzing;
 pub mod impairment;
 pub mod quality;
 pub mod sfu;
+#[cfg(feature = "test-client")]
+pub mod shaping;
 pub mod signaling;
 pub mod simulcast;
 mod tcp;

@@ -12,13 +12,12 @@
 //! and why, and passes even under `CONVENE_TEST_REQUIRE_ALL` (nothing of
 //! Convene's was tried); once they are there, a failure is a failure.
 
-use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use convene_media::shaping::{Veth, is_root};
 use convene_media::signaling::{ClientMessage, Kind, ServerMessage, TileReport};
 use convene_media::{Sfu, SfuConfig, TokenKey, testing};
 
@@ -40,118 +39,6 @@ const LIFTED: Duration = Duration::from_secs(12);
 const MOVE_UP_WITHIN: Duration = Duration::from_secs(10);
 /// A gap between two video packets this long is a frozen picture (frames come every 20 ms).
 const FROZEN: Duration = Duration::from_millis(500);
-
-/// Runs a command, its standard error as the error.
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A veth pair from the root namespace into a namespace of the test's own,
-/// with a private /30 between them; removed on drop.
-struct Veth {
-    ns: String,
-    outer: String,
-    outer_ip: IpAddr,
-    inner_ip: IpAddr,
-}
-
-impl Veth {
-    fn create() -> Result<Self, String> {
-        let id = std::process::id();
-        let net = id % 250 + 1;
-        let parse = |s: String| s.parse::<IpAddr>().map_err(|e| format!("{s}: {e}"));
-        let veth = Veth {
-            ns: format!("convene-shaped-{id}"),
-            // Interface names have at most 15 bytes.
-            outer: format!("cvshp{}", id % 1_000_000),
-            outer_ip: parse(format!("10.213.{net}.1"))?,
-            inner_ip: parse(format!("10.213.{net}.2"))?,
-        };
-        run("ip", &["netns", "add", &veth.ns])?;
-        // From here on, dropping `veth` removes what was made.
-        let inner = "sub0";
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &veth.outer,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                inner,
-                "netns",
-                &veth.ns,
-            ],
-        )?;
-        let (outer_net, inner_net) = (
-            format!("{}/30", veth.outer_ip),
-            format!("{}/30", veth.inner_ip),
-        );
-        run("ip", &["addr", "add", &outer_net, "dev", &veth.outer])?;
-        run("ip", &["link", "set", &veth.outer, "up"])?;
-        run(
-            "ip",
-            &["-n", &veth.ns, "addr", "add", &inner_net, "dev", inner],
-        )?;
-        run("ip", &["-n", &veth.ns, "link", "set", inner, "up"])?;
-        run("ip", &["-n", &veth.ns, "link", "set", "lo", "up"])?;
-        Ok(veth)
-    }
-
-    /// Holds what the SFU sends into the namespace to [`RATE`].
-    fn shape(&self) -> Result<(), String> {
-        run(
-            "tc",
-            &[
-                "qdisc",
-                "add",
-                "dev",
-                &self.outer,
-                "root",
-                "tbf",
-                "rate",
-                RATE,
-                "burst",
-                "4kb",
-                "latency",
-                "100ms",
-            ],
-        )
-    }
-
-    fn lift(&self) -> Result<(), String> {
-        run("tc", &["qdisc", "del", "dev", &self.outer, "root"])
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        // Deleting one end deletes the pair.
-        let _ = run("ip", &["link", "del", &self.outer]);
-        let _ = run("ip", &["netns", "del", &self.ns]);
-    }
-}
 
 /// The subscriber: enters `veth`'s namespace on a thread of its own, joins
 /// from there on a runtime of that thread (its sockets are the namespace's),
@@ -221,14 +108,14 @@ fn a_shaped_downlink_gets_the_low_layer_without_freezing_and_moves_up_once_lifte
         eprintln!("SKIPPED {NAME}: shaping a link needs root");
         return;
     }
-    let veth = match Veth::create() {
+    let veth = match Veth::create("convene-shaped", "cvshp", 213, "sub0") {
         Ok(veth) => veth,
         Err(e) => {
             eprintln!("SKIPPED {NAME}: no network namespace with a veth pair: {e}");
             return;
         }
     };
-    if let Err(e) = veth.shape() {
+    if let Err(e) = veth.shape(RATE) {
         eprintln!("SKIPPED {NAME}: no tbf qdisc: {e}");
         return;
     }
