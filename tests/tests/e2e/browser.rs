@@ -127,6 +127,21 @@ async fn pages_through_the_ui() {
     assert!(page.body.contains("Potting Shed"));
 }
 
+/// The Room and its owner that [`instance_with_open_room`] made, as the room scripts read them,
+/// followed by `more`.
+fn open_room_env(more: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        (
+            "CONVENE_ROOM_PATH",
+            "/spaces/book-club/rooms/reading".to_owned(),
+        ),
+        ("CONVENE_OWNER_EMAIL", "olive@example.org".to_owned()),
+        ("CONVENE_OWNER_HANDLE", "olive".to_owned()),
+    ];
+    env.extend_from_slice(more);
+    env
+}
+
 /// A signed-in owner with an open Room, created over HTTP; the scripts sign in through the UI.
 async fn instance_with_open_room() -> TestInstance {
     let inst = TestInstance::spawn(Backend::Sqlite).await;
@@ -171,19 +186,7 @@ async fn room_two_people_meet() {
         return;
     }
     let inst = instance_with_open_room().await;
-    run_script(
-        &inst,
-        "room.mjs",
-        &[
-            (
-                "CONVENE_ROOM_PATH",
-                "/spaces/book-club/rooms/reading".into(),
-            ),
-            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
-            ("CONVENE_OWNER_HANDLE", "olive".into()),
-        ],
-    )
-    .await;
+    run_script(&inst, "room.mjs", &open_room_env(&[])).await;
     // Everyone left: the SFU holds nobody in the Room any more.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -230,19 +233,7 @@ async fn room_simulcast_publishers_keep_their_pictures_as_others_join() {
         return;
     }
     let inst = instance_with_open_room().await;
-    run_script(
-        &inst,
-        "room-simulcast-publishers.mjs",
-        &[
-            (
-                "CONVENE_ROOM_PATH",
-                "/spaces/book-club/rooms/reading".into(),
-            ),
-            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
-            ("CONVENE_OWNER_HANDLE", "olive".into()),
-        ],
-    )
-    .await;
+    run_script(&inst, "room-simulcast-publishers.mjs", &open_room_env(&[])).await;
 }
 
 /// Issue 12: the owner publishes simulcast through the room client (its default): Chromium
@@ -258,19 +249,7 @@ async fn room_simulcast_follows_tile_sizes() {
         return;
     }
     let inst = instance_with_open_room().await;
-    run_script(
-        &inst,
-        "room-simulcast.mjs",
-        &[
-            (
-                "CONVENE_ROOM_PATH",
-                "/spaces/book-club/rooms/reading".into(),
-            ),
-            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
-            ("CONVENE_OWNER_HANDLE", "olive".into()),
-        ],
-    )
-    .await;
+    run_script(&inst, "room-simulcast.mjs", &open_room_env(&[])).await;
     let metrics = inst.browser().get("/metrics").await;
     assert!(
         metrics
@@ -298,19 +277,7 @@ async fn room_screen_share_goes_out_in_layers_for_text() {
         return;
     }
     let inst = instance_with_open_room().await;
-    run_script(
-        &inst,
-        "room-screen-share.mjs",
-        &[
-            (
-                "CONVENE_ROOM_PATH",
-                "/spaces/book-club/rooms/reading".into(),
-            ),
-            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
-            ("CONVENE_OWNER_HANDLE", "olive".into()),
-        ],
-    )
-    .await;
+    run_script(&inst, "room-screen-share.mjs", &open_room_env(&[])).await;
 }
 
 /// Issue 12: four webrtc-rs peers publish video into the Room and the owner joins on a small
@@ -342,13 +309,7 @@ async fn room_pages_when_more_people_are_present_than_fit() {
     run_script(
         &inst,
         "room-paging.mjs",
-        &[
-            (
-                "CONVENE_ROOM_PATH",
-                "/spaces/book-club/rooms/reading".into(),
-            ),
-            ("CONVENE_OWNER_EMAIL", "olive@example.org".into()),
-            ("CONVENE_OWNER_HANDLE", "olive".into()),
+        &open_room_env(&[
             ("CONVENE_PEERS", peers.len().to_string()),
             (
                 "CONVENE_SPEAKER",
@@ -357,7 +318,7 @@ async fn room_pages_when_more_people_are_present_than_fit() {
                     .map(|p| p.participant.clone())
                     .unwrap_or_default(),
             ),
-        ],
+        ]),
     )
     .await;
     for s in sending {
