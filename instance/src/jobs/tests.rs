@@ -558,6 +558,10 @@ async fn migration_0003_moves_the_old_outbox_into_jobs_on_sqlite() {
 #[tokio::test]
 async fn migration_0003_moves_the_old_outbox_into_jobs_on_postgres() {
     let Ok(base) = std::env::var("CONVENE_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CONVENE_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+            "CONVENE_TEST_REQUIRE_ALL=1 but CONVENE_TEST_POSTGRES_URL is not set"
+        );
         eprintln!("SKIPPED migration_0003 on PostgreSQL: set CONVENE_TEST_POSTGRES_URL");
         return;
     };
