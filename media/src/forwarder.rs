@@ -73,7 +73,7 @@ use crate::error::{Error, Result};
 use crate::quality::{self, QualityTracker};
 use crate::signaling::Kind;
 use crate::simulcast::{
-    self, KeyframeRequests, LayerInfo, LayerSwitch, MAX_LAYERS, NOMINAL_LAYERS, Priority,
+    self, Arrivals, KeyframeRequests, LayerInfo, LayerSwitch, MAX_LAYERS, NOMINAL_LAYERS, Priority,
     RateMeter, Tile, Verdict, VideoCodec,
 };
 use crate::tcp::{self, Deframer, TcpConn};
@@ -193,6 +193,8 @@ pub(crate) struct Counters {
     pub room_failures: AtomicU64,
     /// Simulcast layer switches (a subscriber's video starting, stopping or changing layer).
     pub layer_switches: AtomicU64,
+    /// Packets that arrived a second time (a publisher probing its uplink), not forwarded.
+    pub duplicates: AtomicU64,
     /// Every connection's downlink estimate, by session: (Room, participant, estimate).
     pub estimates: std::sync::Mutex<HashMap<u64, (String, String, Estimate)>>,
 }
@@ -596,6 +598,7 @@ struct Engine {
     dropped: u64,
     keyframe_requests: u64,
     layer_switches: u64,
+    duplicates: u64,
     epoch: Instant,
     /// The DTLS certificate of every connection, and when it was made. One for
     /// all, as a browser has one per origin: a key pair per connection would cost
@@ -751,6 +754,8 @@ struct Layer {
     /// The frame size its last keyframe declared (VP8).
     size: Option<(u16, u16)>,
     keyframes: KeyframeRequests,
+    /// Which of its packets arrived, to forward each once.
+    arrivals: Arrivals,
     /// Since when no subscriber has needed it (simulcast).
     unneeded_since: Option<Duration>,
     /// When its last packet arrived.
@@ -771,6 +776,7 @@ impl Layer {
             meter: RateMeter::new(LAYER_RATE_WINDOW),
             size: None,
             keyframes: KeyframeRequests::new(KEYFRAME_INTERVAL),
+            arrivals: Arrivals::default(),
             unneeded_since: None,
             last_packet: None,
             asked_at: None,
@@ -928,6 +934,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, shard: Shard) {
         dropped: 0,
         keyframe_requests: 0,
         layer_switches: 0,
+        duplicates: 0,
         epoch: Instant::now(),
         certificate: None,
     }));
@@ -2330,6 +2337,14 @@ impl Engine {
             // A layer whose opening the connection has not reported yet.
             return;
         };
+        if let Some(stream) = track.layers.get_mut(layer).and_then(Option::as_mut)
+            && !stream.arrivals.first_time(packet.header.sequence_number)
+        {
+            // Sent again although it had arrived: a browser probing its uplink with
+            // retransmissions. Every subscriber has it, or has moved past it.
+            self.duplicates += 1;
+            return;
+        }
         let video = track.kind == Kind::Video;
         let keyframe = video && simulcast::is_keyframe(track.video_codec, &packet.payload);
         if keyframe {
@@ -2768,6 +2783,10 @@ impl Engine {
         if self.layer_switches > 0 {
             c.layer_switches
                 .fetch_add(std::mem::take(&mut self.layer_switches), Ordering::Relaxed);
+        }
+        if self.duplicates > 0 {
+            c.duplicates
+                .fetch_add(std::mem::take(&mut self.duplicates), Ordering::Relaxed);
         }
         for session in std::mem::take(&mut self.touched) {
             let Some(pc) = self.pcs.get_mut(&session) else {

@@ -111,6 +111,9 @@ pub struct Metrics {
     pub room_failures: u64,
     /// Simulcast layer switches: a subscriber's video starting, stopping or changing layer.
     pub layer_switches: u64,
+    /// Packets that arrived a second time (a publisher probing its uplink with
+    /// retransmissions), not forwarded.
+    pub duplicates: u64,
     /// Participants at each connection quality last measured (good, fair, poor, lost, in
     /// that order); those not measured yet are in none.
     pub quality: [usize; 4],
@@ -644,6 +647,7 @@ impl Sfu {
         m.joins_refused = self.inner.joins_refused.load(Ordering::Relaxed);
         m.room_failures = c.room_failures.load(Ordering::Relaxed);
         m.layer_switches = c.layer_switches.load(Ordering::Relaxed);
+        m.duplicates = c.duplicates.load(Ordering::Relaxed);
         m
     }
 

@@ -566,9 +566,114 @@ impl RateMeter {
     }
 }
 
+/// The sequence numbers of a stream that arrived lately, to tell a packet that arrived
+/// already. Browsers probe their uplink by sending recent packets again as retransmissions,
+/// which the SFU unwraps like any repair; forwarded, they would cost every subscriber's
+/// downlink the probe's rate for nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Arrivals {
+    /// The newest sequence number seen, once one was.
+    newest: Option<u16>,
+    /// Bit `i` of the window: `newest - i` arrived.
+    seen: [u64; ARRIVALS_WORDS],
+}
+
+const ARRIVALS_WORDS: usize = 8;
+/// How far back [`Arrivals`] remembers: about 5 s of a 720p layer.
+pub const ARRIVALS_WINDOW: u16 = (ARRIVALS_WORDS * 64) as u16;
+
+impl Arrivals {
+    /// Records `seq`; false if it arrived before. A packet further than the window from the
+    /// newest, either way, starts the record afresh (a restarted encoder), so it is taken.
+    pub fn first_time(&mut self, seq: u16) -> bool {
+        let Some(newest) = self.newest else {
+            self.restart(seq);
+            return true;
+        };
+        let ahead = seq.wrapping_sub(newest);
+        let behind = newest.wrapping_sub(seq);
+        if ahead != 0 && ahead < ARRIVALS_WINDOW {
+            self.shift(ahead);
+            self.newest = Some(seq);
+            self.mark(0);
+            true
+        } else if behind < ARRIVALS_WINDOW {
+            let known = self.seen[usize::from(behind / 64)] & (1 << (behind % 64)) != 0;
+            self.mark(behind);
+            !known
+        } else {
+            self.restart(seq);
+            true
+        }
+    }
+
+    fn restart(&mut self, seq: u16) {
+        self.newest = Some(seq);
+        self.seen = [0; ARRIVALS_WORDS];
+        self.mark(0);
+    }
+
+    fn mark(&mut self, behind: u16) {
+        self.seen[usize::from(behind / 64)] |= 1 << (behind % 64);
+    }
+
+    /// Moves every bit `by` places older, dropping those that leave the window.
+    fn shift(&mut self, by: u16) {
+        let (words, bits) = (usize::from(by / 64), u32::from(by % 64));
+        // Newest first in the array, so each word is read before it is written.
+        for i in (0..ARRIVALS_WORDS).rev() {
+            self.seen[i] = match i.checked_sub(words) {
+                Some(j) => {
+                    let carry = match j.checked_sub(1) {
+                        Some(k) if bits > 0 => self.seen[k] >> (64 - bits),
+                        _ => 0,
+                    };
+                    (self.seen[j] << bits) | carry
+                }
+                None => 0,
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrivals_tell_a_packet_sent_again_from_a_late_one() {
+        let mut a = Arrivals::default();
+        // 65000..65535 and on across the wrap, with 10 and 300 held back.
+        let order: Vec<u16> = (65000..=65535)
+            .chain(0..700)
+            .filter(|&q| q != 10 && q != 300)
+            .collect();
+        for &q in &order {
+            assert!(a.first_time(q), "{q} is new");
+        }
+        // Late but new: taken once, then refused.
+        assert!(a.first_time(300));
+        assert!(!a.first_time(300));
+        // Recent ones sent again (a probe) are refused, however far back in the window.
+        for q in [699, 698, 640, 500, 200] {
+            assert!(!a.first_time(q), "{q} arrived before");
+        }
+        // 10 is out of the window (690 behind): older than that starts afresh.
+        assert!(a.first_time(10));
+        assert!(!a.first_time(10));
+        assert!(a.first_time(11), "after a restart, the rest is new");
+        // Jumps of every size keep what is still in the window.
+        let mut b = Arrivals::default();
+        let mut q = 1000u16;
+        b.first_time(q);
+        for step in [1u16, 63, 64, 65, 127, 128, 200, 511] {
+            let before = q;
+            q = q.wrapping_add(step);
+            assert!(b.first_time(q));
+            assert!(!b.first_time(before), "{before} after a step of {step}");
+            assert!(!b.first_time(q));
+        }
+    }
 
     /// A VP8 payload: descriptor with a 15-bit picture id, then the frame tag.
     fn vp8(start: bool, key: bool, size: Option<(u16, u16)>) -> Vec<u8> {

@@ -698,6 +698,9 @@ pub struct Link {
     pub impairment: Impairment,
     /// What the link dropped and which media came back as retransmissions.
     pub log: Arc<LinkLog>,
+    /// The client probes its uplink as browsers do with RTX: every this many packets of each
+    /// simulcast layer, the one before is sent again as a retransmission nobody asked for.
+    pub probe_every: Option<u32>,
 }
 
 impl Link {
@@ -706,6 +709,7 @@ impl Link {
         Self {
             impairment,
             log: Arc::default(),
+            probe_every: None,
         }
     }
 }
@@ -777,6 +781,7 @@ async fn client_peer_connection_with(
 ) -> Arc<dyn PeerConnection> {
     let mut me = crate::engine::media_engine().expect("media engine");
     let mut registry = crate::engine::interceptors(&mut me).expect("interceptors");
+    let probe_every = link.as_ref().and_then(|l| l.probe_every);
     if let Some(link) = link {
         registry = registry.with(
             Slot::from(crate::impairment::SLOT),
@@ -785,7 +790,13 @@ async fn client_peer_connection_with(
     }
     if let Some(feedback) = feedback {
         registry = registry
-            .with(Slot::from(REPAIR_NAMER_SLOT), RepairNamer::default())
+            .with(
+                Slot::from(REPAIR_NAMER_SLOT),
+                RepairNamer {
+                    probe_every,
+                    ..Default::default()
+                },
+            )
             .with(
                 rtc::interceptor::Slot::CongestionControl,
                 rtc::interceptor::CongestionControlBuilder::new(Recorder { feedback }).build(),
@@ -819,10 +830,19 @@ const REPAIR_NAMER_SLOT: usize = 3_500;
 /// repaired rid (RFC 8852) header extensions on its RTX packets, taken from
 /// the mid and rid its layer's own packets carried. webrtc-rs sends them
 /// bare, and no description names a layer's RTX SSRC.
+///
+/// With `probe_every`, it also probes as Chromium does once RTX is negotiated: it sends
+/// packets that already went out again as retransmissions nobody asked for.
 #[derive(Default)]
 struct RepairNamer {
     /// RTX SSRC → the SSRC it repairs.
     repairs: HashMap<u32, u32>,
+    /// Probe with every this many packets of a layer.
+    probe_every: Option<u32>,
+    /// Layer SSRC → (RTX SSRC, RTX payload type, the layer's last packet, packets sent).
+    probes: HashMap<u32, (u32, u8, Option<rtc::rtp::Packet>, u32)>,
+    /// The next sequence number of the probes on each RTX SSRC, far from the repairs'.
+    probe_seq: u16,
     /// Ids of the mid, rid and repaired rid extensions.
     ids: Option<(u8, u8, u8)>,
     /// Layer SSRC → (mid, rid) as its packets named it.
@@ -872,12 +892,57 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
                 self.names.insert(ssrc, (mid, rid));
             }
         }
+        let probe = self.probe(&msg);
         self.write.push_back(msg);
+        if let Some(probe) = probe {
+            self.write.push_back(probe);
+        }
         Ok(())
     }
 
     fn poll_write(&mut self) -> Option<Self::Wout> {
         self.write.pop_front()
+    }
+}
+
+impl RepairNamer {
+    /// Keeps `msg` if it is a layer's packet, and every `probe_every` of them returns the one
+    /// before, sent again on the layer's RTX stream (RFC 4588) and named as a repair.
+    fn probe(
+        &mut self,
+        msg: &rtc::interceptor::TaggedPacket,
+    ) -> Option<rtc::interceptor::TaggedPacket> {
+        let every = self.probe_every?;
+        let rtc::interceptor::Packet::Rtp(p) = &msg.message.packet else {
+            return None;
+        };
+        let (_, _, repaired_id) = self.ids?;
+        let (mid, rid) = self.names.get(&p.header.ssrc)?.clone();
+        let mid_id = self.ids?.0;
+        let (rtx, rtx_payload_type, last, sent) = self.probes.get_mut(&p.header.ssrc)?;
+        *sent += 1;
+        let again = last.replace(p.clone())?;
+        if *sent % every != 0 {
+            return None;
+        }
+        let mut r = rtc::rtp::Packet::default();
+        r.header.version = 2;
+        r.header.ssrc = *rtx;
+        r.header.payload_type = *rtx_payload_type;
+        r.header.timestamp = again.header.timestamp;
+        r.header.marker = again.header.marker;
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        r.header.sequence_number = 40_000u16.wrapping_add(self.probe_seq);
+        r.header.set_extension(mid_id, mid).ok()?;
+        r.header.set_extension(repaired_id, rid).ok()?;
+        let mut payload = again.header.sequence_number.to_be_bytes().to_vec();
+        payload.extend_from_slice(&again.payload);
+        r.payload = Bytes::from(payload);
+        Some(rtc::interceptor::TaggedPacket {
+            now: msg.now,
+            transport: msg.transport,
+            message: rtc::interceptor::AttributedPacket::new(rtc::interceptor::Packet::Rtp(r)),
+        })
     }
 }
 
@@ -898,12 +963,17 @@ impl rtc::interceptor::Interceptor for RepairNamer {
         }
         if let Some(rtx) = info.ssrc_rtx {
             self.repairs.insert(rtx, info.ssrc);
+            if let Some(rtx_payload_type) = info.payload_type_rtx {
+                self.probes
+                    .insert(info.ssrc, (rtx, rtx_payload_type, None, 0));
+            }
         }
     }
     fn unbind_local_stream(&mut self, info: &rtc::interceptor::StreamInfo) {
         if let Some(rtx) = info.ssrc_rtx {
             self.repairs.remove(&rtx);
         }
+        self.probes.remove(&info.ssrc);
     }
     fn bind_remote_stream(&mut self, _info: &rtc::interceptor::StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &rtc::interceptor::StreamInfo) {}

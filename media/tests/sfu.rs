@@ -1157,6 +1157,56 @@ async fn packets_a_simulcast_layer_loses_on_the_uplink_are_repaired() {
     viewer.close().await;
 }
 
+/// Issue 12: a publisher probing its uplink sends packets again as RTX, as
+/// Chromium does once RTX is negotiated. The SFU takes them as repairs of
+/// packets that had arrived already and forwards none of them, so they cost
+/// the viewer's downlink nothing. (The viewer's SRTP would drop such copies
+/// as replays: what the SFU sent is what tells.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_a_publisher_sends_again_to_probe_are_not_forwarded() {
+    use convene_media::impairment::Impairment;
+    use std::collections::HashSet;
+
+    let sfu = sfu();
+    let mut link = testing::Link::new(Impairment::default());
+    link.probe_every = Some(3);
+    let publisher = testing::join_simulcast_behind(&sfu, "space/probing", "p0", 0, link).await;
+    let publishing = testing::publish_simulcast(&publisher, 30, Instant::now());
+    // The viewer sends nothing: all the SFU forwards goes to it.
+    let mut viewer = join(&sfu, "space/probing", "p1", 1, None).await;
+    let video = video_of(&mut viewer, "p0").await;
+    viewer.send(&tile(&video.track_id, 320, 180));
+
+    let mut got: HashSet<(String, u16)> = HashSet::new();
+    let deadline = Instant::now() + LIMIT;
+    while got.len() < 300 || sfu.metrics().duplicates < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "{} packets, {} duplicates",
+            got.len(),
+            sfu.metrics().duplicates
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(r) = viewer.received.try_recv() {
+            got.insert((r.track_id, r.rtp_seq));
+        }
+    }
+    publishing.abort();
+    // What is on its way arrives; then each packet the SFU sent is one the viewer got.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(r) = viewer.received.try_recv() {
+        got.insert((r.track_id, r.rtp_seq));
+    }
+    let forwarded = sfu.metrics().packets_forwarded;
+    assert!(
+        forwarded <= got.len() as u64 + 3,
+        "{forwarded} packets forwarded for {} different ones",
+        got.len()
+    );
+    publisher.close().await;
+    viewer.close().await;
+}
+
 /// Issue 12: the SFU reports the arrival of what a publisher sends in
 /// transport-wide congestion control feedback, for every simulcast layer and
 /// the audio, as a browser's own uplink estimate needs: without it Chromium

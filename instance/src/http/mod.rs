@@ -206,9 +206,13 @@ async fn metrics(
         "# HELP convene_media_layer_switches_total Simulcast layer switches (a subscriber's video starting, stopping or changing layer).\n\
          # TYPE convene_media_layer_switches_total counter\n\
          convene_media_layer_switches_total {}\n\
+         # HELP convene_media_duplicate_packets_total Packets that arrived a second time (a publisher probing its uplink with retransmissions) and were not forwarded.\n\
+         # TYPE convene_media_duplicate_packets_total counter\n\
+         convene_media_duplicate_packets_total {}\n\
          # HELP convene_media_downlink_estimate_bps Each participant's estimated downlink (send-side, from transport-wide congestion control feedback).\n\
          # TYPE convene_media_downlink_estimate_bps gauge\n",
-        media.layer_switches
+        media.layer_switches,
+        media.duplicates
     ));
     body.push_str(
         "# HELP convene_media_participants_by_quality Participants by the connection quality last measured for them (good, fair, poor, lost).\n\
