@@ -280,6 +280,19 @@ async fn room_screen_share_goes_out_in_layers_for_text() {
     run_script(&inst, "room-screen-share.mjs", &open_room_env(&[])).await;
 }
 
+/// A Room on a phone held sideways: in 740x330 and 640x360 windows the stage keeps most of the
+/// height, every control is on screen and over no one's picture, the others' video decodes, the
+/// tile sizes reported to the SFU are the sizes shown, and a shared screen keeps at least 60 %
+/// of the stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_short_window_gives_the_stage_the_height() {
+    if !tools_present("browser::room_short_window_gives_the_stage_the_height") {
+        return;
+    }
+    let inst = instance_with_open_room().await;
+    run_script(&inst, "room-short-window.mjs", &open_room_env(&[])).await;
+}
+
 /// Issue 12: four webrtc-rs peers publish video into the Room and the owner joins on a small
 /// phone-sized screen: the grid pages, the one peer who speaks (loud audio levels) is kept on
 /// the first page, a person on another page sends the browser no video bytes, and turning to
