@@ -33,7 +33,8 @@
 //!   estimate of its own, so what the client asks for is what it gets; the
 //!   phone's off-page videos are switched off (`send: false`), as a client
 //!   that hides them would. Janus runs with its ICE on the veth's outer
-//!   address (libnice offers no loopback candidates).
+//!   address (libnice offers no loopback candidates), configured and spoken
+//!   to as in `sfu_bench` (`support/janus.rs`).
 //!
 //! # What is measured, per subscriber, over `--seconds` after a 12 s warm-up
 //! - **Freeze time**, after WebRTC's `freezeCount` / `totalFreezesDuration`:
@@ -59,24 +60,23 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use convene_media::shaping::{Veth, is_root};
-use convene_media::signaling::{Candidate, ClientMessage, Kind, ServerMessage, TileReport};
+use convene_media::signaling::{ClientMessage, Kind, ServerMessage, TileReport};
 use convene_media::testing::{self, Client, Handler, Microphone, Received, SimulcastTracks};
 use convene_media::{Sfu, SfuConfig, TokenKey};
-use futures_util::{SinkExt, StreamExt};
+use janus::{Janus, feed_id};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
+use webrtc::peer_connection::PeerConnection;
+
+#[path = "support/janus.rs"]
+mod janus;
 
 type Result<T, E = String> = std::result::Result<T, E>;
 
@@ -96,11 +96,6 @@ const TILE: (u32, u32) = (320, 180);
 const WARM_UP: Duration = Duration::from_secs(12);
 const LIMIT: Duration = Duration::from_secs(60);
 const JANUS_ROOM: u64 = 4343;
-const JANUS_LIB_DIRS: [&str; 3] = [
-    "/usr/lib/x86_64-linux-gnu/janus",
-    "/usr/lib/aarch64-linux-gnu/janus",
-    "/usr/lib/janus",
-];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -162,7 +157,7 @@ fn main() {
         vec![Phase::ConveneSingle, Phase::ConveneSimulcast]
     };
     if with_janus {
-        match janus_install() {
+        match janus::install() {
             Some(_) => phases.push(Phase::JanusSimulcast),
             None => println!("Janus not installed (`apt-get install janus`): Convene only"),
         }
@@ -297,7 +292,7 @@ fn run_phase(
     let (ready_tx, ready) = std::sync::mpsc::channel();
     let janus = match phase {
         Phase::JanusSimulcast => {
-            let lib = janus_install().ok_or("Janus is not installed")?;
+            let lib = janus::install().ok_or("Janus is not installed")?;
             Some(runtime.block_on(Janus::start(&lib, veth.outer_ip))?)
         }
         _ => None,
@@ -351,8 +346,8 @@ fn run_phase(
             // Signaling from the root namespace, where Janus listens on
             // loopback (as the phone's signaling with Convene is in process):
             // only media crosses the shaped link.
-            let conn = runtime.block_on(JanusConn::open(janus.port))?;
-            phone_janus(veth, conn, epoch, ready_tx, stop.clone())
+            let session = runtime.block_on(janus::Session::open(janus.port()))?;
+            phone_janus(veth, session, epoch, ready_tx, stop.clone())
         }
         _ => return Err("no server".to_owned()),
     };
@@ -493,8 +488,8 @@ impl Other {
         microphone: Microphone,
         epoch: Instant,
     ) -> Result<Self> {
-        let conn = JanusConn::open(janus.port).await?;
-        let (peer, publishing) = janus_publish(conn, ip, index, microphone, epoch).await?;
+        let session = janus::Session::open(janus.port()).await?;
+        let (peer, publishing) = janus_publish(session, ip, index, microphone, epoch).await?;
         Ok(Self {
             index,
             phase: Phase::JanusSimulcast,
@@ -530,11 +525,11 @@ impl Other {
         let (Some(peer), Some(_)) = (&self.janus, janus) else {
             return Err("neither Convene nor Janus".to_owned());
         };
-        let feeds: Vec<u64> = (0..PEOPLE as u64)
+        let feeds: Vec<u64> = (0..PEOPLE as u8)
+            .filter(|i| *i != self.index)
             .map(feed_id)
-            .filter(|f| *f != feed_id(u64::from(self.index)))
             .collect();
-        let (shown, received, pc) = janus_subscribe(&peer.conn, ip, &feeds, &feeds).await?;
+        let (shown, received, pc) = janus_subscribe(&peer.session, ip, &feeds, &feeds).await?;
         self.shown = shown;
         self.received = received;
         if let Some(peer) = &mut self.janus {
@@ -679,276 +674,29 @@ fn load_average() -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Janus.
-
-fn janus_install() -> Option<PathBuf> {
-    let found = Command::new("janus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        // Janus 1.1 prints its version and then exits with 1 ("unknown option").
-        .is_ok();
-    if !found {
-        return None;
-    }
-    JANUS_LIB_DIRS
-        .iter()
-        .map(PathBuf::from)
-        .find(|d| d.join("plugins").join("libjanus_videoroom.so").exists())
-}
-
-fn feed_id(index: u64) -> u64 {
-    1000 + index
-}
-
-/// A Janus process with a configuration of its own in a temporary folder.
-struct Janus {
-    child: tokio::process::Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Janus {
-    async fn start(lib: &Path, media_ip: IpAddr) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| format!("a free port: {e}"))?;
-        let dir = std::env::temp_dir().join(format!(
-            "convene-freeze-janus-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let lib = lib.display();
-        let main = format!(
-            "general: {{\n\tconfigs_folder = \"{dir}\"\n\tplugins_folder = \"{lib}/plugins\"\n\ttransports_folder = \"{lib}/transports\"\n\tevents_folder = \"{lib}/events\"\n\tloggers_folder = \"{lib}/loggers\"\n\tdebug_level = {level}\n\tsession_timeout = 0\n}}\nmedia: {{\n\trtp_port_range = \"40000-49999\"\n}}\nnat: {{\n\tice_enforce_list = \"{media_ip}\"\n\tignore_mdns = true\n}}\nplugins: {{\n\tdisable = \"libjanus_audiobridge.so,libjanus_echotest.so,libjanus_duktape.so,libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_sip.so,libjanus_streaming.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_voicemail.so\"\n}}\ntransports: {{\n\tdisable = \"libjanus_http.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so\"\n}}\nevents: {{\n\tbroadcast = false\n}}\n",
-            dir = dir.display(),
-            level = if std::env::var_os("FREEZE_BENCH_JANUS_DEBUG").is_some() {
-                5
-            } else {
-                3
-            },
-        );
-        let ws = format!(
-            "general: {{\n\tjson = \"compact\"\n\tws = true\n\tws_port = {port}\n\tws_ip = \"127.0.0.1\"\n\twss = false\n}}\nadmin: {{\n\tadmin_ws = false\n}}\n"
-        );
-        for (name, text) in [
-            ("janus.jcfg", main.as_str()),
-            ("janus.transport.websockets.jcfg", ws.as_str()),
-            ("janus.plugin.videoroom.jcfg", "general: {\n}\n"),
-        ] {
-            std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
-        }
-        let log = std::fs::File::create(dir.join("janus.log")).map_err(|e| e.to_string())?;
-        let child = tokio::process::Command::new("janus")
-            .arg("--configs-folder")
-            .arg(&dir)
-            .arg("--config")
-            .arg(dir.join("janus.jcfg"))
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("janus: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "Janus did not listen; see {}",
-                    dir.join("janus.log").display()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(Self { child, port, dir })
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-        if std::env::var_os("FREEZE_BENCH_KEEP_JANUS_LOG").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// One Janus session over its WebSocket API.
-struct JanusConn {
-    out: mpsc::UnboundedSender<String>,
-    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
-    next: AtomicU64,
-    session: u64,
-}
-
-impl JanusConn {
-    async fn open(port: u16) -> Result<Arc<Self>> {
-        let mut request = format!("ws://127.0.0.1:{port}/")
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "janus-protocol".parse().map_err(|_| "header")?,
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| format!("Janus WebSocket: {e}"))?;
-        let (mut sink, mut stream) = ws.split();
-        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
-        let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
-        tokio::spawn(async move {
-            while let Some(text) = out_rx.recv().await {
-                if sink.send(Message::text(text)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let replies = pending.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                let Message::Text(text) = frame else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
-                    continue;
-                };
-                if v["janus"] == "ack" {
-                    continue;
-                }
-                if let Some(t) = v["transaction"].as_str()
-                    && let Some(reply) = replies.lock().ok().and_then(|mut p| p.remove(t))
-                {
-                    let _ = reply.send(v);
-                }
-            }
-        });
-        let mut conn = Self {
-            out,
-            pending,
-            next: AtomicU64::new(1),
-            session: 0,
-        };
-        let created = conn.call(json!({"janus": "create"})).await?;
-        conn.session = created["data"]["id"].as_u64().ok_or("no Janus session")?;
-        Ok(Arc::new(conn))
-    }
-
-    /// Sends a request and waits for its answer (the event, for plugin messages).
-    async fn call(&self, mut request: Value) -> Result<Value> {
-        let t = format!("t{}", self.next.fetch_add(1, Ordering::Relaxed));
-        request["transaction"] = json!(t);
-        if self.session != 0 {
-            request["session_id"] = json!(self.session);
-        }
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(t, tx);
-        }
-        let _ = self.out.send(request.to_string());
-        let reply = tokio::time::timeout(Duration::from_secs(15), rx)
-            .await
-            .map_err(|_| format!("Janus did not answer {request}"))?
-            .map_err(|_| "Janus connection closed")?;
-        if reply["janus"] == "error" || !reply["plugindata"]["data"]["error"].is_null() {
-            return Err(format!("Janus refused {request}: {reply}"));
-        }
-        Ok(reply)
-    }
-
-    async fn attach(&self) -> Result<u64> {
-        let attached = self
-            .call(json!({"janus": "attach", "plugin": "janus.plugin.videoroom"}))
-            .await?;
-        attached["data"]["id"]
-            .as_u64()
-            .ok_or_else(|| "no Janus handle".to_owned())
-    }
-
-    async fn message(&self, handle: u64, body: Value, jsep: Option<Value>) -> Result<Value> {
-        let mut m = json!({"janus": "message", "handle_id": handle, "body": body});
-        if let Some(jsep) = jsep {
-            m["jsep"] = jsep;
-        }
-        self.call(m).await
-    }
-
-    /// Forwards a peer connection's candidates to Janus as trickles on `handle`.
-    fn trickle(self: &Arc<Self>, handle: u64, mut candidates: mpsc::UnboundedReceiver<String>) {
-        let conn = self.clone();
-        tokio::spawn(async move {
-            while let Some(text) = candidates.recv().await {
-                if let Ok(ClientMessage::Candidate(Candidate {
-                    candidate,
-                    sdp_mid,
-                    sdp_mline_index,
-                })) = serde_json::from_str(&text)
-                {
-                    let t = format!("t{}", conn.next.fetch_add(1, Ordering::Relaxed));
-                    let m = json!({
-                        "janus": "trickle", "handle_id": handle, "transaction": t,
-                        "session_id": conn.session,
-                        "candidate": {"candidate": candidate, "sdpMid": sdp_mid, "sdpMLineIndex": sdp_mline_index},
-                    });
-                    let _ = conn.out.send(m.to_string());
-                }
-            }
-        });
-    }
-}
+// Janus's clients (the session and its requests: `support/janus.rs`).
 
 /// A participant's Janus session: its publishing connection, and its
 /// subscribing one once subscribed.
 struct JanusPeer {
-    conn: Arc<JanusConn>,
+    session: Arc<janus::Session>,
     publisher: Arc<dyn PeerConnection>,
     subscriber: Option<Arc<dyn PeerConnection>>,
-}
-
-fn handler(
-    signal: mpsc::UnboundedSender<String>,
-    received: mpsc::UnboundedSender<Received>,
-) -> Handler {
-    Handler {
-        signal,
-        received,
-        paused: Arc::new(AtomicBool::new(false)),
-        resume: Arc::new(Notify::new()),
-        capture: true,
-    }
 }
 
 /// Joins the Janus room as publisher `index` (creating the room first for
 /// index 0) and publishes three simulcast layers and a microphone from `ip`.
 async fn janus_publish(
-    conn: Arc<JanusConn>,
+    session: Arc<janus::Session>,
     ip: IpAddr,
     index: u8,
     microphone: Microphone,
     epoch: Instant,
 ) -> Result<(JanusPeer, JoinHandle<()>)> {
-    let handle = conn.attach().await?;
-    if index == 0 {
-        conn.message(
-            handle,
-            json!({
-                "request": "create", "room": JANUS_ROOM, "publishers": 64,
-                "audiocodec": "opus", "videocodec": "vp8", "bitrate": 0,
-                "fir_freq": 0, "audiolevel_ext": true, "notify_joining": false,
-            }),
-            None,
-        )
-        .await?;
-    }
-    conn.message(
-        handle,
-        json!({"request": "join", "ptype": "publisher", "room": JANUS_ROOM,
-               "id": feed_id(u64::from(index)), "display": format!("p{index}")}),
-        None,
-    )
-    .await?;
+    let handle = session.join_as_publisher(JANUS_ROOM, index).await?;
     let (signal, candidates) = mpsc::unbounded_channel();
     let pc = testing::client_peer_connection_on(
-        handler(signal, mpsc::unbounded_channel().0),
+        Handler::new(signal, mpsc::unbounded_channel().0),
         &ip.to_string(),
     )
     .await;
@@ -979,33 +727,7 @@ async fn janus_publish(
     pc.add_track(video.clone())
         .await
         .map_err(|e| format!("video track: {e}"))?;
-    let offer = pc
-        .create_offer(None)
-        .await
-        .map_err(|e| format!("offer: {e}"))?;
-    let jsep = json!({"type": "offer", "sdp": offer.sdp});
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| format!("local offer: {e}"))?;
-    conn.trickle(handle, candidates);
-    let answered = conn
-        .message(
-            handle,
-            json!({"request": "publish", "audio": true, "video": true}),
-            Some(jsep.clone()),
-        )
-        .await?;
-    let sdp = answered["jsep"]["sdp"]
-        .as_str()
-        .ok_or_else(|| format!("Janus answered without SDP: {answered}"))?
-        .to_owned();
-    if std::env::var_os("FREEZE_BENCH_JANUS_DEBUG").is_some() {
-        eprintln!("p{index} offers:\n{}\nJanus answers:\n{sdp}", jsep["sdp"]);
-    }
-    let answer = RTCSessionDescription::answer(sdp).map_err(|e| format!("answer: {e}"))?;
-    pc.set_remote_description(answer)
-        .await
-        .map_err(|e| format!("Janus's answer: {e}"))?;
+    session.publish(handle, &pc, candidates).await?;
     let publishing = testing::publish_simulcast_tracks(
         SimulcastTracks {
             pc: pc.clone(),
@@ -1021,7 +743,7 @@ async fn janus_publish(
     );
     Ok((
         JanusPeer {
-            conn,
+            session,
             publisher: pc,
             subscriber: None,
         },
@@ -1034,7 +756,7 @@ async fn janus_publish(
 /// shown one, as a client with 320x180 tiles does. Returns the shown videos'
 /// track ids (in `shown`'s order), what arrives, and the connection.
 async fn janus_subscribe(
-    conn: &Arc<JanusConn>,
+    session: &Arc<janus::Session>,
     ip: IpAddr,
     feeds: &[u64],
     shown: &[u64],
@@ -1043,23 +765,13 @@ async fn janus_subscribe(
     mpsc::UnboundedReceiver<Received>,
     Arc<dyn PeerConnection>,
 )> {
-    let handle = conn.attach().await?;
-    let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let joined = loop {
-        let join = json!({"request": "join", "ptype": "subscriber", "room": JANUS_ROOM, "streams": streams});
-        match conn.message(handle, join, None).await {
-            Ok(v) => break v,
-            Err(e) if Instant::now() < deadline && e.contains("No such feed") => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let sdp = joined["jsep"]["sdp"]
-        .as_str()
-        .ok_or_else(|| format!("Janus offered no SDP: {joined}"))?
-        .to_owned();
+    let (signal, candidates) = mpsc::unbounded_channel();
+    let (received_tx, received) = mpsc::unbounded_channel();
+    let pc = testing::client_peer_connection_on(Handler::new(signal, received_tx), &ip.to_string())
+        .await;
+    let (handle, joined) = session
+        .subscribe(JANUS_ROOM, feeds, &pc, candidates)
+        .await?;
     // Which mid carries which feed's video, and that mid's msid track id.
     let mut video_mid: HashMap<u64, String> = HashMap::new();
     for s in joined["plugindata"]["data"]["streams"]
@@ -1073,26 +785,7 @@ async fn janus_subscribe(
             video_mid.insert(feed, mid.to_owned());
         }
     }
-    let track_of_mid = msid_tracks(&sdp);
-    let (signal, candidates) = mpsc::unbounded_channel();
-    let (received_tx, received) = mpsc::unbounded_channel();
-    let pc =
-        testing::client_peer_connection_on(handler(signal, received_tx), &ip.to_string()).await;
-    let offer = RTCSessionDescription::offer(sdp).map_err(|e| format!("offer: {e}"))?;
-    pc.set_remote_description(offer)
-        .await
-        .map_err(|e| format!("Janus's offer: {e}"))?;
-    let answer = pc
-        .create_answer(None)
-        .await
-        .map_err(|e| format!("answer: {e}"))?;
-    let jsep = json!({"type": "answer", "sdp": answer.sdp});
-    pc.set_local_description(answer)
-        .await
-        .map_err(|e| format!("local answer: {e}"))?;
-    conn.trickle(handle, candidates);
-    conn.message(handle, json!({"request": "start"}), Some(jsep))
-        .await?;
+    let track_of_mid = msid_tracks(joined["jsep"]["sdp"].as_str().unwrap_or_default());
     let configure: Vec<Value> = feeds
         .iter()
         .filter_map(|f| {
@@ -1104,12 +797,13 @@ async fn janus_subscribe(
             })
         })
         .collect();
-    conn.message(
-        handle,
-        json!({"request": "configure", "streams": configure}),
-        None,
-    )
-    .await?;
+    session
+        .message(
+            handle,
+            json!({"request": "configure", "streams": configure}),
+            None,
+        )
+        .await?;
     let shown_tracks = shown
         .iter()
         .map(|f| {
@@ -1147,7 +841,7 @@ fn msid_tracks(sdp: &str) -> HashMap<String, String> {
 /// switching the others' video off.
 fn phone_janus(
     veth: &Veth,
-    conn: Arc<JanusConn>,
+    session: Arc<janus::Session>,
     epoch: Instant,
     ready: std::sync::mpsc::Sender<()>,
     stop: Arc<AtomicBool>,
@@ -1158,10 +852,11 @@ fn phone_janus(
         runtime.block_on(async move {
             let index = (PEOPLE - 1) as u8;
             let (peer, publishing) =
-                janus_publish(conn, ip, index, Microphone::Silent, epoch).await?;
-            let feeds: Vec<u64> = (0..(PEOPLE - 1) as u64).map(feed_id).collect();
+                janus_publish(session, ip, index, Microphone::Silent, epoch).await?;
+            let feeds: Vec<u64> = (0..(PEOPLE - 1) as u8).map(feed_id).collect();
             let page: Vec<u64> = feeds.iter().take(PAGE).copied().collect();
-            let (shown, mut received, pc) = janus_subscribe(&peer.conn, ip, &feeds, &page).await?;
+            let (shown, mut received, pc) =
+                janus_subscribe(&peer.session, ip, &feeds, &page).await?;
             let _ = ready.send(());
             let kept = keep_until(&mut received, &stop).await;
             publishing.abort();

@@ -49,7 +49,8 @@
 //!   on its own thread beside it).
 //! - **Janus** 1.x (`apt-get install janus`): started with a configuration
 //!   written to a temporary folder (VideoRoom plugin, WebSocket transport on
-//!   127.0.0.1, ICE on `lo` only). Each participant has a publisher handle and
+//!   127.0.0.1, ICE on `lo` only; `support/janus.rs`, shared with
+//!   `freeze_bench`). Each participant has a publisher handle and
 //!   one multistream subscriber handle for everyone else's media, as Janus's
 //!   own clients do.
 //!
@@ -62,7 +63,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,15 +75,17 @@ use convene_media::testing::{
 };
 use convene_media::{Claims, Sfu, SfuConfig, TokenKey};
 use futures_util::{SinkExt, StreamExt};
+use janus::Janus;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit};
+
+#[path = "support/janus.rs"]
+mod janus;
 
 /// The allocator of the `convene` binary (mimalloc), so the SFU process allocates
 /// as it does there; built without transparent huge pages (see `Cargo.toml`).
@@ -99,13 +102,6 @@ const SIGNALING_BUFFER: usize = 4096;
 const JANUS_ROOM: u64 = 4242;
 /// Linux's USER_HZ: the unit of utime and stime in `/proc/<pid>/stat`.
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
-/// Where Debian and others put Janus's plugins.
-const JANUS_LIB_DIRS: [&str; 4] = [
-    "/usr/lib/x86_64-linux-gnu/janus",
-    "/usr/lib/aarch64-linux-gnu/janus",
-    "/usr/lib/janus",
-    "/opt/janus/lib/janus",
-];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -210,7 +206,7 @@ fn janus_media_ip() -> String {
 
 async fn bench(seconds: u64, sizes: Vec<usize>, with_janus: bool) {
     let (base_p50, base_p99) = baseline(seconds).await;
-    let janus = if with_janus { janus_install() } else { None };
+    let janus = if with_janus { janus::install() } else { None };
     if with_janus && janus.is_none() {
         eprintln!(
             "Janus not found (binary `janus` and its plugin folder): `apt-get install -y janus`; measuring Convene only"
@@ -329,7 +325,7 @@ impl Step {
 
 async fn saturation_bench(window: u64, max_rooms: usize, with_janus: bool) {
     let (base_p50, base_p99) = baseline(window.max(4)).await;
-    let janus = if with_janus { janus_install() } else { None };
+    let janus = if with_janus { janus::install() } else { None };
     let mut runs = vec![(
         "Convene",
         saturate(Target::Convene, window, max_rooms, (base_p50, base_p99)).await,
@@ -428,8 +424,8 @@ async fn saturate(target: Target, window: u64, max_rooms: usize, base: (u64, u64
     for room in 0..max_rooms {
         let endpoint = endpoint.clone();
         let target = target.clone();
-        // In a task of its own so a client that panics on a refusal (the Janus
-        // client does) ends the run, not the benchmark.
+        // In a task of its own so a client that panics (its webrtc-rs setup
+        // does, on failure) ends the run, not the benchmark.
         let added = tokio::spawn(async move {
             let mut joined = Vec::new();
             match target {
@@ -446,14 +442,11 @@ async fn saturate(target: Target, window: u64, max_rooms: usize, base: (u64, u64
                     let room = JANUS_ROOM + 1 + room as u64;
                     let mut publishers = Vec::new();
                     for i in 0..SATURATION_ROOM as u8 {
-                        publishers.push(janus_publisher_in(&endpoint, room, i, epoch, None).await);
+                        publishers.push(janus_publisher_in(&endpoint, room, i, epoch, None).await?);
                     }
                     for (i, p) in publishers.into_iter().enumerate() {
                         let i = i as u8;
-                        joined.push((
-                            i,
-                            janus_subscriber_in(&endpoint, room, i, SATURATION_ROOM, p).await,
-                        ));
+                        joined.push((i, janus_subscriber_in(room, i, SATURATION_ROOM, p).await?));
                     }
                 }
             }
@@ -604,7 +597,7 @@ async fn run_room(target: Target, n: usize, seconds: u64) -> RoomResult {
                 publishers.push(janus_publisher(&server, i as u8, epoch, None).await);
             }
             for (i, p) in publishers.into_iter().enumerate() {
-                people.push(janus_subscriber(&server, i as u8, n, p).await);
+                people.push(janus_subscriber(i as u8, n, p).await);
             }
         }
     }
@@ -709,11 +702,16 @@ fn proc_status_kb(pid: u32, field: &str) -> u64 {
 
 /// A server child process and how to reach it.
 struct Server {
-    child: tokio::process::Child,
+    process: Process,
     pid: u32,
     port: u16,
     key: TokenKey,
-    dir: Option<PathBuf>,
+}
+
+/// The server's process, to stop it.
+enum Process {
+    Convene(tokio::process::Child),
+    Janus(Janus),
 }
 
 /// What clients need to reach a server; cheap to clone into tasks.
@@ -778,148 +776,34 @@ impl Server {
         .expect("the SFU child reports its port");
         let pid = child.id().expect("running child");
         Self {
-            child,
+            process: Process::Convene(child),
             pid,
             port,
             key: TokenKey::from_bytes(key),
-            dir: None,
         }
     }
 
     /// Janus with a configuration of its own in a temporary folder.
     async fn janus(lib: &Path) -> Self {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("convene-bench-janus-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp folder for Janus");
-        write_janus_config(&dir, lib, port);
-        let log = std::fs::File::create(dir.join("janus.log")).expect("Janus log file");
-        let child = tokio::process::Command::new("janus")
-            .arg("--configs-folder")
-            .arg(&dir)
-            .arg("--config")
-            .arg(dir.join("janus.jcfg"))
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("Janus starts");
-        let pid = child.id().expect("running Janus");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let janus = Janus::start(lib, janus_media_ip())
             .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "Janus did not listen on {port}; see {}",
-                dir.join("janus.log").display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            .unwrap_or_else(|why| panic!("Janus does not start: {why}"));
         Self {
-            child,
-            pid,
-            port,
+            pid: janus.pid(),
+            port: janus.port(),
+            // Janus takes no token: the key is never used.
             key: TokenKey::generate(),
-            dir: Some(dir),
+            process: Process::Janus(janus),
         }
     }
 
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
+    async fn stop(self) {
+        match self.process {
+            Process::Convene(mut child) => {
+                let _ = child.kill().await;
+            }
+            Process::Janus(janus) => janus.stop().await,
         }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Janus's plugin folder, if Janus is installed.
-fn janus_install() -> Option<PathBuf> {
-    let found = std::process::Command::new("janus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        return None;
-    }
-    if let Ok(dir) = std::env::var("JANUS_LIB_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    JANUS_LIB_DIRS
-        .iter()
-        .map(PathBuf::from)
-        .find(|d| d.join("plugins").join("libjanus_videoroom.so").exists())
-}
-
-/// Only what the benchmark needs: VideoRoom, the WebSocket transport on
-/// loopback, ICE on `lo`, no session timeouts, modest logging.
-fn write_janus_config(dir: &Path, lib: &Path, port: u16) {
-    let lib = lib.display();
-    let main = format!(
-        r#"general: {{
-	configs_folder = "{dir}"
-	plugins_folder = "{lib}/plugins"
-	transports_folder = "{lib}/transports"
-	events_folder = "{lib}/events"
-	loggers_folder = "{lib}/loggers"
-	debug_level = 3
-	log_to_stdout = true
-	session_timeout = 0
-	server_name = "convene-bench"
-}}
-media: {{
-	rtp_port_range = "40000-49999"
-}}
-nat: {{
-	ice_enforce_list = "{media_ip}"
-	ignore_mdns = true
-}}
-plugins: {{
-	disable = "libjanus_audiobridge.so,libjanus_echotest.so,libjanus_duktape.so,libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_sip.so,libjanus_streaming.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_voicemail.so"
-}}
-transports: {{
-	disable = "libjanus_http.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so"
-}}
-events: {{
-	broadcast = false
-	disable = "libjanus_gelfevh.so,libjanus_mqttevh.so,libjanus_nanomsgevh.so,libjanus_rabbitmqevh.so,libjanus_sampleevh.so,libjanus_wsevh.so"
-}}
-loggers: {{
-	disable = "libjanus_jsonlog.so"
-}}
-"#,
-        dir = dir.display(),
-        media_ip = janus_media_ip(),
-    );
-    let ws = format!(
-        r#"general: {{
-	json = "compact"
-	ws = true
-	ws_port = {port}
-	ws_ip = "127.0.0.1"
-	wss = false
-}}
-admin: {{
-	admin_ws = false
-}}
-"#
-    );
-    for (name, text) in [
-        ("janus.jcfg", main.as_str()),
-        ("janus.transport.websockets.jcfg", ws.as_str()),
-        ("janus.plugin.videoroom.jcfg", "general: {\n}\n"),
-    ] {
-        std::fs::write(dir.join(name), text).expect("Janus config written");
     }
 }
 
@@ -1125,172 +1009,15 @@ async fn convene_participant_in(
 }
 
 // ---------------------------------------------------------------------------
-// Janus: a minimal client of its WebSocket API and VideoRoom plugin.
-
-/// One WebSocket to Janus with one Janus session on it.
-struct JanusConn {
-    out: mpsc::UnboundedSender<String>,
-    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
-    next: AtomicU64,
-    session: u64,
-}
-
-impl JanusConn {
-    async fn open(port: u16) -> Arc<Self> {
-        let mut request = format!("ws://127.0.0.1:{port}/")
-            .into_client_request()
-            .expect("Janus URL");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "janus-protocol".parse().expect("header value"),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("Janus WebSocket");
-        let (mut sink, mut stream) = ws.split();
-        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
-        let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
-        tokio::spawn(async move {
-            while let Some(text) = out_rx.recv().await {
-                if sink.send(Message::text(text)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let replies = pending.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                let Message::Text(text) = frame else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
-                    continue;
-                };
-                // Plugin requests are acknowledged first and answered by an event later.
-                if v["janus"] == "ack" {
-                    continue;
-                }
-                if let Some(t) = v["transaction"].as_str()
-                    && let Some(reply) = replies.lock().ok().and_then(|mut p| p.remove(t))
-                {
-                    let _ = reply.send(v);
-                }
-            }
-        });
-        let mut conn = Self {
-            out,
-            pending,
-            next: AtomicU64::new(1),
-            session: 0,
-        };
-        let created = conn.call(json!({"janus": "create"})).await;
-        conn.session = created["data"]["id"].as_u64().expect("Janus session id");
-        Arc::new(conn)
-    }
-
-    fn transaction(&self) -> String {
-        format!("t{}", self.next.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Sends a request and waits for its answer (the event, for plugin messages).
-    async fn call(&self, request: Value) -> Value {
-        match self.try_call(request).await {
-            Ok(v) => v,
-            Err(refusal) => panic!("{refusal}"),
-        }
-    }
-
-    /// Like [`call`](Self::call), with Janus's refusal as an `Err`.
-    async fn try_call(&self, mut request: Value) -> Result<Value, String> {
-        let t = self.transaction();
-        request["transaction"] = json!(t);
-        if self.session != 0 {
-            request["session_id"] = json!(self.session);
-        }
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(t, tx);
-        }
-        let _ = self.out.send(request.to_string());
-        let reply = tokio::time::timeout(Duration::from_secs(15), rx)
-            .await
-            .expect("Janus answers in time")
-            .expect("Janus connection alive");
-        if reply["janus"] == "error" || !reply["plugindata"]["data"]["error"].is_null() {
-            return Err(format!("Janus refused {request}: {reply}"));
-        }
-        Ok(reply)
-    }
-
-    /// Sends without waiting (trickled candidates).
-    fn send(&self, mut request: Value) {
-        request["transaction"] = json!(self.transaction());
-        request["session_id"] = json!(self.session);
-        let _ = self.out.send(request.to_string());
-    }
-
-    async fn attach(&self) -> u64 {
-        let attached = self
-            .call(json!({"janus": "attach", "plugin": "janus.plugin.videoroom"}))
-            .await;
-        attached["data"]["id"].as_u64().expect("Janus handle id")
-    }
-
-    async fn message(&self, handle: u64, body: Value, jsep: Option<Value>) -> Value {
-        let mut m = json!({"janus": "message", "handle_id": handle, "body": body});
-        if let Some(jsep) = jsep {
-            m["jsep"] = jsep;
-        }
-        self.call(m).await
-    }
-
-    /// Forwards a peer connection's candidates to Janus as trickles on `handle`.
-    fn trickle(self: &Arc<Self>, handle: u64, mut candidates: mpsc::UnboundedReceiver<String>) {
-        let conn = self.clone();
-        tokio::spawn(async move {
-            while let Some(text) = candidates.recv().await {
-                if let Ok(ClientMessage::Candidate(Candidate {
-                    candidate,
-                    sdp_mid,
-                    sdp_mline_index,
-                })) = serde_json::from_str(&text)
-                {
-                    if std::env::var("BENCH_DEBUG").is_ok() {
-                        eprintln!("trickle: {candidate}");
-                    }
-                    conn.send(json!({
-                        "janus": "trickle",
-                        "handle_id": handle,
-                        "candidate": {"candidate": candidate, "sdpMid": sdp_mid, "sdpMLineIndex": sdp_mline_index},
-                    }));
-                }
-            }
-        });
-    }
-}
+// Janus's clients (the session and its requests: `support/janus.rs`).
 
 /// A Janus participant halfway: publishing, not yet subscribed.
 struct JanusPublisher {
-    conn: Arc<JanusConn>,
+    session: Arc<janus::Session>,
     /// The link the subscriber connection sits behind too.
     link: Option<Link>,
     pc: Arc<dyn PeerConnection>,
     publisher: JoinHandle<()>,
-}
-
-fn handler(
-    signal: mpsc::UnboundedSender<String>,
-    received: mpsc::UnboundedSender<Received>,
-) -> Handler {
-    Handler {
-        signal,
-        received,
-        paused: Arc::new(AtomicBool::new(false)),
-        resume: Arc::new(Notify::new()),
-        capture: true,
-    }
-}
-
-fn feed_id(index: u8) -> u64 {
-    1000 + u64::from(index)
 }
 
 async fn janus_publisher(
@@ -1299,7 +1026,9 @@ async fn janus_publisher(
     epoch: Instant,
     link: Option<Link>,
 ) -> JanusPublisher {
-    janus_publisher_in(&server.endpoint(), JANUS_ROOM, index, epoch, link).await
+    janus_publisher_in(&server.endpoint(), JANUS_ROOM, index, epoch, link)
+        .await
+        .unwrap_or_else(|why| panic!("p{index} does not publish: {why}"))
 }
 
 async fn janus_publisher_in(
@@ -1308,31 +1037,12 @@ async fn janus_publisher_in(
     index: u8,
     epoch: Instant,
     link: Option<Link>,
-) -> JanusPublisher {
-    let conn = JanusConn::open(server.port).await;
-    let handle = conn.attach().await;
-    if index == 0 {
-        conn.message(
-            handle,
-            json!({
-                "request": "create", "room": room, "publishers": 64,
-                "audiocodec": "opus", "videocodec": "vp8", "bitrate": 0,
-                "fir_freq": 0, "audiolevel_ext": true, "notify_joining": false,
-            }),
-            None,
-        )
-        .await;
-    }
-    conn.message(
-        handle,
-        json!({"request": "join", "ptype": "publisher", "room": room,
-               "id": feed_id(index), "display": format!("p{index}")}),
-        None,
-    )
-    .await;
+) -> Result<JanusPublisher, String> {
+    let session = janus::Session::open(server.port).await?;
+    let handle = session.join_as_publisher(room, index).await?;
     let (signal, candidates) = mpsc::unbounded_channel();
     let pc = client_peer_connection_behind(
-        handler(signal, mpsc::unbounded_channel().0),
+        Handler::new(signal, mpsc::unbounded_channel().0),
         &janus_media_ip(),
         link.clone(),
     )
@@ -1359,27 +1069,7 @@ async fn janus_publisher_in(
     );
     pc.add_track(audio.clone()).await.expect("audio track");
     pc.add_track(video.clone()).await.expect("video track");
-    let offer = pc.create_offer(None).await.expect("offer");
-    let jsep = json!({"type": "offer", "sdp": offer.sdp});
-    pc.set_local_description(offer).await.expect("local offer");
-    conn.trickle(handle, candidates);
-    let answered = conn
-        .message(
-            handle,
-            json!({"request": "publish", "audio": true, "video": true}),
-            Some(jsep),
-        )
-        .await;
-    let sdp = answered["jsep"]["sdp"]
-        .as_str()
-        .unwrap_or_else(|| panic!("Janus answered without SDP: {answered}"))
-        .to_owned();
-    if std::env::var("BENCH_DEBUG").is_ok() {
-        eprintln!("janus answer: {sdp}");
-    }
-    pc.set_remote_description(RTCSessionDescription::answer(sdp).expect("answer parses"))
-        .await
-        .expect("Janus's answer applies");
+    session.publish(handle, &pc, candidates).await?;
     let publisher = publish_tracks(
         audio,
         video,
@@ -1389,54 +1079,31 @@ async fn janus_publisher_in(
         VIDEO_BYTES,
         epoch,
     );
-    JanusPublisher {
-        conn,
+    Ok(JanusPublisher {
+        session,
         link,
         pc,
         publisher,
-    }
+    })
 }
 
 /// Subscribes `index` to everyone else's feeds on one multistream handle.
-async fn janus_subscriber(server: &Server, index: u8, n: usize, p: JanusPublisher) -> Participant {
-    janus_subscriber_in(&server.endpoint(), JANUS_ROOM, index, n, p).await
+async fn janus_subscriber(index: u8, n: usize, p: JanusPublisher) -> Participant {
+    janus_subscriber_in(JANUS_ROOM, index, n, p)
+        .await
+        .unwrap_or_else(|why| panic!("p{index} does not subscribe: {why}"))
 }
 
 async fn janus_subscriber_in(
-    server: &Endpoint,
     room: u64,
     index: u8,
     n: usize,
     p: JanusPublisher,
-) -> Participant {
-    let _ = server;
-    let conn = p.conn.clone();
-    let handle = conn.attach().await;
-    let streams: Vec<Value> = (0..n as u8)
+) -> Result<Participant, String> {
+    let feeds: Vec<u64> = (0..n as u8)
         .filter(|i| *i != index)
-        .map(|i| json!({"feed": feed_id(i)}))
+        .map(janus::feed_id)
         .collect();
-    // A feed can be subscribed to once its publisher's connection is up.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let attached = loop {
-        let join = json!({"janus": "message", "handle_id": handle, "body": {
-            "request": "join", "ptype": "subscriber", "room": room, "streams": streams,
-        }});
-        match conn.try_call(join).await {
-            Ok(v) => break v,
-            Err(e) if Instant::now() < deadline => {
-                if !e.contains("No such feed") {
-                    panic!("{e}");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
-    let sdp = attached["jsep"]["sdp"]
-        .as_str()
-        .unwrap_or_else(|| panic!("Janus offered no SDP: {attached}"))
-        .to_owned();
     let (signal, candidates) = mpsc::unbounded_channel();
     let (received_tx, received) = mpsc::unbounded_channel();
     // The subscriber connection shares the publisher's link and its log (a
@@ -1447,25 +1114,16 @@ async fn janus_subscriber_in(
     });
     let log = link.as_ref().map(|l| l.log.clone());
     let pc =
-        client_peer_connection_behind(handler(signal, received_tx), &janus_media_ip(), link).await;
-    pc.set_remote_description(RTCSessionDescription::offer(sdp).expect("offer parses"))
-        .await
-        .expect("Janus's offer applies");
-    let answer = pc.create_answer(None).await.expect("answer");
-    let jsep = json!({"type": "answer", "sdp": answer.sdp});
-    pc.set_local_description(answer)
-        .await
-        .expect("local answer");
-    conn.trickle(handle, candidates);
-    conn.message(handle, json!({"request": "start"}), Some(jsep))
-        .await;
-    Participant {
+        client_peer_connection_behind(Handler::new(signal, received_tx), &janus_media_ip(), link)
+            .await;
+    p.session.subscribe(room, &feeds, &pc, candidates).await?;
+    Ok(Participant {
         received,
         log,
         publisher: p.publisher,
         connections: vec![p.pc, pc],
-        _keep: vec![Box::new(conn)],
-    }
+        _keep: vec![Box::new(p.session)],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1489,13 +1147,13 @@ async fn baseline_behind(seconds: u64, impairment: Option<Impairment>) -> (u64, 
             match link {
                 Some(link) => {
                     client_peer_connection_behind(
-                        handler(signal, received),
+                        Handler::new(signal, received),
                         "127.0.0.1",
                         Some(link),
                     )
                     .await
                 }
-                None => client_peer_connection(handler(signal, received)).await,
+                None => client_peer_connection(Handler::new(signal, received)).await,
             }
         }
     };
@@ -1707,7 +1365,7 @@ async fn impaired_bench(
     label: String,
 ) {
     let (base_p50, base_p99) = baseline_behind(seconds, Some(impairment.clone())).await;
-    let janus = if with_janus { janus_install() } else { None };
+    let janus = if with_janus { janus::install() } else { None };
     if with_janus && janus.is_none() {
         eprintln!("Janus not found: `apt-get install -y janus`; measuring Convene only");
     }
@@ -1863,7 +1521,7 @@ async fn impaired_room(
                 publishers.push(janus_publisher(&server, i as u8, epoch, Some(link(i))).await);
             }
             for (i, p) in publishers.into_iter().enumerate() {
-                people.push(janus_subscriber(&server, i as u8, n, p).await);
+                people.push(janus_subscriber(i as u8, n, p).await);
             }
         }
     }

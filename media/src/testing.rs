@@ -119,6 +119,24 @@ pub struct Handler {
     pub capture: bool,
 }
 
+impl Handler {
+    /// A handler that captures every packet and is never paused, for a peer
+    /// connection the caller sets up itself (against another server, or
+    /// directly to another peer).
+    pub fn new(
+        signal: mpsc::UnboundedSender<String>,
+        received: mpsc::UnboundedSender<Received>,
+    ) -> Self {
+        Self {
+            signal,
+            received,
+            paused: Arc::new(AtomicBool::new(false)),
+            resume: Arc::new(Notify::new()),
+            capture: true,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
