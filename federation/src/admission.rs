@@ -156,7 +156,7 @@ pub async fn request_ticket(
 mod tests {
     use axum::Router;
     use axum::body::Bytes;
-    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::http::{HeaderMap, StatusCode, Uri};
     use axum::response::{IntoResponse, Response};
     use axum::routing::post;
     use url::Url;
@@ -179,13 +179,7 @@ mod tests {
         let Ok(key) = key else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let request = InboundRequest {
-            method: &Method::POST,
-            path_and_query: uri.path(),
-            headers: &headers,
-            body: &body,
-            host: None,
-        };
+        let request = InboundRequest::post(&uri, &headers, &body);
         let verified = match verify_request(&request, &key, SystemTime::now(), &AcceptReplays) {
             Ok(v) => v,
             Err(e) => return (StatusCode::UNAUTHORIZED, e.to_string()).into_response(),

@@ -179,7 +179,7 @@ mod tests {
     use axum::Router;
     use axum::body::Bytes;
     use axum::extract::{Path, State};
-    use axum::http::{HeaderValue, Method, Uri};
+    use axum::http::{HeaderValue, Uri};
     use axum::response::{IntoResponse, Response};
     use axum::routing::post;
     use url::Url;
@@ -361,13 +361,7 @@ mod tests {
         let Ok(key) = key else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let request = InboundRequest {
-            method: &Method::POST,
-            path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-            headers: &headers,
-            body: &body,
-            host: None,
-        };
+        let request = InboundRequest::post(&uri, &headers, &body);
         let verified = match verify_request(&request, &key, SystemTime::now(), inbox.guard.as_ref())
         {
             Ok(v) => v,

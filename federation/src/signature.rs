@@ -286,6 +286,19 @@ pub struct InboundRequest<'a> {
     pub host: Option<&'a str>,
 }
 
+impl<'a> InboundRequest<'a> {
+    /// A `POST` to `uri` with no host of ours to check against.
+    pub fn post(uri: &'a axum::http::Uri, headers: &'a HeaderMap, body: &'a [u8]) -> Self {
+        Self {
+            method: &Method::POST,
+            path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
+            headers,
+            body,
+            host: None,
+        }
+    }
+}
+
 /// A remote actor's public key as its actor document publishes it.
 pub use activitypub_federation::protocol::public_key::PublicKey;
 

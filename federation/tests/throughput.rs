@@ -137,13 +137,7 @@ async fn shared_inbox(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let request = InboundRequest {
-        method: &Method::POST,
-        path_and_query: uri.path(),
-        headers: &headers,
-        body: &body,
-        host: None,
-    };
+    let request = InboundRequest::post(&uri, &headers, &body);
     let guard = MemoryReplayGuard::new(4);
     match verify_request(&request, &key, SystemTime::now(), &guard) {
         Ok(_) => StatusCode::ACCEPTED,

@@ -656,13 +656,7 @@ async fn fan_out_inbox(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> StatusCode {
-    let request = InboundRequest {
-        method: &Method::POST,
-        path_and_query: uri.path(),
-        headers: &headers,
-        body: &body,
-        host: None,
-    };
+    let request = InboundRequest::post(&uri, &headers, &body);
     let guard = MemoryReplayGuard::new(16);
     match verify_request(&request, &peer.key, SystemTime::now(), &guard) {
         Ok(_) => {

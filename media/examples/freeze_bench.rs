@@ -504,18 +504,12 @@ impl Other {
     /// Subscribes to everyone else's camera, each in a 320x180 tile.
     async fn subscribe(&mut self, janus: &Option<Janus>, ip: IpAddr) -> Result<()> {
         if let Some(client) = &mut self.convene {
-            let mut tracks = Vec::new();
-            while tracks.len() < PEOPLE - 1 {
-                let me = client.id.clone();
-                if let ServerMessage::TrackPublished(t) = client
-                    .wait_event(LIMIT, |e| {
-                        matches!(e, ServerMessage::TrackPublished(t) if t.kind == Kind::Video && t.participant != me)
-                    })
-                    .await
-                {
-                    tracks.push(t.track_id);
-                }
-            }
+            let tracks: Vec<String> = client
+                .others_cameras(PEOPLE - 1, LIMIT)
+                .await
+                .into_iter()
+                .map(|t| t.track_id)
+                .collect();
             client.send(&ClientMessage::Tiles {
                 tiles: tracks.iter().map(|t| tile(t, true)).collect(),
             });

@@ -26,7 +26,7 @@
 
 use std::time::{Duration, Instant};
 
-use convene_media::signaling::{ClientMessage, Kind, ServerMessage, TileReport};
+use convene_media::signaling::{ClientMessage, TileReport};
 use convene_media::testing::{self, Client};
 use convene_media::{Sfu, SfuConfig, TokenKey};
 
@@ -113,18 +113,12 @@ async fn run_phase(phase: Phase, people: usize, window: Duration) -> Result<Stri
     };
     let mut video_tracks: Vec<Vec<String>> = Vec::new();
     for client in &mut clients {
-        let mut tracks = Vec::new();
-        while tracks.len() < people - 1 {
-            let me = client.id.clone();
-            if let ServerMessage::TrackPublished(t) = client
-                .wait_event(LIMIT, |e| {
-                    matches!(e, ServerMessage::TrackPublished(t) if t.kind == Kind::Video && t.participant != me)
-                })
-                .await
-            {
-                tracks.push(t.track_id);
-            }
-        }
+        let tracks: Vec<String> = client
+            .others_cameras(people - 1, LIMIT)
+            .await
+            .into_iter()
+            .map(|t| t.track_id)
+            .collect();
         client.send(&ClientMessage::Tiles {
             tiles: tracks
                 .iter()

@@ -43,7 +43,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::impairment::{ImpairedLink, Impairment, LinkLog};
-use crate::signaling::{Candidate, ClientMessage, ServerMessage};
+use crate::signaling::{Candidate, ClientMessage, Kind, ServerMessage, TrackInfo};
 use crate::{Claims, CloseReason, Sfu};
 
 /// How long [`start`] waits for the SFU to answer the first offer.
@@ -1090,6 +1090,24 @@ impl Client {
                 Err(_) => panic!("{}: no matching event within {limit:?}", self.id),
             }
         }
+    }
+
+    /// Waits until `count` others' cameras are published, failing after `limit` for each;
+    /// returns them as they were announced.
+    pub async fn others_cameras(&mut self, count: usize, limit: Duration) -> Vec<TrackInfo> {
+        let me = self.id.clone();
+        let mut cameras = Vec::with_capacity(count);
+        while cameras.len() < count {
+            if let ServerMessage::TrackPublished(t) = self
+                .wait_event(limit, |e| {
+                    matches!(e, ServerMessage::TrackPublished(t) if t.kind == Kind::Video && t.participant != me)
+                })
+                .await
+            {
+                cameras.push(t);
+            }
+        }
+        cameras
     }
 
     /// Reads signaling and media again after [`Client::stall`].

@@ -901,18 +901,12 @@ async fn simulcast_publishers_joining_in_turn_keep_receiving_each_others_video()
     // Each shows both others' cameras in small tiles.
     let mut cameras = Vec::new();
     for client in &mut clients {
-        let me = client.id.clone();
-        let mut videos = HashMap::new();
-        while videos.len() < 2 {
-            if let ServerMessage::TrackPublished(t) = client
-                .wait_event(LIMIT, |e| {
-                    matches!(e, ServerMessage::TrackPublished(t) if t.kind == Kind::Video && t.participant != me)
-                })
-                .await
-            {
-                videos.insert(t.track_id, t.participant);
-            }
-        }
+        let videos: HashMap<String, String> = client
+            .others_cameras(2, LIMIT)
+            .await
+            .into_iter()
+            .map(|t| (t.track_id, t.participant))
+            .collect();
         client.send(&ClientMessage::Tiles {
             tiles: videos
                 .keys()
