@@ -43,6 +43,22 @@ pub fn postgres_url(test: &str) -> Option<String> {
     }
 }
 
+/// The machine the tests run on. Most tests share it (each holds a read guard while it runs);
+/// a test whose outcome depends on timing a busy machine cannot keep (a call of several people
+/// in Chromium with real encoders) takes it alone, waiting for those running to finish while
+/// no new ones start (the lock is fair).
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Runs beside other ordinary tests; see [`machine_alone`].
+pub async fn share_machine() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// Runs with no other test that shares the machine; take it before starting anything.
+pub async fn machine_alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
 /// Defines `NAME_sqlite` and `NAME_postgres` tests from one async body taking a [`Backend`].
 #[macro_export]
 macro_rules! on_both {
@@ -52,11 +68,13 @@ macro_rules! on_both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
+                let _share = $crate::share_machine().await;
                 ($body)($crate::Backend::Sqlite).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
+                let _share = $crate::share_machine().await;
                 if $crate::postgres_url(stringify!($name)).is_some() {
                     ($body)($crate::Backend::Postgres).await;
                 }

@@ -234,6 +234,7 @@ on_both!(
 /// instance mail hundreds of strangers in a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitations_are_limited_per_space() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let token = token_for(&inst, &owner).await;
     let http = reqwest::Client::new();

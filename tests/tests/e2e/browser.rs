@@ -68,13 +68,12 @@ pub(super) fn tools_present(test: &str) -> bool {
 
 /// Runs `tests/browser/{script}` against `inst` with extra environment; asserts it passed and
 /// prints what it said.
-/// One Chromium at a time: each runs a call of several people with real encoders, and two at
-/// once on a small machine starve each other's media (a page's bandwidth estimate collapses,
-/// video stalls for seconds) and fail for the machine's sake, not the product's.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
+///
+/// The test calling it holds [`convene_tests::machine_alone`] from its start: each script runs
+/// a call of several people with real encoders, and beside another such call or a busy test on
+/// a small machine a page's media starves (its bandwidth estimate collapses, video stalls for
+/// seconds) and the test fails for the machine's sake, not the product's.
 pub(super) async fn run_script(inst: &TestInstance, script: &str, env: &[(&str, String)]) {
-    let _turn = ONE_BROWSER.lock().await;
     let mail_url = mailhttp::serve(inst.mailbox.clone()).await;
     let shots = screenshot_dir();
     std::fs::create_dir_all(&shots).expect("create the screenshot folder");
@@ -116,6 +115,7 @@ async fn pages_through_the_ui() {
     if !tools_present("browser::pages_through_the_ui") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = TestInstance::spawn(Backend::Sqlite).await;
     run_script(&inst, "pages.mjs", &[]).await;
     // What the script created through the pages is really there.
@@ -185,6 +185,7 @@ async fn room_two_people_meet() {
     if !tools_present("browser::room_two_people_meet") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = instance_with_open_room().await;
     run_script(&inst, "room.mjs", &open_room_env(&[])).await;
     // Everyone left: the SFU holds nobody in the Room any more.
@@ -209,6 +210,7 @@ async fn room_listen_only_when_devices_are_blocked() {
     if !tools_present("browser::room_listen_only_when_devices_are_blocked") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = instance_with_open_room().await;
     run_script(
         &inst,
@@ -232,6 +234,7 @@ async fn room_simulcast_publishers_keep_their_pictures_as_others_join() {
     if !tools_present("browser::room_simulcast_publishers_keep_their_pictures_as_others_join") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = instance_with_open_room().await;
     run_script(&inst, "room-simulcast-publishers.mjs", &open_room_env(&[])).await;
 }
@@ -248,6 +251,7 @@ async fn room_simulcast_follows_tile_sizes() {
     if !tools_present("browser::room_simulcast_follows_tile_sizes") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = instance_with_open_room().await;
     run_script(&inst, "room-simulcast.mjs", &open_room_env(&[])).await;
     let metrics = inst.browser().get("/metrics").await;
@@ -276,6 +280,7 @@ async fn room_screen_share_goes_out_in_layers_for_text() {
     if !tools_present("browser::room_screen_share_goes_out_in_layers_for_text") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = instance_with_open_room().await;
     run_script(&inst, "room-screen-share.mjs", &open_room_env(&[])).await;
 }
@@ -289,6 +294,7 @@ async fn room_short_window_gives_the_stage_the_height() {
     if !tools_present("browser::room_short_window_gives_the_stage_the_height") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = instance_with_open_room().await;
     run_script(&inst, "room-short-window.mjs", &open_room_env(&[])).await;
 }
@@ -302,6 +308,7 @@ async fn room_pages_when_more_people_are_present_than_fit() {
     if !tools_present("browser::room_pages_when_more_people_are_present_than_fit") {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let inst = instance_with_open_room().await;
     let epoch = Instant::now();
     let mut peers = Vec::new();

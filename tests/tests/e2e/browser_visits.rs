@@ -60,6 +60,7 @@ async fn a_passport_from_another_instance_meets_people_in_rooms_there() {
     ) {
         return;
     }
+    let _alone = convene_tests::machine_alone().await;
     let b = bobs_instance().await;
     let a = TestInstance::spawn_with(Backend::Sqlite, |s| {
         s.federation_allow_private_addresses = true

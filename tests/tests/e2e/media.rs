@@ -318,6 +318,7 @@ async fn member(inst: &TestInstance, owner: &Browser, handle: &str, name: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_peers_meet_through_the_instance_and_a_leaver_takes_their_tracks() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let (ada, bob) = (inst.browser(), inst.browser());
     let epoch = Instant::now();
@@ -405,6 +406,7 @@ async fn three_peers_meet_through_the_instance_and_a_leaver_takes_their_tracks()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_get_nothing_and_a_closed_socket_with_a_reason() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let guest = inst.browser();
     let mut inside = enter(&inst, &owner, "lobby", 0, None).await;
@@ -501,6 +503,7 @@ async fn bad_tokens_get_nothing_and_a_closed_socket_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_is_enforced_by_the_token_endpoint_and_by_the_sfu() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     owner.get("/spaces/book-club/rooms/lobby/edit").await;
     let page = owner
@@ -566,6 +569,7 @@ async fn capacity_is_enforced_by_the_token_endpoint_and_by_the_sfu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stops_reading_does_not_slow_the_others() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let (ada, bob) = (inst.browser(), inst.browser());
     let epoch = Instant::now();
@@ -641,6 +645,7 @@ async fn a_peer_that_stops_reading_does_not_slow_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_rooms_refuse_tokens_until_unlocked_and_members_only_rooms_hide() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let guest = inst.browser();
     let refusal = ticket(&inst, &guest, "vault", Some("Gus"))
@@ -689,6 +694,7 @@ async fn locked_rooms_refuse_tokens_until_unlocked_and_members_only_rooms_hide()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_member_ends_theirs_and_deleting_the_room_ends_everyones() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let bea = member(&inst, &owner, "bea", "Bea Member").await;
     let guest = inst.browser();
@@ -754,6 +760,7 @@ async fn removing_a_member_ends_theirs_and_deleting_the_room_ends_everyones() {
 /// of whoever lost it and refuses their outstanding tokens, whichever door it came through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_access_ends_media_from_the_page_the_api_and_the_command_line() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let bea = member(&inst, &owner, "bea", "Bea Member").await;
     let guest = inst.browser();
@@ -952,6 +959,7 @@ async fn losing_access_ends_media_from_the_page_the_api_and_the_command_line() {
 /// guests are limited per client address; signed-in members are not limited this way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_tokens_are_limited_per_client() {
+    let _share = convene_tests::share_machine().await;
     let (inst, owner) = instance_with_space(Backend::Sqlite).await;
     let squatter = inst.browser();
     for i in 0..30 {
@@ -984,6 +992,7 @@ async fn guest_tokens_are_limited_per_client() {
 /// that process dies, its claim runs out and they meet again on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_database_hold_each_gathering_on_one_sfu() {
+    let _share = convene_tests::share_machine().await;
     if convene_tests::postgres_url("two_processes").is_none() {
         return;
     }

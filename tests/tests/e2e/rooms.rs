@@ -213,6 +213,7 @@ async fn guess(who: &Browser, code: &str) -> StatusCode {
 /// forwarding header is ignored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_limits_follow_the_client_a_trusted_proxy_names() {
+    let _share = convene_tests::share_machine().await;
     let inst = TestInstance::spawn_with(Backend::Sqlite, |s| {
         s.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
     })

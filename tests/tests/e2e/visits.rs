@@ -508,6 +508,7 @@ on_both!(
 /// to the Room's instance, and other pages keep `form-action 'self'`.
 #[tokio::test]
 async fn forms_that_lead_to_another_instance_are_allowed_to() {
+    let _share = convene_tests::share_machine().await;
     let (a, ada, b, owner) = two_instances(Backend::Sqlite).await;
     let csp = |page: &convene_tests::Page| {
         page.headers

@@ -280,6 +280,7 @@ on_both!(
 /// instance was blocked meanwhile. Each ticket is spent by the refusal.
 #[tokio::test]
 async fn a_block_between_the_ticket_and_the_door_is_refused_there() {
+    let _share = convene_tests::share_machine().await;
     let (a, ada, b, _owner) = two_instances(Backend::Sqlite).await;
     let ada_address = format!("@ada@{}", a.settings.domain());
     let enter = ticket_for(&a, &ada, &b, "lobby").await;
@@ -347,6 +348,7 @@ async fn a_block_between_the_ticket_and_the_door_is_refused_there() {
 /// the owners, never accepted outright).
 #[tokio::test]
 async fn joins_for_rooms_that_do_not_exist_or_are_for_members_are_not_accepted() {
+    let _share = convene_tests::share_machine().await;
     let (b, _owner) = instance_with_space_and(Backend::Sqlite, |s| {
         s.federation_allow_private_addresses = true
     })
@@ -404,6 +406,7 @@ async fn joins_for_rooms_that_do_not_exist_or_are_for_members_are_not_accepted()
 /// and an address that names a Space, not a person, is refused for an invitation.
 #[tokio::test]
 async fn remote_interaction_links_lead_only_to_the_passports_own_instance() {
+    let _share = convene_tests::share_machine().await;
     let (b, owner) = instance_with_space_and(Backend::Sqlite, |s| {
         s.federation_allow_private_addresses = true
     })
