@@ -262,6 +262,15 @@ async fn room_simulcast_follows_tile_sizes() {
         "{}",
         metrics.body
     );
+    // Chromium probes its uplink with copies of packets it sent (155 in one run here); the
+    // SFU counts them rather than forwarding them.
+    assert!(
+        metrics
+            .body
+            .contains("# TYPE convene_media_duplicate_packets_total counter"),
+        "{}",
+        metrics.body
+    );
     assert!(
         metrics
             .body
