@@ -163,7 +163,7 @@ fn main() {
         }
     }
     println!(
-        "| phase | phone: frozen | phone: freezes per video-minute | phone: frames/s per video | phone: video kbit/s | phone: layers low / mid / top | phone: estimate kbit/s | others: frozen p50 / max | others: video kbit/s p50 |"
+        "| phase | phone: frozen | phone: freezes per video-minute | phone: frames/s per video | phone: video kbit/s | phone: layers low / mid / top | phone: estimate kbit/s | link: kbit/s into the phone | link: packets dropped | others: frozen p50 / max | others: video kbit/s p50 |"
     );
     println!("|---|---:|---:|---:|---:|---|---:|---:|---:|");
     for phase in phases {
@@ -362,12 +362,13 @@ fn run_phase(
             _ => Err("the phone did not start in time".to_owned()),
         };
     }
-    let (others_seen, start) = runtime.block_on(async {
+    let (others_seen, start, link_before) = runtime.block_on(async {
         tokio::time::sleep(WARM_UP).await;
         for o in &mut others {
             o.drain(None);
         }
         let start = Instant::now();
+        let link_before = veth.counters();
         let mut seen: Vec<Vec<Seen>> = others.iter().map(|_| Vec::new()).collect();
         while start.elapsed() < window {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -375,9 +376,14 @@ fn run_phase(
                 o.drain(Some(s));
             }
         }
-        (seen, start)
+        (seen, start, link_before)
     });
     let end = Instant::now();
+    // What the shaped link carried to the phone in the window, and what it dropped.
+    let link = match (veth.counters(), link_before) {
+        (Ok(after), Ok(before)) => Some(after.since(before)),
+        _ => None,
+    };
     let estimate = sfu.as_ref().and_then(|sfu| {
         sfu.downlink_estimates()
             .iter()
@@ -412,7 +418,7 @@ fn run_phase(
     let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
     let minutes = window.as_secs_f64() / 60.0 * phone.videos.max(1) as f64;
     Ok(format!(
-        "| {} | {:.1} % | {:.1} | {:.1} | {:.0} | {} | {} | {:.1} % / {:.1} % | {:.0} |",
+        "| {} | {:.1} % | {:.1} | {:.1} | {:.0} | {} | {} | {} | {} | {:.1} % / {:.1} % | {:.0} |",
         phase.label(),
         100.0 * phone.frozen_share(window),
         phone.freezes as f64 / minutes,
@@ -429,6 +435,16 @@ fn run_phase(
             "one stream".to_owned()
         },
         estimate.map_or("–".to_owned(), |e| e.to_string()),
+        link.map_or("–".to_owned(), |l| format!(
+            "{:.0}",
+            l.bytes as f64 * 8.0 / 1000.0 / window.as_secs_f64()
+        )),
+        link.map_or("–".to_owned(), |l| format!(
+            "{:.1} % ({} of {})",
+            100.0 * l.dropped as f64 / (l.packets + l.dropped).max(1) as f64,
+            l.dropped,
+            l.packets + l.dropped
+        )),
         100.0 * frozen.get(frozen.len() / 2).copied().unwrap_or(0.0),
         100.0 * frozen.last().copied().unwrap_or(0.0),
         kbps.get(kbps.len() / 2).copied().unwrap_or(0.0),

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -21,6 +21,9 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
@@ -507,6 +510,10 @@ pub fn sfu_interceptors(media_engine: &mut MediaEngine) -> Result<(Registry, Est
     let uplink = Uplink::default();
     let registry = interceptors(media_engine)?
         .with(
+            Slot::from(RETRANSMIT_GATE_SLOT),
+            RetransmitGate::new(estimate.clone()),
+        )
+        .with(
             Slot::from(UPLINK_MONITOR_SLOT),
             UplinkMonitor::new(uplink.clone()),
         )
@@ -520,6 +527,169 @@ pub fn sfu_interceptors(media_engine: &mut MediaEngine) -> Result<(Registry, Est
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build());
     Ok((registry, estimate, uplink))
+}
+
+/// Where [`RetransmitGate`] sits: just wire-ward of the NACK responder
+/// (4 000), so each NACK passes it first.
+pub const RETRANSMIT_GATE_SLOT: usize = 3_900;
+
+/// How long a packet is not sent again after it was, while the round trip is
+/// not known yet.
+const RESEND_GAP_UNKNOWN_RTT: Duration = Duration::from_millis(100);
+/// The shortest gap between two retransmissions of one packet, however short
+/// the round trip.
+const MIN_RESEND_GAP: Duration = Duration::from_millis(10);
+/// How many times one packet is sent again at most. Where loss is random, a
+/// packet lost three times running is rare (one in a thousand at 10 %); where
+/// it comes from a full link, every further copy only adds to what is
+/// dropped: through a 500 kbit/s link full of the lowest layers, unlimited
+/// retransmission had the SFU offer the link twice what Janus did, and lose
+/// 60 % of it there.
+const MAX_RESENDS: u32 = 2;
+/// How long a retransmission is remembered: longer than the responder keeps
+/// a packet (64 packets of a stream: 2 s of a 30 fps layer).
+const RESENT_MEMORY: Duration = Duration::from_secs(3);
+
+/// Lets a NACK's request for a packet through to the responder at most once
+/// per round trip, as a browser's sender does, and [`MAX_RESENDS`] times in
+/// all.
+///
+/// A receiver asks again for a packet still missing on a timer of its own
+/// (webrtc-rs every 100 ms, a browser after about a round trip). On a
+/// congested downlink the first retransmission is still queued, or lost,
+/// when the next request comes, and the responder answers every request: each
+/// answer adds to the queue that caused the loss. On a 500 kbit/s link full
+/// of the lowest layers, that doubled what the SFU sent into the link, and
+/// most of it was dropped there. A request for a packet sent again less than a
+/// round trip ago cannot have seen that retransmission's fate, so it is left
+/// out.
+pub struct RetransmitGate {
+    estimate: Estimate,
+    /// (media SSRC, sequence number) → when a request for it last went
+    /// through, and how many have.
+    resent: HashMap<(u32, u16), (Instant, u32)>,
+    last_pruned: Option<Instant>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl RetransmitGate {
+    /// A gate that learns the round trip from `estimate`.
+    pub fn new(estimate: Estimate) -> Self {
+        Self {
+            estimate,
+            resent: HashMap::new(),
+            last_pruned: None,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+
+    /// `nack` without the packets resent less than `gap` before `now` or
+    /// [`MAX_RESENDS`] times already; `None` if nothing is left to ask for.
+    fn admit(
+        &mut self,
+        now: Instant,
+        gap: Duration,
+        nack: &TransportLayerNack,
+    ) -> Option<TransportLayerNack> {
+        let mut wanted = Vec::new();
+        for pair in &nack.nacks {
+            for seq in pair.packet_list() {
+                let key = (nack.media_ssrc, seq);
+                let times = match self.resent.get(&key) {
+                    Some(&(at, times))
+                        if times >= MAX_RESENDS || now.saturating_duration_since(at) < gap =>
+                    {
+                        continue;
+                    }
+                    Some(&(_, times)) => times,
+                    None => 0,
+                };
+                self.resent.insert(key, (now, times + 1));
+                wanted.push(seq);
+            }
+        }
+        (!wanted.is_empty()).then(|| TransportLayerNack {
+            sender_ssrc: nack.sender_ssrc,
+            media_ssrc: nack.media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(&wanted),
+        })
+    }
+
+    fn prune(&mut self, now: Instant) {
+        if self
+            .last_pruned
+            .is_some_and(|at| now.saturating_duration_since(at) < RESENT_MEMORY)
+        {
+            return;
+        }
+        self.last_pruned = Some(now);
+        self.resent
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < RESENT_MEMORY);
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RetransmitGate {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &mut msg.message.packet
+            && packets
+                .iter()
+                .any(|p| p.as_any().is::<TransportLayerNack>())
+        {
+            let now = msg.now;
+            self.prune(now);
+            let gap = self
+                .estimate
+                .rtt()
+                .map_or(RESEND_GAP_UNKNOWN_RTT, |rtt| rtt.max(MIN_RESEND_GAP));
+            let mut kept: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::with_capacity(packets.len());
+            for p in packets.drain(..) {
+                match p.as_any().downcast_ref::<TransportLayerNack>() {
+                    Some(nack) => {
+                        if let Some(nack) = self.admit(now, gap, nack) {
+                            kept.push(Box::new(nack));
+                        }
+                    }
+                    None => kept.push(p),
+                }
+            }
+            if kept.is_empty() {
+                return Ok(());
+            }
+            *packets = kept;
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RetransmitGate {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.resent.retain(|(ssrc, _), _| *ssrc != info.ssrc);
+    }
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Below the NACK generator (7 000), above the FEC decoder (6 000): where a
@@ -928,6 +1098,103 @@ mod tests {
             Packet::Rtcp(p) => p,
             _ => &[],
         }
+    }
+
+    fn nack(seqs: &[u16]) -> Box<dyn rtc::rtcp::Packet> {
+        Box::new(TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 42,
+            nacks: nack_pairs_from_sequence_numbers(seqs),
+        })
+    }
+
+    /// What of a compound read at `now` reaches the responder: the sequence
+    /// numbers asked for, and the number of other packets.
+    fn through(
+        gate: &mut RetransmitGate,
+        now: Instant,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+    ) -> (Vec<u16>, usize) {
+        let mut msg = inbound(packets);
+        msg.now = now;
+        gate.handle_read(msg).expect("read");
+        let Some(out) = gate.poll_read() else {
+            return (Vec::new(), 0);
+        };
+        let mut asked = Vec::new();
+        let mut others = 0;
+        for p in rtcp(&out) {
+            match p.as_any().downcast_ref::<TransportLayerNack>() {
+                Some(n) => asked.extend(n.nacks.iter().flat_map(|pair| pair.packet_list())),
+                None => others += 1,
+            }
+        }
+        (asked, others)
+    }
+
+    #[test]
+    fn a_packet_is_resent_once_a_round_trip_and_twice_at_most() {
+        let estimate = Estimate::default();
+        let mut gate = RetransmitGate::new(estimate.clone());
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // The round trip not known yet: 100 ms apart.
+        assert_eq!(
+            through(&mut gate, t0, vec![nack(&[10, 11, 12])]),
+            (vec![10, 11, 12], 0)
+        );
+        // Asked again 50 ms later: only what is new goes through. A report
+        // beside a NACK that is wholly held back still goes on.
+        assert_eq!(
+            through(
+                &mut gate,
+                ms(50),
+                vec![Box::new(ReceiverReport::default()), nack(&[10, 11, 13])]
+            ),
+            (vec![13], 1)
+        );
+        // Nothing left: the compound ends here.
+        assert_eq!(
+            through(&mut gate, ms(60), vec![nack(&[10, 12])]),
+            (vec![], 0)
+        );
+        assert!(gate.poll_read().is_none());
+        // A round trip later, once more; after the second resend, never again.
+        assert_eq!(
+            through(&mut gate, ms(120), vec![nack(&[10])]),
+            (vec![10], 0)
+        );
+        assert_eq!(
+            through(&mut gate, ms(500), vec![nack(&[10, 11])]),
+            (vec![11], 0)
+        );
+        // A known round trip sets the gap: 300 ms here.
+        estimate.set_link(None, Some(Duration::from_millis(300)));
+        assert_eq!(
+            through(&mut gate, ms(700), vec![nack(&[20])]),
+            (vec![20], 0)
+        );
+        assert_eq!(through(&mut gate, ms(860), vec![nack(&[20])]), (vec![], 0));
+        assert_eq!(
+            through(&mut gate, ms(1_000), vec![nack(&[20])]),
+            (vec![20], 0)
+        );
+        // Other SSRCs are their own.
+        let mut other = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 43,
+            nacks: nack_pairs_from_sequence_numbers(&[10]),
+        };
+        other.media_ssrc = 43;
+        assert_eq!(
+            through(&mut gate, ms(870), vec![Box::new(other)]),
+            (vec![10], 0)
+        );
+        // Remembered for a while, then forgotten with the responder's history.
+        assert_eq!(
+            through(&mut gate, ms(4_000), vec![nack(&[10])]),
+            (vec![10], 0)
+        );
     }
 
     #[test]

@@ -115,9 +115,62 @@ impl Veth {
         )
     }
 
+    /// What the root end's qdisc passed into the namespace and dropped so far, as `tc -s`
+    /// counts it.
+    pub fn counters(&self) -> Result<QdiscCounters, String> {
+        let out = Command::new("tc")
+            .args(["-s", "qdisc", "show", "dev", &self.outer])
+            .output()
+            .map_err(|e| format!("tc: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        QdiscCounters::parse(&text).ok_or_else(|| format!("no counters in {text:?}"))
+    }
+
     /// Lifts [`Veth::shape`].
     pub fn lift(&self) -> Result<(), String> {
         run("tc", &["qdisc", "del", "dev", &self.outer, "root"])
+    }
+}
+
+/// A qdisc's counters: `Sent B bytes P pkt (dropped D, ...)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QdiscCounters {
+    /// Bytes passed on.
+    pub bytes: u64,
+    /// Packets passed on.
+    pub packets: u64,
+    /// Packets dropped.
+    pub dropped: u64,
+}
+
+impl QdiscCounters {
+    /// Reads the first qdisc's counters from `tc -s qdisc show` output.
+    pub fn parse(text: &str) -> Option<Self> {
+        let sent = text.split("Sent ").nth(1)?;
+        let mut words = sent.split_whitespace();
+        let bytes = words.next()?.parse().ok()?;
+        let packets = words.nth(1)?.parse().ok()?;
+        let dropped = sent
+            .split("dropped ")
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()?;
+        Some(Self {
+            bytes,
+            packets,
+            dropped,
+        })
+    }
+
+    /// What happened between `before` and `self`.
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            bytes: self.bytes.saturating_sub(before.bytes),
+            packets: self.packets.saturating_sub(before.packets),
+            dropped: self.dropped.saturating_sub(before.dropped),
+        }
     }
 }
 
@@ -126,5 +179,33 @@ impl Drop for Veth {
         // Deleting one end deletes the pair.
         let _ = run("ip", &["link", "del", &self.outer]);
         let _ = run("ip", &["netns", "del", &self.ns]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QdiscCounters;
+
+    #[test]
+    fn tc_counters_are_read() {
+        let text = "qdisc tbf 8001: root refcnt 2 rate 500Kbit burst 4Kb lat 100ms \n \
+                    Sent 1874563 bytes 3021 pkt (dropped 57, overlimits 880 requeues 0) \n \
+                    backlog 0b 0p requeues 0\n";
+        let c = QdiscCounters::parse(text).expect("counters");
+        assert_eq!((c.bytes, c.packets, c.dropped), (1_874_563, 3021, 57));
+        let later = QdiscCounters {
+            bytes: 2_000_000,
+            packets: 3100,
+            dropped: 60,
+        };
+        assert_eq!(
+            later.since(c),
+            QdiscCounters {
+                bytes: 125_437,
+                packets: 79,
+                dropped: 3
+            }
+        );
+        assert_eq!(QdiscCounters::parse("qdisc noqueue 0: root"), None);
     }
 }

@@ -1073,6 +1073,69 @@ async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_
     viewer.close().await;
 }
 
+/// Issue 12: on a slow downlink (a round trip of 200 ms) the viewer asks
+/// again for a lost packet every 100 ms while the first retransmission is
+/// still on its way. The SFU resends a packet at most once a round trip, so
+/// each loss costs the link one copy, not one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_lost_on_a_slow_downlink_is_resent_once_per_round_trip() {
+    use convene_media::impairment::{Direction, Impairment, Loss};
+    use std::collections::{HashMap, HashSet};
+
+    let sfu = sfu();
+    let down_lost: HashSet<(u8, u8, u32)> = (300..330).step_by(3).map(|q| (0u8, 1u8, q)).collect();
+    let viewer_link = testing::Link::new(Impairment {
+        down: Direction {
+            loss: Loss::Chosen(down_lost.clone()),
+            delay: Duration::from_millis(170),
+            ..Default::default()
+        },
+        up: Direction {
+            delay: Duration::from_millis(30),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let down_log = viewer_link.log.clone();
+    let publisher = testing::join(&sfu, "space/slow", "p0", 0, None).await;
+    let mut viewer = testing::join_behind(&sfu, "space/slow", "p1", 1, viewer_link).await;
+    let sending = start_publishing(&publisher, 30, 3, 1000, Instant::now());
+
+    let mut got: HashMap<u32, u32> = HashMap::new();
+    let deadline = Instant::now() + LIMIT;
+    while !got.keys().any(|q| *q >= 450) {
+        assert!(
+            Instant::now() < deadline,
+            "video stopped at {:?}",
+            got.keys().max()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        video_from(&mut viewer, 0, &mut got);
+    }
+    sending.abort();
+
+    assert_eq!(
+        down_log.dropped_down.lock().expect("log").clone(),
+        down_lost
+    );
+    let missing: Vec<u32> = (250..=450).filter(|q| !got.contains_key(q)).collect();
+    assert!(missing.is_empty(), "never arrived: {missing:?}");
+    // Each loss was asked for two or three times before its repair arrived;
+    // one copy came back (a second only where the round trip measured short).
+    let rtx = down_log.rtx_down.lock().expect("log").clone();
+    let copies: Vec<u32> = down_lost
+        .iter()
+        .map(|k| rtx.get(k).copied().unwrap_or(0))
+        .collect();
+    let total: u32 = copies.iter().sum();
+    assert!(
+        copies.iter().all(|c| *c >= 1) && total <= down_lost.len() as u32 * 3 / 2,
+        "RTX copies per lost packet: {copies:?}"
+    );
+    publisher.close().await;
+    viewer.close().await;
+}
+
 /// Issue 12: a packet a simulcast publisher's uplink loses is asked for again
 /// and forwarded, so the viewer's picture never waits for a keyframe. The
 /// publisher resends it on an RTX stream no description names, naming the
