@@ -984,10 +984,31 @@ fn video_from(client: &mut Client, from: u8, got: &mut std::collections::HashMap
     }
 }
 
+/// The video packets `client` received from sender `from` until one numbered
+/// `last` or later came, with how many copies of each.
+async fn video_until(
+    client: &mut Client,
+    from: u8,
+    last: u32,
+) -> std::collections::HashMap<u32, u32> {
+    let mut got = std::collections::HashMap::new();
+    let deadline = Instant::now() + LIMIT;
+    while !got.keys().any(|q| *q >= last) {
+        assert!(
+            Instant::now() < deadline,
+            "video stopped at {:?}",
+            got.keys().max()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        video_from(client, from, &mut got);
+    }
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_once() {
     use convene_media::impairment::{Direction, Impairment, Loss};
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
     use std::sync::atomic::Ordering;
 
     let sfu = sfu();
@@ -1018,17 +1039,7 @@ async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_
     let sending = start_publishing(&publisher, 30, 3, 1000, Instant::now());
 
     // 90 video packets a second: sequence 500 comes about 5.5 s in.
-    let mut got: HashMap<u32, u32> = HashMap::new();
-    let deadline = Instant::now() + LIMIT;
-    while !got.keys().any(|q| *q >= 500) {
-        assert!(
-            Instant::now() < deadline,
-            "video stopped at {:?}",
-            got.keys().max()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        video_from(&mut viewer, 0, &mut got);
-    }
+    let mut got = video_until(&mut viewer, 0, 500).await;
     // Two more NACK intervals, so a generator that keeps asking would show it.
     tokio::time::sleep(Duration::from_millis(400)).await;
     video_from(&mut viewer, 0, &mut got);
@@ -1080,7 +1091,7 @@ async fn packets_lost_on_either_leg_are_recovered_by_nack_and_rtx_and_asked_for_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_packet_lost_on_a_slow_downlink_is_resent_once_per_round_trip() {
     use convene_media::impairment::{Direction, Impairment, Loss};
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
 
     let sfu = sfu();
     let down_lost: HashSet<(u8, u8, u32)> = (300..330).step_by(3).map(|q| (0u8, 1u8, q)).collect();
@@ -1101,17 +1112,7 @@ async fn a_packet_lost_on_a_slow_downlink_is_resent_once_per_round_trip() {
     let mut viewer = testing::join_behind(&sfu, "space/slow", "p1", 1, viewer_link).await;
     let sending = start_publishing(&publisher, 30, 3, 1000, Instant::now());
 
-    let mut got: HashMap<u32, u32> = HashMap::new();
-    let deadline = Instant::now() + LIMIT;
-    while !got.keys().any(|q| *q >= 450) {
-        assert!(
-            Instant::now() < deadline,
-            "video stopped at {:?}",
-            got.keys().max()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        video_from(&mut viewer, 0, &mut got);
-    }
+    let got = video_until(&mut viewer, 0, 450).await;
     sending.abort();
 
     assert_eq!(
